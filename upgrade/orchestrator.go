@@ -1,0 +1,118 @@
+package upgrade
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// A Role is what a Kafka process does: serve clients as a broker, vote in the
+// KRaft controller quorum, or both (a combined node).
+type Role string
+
+// The roles a node can have. A ZooKeeper-mode broker has only [RoleBroker].
+const (
+	RoleBroker     Role = "broker"
+	RoleController Role = "controller"
+)
+
+// A Node is one Kafka process as an [Orchestrator] knows it.
+type Node struct {
+	// ID is the node's broker.id (ZooKeeper mode) or node.id (KRaft).
+	ID int32 `json:"id"`
+	// Roles is what the node does; a combined KRaft node has both roles.
+	Roles []Role `json:"roles"`
+	// Host and Port are where clients (or, for a controller-only node, other
+	// controllers) reach the node.
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// Rack is the node's broker.rack, empty if none is set.
+	Rack string `json:"rack,omitempty"`
+	// Version is the Kafka software release the node runs, as the
+	// orchestrator knows it ("3.9.1"); empty if the orchestrator cannot tell.
+	Version string `json:"version,omitempty"`
+}
+
+// HasRole reports whether the node has role r.
+func (n Node) HasRole(r Role) bool { return slices.Contains(n.Roles, r) }
+
+// A Change is what a restart changes on one node: its software release and its
+// static configuration (server.properties). The zero Change restarts the node
+// as it is.
+type Change struct {
+	// Version is the Kafka release to run after the restart ("4.1.1"); empty
+	// keeps the current one.
+	Version string `json:"version,omitempty"`
+	// Set adds or replaces static config keys.
+	Set map[string]string `json:"set,omitempty"`
+	// Unset removes static config keys, so Kafka's default applies again.
+	Unset []string `json:"unset,omitempty"`
+}
+
+// IsZero reports whether c changes nothing.
+func (c Change) IsZero() bool { return c.Version == "" && len(c.Set) == 0 && len(c.Unset) == 0 }
+
+// Validate reports a Change that cannot be applied: a key both set and unset,
+// or an empty key.
+func (c Change) Validate() error {
+	for k := range c.Set {
+		if strings.TrimSpace(k) == "" {
+			return fmt.Errorf("upgrade: change sets an empty config key")
+		}
+		if slices.Contains(c.Unset, k) {
+			return fmt.Errorf("upgrade: change both sets and unsets %q", k)
+		}
+	}
+	for _, k := range c.Unset {
+		if strings.TrimSpace(k) == "" {
+			return fmt.Errorf("upgrade: change unsets an empty config key")
+		}
+	}
+	return nil
+}
+
+// String renders the change for logs and plan tables, with keys sorted, for
+// example "version=4.1.1 set[inter.broker.protocol.version=3.6] unset[log.message.format.version]".
+func (c Change) String() string {
+	var parts []string
+	if c.Version != "" {
+		parts = append(parts, "version="+c.Version)
+	}
+	if len(c.Set) > 0 {
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(c.Set)) {
+			kv = append(kv, k+"="+c.Set[k])
+		}
+		parts = append(parts, "set["+strings.Join(kv, " ")+"]")
+	}
+	if len(c.Unset) > 0 {
+		parts = append(parts, "unset["+strings.Join(slices.Sorted(slices.Values(c.Unset)), " ")+"]")
+	}
+	if len(parts) == 0 {
+		return "restart"
+	}
+	return strings.Join(parts, " ")
+}
+
+// An Orchestrator restarts Kafka nodes on some infrastructure: systemd over
+// SSH, Kubernetes, a cloud API, or local processes in tests (package kafkatest).
+// kupgrade decides what to change and when it is safe; the Orchestrator only
+// carries it out. It is the one interface every user implements.
+//
+// Implementations must honour ctx: once it is done they return promptly with
+// its error. They must be safe for use by one Runner at a time; kupgrade never
+// calls them concurrently for the same node.
+type Orchestrator interface {
+	// Nodes lists every Kafka node the orchestrator manages: brokers,
+	// controllers and combined nodes (not ZooKeeper servers).
+	Nodes(ctx context.Context) ([]Node, error)
+
+	// Restart stops the node gracefully (a controlled shutdown, as SIGTERM
+	// gives), applies ch (new release and/or static config) and starts it
+	// again. It returns once the process has been started; kupgrade itself
+	// waits for the node to rejoin and catch up. If the node cannot be
+	// started, Restart returns an error saying why.
+	Restart(ctx context.Context, id int32, ch Change) error
+}
