@@ -1,0 +1,756 @@
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/upgrade"
+)
+
+// A Cluster is a real Kafka cluster of local JVM processes on 127.0.0.1, made
+// with [New] or [Start]. It implements [upgrade.Orchestrator]. Its methods are
+// safe for concurrent use, but only one Cluster runs on a machine at a time:
+// [New] waits for any other to close.
+type Cluster struct {
+	cfg       config
+	name      string
+	dir       string
+	ownDir    bool
+	clusterID string
+	zk        *zookeeper
+	nodes     []*Node // sorted by id
+	release   func()
+
+	closeOnce sync.Once
+	mu        sync.Mutex // serialises node lifecycle changes
+	dists     map[string]*Distribution
+}
+
+var _ upgrade.Orchestrator = (*Cluster)(nil)
+
+// Start starts a cluster for a test and closes it when the test ends. If the
+// test fails, the tail of every node's log is logged. Start fails the test if
+// the cluster cannot start, and skips it with -short. Node data lives in
+// t.TempDir() unless [Dir] says otherwise.
+func Start(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("kafkatest: starts real Kafka JVMs; skipped with -short")
+	}
+	RequireTools(t)
+	opts = append([]Option{Dir(t.TempDir()), ProgressOutput(testWriter{t})}, opts...)
+	ctx := t.Context()
+	c, err := New(ctx, opts...)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.nodes {
+				t.Logf("kafkatest: node %d (%s, %s, %v), last lines of %s:\n%s", n.id, joinRoles(n.roles), n.Release(), n.Status(), n.LogPath(), n.LogTail(40))
+			}
+		}
+		c.Close()
+	})
+	return c
+}
+
+// testWriter sends progress lines to the test log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// New starts a cluster and returns once every node is ready: brokers listed
+// in metadata (unfenced in KRaft), controllers answering. It resolves the
+// release first (see [Resolve]) and waits for any other kafkatest cluster on
+// the machine to close. The caller must Close the cluster.
+func New(ctx context.Context, opts ...Option) (*Cluster, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.finish(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, dists: map[string]*Distribution{}}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	c.name = "kt-" + hex.EncodeToString(rnd[:])
+	dist, err := c.distribution(ctx, cfg.release)
+	if err != nil {
+		return nil, err
+	}
+	lockDir := cfg.lockDir
+	if lockDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		lockDir = filepath.Join(base, "kupgrade")
+	}
+	lockCtx, cancel := context.WithTimeoutCause(ctx, cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", cfg.lockTimeout))
+	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setUp(dist); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.boot(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) distribution(ctx context.Context, release string) (*Distribution, error) {
+	c.mu.Lock()
+	d := c.dists[release]
+	c.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := Resolve(ctx, release, append([]ResolveOption{Progress(c.cfg.progress)}, c.cfg.resolve...)...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.dists[release] = d
+	c.mu.Unlock()
+	return d, nil
+}
+
+// setUp lays out nodes, ports and directories.
+func (c *Cluster) setUp(dist *Distribution) error {
+	cfg := &c.cfg
+	if cfg.dir == "" {
+		dir, err := os.MkdirTemp("", "kafkatest-")
+		if err != nil {
+			return fmt.Errorf("kafkatest: %w", err)
+		}
+		c.dir, c.ownDir = dir, true
+	} else {
+		c.dir = filepath.Join(cfg.dir, c.name)
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			return fmt.Errorf("kafkatest: %w", err)
+		}
+	}
+	if err := writeLogConfigs(c.dir); err != nil {
+		return err
+	}
+	var layout [][]upgrade.Role
+	for range cfg.controllers {
+		layout = append(layout, []upgrade.Role{upgrade.RoleController})
+	}
+	for range cfg.combined {
+		layout = append(layout, []upgrade.Role{upgrade.RoleBroker, upgrade.RoleController})
+	}
+	for range cfg.brokers {
+		layout = append(layout, []upgrade.Role{upgrade.RoleBroker})
+	}
+	ports, err := freePorts(2*len(layout) + 1)
+	if err != nil {
+		return err
+	}
+	brokerIdx := 0
+	for i, roles := range layout {
+		id := int32(i + 1)
+		n := &Node{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
+			dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
+		if slices.Contains(roles, upgrade.RoleBroker) {
+			n.brokerPort = ports[2*i]
+			if len(cfg.racks) > 0 {
+				n.rack = cfg.racks[brokerIdx%len(cfg.racks)]
+			}
+			brokerIdx++
+		}
+		if slices.Contains(roles, upgrade.RoleController) {
+			n.controllerPort = ports[2*i+1]
+		}
+		maps.Copy(n.override, cfg.brokerConfig)
+		maps.Copy(n.override, cfg.nodeConfig[id])
+		if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
+			return fmt.Errorf("kafkatest: %w", err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for id := range cfg.nodeConfig {
+		if c.Node(id) == nil {
+			return fmt.Errorf("kafkatest: NodeConfig for node %d, but the cluster has nodes 1..%d", id, len(c.nodes))
+		}
+	}
+	if cfg.mode == ZooKeeperMode {
+		c.zk = &zookeeper{dir: filepath.Join(c.dir, "zookeeper"), port: ports[len(ports)-1], dist: dist}
+	} else {
+		var b [16]byte
+		rand.Read(b[:])
+		c.clusterID = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	return nil
+}
+
+// freePorts reserves n distinct free loopback ports. They stay the nodes'
+// ports across restarts.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("kafkatest: no free port on 127.0.0.1: %w", err)
+		}
+		ls = append(ls, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
+
+// boot formats storage (KRaft) or starts ZooKeeper, then starts every node.
+func (c *Cluster) boot(ctx context.Context) error {
+	start := time.Now()
+	if c.zk != nil {
+		if err := c.zk.start(ctx, c); err != nil {
+			return err
+		}
+	} else if err := c.formatAll(ctx); err != nil {
+		return err
+	}
+	for _, n := range c.nodes {
+		if err := n.start(); err != nil {
+			return err
+		}
+	}
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Go(func() { errs[i] = c.waitReady(ctx, n) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.cfg.logger.Info("cluster ready", "name", c.name, "mode", c.cfg.mode, "release", c.cfg.release, "nodes", len(c.nodes), "took", time.Since(start))
+	return nil
+}
+
+// formatAll formats every KRaft node's storage with the same cluster id, two
+// at a time (each format is a short JVM run).
+func (c *Cluster) formatAll(ctx context.Context) error {
+	sem := make(chan struct{}, 2)
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = c.format(ctx, n)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) format(ctx context.Context, n *Node) error {
+	n.mu.Lock()
+	cfg := n.configLocked()
+	dist := n.dist
+	n.mu.Unlock()
+	props := filepath.Join(n.dir, "server.properties")
+	if err := writeProperties(props, cfg); err != nil {
+		return err
+	}
+	args := c.toolArgs(dist)
+	args = append(args, "kafka.tools.StorageTool", "format", "-t", c.clusterID, "-c", props)
+	if c.cfg.metadataVersion != "" {
+		args = append(args, "--release-version", c.cfg.metadataVersion)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	cmd := exec.CommandContext(ctx, dist.Java, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := runProcess(cmd); err != nil {
+		return fmt.Errorf("kafkatest: format storage of node %d (Kafka %s): %v: %s", n.id, dist.Release, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// jvmArgs are the JVM options of a long-running node: a small heap and flags
+// that start fast and spare CPU on small machines.
+func (c *Cluster) jvmArgs(d *Distribution, heapMB int, nodeDir string) []string {
+	return []string{
+		"-Xms64m", "-Xmx" + strconv.Itoa(heapMB) + "m",
+		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", "-XX:+ExitOnOutOfMemoryError",
+		"-Xshare:auto", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
+		"-Dlog4j.configuration=file:" + filepath.Join(c.dir, "log4j.properties"),
+		"-Dlog4j2.configurationFile=" + filepath.Join(c.dir, "log4j2.properties"),
+		"-Dkafka.logs.dir=" + filepath.Join(nodeDir, "logs"),
+	}
+}
+
+// toolArgs are the JVM options of a short tool run (WARN logs to stderr).
+func (c *Cluster) toolArgs(d *Distribution) []string {
+	return []string{
+		"-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
+		"-Djava.net.preferIPv4Stack=true",
+		"-Dlog4j.configuration=file:" + filepath.Join(c.dir, "tools-log4j.properties"),
+		"-Dlog4j2.configurationFile=" + filepath.Join(c.dir, "tools-log4j2.properties"),
+		"-Dkupgrade.kafkatest=" + c.name + "/tool",
+		"-cp", d.Classpath(),
+	}
+}
+
+// Tool runs one of Kafka's command-line tools (its main class, e.g.
+// "org.apache.kafka.tools.FeatureCommand") from the jars of release and
+// returns what it printed on stdout; stderr is included in the error if it
+// fails. An empty release means the cluster's first release.
+func (c *Cluster) Tool(ctx context.Context, release, mainClass string, args ...string) (string, error) {
+	if release == "" {
+		release = c.cfg.release
+	}
+	d, err := c.distribution(ctx, release)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, d.Java, append(append(c.toolArgs(d), mainClass), args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := runProcess(cmd); err != nil {
+		return stdout.String(), fmt.Errorf("kafkatest: %s %s: %v: %s", mainClass, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// runProcess runs a short-lived command to its end, started like every node
+// (so it dies with this process, too).
+func runProcess(cmd *exec.Cmd) error {
+	if err := startProcess(cmd); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+// baseConfig is kafkatest's static config of a node for a release, before
+// user overrides: loopback listeners, small internal topics and fast timeouts.
+func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
+	major, _, _, _ := ParseRelease(release)
+	brokers := 0
+	for _, m := range c.nodes {
+		if m.IsBroker() {
+			brokers++
+		}
+	}
+	rf := strconv.Itoa(min(3, max(brokers, 1)))
+	minISR := strconv.Itoa(min(2, max(brokers, 1)))
+	cfg := map[string]string{
+		"log.dirs":                                 filepath.Join(n.dir, "data"),
+		"num.network.threads":                      "2",
+		"num.io.threads":                           "2",
+		"num.recovery.threads.per.data.dir":        "1",
+		"background.threads":                       "2",
+		"log.cleaner.dedupe.buffer.size":           "8388608",
+		"log.cleaner.threads":                      "1",
+		"offsets.topic.replication.factor":         rf,
+		"offsets.topic.num.partitions":             "10",
+		"transaction.state.log.replication.factor": rf,
+		"transaction.state.log.min.isr":            minISR,
+		"transaction.state.log.num.partitions":     "5",
+		"group.initial.rebalance.delay.ms":         "0",
+	}
+	if c.cfg.mode == ZooKeeperMode {
+		cfg["broker.id"] = strconv.Itoa(int(n.id))
+		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
+		cfg["zookeeper.session.timeout.ms"] = "6000"
+		cfg["listeners"] = "PLAINTEXT://" + n.Addr()
+	} else {
+		var voters []string
+		for _, m := range c.nodes {
+			if m.IsController() {
+				voters = append(voters, fmt.Sprintf("%d@%s", m.id, m.ControllerAddr()))
+			}
+		}
+		var listeners []string
+		if n.IsBroker() {
+			listeners = append(listeners, "PLAINTEXT://"+n.Addr())
+			cfg["inter.broker.listener.name"] = "PLAINTEXT"
+			cfg["broker.session.timeout.ms"] = "6000"
+			cfg["broker.heartbeat.interval.ms"] = "1000"
+		}
+		if n.IsController() {
+			listeners = append(listeners, "CONTROLLER://"+n.ControllerAddr())
+		}
+		roles := make([]string, len(n.roles))
+		for i, r := range n.roles {
+			roles[i] = string(r)
+		}
+		cfg["process.roles"] = strings.Join(roles, ",")
+		cfg["node.id"] = strconv.Itoa(int(n.id))
+		cfg["controller.quorum.voters"] = strings.Join(voters, ",")
+		cfg["controller.listener.names"] = "CONTROLLER"
+		cfg["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+		cfg["listeners"] = strings.Join(listeners, ",")
+		if major >= 4 && n.IsBroker() {
+			cfg["share.coordinator.state.topic.replication.factor"] = rf
+			cfg["share.coordinator.state.topic.min.isr"] = minISR
+			cfg["share.coordinator.state.topic.num.partitions"] = "5"
+		}
+	}
+	if n.rack != "" {
+		cfg["broker.rack"] = n.rack
+	}
+	return cfg
+}
+
+// Name returns the cluster's name, unique per cluster ("kt-1a2b3c4d"); every
+// JVM it starts carries it in -Dkupgrade.kafkatest.
+func (c *Cluster) Name() string { return c.name }
+
+// Mode returns the cluster's mode.
+func (c *Cluster) Mode() Mode { return c.cfg.mode }
+
+// Dir returns the cluster's directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// ClusterID returns the KRaft cluster id the storage was formatted with ("" in
+// ZooKeeper mode, where Kafka makes its own).
+func (c *Cluster) ClusterID() string { return c.clusterID }
+
+// ZooKeeperAddr returns the ZooKeeper server's address, "" in KRaft mode.
+func (c *Cluster) ZooKeeperAddr() string {
+	if c.zk == nil {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port))
+}
+
+// Addrs returns the listener of every broker-role node: the seed brokers for
+// a client.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.nodes {
+		if n.IsBroker() {
+			out = append(out, n.Addr())
+		}
+	}
+	return out
+}
+
+// ControllerAddrs returns the controller listener of every KRaft
+// controller-role node (none in ZooKeeper mode).
+func (c *Cluster) ControllerAddrs() []string {
+	var out []string
+	for _, n := range c.nodes {
+		if n.IsController() {
+			out = append(out, n.ControllerAddr())
+		}
+	}
+	return out
+}
+
+// Node returns the node with the given id, or nil.
+func (c *Cluster) Node(id int32) *Node {
+	for _, n := range c.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// All returns every node, sorted by id.
+func (c *Cluster) All() []*Node { return slices.Clone(c.nodes) }
+
+// Brokers returns the nodes with the broker role, sorted by id.
+func (c *Cluster) Brokers() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.IsBroker() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Controllers returns the nodes with the KRaft controller role, sorted by id.
+func (c *Cluster) Controllers() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.IsController() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NewClient returns a franz-go client seeded with the cluster's brokers.
+// The caller closes it.
+func (c *Cluster) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Addrs()...)}, opts...)...)
+}
+
+// Client returns a franz-go client seeded with the cluster's brokers, closed
+// when the test ends.
+func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := c.NewClient(opts...)
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func (c *Cluster) node(id int32) (*Node, error) {
+	if n := c.Node(id); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("kafkatest: cluster %s has no node %d", c.name, id)
+}
+
+// StopNode stops a node gracefully (see [Node.Stop]).
+func (c *Cluster) StopNode(ctx context.Context, id int32) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	return n.Stop(ctx)
+}
+
+// StartNode starts a stopped or killed node and waits until it is ready.
+func (c *Cluster) StartNode(ctx context.Context, id int32) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if err := n.start(); err != nil {
+		return err
+	}
+	return c.waitReady(ctx, n)
+}
+
+// Nodes lists the cluster's Kafka nodes with the release each runs. It
+// implements [upgrade.Orchestrator].
+func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
+	out := make([]upgrade.Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		addr := n.Addr()
+		host, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		out = append(out, upgrade.Node{ID: n.id, Roles: n.Roles(), Host: host, Port: p, Rack: n.rack, Version: n.Release()})
+	}
+	return out, ctx.Err()
+}
+
+// Restart stops a node gracefully, applies ch (another release and/or static
+// config keys set and unset) and starts it again, returning once it is ready
+// (a broker listed in metadata, a controller answering). A release that cannot
+// be resolved is reported before the node is touched. If the node does not
+// come back, the error names it and quotes its log. It implements
+// [upgrade.Orchestrator].
+func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if err := ch.Validate(); err != nil {
+		return err
+	}
+	var dist *Distribution
+	if ch.Version != "" {
+		major, minor, _, err := ParseRelease(ch.Version)
+		if err != nil {
+			return err
+		}
+		if c.cfg.mode == ZooKeeperMode && major >= 4 {
+			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: ZooKeeper mode ends with 3.9 (migrate to KRaft first)", id, ch.Version)
+		}
+		if c.cfg.mode == KRaftMode && major == 3 && minor < 7 {
+			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: kafkatest runs KRaft on 3.7.0 and newer", id, ch.Version)
+		}
+		if dist, err = c.distribution(ctx, ch.Version); err != nil {
+			return err
+		}
+	}
+	if err := n.Stop(ctx); err != nil {
+		return fmt.Errorf("kafkatest: restart node %d: %w", id, err)
+	}
+	n.apply(dist, ch)
+	if err := n.start(); err != nil {
+		return err
+	}
+	return c.waitReady(ctx, n)
+}
+
+// Close kills every process of the cluster at once (no controlled shutdown:
+// use [Cluster.Stop] to stop gracefully first), removes the cluster's
+// directory if kafkatest made it, and lets the next cluster on the machine
+// start. It is idempotent.
+func (c *Cluster) Close() {
+	c.closeOnce.Do(func() {
+		var procs []*process
+		for _, n := range c.nodes {
+			if p := n.signal(syscall.SIGKILL, Killed); p != nil {
+				procs = append(procs, p)
+			}
+		}
+		if c.zk != nil {
+			if p := c.zk.kill(); p != nil {
+				procs = append(procs, p)
+			}
+		}
+		for _, p := range procs {
+			<-p.exited
+		}
+		if c.ownDir {
+			os.RemoveAll(c.dir)
+		}
+		if c.release != nil {
+			c.release()
+		}
+	})
+}
+
+// Stop stops every node gracefully, brokers first, then controllers, then
+// ZooKeeper, so that data on disk is clean. The cluster can then only be
+// closed; nodes can be started again one by one with StartNode.
+func (c *Cluster) Stop(ctx context.Context) error {
+	var errs []error
+	for _, n := range c.nodes {
+		if n.IsBroker() && !n.IsController() {
+			errs = append(errs, n.Stop(ctx))
+		}
+	}
+	for _, n := range c.nodes {
+		if n.IsController() {
+			errs = append(errs, n.Stop(ctx))
+		}
+	}
+	if c.zk != nil {
+		errs = append(errs, c.zk.stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// waitReady waits until a node is ready: a broker-role node lists itself in
+// the metadata it serves (a KRaft broker is listed once unfenced), a
+// controller answers ApiVersions. It gives up when the process exits (quoting
+// its log) or after the start timeout.
+func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
+		fmt.Errorf("kafkatest: node %d not ready within %v of its start (see %s)", n.id, c.cfg.startTimeout, n.LogPath()))
+	defer cancel()
+	exited := n.exitedChan()
+	start := time.Now()
+	check := func(ctx context.Context) error {
+		if n.IsBroker() {
+			return brokerListsItself(ctx, n.Addr(), n.id)
+		}
+		return answersAPIVersions(ctx, n.ControllerAddr())
+	}
+	err := poll(ctx, exited, check)
+	if err == nil {
+		c.cfg.logger.Info("node ready", "node", n.id, "took", time.Since(start))
+		return nil
+	}
+	select {
+	case <-exited:
+		n.mu.Lock()
+		n.reapLocked()
+		perr := n.proc.err
+		n.mu.Unlock()
+		return fmt.Errorf("kafkatest: node %d (Kafka %s) exited during start (%v); from %s:\n%s", n.id, n.Release(), perr, n.LogPath(), lastErrorLines(n.LogPath(), 8))
+	default:
+	}
+	return err
+}
+
+// poll runs check with a growing pause until it succeeds, ctx ends or exited
+// is closed. The pause is capped so that readiness is noticed quickly.
+func poll(ctx context.Context, exited <-chan struct{}, check func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		last = check(actx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last check: %v)", context.Cause(ctx), last)
+		case <-exited:
+			t.Stop()
+			return errors.New("process exited")
+		case <-t.C:
+		}
+		wait = min(wait*3/2, time.Second)
+	}
+}
+
+// oneShotClient is a client that talks to one address only and does not retry.
+func oneShotClient(addr string) (*kgo.Client, error) {
+	return kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
+		kgo.MetadataMinAge(10*time.Millisecond), kgo.RetryTimeout(2*time.Second))
+}
+
+func brokerListsItself(ctx context.Context, addr string, id int32) error {
+	cl, err := oneShotClient(addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	if err != nil {
+		return err
+	}
+	for _, b := range resp.Brokers {
+		if b.NodeID == id {
+			return nil
+		}
+	}
+	return fmt.Errorf("broker %d not yet in its own metadata (fenced or starting)", id)
+}
+
+func answersAPIVersions(ctx context.Context, addr string) error {
+	cl, err := oneShotClient(addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	_, err = kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl.SeedBrokers()[0])
+	return err
+}

@@ -1,0 +1,56 @@
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CreateTopic creates a topic and waits until every partition has a leader
+// and a full ISR. configs are topic configs such as
+// "min.insync.replicas": "2".
+func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) error {
+	cl, err := c.NewClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var cfg map[string]*string
+	if len(configs) > 0 {
+		cfg = map[string]*string{}
+		for k, v := range configs {
+			cfg[k] = kadm.StringPtr(v)
+		}
+	}
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, rf, cfg, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("kafkatest: create topic %s: %w", name, err)
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, time.Minute, fmt.Errorf("kafkatest: topic %s: partitions without leader or full ISR after 1m", name))
+	defer cancel()
+	return poll(wctx, nil, func(ctx context.Context) error {
+		req := kmsg.NewPtrMetadataRequest()
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, t)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != int(partitions) {
+			return fmt.Errorf("topic %s not fully in metadata yet", name)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.Leader < 0 || len(p.ISR) != len(p.Replicas) {
+				return fmt.Errorf("partition %s-%d: leader %d, ISR %v of replicas %v", name, p.Partition, p.Leader, p.ISR, p.Replicas)
+			}
+		}
+		return nil
+	})
+}
