@@ -1,0 +1,188 @@
+package reassign
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// A Broker is a broker as the planner sees it: an id and, if the cluster sets
+// broker.rack, its rack.
+type Broker struct {
+	ID   int32  `json:"id"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// A Partition is one partition's current assignment, the unit that
+// [Assignment.Add] takes and [Assignment.At] returns.
+type Partition struct {
+	Topic     string
+	Partition int32
+	// Replicas are the broker ids holding a replica, in assignment order: the
+	// first is the preferred leader.
+	Replicas []int32
+	// Leader is the broker that leads the partition now, or -1 if it has no
+	// leader or the caller does not know it.
+	Leader int32
+	// Bytes is the size of one replica, or 0 if unknown. The planner copies it
+	// into [Move.Bytes]; the batcher's size orderings use it.
+	Bytes int64
+}
+
+// part is one partition in compact form: ids are indexes, replicas live in a
+// shared arena. 20 bytes per partition plus 4 per replica.
+type part struct {
+	topic     int32 // index into Assignment.topics
+	partition int32
+	leader    int32 // broker id, -1 if none
+	off       int32 // Replicas are reps[off : off+n]
+	n         int32
+}
+
+// An Assignment is the current placement of every partition, stored compactly
+// so that a million partitions fit in tens of megabytes: topic names are
+// interned once, replicas share one array and nothing is stored per
+// partition that is not needed. Build it with [Assignment.Add] in any order;
+// the planner always works in topic, partition order.
+//
+// The zero value is an empty Assignment ready to use. An Assignment is not
+// safe for concurrent use while it is being built; once built it is only
+// read, and may be shared.
+type Assignment struct {
+	topics   []string
+	topicIdx map[string]int32
+	parts    []part
+	bytes    []int64 // nil until a partition with Bytes != 0 is added
+	reps     []int32
+	unsorted bool // some partition was added out of topic, partition order
+}
+
+// Add records one partition. It copies p.Replicas, so the caller may reuse
+// the slice. It rejects an empty replica list, a replica listed twice and a
+// negative partition number; a partition added twice is reported by
+// [PlanMoves].
+func (a *Assignment) Add(p Partition) error {
+	switch {
+	case p.Partition < 0:
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "negative partition number", Err: ErrInvalid}
+	case len(p.Replicas) == 0:
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "no replicas", Err: ErrInvalid}
+	case len(p.Replicas) > 1<<15:
+		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "too many replicas", Err: ErrInvalid}
+	}
+	for i, r := range p.Replicas {
+		if slices.Contains(p.Replicas[:i], r) {
+			return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: fmt.Sprintf("broker %d listed twice in replicas %v", r, p.Replicas), Err: ErrInvalid}
+		}
+	}
+	t := a.intern(p.Topic)
+	if n := len(a.parts); n > 0 && !a.unsorted {
+		prev := a.parts[n-1]
+		if prev.topic != t {
+			a.unsorted = strings.Compare(a.topics[prev.topic], p.Topic) > 0
+		} else {
+			a.unsorted = prev.partition >= p.Partition
+		}
+	}
+	leader := p.Leader
+	if leader < 0 {
+		leader = -1
+	}
+	a.parts = append(a.parts, part{topic: t, partition: p.Partition, leader: leader, off: int32(len(a.reps)), n: int32(len(p.Replicas))})
+	a.reps = append(a.reps, p.Replicas...)
+	if p.Bytes != 0 && a.bytes == nil {
+		a.bytes = make([]int64, len(a.parts)-1, cap(a.parts))
+	}
+	if a.bytes != nil {
+		a.bytes = append(a.bytes, p.Bytes)
+	}
+	return nil
+}
+
+// intern returns the index of topic, adding it if new. Consecutive partitions
+// of one topic, the common case, cost a string comparison and no map lookup.
+func (a *Assignment) intern(topic string) int32 {
+	if n := len(a.parts); n > 0 {
+		if t := a.parts[n-1].topic; a.topics[t] == topic {
+			return t
+		}
+	}
+	if t, ok := a.topicIdx[topic]; ok {
+		return t
+	}
+	if a.topicIdx == nil {
+		a.topicIdx = make(map[string]int32)
+	}
+	t := int32(len(a.topics))
+	a.topics = append(a.topics, topic)
+	a.topicIdx[topic] = t
+	return t
+}
+
+// Len returns the number of partitions added.
+func (a *Assignment) Len() int { return len(a.parts) }
+
+// At returns the i-th partition added, 0 <= i < Len. Its Replicas slice
+// points into the Assignment and must not be modified.
+func (a *Assignment) At(i int) Partition {
+	p := a.parts[i]
+	return Partition{
+		Topic:     a.topics[p.topic],
+		Partition: p.partition,
+		Replicas:  a.reps[p.off : p.off+p.n : p.off+p.n],
+		Leader:    p.leader,
+		Bytes:     a.sizeOf(i),
+	}
+}
+
+func (a *Assignment) sizeOf(i int) int64 {
+	if a.bytes == nil {
+		return 0
+	}
+	return a.bytes[i]
+}
+
+// Grow reserves room for n more partitions with rf replicas each, so that
+// building a large Assignment does not reallocate.
+func (a *Assignment) Grow(n, rf int) {
+	a.parts = slices.Grow(a.parts, n)
+	a.reps = slices.Grow(a.reps, n*rf)
+}
+
+// order returns the partition indexes in topic, partition order, or nil if
+// they were added in that order; it reports a partition added twice.
+func (a *Assignment) order() ([]int32, error) {
+	if !a.unsorted {
+		return nil, nil
+	}
+	// Rank topics by name once, then sort by integer keys only.
+	byName := make([]int32, len(a.topics))
+	for i := range byName {
+		byName[i] = int32(i)
+	}
+	slices.SortFunc(byName, func(x, y int32) int { return strings.Compare(a.topics[x], a.topics[y]) })
+	rank := make([]int32, len(a.topics))
+	for r, t := range byName {
+		rank[t] = int32(r)
+	}
+	ord := make([]int32, len(a.parts))
+	for i := range ord {
+		ord[i] = int32(i)
+	}
+	slices.SortFunc(ord, func(x, y int32) int {
+		px, py := &a.parts[x], &a.parts[y]
+		if c := int(rank[px.topic]) - int(rank[py.topic]); c != 0 {
+			return c
+		}
+		if c := int(px.partition) - int(py.partition); c != 0 {
+			return c
+		}
+		return int(x) - int(y)
+	})
+	for k := 1; k < len(ord); k++ {
+		if p, q := a.parts[ord[k-1]], a.parts[ord[k]]; p.topic == q.topic && p.partition == q.partition {
+			return nil, &PartitionError{Topic: a.topics[q.topic], Partition: q.partition, Reason: "added twice", Err: ErrInvalid}
+		}
+	}
+	return ord, nil
+}

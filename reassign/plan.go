@@ -1,0 +1,904 @@
+package reassign
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// A Replacement retires broker Old and puts broker New in its place.
+type Replacement struct {
+	Old int32 `json:"old"`
+	New int32 `json:"new"`
+}
+
+// A Change says which brokers leave the cluster and which join it. The zero
+// Change moves nothing.
+//
+// Every broker in Replace (New) and Add must be in the broker list given to
+// [PlanMoves], since the planner needs its rack. A retired broker (Old, or
+// one in Remove) need not be: a dead broker may already be gone from the
+// cluster's metadata.
+type Change struct {
+	// Replace retires each Old broker. Each replica on Old goes to New,
+	// unless New already holds a replica of that partition or New's rack
+	// would put two replicas of the partition in one rack while another
+	// broker avoids it; then it goes where a retired replica without a
+	// partner goes, preferring Old's rack.
+	Replace []Replacement `json:"replace,omitempty"`
+	// Remove retires brokers without a partner: their replicas spread over
+	// the remaining brokers, least loaded first.
+	Remove []int32 `json:"remove,omitempty"`
+	// Add names brokers that joined empty (or nearly). After the retired
+	// brokers are drained, replicas move onto these brokers, and only onto
+	// them, from the most loaded brokers, until leader and replica counts
+	// are within one of each other where that is possible.
+	Add []int32 `json:"add,omitempty"`
+}
+
+// A BrokerLoad is one broker's share of the cluster before and after a plan.
+// Leaders counts preferred leaders (first replicas), the leadership that
+// preferred leader election converges to.
+type BrokerLoad struct {
+	ID                          int32
+	Rack                        string
+	Retired                     bool // the Change retires it (Replace Old or Remove)
+	Replicas, Leaders           int  // before the plan
+	ReplicasAfter, LeadersAfter int  // after every move completes
+}
+
+// A Plan is the result of [PlanMoves].
+type Plan struct {
+	// Moves are the partitions to move, in topic, partition order, each
+	// once.
+	Moves Moves
+	// Brokers is the load of every broker in the broker list or holding a
+	// replica, sorted by id.
+	Brokers []BrokerLoad
+}
+
+// String renders a summary for a dry run: the number of moves and bytes, and
+// the per-broker table of replica and leader counts before → after.
+func (p Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d moves, %d bytes to copy\n", len(p.Moves), p.Moves.Bytes())
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "broker\track\treplicas\tleaders\t")
+	for _, l := range p.Brokers {
+		rack := l.Rack
+		if rack == "" {
+			rack = "-"
+		}
+		note := ""
+		if l.Retired {
+			note = "retired"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d→%d\t%d→%d\t%s\n", l.ID, rack, l.Replicas, l.ReplicasAfter, l.Leaders, l.LeadersAfter, note)
+	}
+	w.Flush()
+	return b.String()
+}
+
+// PlanMoves computes the partition moves that carry out ch on the assignment
+// a of a cluster whose brokers are brokers. It does no I/O and is
+// deterministic: the same input gives the same plan, whatever order the
+// partitions were added in.
+//
+// The rules, in order of precedence:
+//   - Replication factor is kept: each retired replica is replaced by one
+//     replica on a remaining broker that does not hold the partition yet.
+//   - Minimal: only partitions with a replica on a retired broker move for
+//     Replace and Remove; for Add, only as many replicas move as it takes to
+//     bring the added brokers within one of the others.
+//   - Racks: when brokers have racks, no two replicas of a partition share a
+//     rack if some choice avoids it. A replaced broker's replicas go to its
+//     partner, else to its rack.
+//   - Leadership: if the current leader stays, it is first in To, so the move
+//     does not change who leads. If it leaves, the broker that takes its
+//     place in the replica list is first in To. Kafka keeps the old leader
+//     leading while data copies (it stays in the replica set until every
+//     new replica is in sync), then elects the first in-sync replica of To:
+//     leadership moves once, after the copy, to the broker chosen to inherit
+//     the old leader's share of leaderships.
+//   - Balance: among the allowed brokers, a replica goes to the one with the
+//     fewest replicas (fewest leaders for a first replica), then the lowest
+//     id.
+//
+// The errors are a [*BrokerError] for an unusable [Change] or broker list and
+// a [*PartitionError] for a partition that was added twice or whose
+// replication factor cannot be kept ([ErrUnplaceable]).
+func PlanMoves(a *Assignment, brokers []Broker, ch Change) (Plan, error) {
+	p, err := newPlanner(a, brokers, ch)
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := p.evacuate(); err != nil {
+		return Plan{}, err
+	}
+	if p.nAdded > 0 {
+		p.prepareBalance()
+		p.balance(byLeaders)
+		p.balance(byReplicas)
+	}
+	return Plan{Moves: p.moves(), Brokers: p.loads()}, nil
+}
+
+// Load kinds: which count a heap or a balancing pass orders brokers by.
+const (
+	byReplicas = 0 // replicas, then leaders, then id
+	byLeaders  = 1 // leaders, then replicas, then id
+)
+
+// planner holds the working state of one PlanMoves call. Brokers are
+// "dense" indexes 0..n-1: first the broker list sorted by id, then unknown
+// brokers found in replica lists.
+type planner struct {
+	a   *Assignment
+	ord []int32 // partitions in topic, partition order; nil if identity
+
+	ids       []int32  // dense → broker id
+	rack      []int32  // dense → rack index, -1 if none
+	racks     []string // rack index → name
+	idx       brokerIndex
+	nKnown    int
+	retiring  []bool
+	target    []bool // may receive replicas: known and not retiring
+	added     []bool
+	pair      []int32 // dense → its Replace partner, -1
+	nRetiring int
+	nTarget   int
+	nAdded    int
+
+	rep     []int32 // working replicas, dense, parallel to a.reps
+	touched []bool  // per partition: rotated and possibly changed
+	nrep    []int32
+	nlead   []int32
+	nrep0   []int32 // counts before the plan
+	nlead0  []int32
+
+	placed []placement
+	pools  []*pool // structures to fix when counts change
+	donors *iheap
+	// list[listOff[d]:listOff[d+1]] are the partitions with a replica on d,
+	// built for balancing only.
+	listOff []int32
+	list    []int32
+}
+
+func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
+	if a == nil {
+		a = new(Assignment)
+	}
+	ord, err := a.order()
+	if err != nil {
+		return nil, err
+	}
+	p := &planner{a: a, ord: ord}
+
+	bs := slices.Clone(brokers)
+	slices.SortFunc(bs, func(x, y Broker) int { return int(x.ID) - int(y.ID) })
+	rackNames := make([]string, 0, 8)
+	for i, b := range bs {
+		if i > 0 && bs[i-1].ID == b.ID {
+			return nil, &BrokerError{Broker: b.ID, Reason: "is listed twice in the broker list"}
+		}
+		if b.ID < 0 {
+			return nil, &BrokerError{Broker: b.ID, Reason: "has a negative id"}
+		}
+		if b.Rack != "" {
+			rackNames = append(rackNames, b.Rack)
+		}
+	}
+	slices.Sort(rackNames)
+	p.racks = slices.Compact(rackNames)
+	for _, b := range bs {
+		r := int32(-1)
+		if b.Rack != "" {
+			i, _ := slices.BinarySearch(p.racks, b.Rack)
+			r = int32(i)
+		}
+		p.addBroker(b.ID, r)
+	}
+	p.nKnown = len(p.ids)
+
+	// The change. Retired brokers unknown to the broker list are added as
+	// dense brokers without a rack.
+	retire := func(id int32) error {
+		d, ok := p.idx.get(id)
+		if !ok {
+			d = p.addBroker(id, -1)
+		}
+		if p.retiring[d] {
+			return &BrokerError{Broker: id, Reason: "is retired twice by the change"}
+		}
+		p.retiring[d] = true
+		p.nRetiring++
+		return nil
+	}
+	for _, r := range ch.Replace {
+		if r.Old == r.New {
+			return nil, &BrokerError{Broker: r.Old, Reason: "replaces itself"}
+		}
+		if err := retire(r.Old); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range ch.Remove {
+		if err := retire(id); err != nil {
+			return nil, err
+		}
+	}
+	known := func(id int32, role string) (int32, error) {
+		d, ok := p.idx.get(id)
+		if !ok || int(d) >= p.nKnown {
+			return -1, &BrokerError{Broker: id, Reason: role + " is not in the broker list"}
+		}
+		if p.retiring[d] {
+			return -1, &BrokerError{Broker: id, Reason: role + " is also retired by the change"}
+		}
+		return d, nil
+	}
+	for _, r := range ch.Replace {
+		n, err := known(r.New, "(replacement)")
+		if err != nil {
+			return nil, err
+		}
+		o, _ := p.idx.get(r.Old)
+		p.pair[o] = n
+	}
+	for _, id := range ch.Add {
+		d, err := known(id, "(added)")
+		if err != nil {
+			return nil, err
+		}
+		if !p.added[d] {
+			p.added[d] = true
+			p.nAdded++
+		}
+	}
+
+	// Working replicas in dense form, and the counts.
+	p.rep = make([]int32, len(a.reps))
+	for i, id := range a.reps {
+		d, ok := p.idx.get(id)
+		if !ok {
+			d = p.addBroker(id, -1)
+		}
+		p.rep[i] = d
+	}
+	for d := range p.ids {
+		if d < p.nKnown && !p.retiring[d] {
+			p.target[d] = true
+			p.nTarget++
+		}
+	}
+	n := len(p.ids)
+	p.nrep = make([]int32, n)
+	p.nlead = make([]int32, n)
+	for _, pt := range a.parts {
+		p.nlead[p.rep[pt.off]]++
+	}
+	for _, d := range p.rep {
+		p.nrep[d]++
+	}
+	p.nrep0 = slices.Clone(p.nrep)
+	p.nlead0 = slices.Clone(p.nlead)
+	p.touched = make([]bool, len(a.parts))
+	return p, nil
+}
+
+// addBroker appends a dense broker and returns its index.
+func (p *planner) addBroker(id, rack int32) int32 {
+	d := int32(len(p.ids))
+	p.ids = append(p.ids, id)
+	p.rack = append(p.rack, rack)
+	p.retiring = append(p.retiring, false)
+	p.target = append(p.target, false)
+	p.added = append(p.added, false)
+	p.pair = append(p.pair, -1)
+	p.idx.put(id, d)
+	return d
+}
+
+// partition returns the i-th partition in topic, partition order.
+func (p *planner) partition(k int) int {
+	if p.ord == nil {
+		return k
+	}
+	return int(p.ord[k])
+}
+
+func (p *planner) replicas(i int) []int32 {
+	pt := p.a.parts[i]
+	return p.rep[pt.off : pt.off+pt.n]
+}
+
+// leader returns the dense index of partition i's current leader if it is
+// one of its replicas now, else -1.
+func (p *planner) leader(i int) int32 {
+	id := p.a.parts[i].leader
+	if id < 0 {
+		return -1
+	}
+	d, ok := p.idx.get(id)
+	if !ok || !slices.Contains(p.replicas(i), d) {
+		return -1
+	}
+	return d
+}
+
+// leadHolder returns the broker that will be first in partition i's target
+// list as things stand: the current leader if it stays, else the first
+// replica.
+func (p *planner) leadHolder(i int) int32 {
+	r := p.replicas(i)
+	if !p.touched[i] {
+		if l := p.leader(i); l >= 0 && !p.retiring[l] {
+			return l
+		}
+	}
+	return r[0]
+}
+
+// touch marks partition i as moving. If its current leader stays, it is
+// rotated to the front, so that the target list keeps it as leader.
+func (p *planner) touch(i int) {
+	if p.touched[i] {
+		return
+	}
+	p.touched[i] = true
+	l := p.leader(i)
+	if l < 0 || p.retiring[l] {
+		return
+	}
+	r := p.replicas(i)
+	k := slices.Index(r, l)
+	if k <= 0 {
+		return
+	}
+	first := r[0]
+	copy(r[1:k+1], r[:k])
+	r[0] = l
+	p.nlead[first]--
+	p.nlead[l]++
+	p.fix(first)
+	p.fix(l)
+}
+
+// replace puts broker c in slot k of partition i's replicas.
+func (p *planner) replace(i, k int, c int32) {
+	r := p.replicas(i)
+	old := r[k]
+	r[k] = c
+	p.nrep[old]--
+	p.nrep[c]++
+	if k == 0 {
+		p.nlead[old]--
+		p.nlead[c]++
+	}
+	p.fix(old)
+	p.fix(c)
+}
+
+// fix restores the heap order of every structure holding d after its counts
+// changed.
+func (p *planner) fix(d int32) {
+	for _, pl := range p.pools {
+		pl.fix(d)
+	}
+	if p.donors != nil {
+		p.donors.fix(d)
+	}
+}
+
+func (p *planner) less(kind int) func(x, y int32) bool {
+	a, b := p.nrep, p.nlead
+	if kind == byLeaders {
+		a, b = b, a
+	}
+	return func(x, y int32) bool {
+		if a[x] != a[y] {
+			return a[x] < a[y]
+		}
+		if b[x] != b[y] {
+			return b[x] < b[y]
+		}
+		return x < y // dense order is id order for known brokers
+	}
+}
+
+// clash counts the replicas of r, other than slot k and retiring ones, in
+// rack.
+func (p *planner) clash(r []int32, k int, rack int32) int {
+	if rack < 0 {
+		return 0
+	}
+	n := 0
+	for j, x := range r {
+		if j != k && !p.retiring[x] && p.rack[x] == rack {
+			n++
+		}
+	}
+	return n
+}
+
+// choose returns the best broker of pool pl for slot k of replicas r, and
+// how many other replicas share its rack; -1 if every broker of the pool
+// already holds the partition. Best is, in order: fewest rack clashes, in
+// prefRack (if >= 0), least loaded by kind, lowest id.
+func (p *planner) choose(pl *pool, r []int32, k int, kind int, prefRack int32) (int32, int) {
+	best, bestClash, bestPen := int32(-1), 0, 0
+	for g := range pl.heaps {
+		less := pl.heaps[g][kind].less
+		c := pl.heaps[g][kind].bestNotIn(r)
+		if c < 0 {
+			continue
+		}
+		clash := p.clash(r, k, p.rack[c])
+		pen := 0
+		if prefRack >= 0 && p.rack[c] != prefRack {
+			pen = 1
+		}
+		if best < 0 || clash < bestClash || clash == bestClash && (pen < bestPen || pen == bestPen && less(c, best)) {
+			best, bestClash, bestPen = c, clash, pen
+		}
+	}
+	return best, bestClash
+}
+
+// evacuate replaces every replica on a retiring broker.
+func (p *planner) evacuate() error {
+	if p.nRetiring == 0 {
+		return nil
+	}
+	pl := p.newPool(p.target)
+	p.pools = append(p.pools, pl)
+	defer func() { p.pools = p.pools[:0] }()
+	// Two passes: first the slots that will lead, by leader count, then the
+	// others by replica count, which evens out what the first pass skewed.
+	// Greedy placement in partition order can leave a broker two or more
+	// above another that could have taken one of its new replicas. Moving
+	// a new replica elsewhere costs no extra move, so each pass is refined
+	// before the next.
+	for _, kind := range []int{byLeaders, byReplicas} {
+		if err := p.evacuatePass(pl, kind); err != nil {
+			return err
+		}
+		p.refine(pl, kind)
+	}
+	return nil
+}
+
+// A placement is a retired replica's slot that evacuate filled by choice
+// (not with the retired broker's partner).
+type placement struct {
+	i, s int32
+	old  int32 // the retired broker
+}
+
+// refine moves new replicas from brokers that are two or more above the
+// least loaded broker that could hold them, never adding a rack clash or
+// leaving the retired broker's rack for a replaced broker. Sweeps repeat
+// while they change something, at most a few times.
+func (p *planner) refine(pl *pool, kind int) {
+	count := p.nrep
+	if kind == byLeaders {
+		count = p.nlead
+	}
+	for range 4 {
+		changed := false
+		for _, ps := range p.placed {
+			if (ps.s == 0) != (kind == byLeaders) {
+				continue
+			}
+			i, s := int(ps.i), int(ps.s)
+			r := p.replicas(i)
+			c := r[s]
+			prefRack := int32(-1)
+			if p.pair[ps.old] >= 0 {
+				prefRack = p.rack[ps.old]
+			}
+			c2, clash2 := p.choose(pl, r, s, kind, prefRack)
+			switch {
+			case c2 < 0, count[c]-count[c2] < 2, clash2 > p.clash(r, s, p.rack[c]):
+				continue
+			case prefRack >= 0 && p.rack[c] == prefRack && p.rack[c2] != prefRack:
+				continue
+			case kind == byLeaders && p.nrep[c2] >= p.nrep[c]:
+				continue
+			}
+			p.replace(i, s, c2)
+			changed = true
+		}
+		if !changed {
+			return
+		}
+	}
+}
+
+func (p *planner) evacuatePass(pl *pool, kind int) error {
+	for k := range p.a.parts {
+		i := p.partition(k)
+		r := p.replicas(i)
+		if !slices.ContainsFunc(r, func(d int32) bool { return p.retiring[d] }) {
+			continue
+		}
+		p.touch(i)
+		for s, old := range r {
+			if !p.retiring[old] || (s == 0) != (kind == byLeaders) {
+				continue
+			}
+			c := p.pair[old]
+			if c < 0 || slices.Contains(r, c) || p.clash(r, s, p.rack[c]) > 0 {
+				// A replaced broker's replicas prefer its rack; a removed
+				// broker's spread over all racks.
+				prefRack := int32(-1)
+				if p.pair[old] >= 0 {
+					prefRack = p.rack[old]
+				}
+				c, _ = p.choose(pl, r, s, kind, prefRack)
+				p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
+			}
+			if c < 0 {
+				pt := p.a.parts[i]
+				return &PartitionError{
+					Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
+					Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
+				}
+			}
+			p.replace(i, s, c)
+		}
+	}
+	return nil
+}
+
+// prepareBalance builds, for every broker, the list of partitions it holds.
+func (p *planner) prepareBalance() {
+	n := len(p.ids)
+	p.listOff = make([]int32, n+1)
+	for _, d := range p.rep {
+		p.listOff[d+1]++
+	}
+	for d := range n {
+		p.listOff[d+1] += p.listOff[d]
+	}
+	p.list = make([]int32, len(p.rep))
+	next := slices.Clone(p.listOff[:n])
+	for k := range p.a.parts {
+		i := p.partition(k)
+		for _, d := range p.replicas(i) {
+			p.list[next[d]] = int32(i)
+			next[d]++
+		}
+	}
+}
+
+// balance moves replicas from the most loaded remaining brokers onto the
+// added brokers until they are within one of each other by kind. The
+// leaders pass moves only first replicas; the replicas pass moves only
+// others, so it keeps the leader balance the first pass made.
+func (p *planner) balance(kind int) {
+	recv := make([]bool, len(p.ids))
+	donor := make([]bool, len(p.ids))
+	for d := range p.ids {
+		recv[d] = p.target[d] && p.added[d]
+		donor[d] = p.target[d] && !p.added[d]
+	}
+	pl := p.newPool(recv)
+	if len(pl.heaps) == 0 {
+		return
+	}
+	count := p.nrep
+	if kind == byLeaders {
+		count = p.nlead
+	}
+	p.donors = newIheap(len(p.ids), func(x, y int32) bool {
+		if count[x] != count[y] {
+			return count[x] > count[y]
+		}
+		return x < y
+	})
+	for d := range p.ids {
+		if donor[d] {
+			p.donors.push(int32(d))
+		}
+	}
+	p.pools = append(p.pools[:0], pl)
+	defer func() { p.pools, p.donors = p.pools[:0], nil }()
+	cursor := slices.Clone(p.listOff[:len(p.ids)])
+
+	for p.donors.len() > 0 {
+		d := p.donors.items[0]
+		if count[d]-pl.min(kind, count) < 2 {
+			return
+		}
+		moved := false
+		for ; cursor[d] < p.listOff[d+1]; cursor[d]++ {
+			i := int(p.list[cursor[d]])
+			r := p.replicas(i)
+			s := slices.Index(r, d)
+			if s < 0 {
+				continue
+			}
+			if lead := p.leadHolder(i) == d; lead != (kind == byLeaders) {
+				continue
+			}
+			c, clash := p.choose(pl, r, s, kind, -1)
+			if c < 0 || clash > p.clash(r, s, p.rack[d]) || count[d]-count[c] < 2 {
+				continue
+			}
+			if kind == byLeaders && p.nrep[c] >= p.nrep[d] {
+				continue
+			}
+			p.touch(i)
+			p.replace(i, slices.Index(r, d), c)
+			moved = true
+			cursor[d]++
+			break
+		}
+		if !moved {
+			p.donors.remove(d)
+		}
+	}
+}
+
+// moves builds the plan's moves from the partitions that changed.
+func (p *planner) moves() Moves {
+	n, size := 0, 0
+	for i, t := range p.touched {
+		if t {
+			n++
+			size += 2 * int(p.a.parts[i].n)
+		}
+	}
+	arena := make([]int32, 0, size)
+	out := make(Moves, 0, n)
+	for k := range p.a.parts {
+		i := p.partition(k)
+		if !p.touched[i] {
+			continue
+		}
+		pt := p.a.parts[i]
+		from := p.a.reps[pt.off : pt.off+pt.n]
+		start := len(arena)
+		arena = append(arena, from...)
+		for _, d := range p.replicas(i) {
+			arena = append(arena, p.ids[d])
+		}
+		mid, end := start+int(pt.n), len(arena)
+		if slices.Equal(arena[start:mid], arena[mid:end]) {
+			arena = arena[:start]
+			continue
+		}
+		out = append(out, Move{
+			Topic:     p.a.topics[pt.topic],
+			Partition: pt.partition,
+			From:      arena[start:mid:mid],
+			To:        arena[mid:end:end],
+			Bytes:     p.a.sizeOf(i),
+		})
+	}
+	return out
+}
+
+func (p *planner) loads() []BrokerLoad {
+	out := make([]BrokerLoad, len(p.ids))
+	for d, id := range p.ids {
+		l := BrokerLoad{
+			ID: id, Retired: p.retiring[d],
+			Replicas: int(p.nrep0[d]), Leaders: int(p.nlead0[d]),
+			ReplicasAfter: int(p.nrep[d]), LeadersAfter: int(p.nlead[d]),
+		}
+		if r := p.rack[d]; r >= 0 {
+			l.Rack = p.racks[r]
+		}
+		out[d] = l
+	}
+	slices.SortFunc(out, func(x, y BrokerLoad) int { return int(x.ID) - int(y.ID) })
+	return out
+}
+
+// brokerIndex maps broker ids to dense indexes: a table for small ids, a map
+// for the rest.
+type brokerIndex struct {
+	tab []int32 // id → dense+1, 0 if absent
+	m   map[int32]int32
+}
+
+const maxTable = 1 << 20
+
+func (x *brokerIndex) get(id int32) (int32, bool) {
+	if id >= 0 && int(id) < len(x.tab) {
+		d := x.tab[id]
+		return d - 1, d > 0
+	}
+	d, ok := x.m[id]
+	return d, ok
+}
+
+func (x *brokerIndex) put(id, d int32) {
+	if id >= 0 && id < maxTable {
+		if int(id) >= len(x.tab) {
+			x.tab = slices.Grow(x.tab, int(id)+1-len(x.tab))[:id+1]
+		}
+		x.tab[id] = d + 1
+		return
+	}
+	if x.m == nil {
+		x.m = make(map[int32]int32)
+	}
+	x.m[id] = d
+}
+
+// A pool is a set of candidate brokers grouped by rack, each group held in
+// two heaps: by replicas and by leaders.
+type pool struct {
+	group []int32    // dense → group index, -1 if not a member
+	heaps [][2]iheap // per group
+	racks []int32    // per group: rack index or -1
+}
+
+func (p *planner) newPool(member []bool) *pool {
+	n := len(p.ids)
+	pl := &pool{group: make([]int32, n)}
+	pos := [2][]int32{make([]int32, n), make([]int32, n)}
+	less := [2]func(x, y int32) bool{p.less(byReplicas), p.less(byLeaders)}
+	byRack := make(map[int32]int32)
+	for d := range n {
+		pl.group[d] = -1
+		if !member[d] {
+			continue
+		}
+		g, ok := byRack[p.rack[d]]
+		if !ok {
+			g = int32(len(pl.heaps))
+			byRack[p.rack[d]] = g
+			pl.heaps = append(pl.heaps, [2]iheap{{pos: pos[0], less: less[0]}, {pos: pos[1], less: less[1]}})
+			pl.racks = append(pl.racks, p.rack[d])
+		}
+		pl.group[d] = g
+		for k := range 2 {
+			pl.heaps[g][k].push(int32(d))
+		}
+	}
+	return pl
+}
+
+func (pl *pool) fix(d int32) {
+	if g := pl.group[d]; g >= 0 {
+		pl.heaps[g][0].fix(d)
+		pl.heaps[g][1].fix(d)
+	}
+}
+
+// min returns the smallest count of any member, by kind.
+func (pl *pool) min(kind int, count []int32) int32 {
+	m := int32(-1)
+	for g := range pl.heaps {
+		if h := &pl.heaps[g][kind]; h.len() > 0 {
+			if c := count[h.items[0]]; m < 0 || c < m {
+				m = c
+			}
+		}
+	}
+	return m
+}
+
+// iheap is a binary min-heap of dense broker indexes whose positions are
+// tracked, so an element can be fixed after its key changed.
+type iheap struct {
+	items []int32
+	pos   []int32 // dense → position in items; shared by heaps with disjoint members
+	less  func(x, y int32) bool
+}
+
+func newIheap(n int, less func(x, y int32) bool) *iheap {
+	h := &iheap{pos: make([]int32, n), less: less}
+	for i := range h.pos {
+		h.pos[i] = -1
+	}
+	return h
+}
+
+func (h *iheap) len() int { return len(h.items) }
+
+func (h *iheap) push(d int32) {
+	h.items = append(h.items, d)
+	h.pos[d] = int32(len(h.items) - 1)
+	h.up(len(h.items) - 1)
+}
+
+func (h *iheap) remove(d int32) {
+	i := int(h.pos[d])
+	last := len(h.items) - 1
+	h.swap(i, last)
+	h.items = h.items[:last]
+	h.pos[d] = -1
+	if i < last {
+		h.down(i)
+		h.up(i)
+	}
+}
+
+func (h *iheap) fix(d int32) {
+	i := int(h.pos[d])
+	if i < 0 || i >= len(h.items) || h.items[i] != d {
+		return
+	}
+	h.down(i)
+	h.up(i)
+}
+
+func (h *iheap) swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.pos[h.items[i]] = int32(i)
+	h.pos[h.items[j]] = int32(j)
+}
+
+func (h *iheap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(h.items[i], h.items[parent]) {
+			return
+		}
+		h.swap(i, parent)
+		i = parent
+	}
+}
+
+func (h *iheap) down(i int) {
+	n := len(h.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h.less(h.items[r], h.items[l]) {
+			m = r
+		}
+		if !h.less(h.items[m], h.items[i]) {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}
+
+// bestNotIn returns the least element not in excl, or -1. It searches the
+// heap best-first from the root, so it looks at about 2·len(excl) nodes.
+func (h *iheap) bestNotIn(excl []int32) int32 {
+	if len(h.items) == 0 {
+		return -1
+	}
+	if top := h.items[0]; !slices.Contains(excl, top) {
+		return top
+	}
+	var buf [32]int32
+	frontier := buf[:0]
+	push := func(i int) {
+		if i < len(h.items) {
+			frontier = append(frontier, int32(i))
+		}
+	}
+	push(1)
+	push(2)
+	for len(frontier) > 0 {
+		b := 0
+		for j := 1; j < len(frontier); j++ {
+			if h.less(h.items[frontier[j]], h.items[frontier[b]]) {
+				b = j
+			}
+		}
+		i := int(frontier[b])
+		frontier[b] = frontier[len(frontier)-1]
+		frontier = frontier[:len(frontier)-1]
+		if d := h.items[i]; !slices.Contains(excl, d) {
+			return d
+		}
+		push(2*i + 1)
+		push(2*i + 2)
+	}
+	return -1
+}
