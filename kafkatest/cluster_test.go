@@ -94,6 +94,16 @@ func fullISR(t *testing.T, cl *kgo.Client, topic string, within time.Duration) t
 	}
 }
 
+// logPeakRSS logs every running node's peak resident memory.
+func logPeakRSS(t *testing.T, c *kafkatest.Cluster) {
+	t.Helper()
+	var parts []string
+	for _, n := range c.All() {
+		parts = append(parts, fmt.Sprintf("node %d (%s) %d MiB", n.ID(), n.Release(), n.PeakRSS()>>20))
+	}
+	t.Logf("peak RSS: %s", strings.Join(parts, ", "))
+}
+
 func underReplicated(t *testing.T, cl *kgo.Client) int {
 	t.Helper()
 	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(t.Context(), cl)
@@ -122,7 +132,9 @@ func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch upgrade.Change, wa
 	cl := c.Client(t)
 	adm := kadm.NewClient(cl)
 	tr := c.Traffic(t, topic, kafkatest.Rate(500))
-	time.Sleep(5 * time.Second) // traffic before the restart: the point of the test is a restart under load
+	if err := tr.WaitAcknowledged(t.Context(), 2500); err != nil { // ~5 s of traffic before the restart
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := c.Restart(t.Context(), id, ch); err != nil {
 		t.Fatalf("restart node %d: %v", id, err)
@@ -130,7 +142,10 @@ func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch upgrade.Change, wa
 	up := time.Since(start)
 	caught := fullISR(t, cl, topic, 2*time.Minute)
 	t.Logf("node %d restart: process ready after %v, back in ISR after %v (stop → caught up)", id, up, up+caught)
-	time.Sleep(5 * time.Second) // traffic after the restart
+	if err := tr.WaitAcknowledged(t.Context(), tr.Progress().Acknowledged+2500); err != nil { // ~5 s after it
+		t.Fatal(err)
+	}
+	logPeakRSS(t, c)
 	rep, err := tr.Stop(context.Background())
 	if err != nil {
 		t.Fatalf("traffic: %v", err)
@@ -198,7 +213,19 @@ func TestKillAndRecover(t *testing.T) {
 	}
 	cl := c.Client(t)
 	tr := c.Traffic(t, "events")
-	time.Sleep(2 * time.Second)
+	if err := tr.WaitAcknowledged(t.Context(), 1000); err != nil {
+		t.Fatal(err)
+	}
+	// A paused node holds its sockets but answers nothing; resumed, it runs on.
+	if err := c.Node(3).Pause(); err != nil || c.Node(3).Status() != kafkatest.Paused {
+		t.Fatalf("Pause: %v, status %v", err, c.Node(3).Status())
+	}
+	if err := c.Node(3).Resume(); err != nil || c.Node(3).Status() != kafkatest.Running {
+		t.Fatalf("Resume: %v, status %v", err, c.Node(3).Status())
+	}
+	if err := c.Node(3).Resume(); err == nil {
+		t.Error("Resume of a running node succeeded")
+	}
 	victim := c.Node(2)
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
@@ -226,8 +253,7 @@ func TestKillAndRecover(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("node 2 back in ISR %v after its start", time.Since(start).Round(time.Millisecond))
-	_ = took
+	t.Logf("node 2 back in ISR %v after its start (ready, then ISR full %v later)", time.Since(start).Round(time.Millisecond), took)
 	rep, err := tr.Stop(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -146,3 +146,42 @@ func TestMavenError(t *testing.T) {
 type ioDiscard struct{}
 
 func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestResolveConcurrently resolves one release into a fresh cache from two
+// goroutines at once (separate file locks, as two test binaries would have):
+// Maven runs once and both get the same, complete distribution.
+func TestResolveConcurrently(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Maven")
+	}
+	RequireTools(t)
+	cache := t.TempDir()
+	var outs [2]strings.Builder
+	var dists [2]*Distribution
+	var errs [2]error
+	done := make(chan int)
+	for i := range 2 {
+		go func() {
+			dists[i], errs[i] = Resolve(t.Context(), "3.9.2", CacheDir(cache), Progress(&outs[i]), KafkaHome(""))
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("resolver %d: %v", i, errs[i])
+		}
+	}
+	if dists[0].Dir != dists[1].Dir || !complete(dists[0].Dir) {
+		t.Fatalf("dirs %q and %q, complete %v", dists[0].Dir, dists[1].Dir, complete(dists[0].Dir))
+	}
+	runs := strings.Count(outs[0].String()+outs[1].String(), "resolving Kafka 3.9.2 with Maven")
+	if runs != 1 {
+		t.Errorf("Maven ran %d times, want 1; progress:\n%s\n%s", runs, outs[0].String(), outs[1].String())
+	}
+	jars, _ := filepath.Glob(filepath.Join(dists[0].Dir, "libs", "*.jar"))
+	if len(jars) < 50 {
+		t.Errorf("%d jars in libs, want a full classpath", len(jars))
+	}
+}

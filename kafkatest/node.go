@@ -427,3 +427,31 @@ func escapeProperty(v string) string {
 }
 
 var errNotReady = errors.New("not ready")
+
+// PeakRSS returns the peak resident memory of the running process (VmHWM
+// from /proc on Linux), or 0 if it is not running or the figure is not
+// available.
+func (n *Node) PeakRSS() int64 {
+	pid := n.PID()
+	if pid == 0 {
+		return 0
+	}
+	return peakRSS(pid)
+}
+
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb * 1024
+		}
+	}
+	return 0
+}

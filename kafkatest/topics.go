@@ -32,25 +32,43 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32
 	if err != nil {
 		return fmt.Errorf("kafkatest: create topic %s: %w", name, err)
 	}
-	wctx, cancel := context.WithTimeoutCause(ctx, time.Minute, fmt.Errorf("kafkatest: topic %s: partitions without leader or full ISR after 1m", name))
+	// Wait until every running broker serves the topic with leaders and full
+	// ISRs: metadata reaches brokers at slightly different times.
+	wctx, cancel := context.WithTimeoutCause(ctx, time.Minute, fmt.Errorf("kafkatest: topic %s: not on every broker with leaders and full ISR after 1m", name))
 	defer cancel()
-	return poll(wctx, nil, func(ctx context.Context) error {
-		req := kmsg.NewPtrMetadataRequest()
-		t := kmsg.NewMetadataRequestTopic()
-		t.Topic = kmsg.StringPtr(name)
-		req.Topics = append(req.Topics, t)
-		resp, err := req.RequestWith(ctx, cl)
+	for _, n := range c.Brokers() {
+		if st := n.Status(); st != Running {
+			continue
+		}
+		err := poll(wctx, nil, func(ctx context.Context) error { return topicReadyOn(ctx, n.Addr(), name, partitions) })
 		if err != nil {
-			return err
+			return fmt.Errorf("kafkatest: broker %d: %w", n.ID(), err)
 		}
-		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != int(partitions) {
-			return fmt.Errorf("topic %s not fully in metadata yet", name)
+	}
+	return nil
+}
+
+func topicReadyOn(ctx context.Context, addr, name string, partitions int32) error {
+	cl, err := oneShotClient(addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(name)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != int(partitions) {
+		return fmt.Errorf("topic %s not fully in metadata yet", name)
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.Leader < 0 || len(p.ISR) != len(p.Replicas) {
+			return fmt.Errorf("partition %s-%d: leader %d, ISR %v of replicas %v", name, p.Partition, p.Leader, p.ISR, p.Replicas)
 		}
-		for _, p := range resp.Topics[0].Partitions {
-			if p.Leader < 0 || len(p.ISR) != len(p.Replicas) {
-				return fmt.Errorf("partition %s-%d: leader %d, ISR %v of replicas %v", name, p.Partition, p.Leader, p.ISR, p.Replicas)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -159,7 +159,7 @@ func (c *Cluster) Traffic(t testing.TB, topic string, opts ...TrafficOption) *Tr
 	t.Helper()
 	tr, err := StartTraffic(t.Context(), c.Addrs(), topic, opts...)
 	if err != nil {
-		t.Fatalf("kafkatest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Stop(context.Background()) })
 	return tr
@@ -454,4 +454,25 @@ func (tr *Traffic) readAll(ctx context.Context, n int) ([]uint8, error) {
 		})
 	}
 	return counts, nil
+}
+
+// WaitAcknowledged waits until at least n records of this run have been
+// acknowledged, so a test can let traffic flow for a measured amount rather
+// than a fixed time. It gives up when ctx ends.
+func (tr *Traffic) WaitAcknowledged(ctx context.Context, n int64) error {
+	wait := 20 * time.Millisecond
+	for {
+		got := tr.Progress().Acknowledged
+		if got >= n {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("kafkatest: traffic on %s: %d of %d records acknowledged: %w", tr.topic, got, n, context.Cause(ctx))
+		case <-t.C:
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
 }
