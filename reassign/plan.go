@@ -77,7 +77,13 @@ func (p Plan) String() string {
 		fmt.Fprintf(w, "%d\t%s\t%d→%d\t%d→%d\t%s\n", l.ID, rack, l.Replicas, l.ReplicasAfter, l.Leaders, l.LeadersAfter, note)
 	}
 	w.Flush()
-	return b.String()
+	// tabwriter pads the last cells of rows without a note.
+	var out strings.Builder
+	for line := range strings.Lines(b.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	return out.String()
 }
 
 // PlanMoves computes the partition moves that carry out ch on the assignment

@@ -1,0 +1,113 @@
+package reassign_test
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/kupgrade/kupgrade/reassign"
+)
+
+// Replace broker 3 with broker 4, in the same rack.
+func ExamplePlanMoves() {
+	var a reassign.Assignment
+	for _, p := range []reassign.Partition{
+		{Topic: "orders", Partition: 0, Replicas: []int32{1, 2, 3}, Leader: 1, Bytes: 1 << 30},
+		{Topic: "orders", Partition: 1, Replicas: []int32{2, 3, 1}, Leader: 3, Bytes: 1 << 30},
+		{Topic: "orders", Partition: 2, Replicas: []int32{3, 1, 2}, Leader: 3, Bytes: 1 << 30},
+		{Topic: "orders", Partition: 3, Replicas: []int32{1, 2, 4}, Leader: 1, Bytes: 1 << 30},
+	} {
+		if err := a.Add(p); err != nil {
+			log.Fatal(err)
+		}
+	}
+	brokers := []reassign.Broker{{ID: 1, Rack: "a"}, {ID: 2, Rack: "b"}, {ID: 3, Rack: "c"}, {ID: 4, Rack: "c"}}
+	plan, err := reassign.PlanMoves(&a, brokers, reassign.Change{
+		Replace: []reassign.Replacement{{Old: 3, New: 4}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range plan.Moves {
+		fmt.Println(m)
+	}
+	fmt.Print(plan)
+	// Output:
+	// orders-0 [1 2 3]→[1 2 4]
+	// orders-1 [2 3 1]→[2 4 1]
+	// orders-2 [3 1 2]→[4 1 2]
+	// 3 moves, 3221225472 bytes to copy
+	// broker  rack  replicas  leaders
+	// 1       a     4→4       2→2
+	// 2       b     4→4       1→1
+	// 3       c     3→0       1→0      retired
+	// 4       c     1→4       0→1
+}
+
+// An executor's loop, without the I/O: hand out moves, report what
+// finished, refill.
+func ExampleBatcher() {
+	moves := reassign.Moves{
+		{Topic: "a", Partition: 0, From: []int32{1}, To: []int32{4}},
+		{Topic: "a", Partition: 1, From: []int32{1}, To: []int32{5}},
+		{Topic: "a", Partition: 2, From: []int32{1}, To: []int32{6}},
+		{Topic: "b", Partition: 0, From: []int32{2}, To: []int32{4}},
+	}
+	b, err := reassign.NewBatcher(moves, reassign.SlotsPerBroker(1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for round := 1; !b.Done(); round++ {
+		batch := b.Next() // submit with AlterPartitionAssignments(batch.Moves.Request())
+		fmt.Println(round, batch.Moves)
+		// Pretend the oldest move in flight finished. One slot per broker:
+		// b-0 waits for broker 4, the a moves for broker 1.
+		if err := b.Finished(b.InFlight()[0]); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// 1 [a-0 [1]→[4]]
+	// 2 [a-1 [1]→[5] b-0 [2]→[4]]
+	// 3 [a-2 [1]→[6]]
+	// 4 []
+}
+
+// Throttle a move on a topic that already has a throttled replica someone
+// else set, then restore it.
+func ExampleLedger() {
+	before := "7:9"
+	l, err := reassign.NewLedger(reassign.Throttles{
+		Topics: map[string]reassign.TopicThrottle{"orders": {LeaderReplicas: &before}},
+	}, 50_000_000)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := reassign.Move{Topic: "orders", Partition: 0, From: []int32{1, 2}, To: []int32{1, 3}}
+	fmt.Println("begin:")
+	for _, c := range l.Begin(m) {
+		fmt.Println(c) // kadm: AlterBrokerConfigs / AlterTopicConfigs with c.AlterConfig()
+	}
+	fmt.Println("finish:")
+	for _, c := range l.Finish(m) {
+		fmt.Println(c)
+	}
+	// Output:
+	// begin:
+	// broker 1: set leader.replication.throttled.rate="50000000"
+	// broker 1: set follower.replication.throttled.rate="50000000"
+	// broker 2: set leader.replication.throttled.rate="50000000"
+	// broker 2: set follower.replication.throttled.rate="50000000"
+	// broker 3: set leader.replication.throttled.rate="50000000"
+	// broker 3: set follower.replication.throttled.rate="50000000"
+	// topic orders: set leader.replication.throttled.replicas="7:9,0:1,0:2"
+	// topic orders: set follower.replication.throttled.replicas="0:3"
+	// finish:
+	// broker 1: delete leader.replication.throttled.rate
+	// broker 1: delete follower.replication.throttled.rate
+	// broker 2: delete leader.replication.throttled.rate
+	// broker 2: delete follower.replication.throttled.rate
+	// broker 3: delete leader.replication.throttled.rate
+	// broker 3: delete follower.replication.throttled.rate
+	// topic orders: set leader.replication.throttled.replicas="7:9"
+	// topic orders: delete follower.replication.throttled.replicas
+}
