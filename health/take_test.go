@@ -239,4 +239,3 @@ func brokerIDs(s health.Snapshot) []int32 {
 	}
 	return ids
 }
-
