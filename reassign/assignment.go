@@ -150,38 +150,44 @@ func (a *Assignment) Grow(n, rf int) {
 }
 
 // order returns the partition indexes in topic, partition order, or nil if
-// they were added in that order; it reports a partition added twice.
+// they were added in that order; it reports a partition added twice. It
+// sorts the topics by name, places partitions by topic with a counting
+// sort, and sorts a topic's partitions only if they were not added in
+// order: linear time for the usual input.
 func (a *Assignment) order() ([]int32, error) {
 	if !a.unsorted {
 		return nil, nil
 	}
-	// Rank topics by name once, then sort by integer keys only.
 	byName := make([]int32, len(a.topics))
 	for i := range byName {
 		byName[i] = int32(i)
 	}
 	slices.SortFunc(byName, func(x, y int32) int { return strings.Compare(a.topics[x], a.topics[y]) })
-	rank := make([]int32, len(a.topics))
-	for r, t := range byName {
-		rank[t] = int32(r)
+	count := make([]int32, len(a.topics))
+	for _, p := range a.parts {
+		count[p.topic]++
+	}
+	next := make([]int32, len(a.topics)) // where a topic's next partition goes
+	off := int32(0)
+	for _, t := range byName {
+		next[t] = off
+		off += count[t]
 	}
 	ord := make([]int32, len(a.parts))
-	for i := range ord {
-		ord[i] = int32(i)
+	for i, p := range a.parts {
+		ord[next[p.topic]] = int32(i)
+		next[p.topic]++
 	}
-	slices.SortFunc(ord, func(x, y int32) int {
-		px, py := &a.parts[x], &a.parts[y]
-		if c := int(rank[px.topic]) - int(rank[py.topic]); c != 0 {
-			return c
+	for _, t := range byName {
+		seg := ord[next[t]-count[t] : next[t]]
+		byPartition := func(x, y int32) int { return int(a.parts[x].partition) - int(a.parts[y].partition) }
+		if !slices.IsSortedFunc(seg, byPartition) {
+			slices.SortStableFunc(seg, byPartition)
 		}
-		if c := int(px.partition) - int(py.partition); c != 0 {
-			return c
-		}
-		return int(x) - int(y)
-	})
-	for k := 1; k < len(ord); k++ {
-		if p, q := a.parts[ord[k-1]], a.parts[ord[k]]; p.topic == q.topic && p.partition == q.partition {
-			return nil, &PartitionError{Topic: a.topics[q.topic], Partition: q.partition, Reason: "added twice", Err: ErrInvalid}
+		for k := 1; k < len(seg); k++ {
+			if q := a.parts[seg[k]]; a.parts[seg[k-1]].partition == q.partition {
+				return nil, &PartitionError{Topic: a.topics[q.topic], Partition: q.partition, Reason: "added twice", Err: ErrInvalid}
+			}
 		}
 	}
 	return ord, nil

@@ -467,8 +467,15 @@ func (p *planner) evacuate() error {
 	// above another that could have taken one of its new replicas. Moving
 	// a new replica elsewhere costs no extra move, so each pass is refined
 	// before the next.
+	var affected []int32 // partitions with a retired replica, in order
+	for k := range p.a.parts {
+		i := p.partition(k)
+		if slices.ContainsFunc(p.replicas(i), func(d int32) bool { return p.retiring[d] }) {
+			affected = append(affected, int32(i))
+		}
+	}
 	for _, kind := range []int{byLeaders, byReplicas} {
-		if err := p.evacuatePass(pl, kind); err != nil {
+		if err := p.evacuatePass(pl, affected, kind); err != nil {
 			return err
 		}
 		p.refine(pl, kind)
@@ -523,13 +530,10 @@ func (p *planner) refine(pl *pool, kind int) {
 	}
 }
 
-func (p *planner) evacuatePass(pl *pool, kind int) error {
-	for k := range p.a.parts {
-		i := p.partition(k)
+func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
+	for _, i := range affected {
+		i := int(i)
 		r := p.replicas(i)
-		if !slices.ContainsFunc(r, func(d int32) bool { return p.retiring[d] }) {
-			continue
-		}
 		p.touch(i)
 		for s, old := range r {
 			if !p.retiring[old] || (s == 0) != (kind == byLeaders) {
