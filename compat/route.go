@@ -565,6 +565,9 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		} else {
 			st.Reason = fmt.Sprintf("upgrade the brokers one at a time to %v; the cluster already speaks %v, so nothing needs pinning", to, pin)
 		}
+		if repin := c.ids(func(n simNode) bool { return slices.Contains(roll, n.id) && n.release == to }); len(repin) > 0 {
+			st.Reason += fmt.Sprintf("; node(s) %s already run %v without these settings and are restarted with them", joinIDs(repin), to)
+		}
 		if adv.Pin != "" {
 			st.Set["log.message.format.version"] = adv.Pin
 			st.Reason += "; " + adv.Reason
@@ -578,7 +581,13 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		h.Steps = append(h.Steps, st)
 	}
 	if pin.Less(target) {
-		raise := c.ids(func(n simNode) bool { mv, _ := n.effectiveIBPV(); return mv != target })
+		// After the binary roll every restarted broker is pinned; the others
+		// keep what they have, which may already be the target (a raise
+		// that was under way).
+		raise := c.ids(func(n simNode) bool {
+			mv, _ := n.effectiveIBPV()
+			return slices.Contains(roll, n.id) || mv != target
+		})
 		st := Step{Kind: RollConfig, Role: RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
 			Reason: fmt.Sprintf("once every broker runs %v and behaves, raise inter.broker.protocol.version to %v and restart the brokers one at a time; once they use it the cluster cannot be downgraded to an older release", to, target)}
 		if pin.Less(mvNamed("2.1-IV0")) && !target.Less(mvNamed("2.1-IV0")) {
@@ -776,7 +785,7 @@ func (p *planner) finalizeOnlyHop(c *sim, reason string) {
 	oldest, newest := c.releaseRange()
 	cur, _ := c.metadataVersion()
 	to := lp(oldest)
-	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: newest, Reason: reason, Done: c.ids(func(simNode) bool { return true })}
+	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: newest, Reason: reason}
 	h.Steps = append(h.Steps, finalizeMVStep(cur, to))
 	p.add(h)
 	c.finalized[FeatureMetadataVersion] = to.Level
@@ -1005,9 +1014,11 @@ func (p *planner) rollback(c *sim) error {
 						sugg = fmt.Sprintf("the oldest release this cluster can return to is %v (its latest production metadata.version is at or above the floor %v); otherwise roll forward", latestPatch(l), de.Floor)
 					}
 				}
-				return &RouteError{Err: ErrDowngradePastMetadataChange,
-					Reason:     fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v: %v", t, tlp, cur, err),
-					Suggestion: sugg}
+				reason := fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v", t, tlp, cur)
+				if de != nil {
+					reason += fmt.Sprintf(", and %v (level %d) in between changed the metadata format: Kafka refuses to downgrade across it, and no release implements the unsafe downgrade", de.Blocker, de.Blocker.Level)
+				}
+				return &RouteError{Err: ErrDowngradePastMetadataChange, Reason: reason, Suggestion: sugg}
 			}
 		}
 		if len(down) > 0 {

@@ -152,8 +152,12 @@ func (c *sim) metadataVersion() (MetadataVersion, error) {
 			}
 			got, err := LookupMetadataVersion(level, n.release)
 			if err != nil {
+				why := err.Error()
+				if me, ok := err.(*MetadataVersionError); ok {
+					why = me.Reason
+				}
 				return MetadataVersion{}, &RouteError{Err: errSentinel(err),
-					Reason:     fmt.Sprintf("finalized metadata.version level %d on node %d (%v): %v", level, n.id, n.release, err),
+					Reason:     fmt.Sprintf("finalized metadata.version level %d, but node %d runs %v: %s", level, n.id, n.release, why),
 					Suggestion: "kupgrade plans only with production metadata versions; a cluster formatted with unstable features has to be handled by hand"}
 			}
 			mv = got
