@@ -414,15 +414,24 @@ func (p *planner) less(kind int) func(x, y int32) bool {
 	}
 }
 
-// clash counts the replicas of r, other than slot k and retiring ones, in
-// rack.
+// clash counts the replicas of r other than slot k that are, or will be,
+// in rack: a retiring replica counts in its partner's rack, where it is
+// bound to go, and not at all if it has no partner.
 func (p *planner) clash(r []int32, k int, rack int32) int {
 	if rack < 0 {
 		return 0
 	}
 	n := 0
 	for j, x := range r {
-		if j != k && !p.retiring[x] && p.rack[x] == rack {
+		if j == k {
+			continue
+		}
+		if p.retiring[x] {
+			if x = p.pair[x]; x < 0 {
+				continue
+			}
+		}
+		if p.rack[x] == rack {
 			n++
 		}
 	}
@@ -539,16 +548,25 @@ func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
 			if !p.retiring[old] || (s == 0) != (kind == byLeaders) {
 				continue
 			}
+			// The partner takes the replica unless it holds the partition
+			// already, or another broker has fewer rack clashes (with two
+			// racks and three replicas, say, every broker clashes).
 			c := p.pair[old]
-			if c < 0 || slices.Contains(r, c) || p.clash(r, s, p.rack[c]) > 0 {
+			if c >= 0 && slices.Contains(r, c) {
+				c = -1
+			}
+			if c < 0 || p.clash(r, s, p.rack[c]) > 0 {
 				// A replaced broker's replicas prefer its rack; a removed
 				// broker's spread over all racks.
 				prefRack := int32(-1)
 				if p.pair[old] >= 0 {
 					prefRack = p.rack[old]
 				}
-				c, _ = p.choose(pl, r, s, kind, prefRack)
-				p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
+				alt, altClash := p.choose(pl, r, s, kind, prefRack)
+				if c < 0 || alt >= 0 && altClash < p.clash(r, s, p.rack[c]) {
+					c = alt
+					p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
+				}
 			}
 			if c < 0 {
 				pt := p.a.parts[i]

@@ -59,6 +59,13 @@ func TestPlanExact(t *testing.T) {
 			want:    mvs("orders-0 1,2,3>1,2,4"),
 		},
 		{
+			name:    "replace: partner kept when no broker avoids a rack clash",
+			asg:     []string{"a-0 1,2,3", "b-0 4,5"},
+			brokers: "1:x 2:y 3:x 4:x 5:y 6:x",
+			ch:      Change{Replace: []Replacement{{Old: 3, New: 4}}},
+			want:    mvs("a-0 1,2,3>1,2,4"), // not 6, though 6 holds less
+		},
+		{
 			name:    "replace: partner in the same rack",
 			asg:     []string{"orders-0 1,2,3", "orders-1 3,1,2"},
 			brokers: "1:a 2:b 3:c 4:c 5:c",
@@ -283,6 +290,7 @@ func TestPlanRulesAtScale(t *testing.T) {
 		{name: "replace one, no racks", n: 12, ch: Change{Replace: []Replacement{{Old: 2, New: 13}}}, newBrokers: 1, balanceWithin: true},
 		{name: "replace three, racks", n: 24, racks: 3, ch: Change{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}, {Old: 3, New: 27}}}, newBrokers: 3, balanceWithin: true},
 		{name: "replace across racks", n: 24, racks: 3, ch: Change{Replace: []Replacement{{Old: 1, New: 26}}}, newBrokers: 3},
+		{name: "replace, 2 racks (RF 3: clashes unavoidable)", n: 24, racks: 2, ch: Change{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}}}, newBrokers: 2, balanceWithin: true},
 		{name: "decommission one, no racks", n: 12, ch: Change{Remove: []int32{5}}, balanceWithin: true},
 		{name: "decommission three, no racks", n: 30, ch: Change{Remove: []int32{1, 4, 5}}, balanceWithin: true},
 		{name: "decommission six, 3 racks", n: 60, racks: 3, ch: Change{Remove: []int32{1, 2, 3, 4, 5, 6}}, balanceWithin: true},
