@@ -112,6 +112,7 @@ const (
 	MoveCancelled                  // given up; the Batcher does not submit it again unless requeued
 )
 
+// String returns "pending", "in flight", "finished" or "cancelled".
 func (s MoveState) String() string {
 	switch s {
 	case MovePending:
@@ -494,11 +495,12 @@ func (b *Batcher) setState(i int, s MoveState) {
 
 // Finished records that moves completed: their partitions have the target
 // replicas. Their slots are free again. A pending move may be finished too,
-// when a restarted executor learns it completed before the crash. A move is
-// found by topic and partition, and by To if several moves of the partition
-// were given.
+// when a restarted executor learns it completed before the crash, and so
+// may a cancelled one whose copy completed before the cancel took effect. A
+// move is found by topic and partition, and by To if several moves of the
+// partition were given.
 func (b *Batcher) Finished(ms ...Move) error {
-	return b.apply(ms, MoveFinished, MoveInFlight, MovePending)
+	return b.apply(ms, MoveFinished, MoveInFlight, MovePending, MoveCancelled)
 }
 
 // Cancelled records that moves were given up (a dead move the executor

@@ -28,6 +28,7 @@ type BrokerError struct {
 	Reason string // e.g. "is both retired and added"
 }
 
+// Error returns "reassign: broker <id> <reason>".
 func (e *BrokerError) Error() string {
 	return fmt.Sprintf("reassign: broker %d %s", e.Broker, e.Reason)
 }
@@ -45,6 +46,7 @@ type PartitionError struct {
 	Err       error
 }
 
+// Error returns "reassign: <topic>-<partition>: <reason>".
 func (e *PartitionError) Error() string {
 	return fmt.Sprintf("reassign: %s-%d: %s", e.Topic, e.Partition, e.Reason)
 }
@@ -61,6 +63,7 @@ type ConfigError struct {
 	Reason   string
 }
 
+// Error returns the resource, the config and its value, and the reason.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("reassign: %s: %s=%q: %s", e.Resource, e.Name, e.Value, e.Reason)
 }

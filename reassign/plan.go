@@ -107,9 +107,12 @@ func (p Plan) String() string {
 //     new replica is in sync), then elects the first in-sync replica of To:
 //     leadership moves once, after the copy, to the broker chosen to inherit
 //     the old leader's share of leaderships.
-//   - Balance: among the allowed brokers, a replica goes to the one with the
-//     fewest replicas (fewest leaders for a first replica), then the lowest
-//     id.
+//   - Balance: replicas that will lead are placed first, each on the
+//     allowed broker with the fewest leaders; then the others, each on the
+//     allowed broker with the fewest replicas; ties go to the lowest id. A
+//     repair sweep then moves new replicas off any broker two or more above
+//     another allowed one, which changes destinations, never the number of
+//     moves. For Add, see [Change].
 //
 // The errors are a [*BrokerError] for an unusable [Change] or broker list and
 // a [*PartitionError] for a partition that was added twice or whose
@@ -470,12 +473,6 @@ func (p *planner) evacuate() error {
 	pl := p.newPool(p.target)
 	p.pools = append(p.pools, pl)
 	defer func() { p.pools = p.pools[:0] }()
-	// Two passes: first the slots that will lead, by leader count, then the
-	// others by replica count, which evens out what the first pass skewed.
-	// Greedy placement in partition order can leave a broker two or more
-	// above another that could have taken one of its new replicas. Moving
-	// a new replica elsewhere costs no extra move, so each pass is refined
-	// before the next.
 	var affected []int32 // partitions with a retired replica, in order
 	for k := range p.a.parts {
 		i := p.partition(k)
@@ -483,6 +480,12 @@ func (p *planner) evacuate() error {
 			affected = append(affected, int32(i))
 		}
 	}
+	// Two passes: first the slots that will lead, by leader count, then the
+	// others by replica count, which evens out what the first pass skewed.
+	// Greedy placement in partition order can leave a broker two or more
+	// above another that could have taken one of its new replicas. Moving
+	// a new replica elsewhere costs no extra move, so each pass is refined
+	// before the next.
 	for _, kind := range []int{byLeaders, byReplicas} {
 		if err := p.evacuatePass(pl, affected, kind); err != nil {
 			return err

@@ -162,6 +162,9 @@ func (k cfgKey) resource() string {
 // it, apply the journaled changes again (plain sets and deletes: applying
 // twice is harmless), then carry on, or restore everything with
 // [Ledger.Close].
+//
+// The zero Ledger is not usable: create one with [NewLedger], or by
+// unmarshalling a journaled one.
 type Ledger struct {
 	rate     int64
 	before   map[cfgKey]string         // values that existed; absent = unset
@@ -215,6 +218,10 @@ func (l *Ledger) InFlight() Moves {
 // only the order) copies nothing and is not throttled: a leader-side entry
 // would slow the partition's in-sync followers for no gain.
 func (l *Ledger) Begin(moves ...Move) ConfigChanges {
+	if l.rate <= 0 {
+		// Writing a rate of 0 would stop replication: refuse loudly.
+		panic("reassign: Ledger used without NewLedger")
+	}
 	aff := newAffected()
 	for _, m := range moves {
 		if old, ok := l.inflight[m.Topic][m.Partition]; ok {
