@@ -336,6 +336,9 @@ func (rs ProbeResults) Within(max time.Duration) Verdict {
 	for _, r := range rs {
 		v.Nodes = append(v.Nodes, r.Broker)
 		reason := Reason{Topic: r.Topic, Partition: r.Partition, Leader: r.Broker, Nodes: []int32{r.Broker}}
+		if r.Partition < 0 {
+			reason.Leader = -1
+		}
 		switch {
 		case r.Err != nil:
 			reason.Rule = RuleCanaryFailed

@@ -3,7 +3,7 @@ package health
 import (
 	"fmt"
 	"slices"
-	"strings"
+	"strconv"
 )
 
 // A GateOption configures a [Gate].
@@ -89,7 +89,8 @@ func NoWorseThan(base Counts) GateOption {
 }
 
 // A Gate decides whether nodes can be restarted, under rules set by its
-// options. A Gate is immutable and safe for concurrent use.
+// options. A Gate is immutable and safe for concurrent use; the zero Gate
+// applies the default rules, as [CanRestart] does.
 type Gate struct {
 	cfg gateConfig
 }
@@ -202,25 +203,83 @@ func (g *Gate) partitionRule(x *indexData, t *Topic, p *Partition, set []int32) 
 
 // restartReason explains why p blocks a restart of set under rule.
 func restartReason(rule Rule, x *indexData, t *Topic, p *Partition, set []int32, allowDown bool) Reason {
-	var holders, after, down []int32
+	// One allocation for the three id lists.
+	ids := make([]int32, 0, len(set)+2*len(p.ISR))
 	for _, n := range set {
 		if slices.Contains(p.Replicas, n) && !(allowDown && x.isDown(n)) {
-			holders = append(holders, n)
+			ids = append(ids, n)
 		}
 	}
+	holders := ids[:len(ids):len(ids)]
 	for _, r := range p.ISR {
-		switch {
-		case x.isDown(r):
-			down = append(down, r)
-		case !slices.Contains(set, r):
-			after = append(after, r)
+		if !x.isDown(r) && !slices.Contains(set, r) {
+			ids = append(ids, r)
 		}
 	}
-	if after == nil {
-		after = []int32{}
+	after := ids[len(holders):len(ids):len(ids)]
+	for _, r := range p.ISR {
+		if x.isDown(r) {
+			ids = append(ids, r)
+		}
 	}
+	down := ids[len(holders)+len(after):]
 	m := t.EffectiveMinISR()
-	r := Reason{
+
+	b := make([]byte, 0, 160)
+	b = append(b, t.Name...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(p.Partition), 10)
+	b = append(b, ": "...)
+	switch rule {
+	case RuleGoesOffline:
+		b = append(b, "ISR "...)
+		b = appendSet(b, p.ISR)
+		b = append(b, " would drop to {}: the partition would go offline"...)
+		if len(p.Replicas) == 1 {
+			b = append(b, " (replication factor 1; AllowOfflineRF1 permits this)"...)
+		}
+	case RuleMinISRUnknown:
+		b = append(b, "min.insync.replicas of topic "...)
+		b = append(b, t.Name...)
+		b = append(b, " is unknown"...)
+		if t.MinISRError != "" {
+			b = append(b, " ("...)
+			b = append(b, t.MinISRError...)
+			b = append(b, ')')
+		}
+		b = append(b, "; cannot tell whether restarting "...)
+		b = append(b, nodeWord(holders)...)
+		b = append(b, " is safe"...)
+	case RuleUnderMinISR:
+		b = append(b, "ISR "...)
+		b = appendSet(b, p.ISR)
+		b = append(b, " is already below min.insync.replicas "...)
+		b = strconv.AppendInt(b, int64(m), 10)
+		b = append(b, ", and "...)
+		b = append(b, nodeWord(holders)...)
+		if len(holders) > 1 {
+			b = append(b, " hold replicas"...)
+		} else {
+			b = append(b, " holds a replica"...)
+		}
+		b = append(b, " that may be the first to catch up"...)
+	case RuleBelowMinISR:
+		b = append(b, "ISR "...)
+		b = appendSet(b, p.ISR)
+		b = append(b, " would drop to "...)
+		b = appendSet(b, after)
+		b = append(b, ", below min.insync.replicas "...)
+		b = strconv.AppendInt(b, int64(m), 10)
+	}
+	if p.Leader < 0 {
+		b = append(b, " (no leader)"...)
+	}
+	if len(down) > 0 {
+		b = append(b, " (down: "...)
+		b = appendSet(b, down)
+		b = append(b, ')')
+	}
+	return Reason{
 		Rule:      rule,
 		Topic:     t.Name,
 		Partition: p.Partition,
@@ -230,40 +289,8 @@ func restartReason(rule Rule, x *indexData, t *Topic, p *Partition, set []int32,
 		ISR:       p.ISR,
 		ISRAfter:  after,
 		MinISR:    m,
+		Message:   string(b),
 	}
-	var b strings.Builder
-	b.WriteString(tp(t.Name, p.Partition))
-	b.WriteString(": ")
-	switch rule {
-	case RuleGoesOffline:
-		fmt.Fprintf(&b, "ISR %s would drop to {}: the partition would go offline", fmtSet(p.ISR))
-		if len(p.Replicas) == 1 {
-			b.WriteString(" (replication factor 1; AllowOfflineRF1 permits this)")
-		}
-	case RuleMinISRUnknown:
-		fmt.Fprintf(&b, "min.insync.replicas of topic %s is unknown", t.Name)
-		if t.MinISRError != "" {
-			fmt.Fprintf(&b, " (%s)", t.MinISRError)
-		}
-		fmt.Fprintf(&b, "; cannot tell whether restarting %s is safe", nodeWord(holders))
-	case RuleUnderMinISR:
-		verb := "holds a replica"
-		if len(holders) > 1 {
-			verb = "hold replicas"
-		}
-		fmt.Fprintf(&b, "ISR %s is already below min.insync.replicas %d, and %s %s that may be the first to catch up",
-			fmtSet(p.ISR), m, nodeWord(holders), verb)
-	case RuleBelowMinISR:
-		fmt.Fprintf(&b, "ISR %s would drop to %s, below min.insync.replicas %d", fmtSet(p.ISR), fmtSet(after), m)
-	}
-	if p.Leader < 0 {
-		b.WriteString(" (no leader)")
-	}
-	if len(down) > 0 {
-		fmt.Fprintf(&b, " (down: %s)", fmtSet(down))
-	}
-	r.Message = b.String()
-	return r
 }
 
 // clusterReasons appends a reason for each cluster-wide limit c exceeds.

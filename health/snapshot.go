@@ -20,7 +20,8 @@ import (
 // JSON decoding attach, shared by copies. To change a snapshot (in a test, say),
 // build a new Topics slice rather than editing partitions in place. A Snapshot
 // built as a literal has no index; verdicts then scan every partition, which
-// is correct but slower. A Snapshot is safe for concurrent use by readers.
+// is correct but slower. A Snapshot is safe for concurrent use by readers. To
+// compare snapshots with go-cmp, use cmpopts.IgnoreUnexported(Snapshot{}).
 type Snapshot struct {
 	// TakenAt is when the snapshot was taken (zero for hand-built ones).
 	TakenAt time.Time `json:"takenAt,omitzero"`
@@ -276,8 +277,7 @@ func (s Snapshot) EachPartition(fn func(Topic, Partition)) {
 }
 
 // EachPartitionOn calls fn for every partition of which node holds a replica,
-// in topic and partition order. With an index it touches only those
-// partitions.
+// in the snapshot's order. With an index it touches only those partitions.
 func (s Snapshot) EachPartitionOn(node int32, fn func(Topic, Partition)) {
 	if x := s.cached(); x != nil {
 		for _, r := range x.refsOf(node) {

@@ -59,9 +59,9 @@ const (
 // [MaxUnderReplicated], [MaxUnderMinISR], [NoWorseThan]). Their reasons have
 // no topic and partition -1.
 const (
-	RuleClusterOffline         Rule = "cluster-offline"
-	RuleClusterUnderReplicated Rule = "cluster-under-replicated"
-	RuleClusterUnderMinISR     Rule = "cluster-under-min-isr"
+	RuleClusterOffline         Rule = "cluster-offline"          // too many offline partitions
+	RuleClusterUnderReplicated Rule = "cluster-under-replicated" // too many under-replicated partitions
+	RuleClusterUnderMinISR     Rule = "cluster-under-min-isr"    // too many partitions under min ISR
 )
 
 // The rules of [CaughtUp].
@@ -213,7 +213,7 @@ func nodeWord(nodes []int32) string {
 // A BlockedError is a negative [Verdict] as an error. It unwraps to
 // [ErrUnsafe], [ErrNotCaughtUp] or [ErrCanaryFailed], after the verdict's kind.
 type BlockedError struct {
-	Verdict Verdict
+	Verdict Verdict // the negative verdict, with every reason
 }
 
 // Error renders the verdict with its first three reasons.

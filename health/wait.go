@@ -15,10 +15,10 @@ var ErrTimeout = errors.New("health: wait timed out")
 
 // The defaults of a zero [Policy].
 const (
-	DefaultInitial    = 250 * time.Millisecond
-	DefaultMax        = 10 * time.Second
-	DefaultMultiplier = 2.0
-	DefaultTimeout    = 5 * time.Minute
+	DefaultInitial    = 250 * time.Millisecond // the first pause
+	DefaultMax        = 10 * time.Second       // the longest pause (or Initial, if longer)
+	DefaultMultiplier = 2.0                    // the growth of each pause over the last
+	DefaultTimeout    = 5 * time.Minute        // how long a Wait lasts at most
 )
 
 // A Policy is a bounded exponential back-off with a deadline: after the n-th
@@ -27,10 +27,10 @@ const (
 // default ([DefaultInitial], [DefaultMax], [DefaultMultiplier],
 // [DefaultTimeout]); there is no jitter, so waits are reproducible.
 type Policy struct {
-	Initial    time.Duration `json:"initial,omitempty"`
-	Max        time.Duration `json:"max,omitempty"`
-	Multiplier float64       `json:"multiplier,omitempty"`
-	Timeout    time.Duration `json:"timeout,omitempty"`
+	Initial    time.Duration `json:"initial,omitempty"`    // the first pause
+	Max        time.Duration `json:"max,omitempty"`        // the longest pause
+	Multiplier float64       `json:"multiplier,omitempty"` // the growth of each pause, at least 1
+	Timeout    time.Duration `json:"timeout,omitempty"`    // how long Wait lasts at most
 }
 
 func (p Policy) withDefaults() Policy {
