@@ -206,6 +206,38 @@ func TestBatcherLifecycle(t *testing.T) {
 	}
 }
 
+func TestBatcherRequeueReorder(t *testing.T) {
+	// A change of replica order uses no slot; requeued, it comes out again.
+	ms := mvs("a-0 1,2>2,1", "a-1 3,4>4,3")
+	b := newBatcher(t, ms, MaxInFlight(1))
+	if diff := cmp.Diff([]string{"a-00"}, names(b.Next().Moves)); diff != "" {
+		t.Fatalf("Next (-want +got):\n%s", diff)
+	}
+	if err := b.Finished(ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a-01"}, names(b.Next().Moves)); diff != "" {
+		t.Fatalf("Next (-want +got):\n%s", diff)
+	}
+	if err := b.Requeue(ms[1]); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a-01"}, names(b.Next().Moves)); diff != "" {
+		t.Fatalf("Next after Requeue (-want +got):\n%s", diff)
+	}
+	if got := MoveInFlight.String(); got != "in flight" {
+		t.Errorf("MoveInFlight.String() = %q", got)
+	}
+}
+
+func TestBatcherLargeBrokerIDs(t *testing.T) {
+	ms := mvs("a-0 2000000001>2000000002", "a-1 2000000001>2000000003", "a-2 7>2000000002")
+	b := newBatcher(t, ms, SlotsPerBroker(1), BrokerSlots(2000000001, 2))
+	if diff := cmp.Diff([]string{"a-00", "a-01"}, names(b.Next().Moves)); diff != "" {
+		t.Fatalf("Next (-want +got):\n%s", diff)
+	}
+}
+
 func TestBatcherAdoptAfterRestart(t *testing.T) {
 	ms := mvs("a-0 1>2", "a-1 1>3", "a-2 1>4", "a-3 1>5")
 	b := newBatcher(t, ms, SlotsPerBroker(2))

@@ -118,6 +118,13 @@ func TestPlanExact(t *testing.T) {
 			want:    mvs("a-0 1,2>3,2", "a-1 2,1>2,3"),
 		},
 		{
+			name:    "large broker ids",
+			asg:     []string{"a-0 2000000001,5,2000000003", "a-1 5,2000000003,2000000001"},
+			brokers: "5:x 2000000001:y 2000000003:z 2000000004:y",
+			ch:      Change{Replace: []Replacement{{Old: 2000000001, New: 2000000004}}},
+			want:    mvs("a-0 2000000001,5,2000000003>2000000004,5,2000000003", "a-1 5,2000000003,2000000001>5,2000000003,2000000004"),
+		},
+		{
 			name:    "no change, no moves",
 			asg:     []string{"a-0 1,2"},
 			brokers: "1 2",
