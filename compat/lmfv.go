@@ -142,6 +142,9 @@ func (c *sim) adviseLMFV(pin MetadataVersion, to Release) (MessageFormatAdvice, 
 	if err != nil {
 		return MessageFormatAdvice{}, err
 	}
+	if to.Less(v0(10, 0)) {
+		return MessageFormatAdvice{Reason: "log.message.format.version arrived in 0.10.0"}, nil
+	}
 	if MessageFormatIgnored(pin) {
 		if explicit {
 			return MessageFormatAdvice{Clear: true, Reason: "log.message.format.version is ignored from inter.broker.protocol.version 3.0-IV1 on (KIP-724) and removed in 4.0; remove it"}, nil
@@ -151,6 +154,12 @@ func (c *sim) adviseLMFV(pin MetadataVersion, to Release) (MessageFormatAdvice, 
 	cur, err := c.clusterLMFV()
 	if err != nil {
 		return MessageFormatAdvice{}, err
+	}
+	if CheckMessageFormat(pin, cur, to) != nil {
+		// The lowest format in use does not fit the pinned protocol (some
+		// broker runs a newer protocol than the pin): keep the format the
+		// pinned protocol writes.
+		cur = pin
 	}
 	var adv MessageFormatAdvice
 	newDefault, derr := DefaultMessageFormat(to)

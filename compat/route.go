@@ -428,6 +428,16 @@ func Route(s State, target Release, opts ...RouteOption) (RoutePlan, error) {
 	if err != nil {
 		return RoutePlan{}, err
 	}
+	if cfg.migrate && s.Mode == ZooKeeper && target.Less(v(4, 0)) && target.Line() != v(3, 9) {
+		return RoutePlan{}, &RouteError{Err: ErrUnsupportedRoute,
+			Reason:     fmt.Sprintf("MigrateToKRaft with target %v: kupgrade migrates on 3.9, the last bridge release", target),
+			Suggestion: "target " + latestPatch(v(3, 9)).String() + " (or any 4.x release)"}
+	}
+	if s.Mode == ZooKeeper {
+		if err := c.checkMessageFormats(); err != nil {
+			return RoutePlan{}, err
+		}
+	}
 	p := &planner{cfg: cfg, target: target, plan: RoutePlan{Target: target}}
 	oldest, newest := c.releaseRange()
 	if oldest != newest {
@@ -462,9 +472,19 @@ func (p *planner) note(format string, args ...any) {
 	p.plan.Notes = append(p.plan.Notes, fmt.Sprintf(format, args...))
 }
 
+// add appends a hop with at least one required step. A hop that would hold
+// only optional steps (the cluster is done, but choices remain) becomes notes.
 func (p *planner) add(h Hop) {
-	if len(h.Steps) > 0 {
+	required := false
+	for _, s := range h.Steps {
+		required = required || !s.Optional
+	}
+	if required {
 		p.plan.Hops = append(p.plan.Hops, h)
+		return
+	}
+	for _, s := range h.Steps {
+		p.note("optional decision on %v: %v (%s)", h.To, s, s.Reason)
 	}
 }
 
@@ -490,10 +510,6 @@ func (p *planner) zooKeeper(c *sim) error {
 		switch {
 		case t.AtLeast(v(4, 0)):
 			zkTarget = latestPatch(v(3, 9))
-		case t.Line() != v(3, 9):
-			return &RouteError{Err: ErrUnsupportedRoute,
-				Reason:     fmt.Sprintf("MigrateToKRaft with target %v: kupgrade migrates on 3.9, the last bridge release", t),
-				Suggestion: "target " + latestPatch(v(3, 9)).String() + " (or any 4.x release)"}
 		}
 	}
 	oldest, _ := c.releaseRange()
@@ -544,18 +560,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 
 	var roll []int32
 	if !raising {
-		roll = c.ids(func(n simNode) bool {
-			if n.release != to {
-				return true
-			}
-			if mv, _ := n.effectiveIBPV(); pin.Less(target) && mv != pin {
-				return true
-			}
-			if adv.Pin != "" && n.lmfv.Value != adv.Pin {
-				return true
-			}
-			return false
-		})
+		roll = c.needsRoll(to, pin, target, adv)
 	}
 	if len(roll) > 0 {
 		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
@@ -629,6 +634,22 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		}
 	}
 	return nil
+}
+
+// needsRoll returns the nodes a ZooKeeper-mode roll to release to must
+// restart: those on another release, and those whose settings differ from
+// the pins (inter.broker.protocol.version at pin unless it is already the
+// target, and the message format advice).
+func (c *sim) needsRoll(to Release, pin, target MetadataVersion, adv MessageFormatAdvice) []int32 {
+	return c.ids(func(n simNode) bool {
+		if n.release != to {
+			return true
+		}
+		if mv, _ := n.effectiveIBPV(); pin.Less(target) && mv != pin {
+			return true
+		}
+		return adv.Pin != "" && n.lmfv.Value != adv.Pin
+	})
 }
 
 var migrationPreconditions = []string{
@@ -928,6 +949,10 @@ func (p *planner) rollback(c *sim) error {
 	tlp := lp(t)
 	h := Hop{Kind: Rollback, Mode: c.mode, From: newest, To: t,
 		Reason: fmt.Sprintf("roll the nodes back to %v", t)}
+	if p.cfg.migrate && c.mode == ZooKeeper {
+		return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("MigrateToKRaft with a target (%v) older than node releases (%v)", t, newest),
+			Suggestion: "plan the rollback first, then the migration"}
+	}
 	switch c.mode {
 	case Migrating:
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: "a ZooKeeper to KRaft migration is under way",
@@ -955,12 +980,23 @@ func (p *planner) rollback(c *sim) error {
 					Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
 			}
 		}
-		ids := c.ids(func(n simNode) bool { return n.release != t })
+		adv, err := c.adviseLMFV(pin, t)
+		if err != nil {
+			return err
+		}
+		ids := c.needsRoll(t, pin, tlp, adv)
 		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: ids, Release: t, Reversible: true,
 			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
 		if pin.Less(tlp) {
 			st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
 			st.Reason += fmt.Sprintf(", keeping inter.broker.protocol.version pinned to %v", pin)
+		}
+		if adv.Pin != "" {
+			if st.Set == nil {
+				st.Set = map[string]string{}
+			}
+			st.Set["log.message.format.version"] = adv.Pin
+			st.Reason += "; " + adv.Reason
 		}
 		h.Steps = append(h.Steps, st)
 	case KRaft:

@@ -144,10 +144,20 @@ func (c *sim) clusterLMFV() (MetadataVersion, error) {
 // finalized level, checked to be production on every node, or, for a
 // cluster from before 3.3, the lowest inter.broker.protocol.version.
 func (c *sim) metadataVersion() (MetadataVersion, error) {
+	if err := c.checkFinalized(); err != nil {
+		return MetadataVersion{}, err
+	}
 	if level := c.finalized.Level(FeatureMetadataVersion); level > 0 {
 		var mv MetadataVersion
 		for _, n := range c.nodes {
 			if n.release.Less(v(3, 3)) {
+				// Before 3.3 the metadata version is the static IBPV, at
+				// most the release's own.
+				if lp, _ := LatestProduction(n.release); lp.Level < level {
+					return MetadataVersion{}, &RouteError{Err: ErrIncompleteState,
+						Reason:     fmt.Sprintf("finalized metadata.version level %d, but node %d runs %v, which knows versions up to %v (level %d)", level, n.id, n.release, lp, lp.Level),
+						Suggestion: "inspect the cluster again"}
+				}
 				continue
 			}
 			got, err := LookupMetadataVersion(level, n.release)
@@ -164,9 +174,6 @@ func (c *sim) metadataVersion() (MetadataVersion, error) {
 		}
 		if mv.IsZero() {
 			mv, _ = mvLevel(level)
-		}
-		if err := c.checkFinalized(); err != nil {
-			return MetadataVersion{}, err
 		}
 		return mv, nil
 	}
@@ -237,9 +244,6 @@ func (c *sim) checkControllers() error {
 // not, so a mismatch means the state is wrong or unstable features are on).
 func (c *sim) checkFinalized() error {
 	for _, n := range c.nodes {
-		if n.release.Less(v(3, 3)) {
-			continue
-		}
 		for _, name := range c.finalized.Names() {
 			if name == FeatureMetadataVersion {
 				continue
@@ -247,15 +251,44 @@ func (c *sim) checkFinalized() error {
 			if _, ok := LookupFeature(name); !ok {
 				continue
 			}
-			maxLevel, err := ProductionMaxLevel(name, n.release)
-			if err != nil {
-				return err
+			var maxLevel int16 // releases before 3.3 have no features at all
+			if n.release.AtLeast(v(3, 3)) {
+				maxLevel, _ = ProductionMaxLevel(name, n.release)
 			}
 			if level := c.finalized[name]; level > maxLevel {
 				return &RouteError{Err: ErrIncompleteState,
 					Reason:     fmt.Sprintf("finalized %s=%d, but node %d runs %v, whose highest production level is %d", name, level, n.id, n.release, maxLevel),
 					Suggestion: "kupgrade plans only with production feature levels; check the state, or handle clusters running unstable features by hand"}
 			}
+		}
+	}
+	return nil
+}
+
+// checkMessageFormats makes sure every ZooKeeper-mode node's
+// inter.broker.protocol.version and log.message.format.version are a
+// combination its release starts with; anything else means the state is
+// wrong.
+func (c *sim) checkMessageFormats() error {
+	for _, n := range c.nodes {
+		if n.release.Less(v0(10, 0)) {
+			continue
+		}
+		ibpv, err := n.effectiveIBPV()
+		if err != nil {
+			return err
+		}
+		if MessageFormatIgnored(ibpv) {
+			continue
+		}
+		lmfv, err := n.effectiveLMFV()
+		if err != nil {
+			return err
+		}
+		if err := CheckMessageFormat(ibpv, lmfv, n.release); err != nil {
+			return &RouteError{Err: ErrIncompleteState,
+				Reason:     fmt.Sprintf("node %d (%v) could not be running with inter.broker.protocol.version %v and log.message.format.version %v: %s", n.id, n.release, ibpv, lmfv, err.(*MessageFormatError).Reason),
+				Suggestion: "inspect the node's configuration again"}
 		}
 	}
 	return nil
