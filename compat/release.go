@@ -60,11 +60,11 @@ func ParseRelease(s string) (Release, error) {
 		nums[i] = n
 	}
 	if nums[0] == 0 {
-		if nums[1] == 0 {
-			return bad("there is no 0.0 release line")
-		}
 		if len(nums) < 3 || len(nums) > 4 {
 			return bad("releases before 1.0 have three or four numbers, such as 0.10.2.1")
+		}
+		if nums[1] == 0 {
+			return bad("there is no 0.0 release line")
 		}
 		r := Release{Minor: nums[1], Patch: nums[2]}
 		if len(nums) == 4 {

@@ -64,6 +64,7 @@ func TestParseReleaseErrors(t *testing.T) {
 		{"0.10", "three or four"},
 		{"0.10.2.1.0", "three or four"},
 		{"0.0.1", "no 0.0"},
+		{"0", "three or four"},
 		{" 3.9", "decimal"},
 	}
 	for _, tt := range tests {
