@@ -16,14 +16,14 @@ import (
 // unstable or an unknown level, the floor is mv itself: no downgrade is
 // possible or known to be safe.
 func SafeDowngradeFloor(mv MetadataVersion) MetadataVersion {
-	if mv.Unstable || mv.Level < MinimumBootstrapMetadataVersion.Level {
+	if mv.Unstable || mv.Level < minBootstrapMV.Level {
 		return mv
 	}
 	if _, ok := mvLevel(mv.Level); !ok {
 		return mv
 	}
-	floor := MinimumBootstrapMetadataVersion
-	for l := mv.Level; l >= MinimumBootstrapMetadataVersion.Level; l-- {
+	floor := minBootstrapMV
+	for l := mv.Level; l >= minBootstrapMV.Level; l-- {
 		row, _ := mvLevel(l)
 		if row.DidMetadataChange {
 			floor = row
@@ -63,9 +63,9 @@ func CanDowngrade(from, to MetadataVersion) error {
 	if to.Level > from.Level {
 		return &DowngradeError{From: from, To: to, Floor: SafeDowngradeFloor(from), Err: ErrNotDowngrade}
 	}
-	if to.Level < MinimumBootstrapMetadataVersion.Level {
+	if to.Level < minBootstrapMV.Level {
 		return &MetadataVersionError{Input: to.Name, Err: ErrUnknownMetadataVersion,
-			Reason: fmt.Sprintf("Kafka never sets metadata.version below %v (level %d)", MinimumBootstrapMetadataVersion, MinimumBootstrapMetadataVersion.Level)}
+			Reason: fmt.Sprintf("Kafka never sets metadata.version below %v (level %d)", minBootstrapMV, minBootstrapMV.Level)}
 	}
 	for l := from.Level; l > to.Level; l-- {
 		row, _ := mvLevel(l)

@@ -93,12 +93,12 @@ func TestCanDowngrade(t *testing.T) {
 // downgrade is possible exactly down to the floor.
 func TestCanDowngradeAgreesWithFloor(t *testing.T) {
 	for _, from := range MetadataVersions() {
-		if from.Level < MinimumBootstrapMetadataVersion.Level {
+		if from.Level < minBootstrapMV.Level {
 			continue
 		}
 		floor := SafeDowngradeFloor(from)
 		for _, to := range MetadataVersions() {
-			if to.Level < MinimumBootstrapMetadataVersion.Level || to.Level > from.Level {
+			if to.Level < minBootstrapMV.Level || to.Level > from.Level {
 				continue
 			}
 			err := CanDowngrade(from, to)

@@ -105,10 +105,18 @@ func init() {
 func Features() []Feature {
 	out := make([]Feature, len(featureTable))
 	for i, f := range featureTable {
-		f.Levels = slices.Clone(f.Levels)
-		out[i] = f
+		out[i] = f.clone()
 	}
 	return out
+}
+
+// clone returns a deep copy, so callers cannot change the catalogue.
+func (f Feature) clone() Feature {
+	f.Levels = slices.Clone(f.Levels)
+	for i := range f.Levels {
+		f.Levels[i].Requires = maps.Clone(f.Levels[i].Requires)
+	}
+	return f
 }
 
 // LookupFeature returns the catalogue entry for a feature name, and false for
@@ -116,8 +124,7 @@ func Features() []Feature {
 func LookupFeature(name string) (Feature, bool) {
 	for _, f := range featureTable {
 		if f.Name == name {
-			f.Levels = slices.Clone(f.Levels)
-			return f, true
+			return f.clone(), true
 		}
 	}
 	return Feature{}, false
@@ -407,7 +414,7 @@ func CheckFeatureUpdate(feature string, from, to int16, finalized FeatureLevels,
 		return nil
 	}
 	fl, _ := f.Level(to)
-	if l.line.Major >= 4 && finalized.Level(FeatureMetadataVersion) < Minimum4xMetadataVersion.Level {
+	if l.line.Major >= 4 && finalized.Level(FeatureMetadataVersion) < min4xMV.Level {
 		return &FeatureError{Feature: feature, Level: to, Reason: "needs metadata.version 3.3-IV3 or newer", Err: ErrFeatureDependency}
 	}
 	for _, dep := range fl.Requires.Names() {

@@ -80,7 +80,7 @@ func FuzzParseMetadataVersion(f *testing.F) {
 		if mv.Unstable != lp.Less(mv) {
 			t.Fatalf("%v read by %v: Unstable %v but latest production is %v", mv, reader, mv.Unstable, lp)
 		}
-		if reader.AtLeast(v(4, 0)) && mv.Less(Minimum4xMetadataVersion) {
+		if reader.AtLeast(v(4, 0)) && mv.Less(min4xMV) {
 			t.Fatalf("%v read by %v is below 3.3-IV3", mv, reader)
 		}
 		if mv.IsKRaft() && !mv.Unstable {

@@ -14,7 +14,7 @@ import (
 // inter.broker.protocol.version ignores log.message.format.version and
 // message.format.version and assumes 3.0 (KIP-724): true from 3.0-IV1 on.
 func MessageFormatIgnored(ibpv MetadataVersion) bool {
-	return ibpv.AtLeast(MessageFormatFixedMetadataVersion)
+	return ibpv.AtLeast(messageFormatFixedMV)
 }
 
 // DefaultMessageFormat returns the log.message.format.version a broker of rel
@@ -34,7 +34,7 @@ func DefaultMessageFormat(rel Release) (MetadataVersion, error) {
 	case rel.Less(v(3, 0)):
 		return mvNamed(l.latest), nil
 	default:
-		return MessageFormatFixedMetadataVersion, nil
+		return messageFormatFixedMV, nil
 	}
 }
 

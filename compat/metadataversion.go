@@ -117,25 +117,19 @@ func mvLevel(level int16) (MetadataVersion, bool) {
 	return rowMV(mvTable[i]), true
 }
 
-// Well-known versions, for readers of this package's code and its callers.
+// Well-known versions. They are unexported so that no caller can change the
+// package's rules; [SupportedMetadataVersions] and the functions' docs name
+// them.
 var (
-	// MinimumKRaftMetadataVersion is 3.0-IV1 (level 1), the first KRaft level
-	// (MINIMUM_KRAFT_VERSION in 3.x).
-	MinimumKRaftMetadataVersion = mvNamed("3.0-IV1")
-	// MinimumBootstrapMetadataVersion is 3.3-IV0 (level 4), the lowest level
-	// 3.3–3.9 let UpdateFeatures set (MINIMUM_BOOTSTRAP_VERSION).
-	MinimumBootstrapMetadataVersion = mvNamed("3.3-IV0")
-	// Minimum4xMetadataVersion is 3.3-IV3 (level 7), the lowest level 4.x
-	// understands (MINIMUM_VERSION); 4.x brokers refuse to load a cluster
-	// below it.
-	Minimum4xMetadataVersion = mvNamed("3.3-IV3")
-	// MigrationMetadataVersion is 3.4-IV0 (level 8), the lowest
-	// inter.broker.protocol.version that allows the ZooKeeper to KRaft
-	// migration (KIP-866).
-	MigrationMetadataVersion = mvNamed("3.4-IV0")
-	// MessageFormatFixedMetadataVersion is 3.0-IV1: from it on,
-	// log.message.format.version is ignored and taken to be 3.0 (KIP-724).
-	MessageFormatFixedMetadataVersion = mvNamed("3.0-IV1")
+	// minBootstrapMV is 3.3-IV0 (level 4), the lowest level 3.3–3.9 let
+	// UpdateFeatures set (MINIMUM_BOOTSTRAP_VERSION).
+	minBootstrapMV = mvNamed("3.3-IV0")
+	// min4xMV is 3.3-IV3 (level 7), the lowest level 4.x understands
+	// (MINIMUM_VERSION); 4.x brokers refuse to load a cluster below it.
+	min4xMV = mvNamed("3.3-IV3")
+	// messageFormatFixedMV is 3.0-IV1: from it on, log.message.format.version
+	// is ignored and taken to be 3.0 (KIP-724).
+	messageFormatFixedMV = mvNamed("3.0-IV1")
 )
 
 // MetadataVersions returns every production MetadataVersion this package
@@ -187,7 +181,7 @@ func (r VersionRange) String() string { return r.Min.String() + "…" + r.Max.St
 // SupportedMaxVersion.
 //
 // Note that 3.3–3.9 advertise levels 1–3 but refuse to finalize below
-// 3.3-IV0 ([MinimumBootstrapMetadataVersion]). Releases before 3.3 return
+// 3.3-IV0 (3.3-IV0). Releases before 3.3 return
 // an error wrapping [ErrNoFeatureVersioning].
 func SupportedMetadataVersions(rel Release) (VersionRange, error) {
 	l, err := knownOrLine(rel, true)
