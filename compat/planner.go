@@ -348,12 +348,15 @@ func (p *planner) kraft(c *sim) error {
 			Suggestion: "target 3.3 or newer; " + latestPatch(v(3, 9)).String() + " is the usual stop before 4.x"}
 	}
 	if _, newest := c.releaseRange(); newest.AtLeast(v(4, 0)) {
+		if oldest.Less(v(3, 3)) {
+			return incomplete("node(s) run %v while others run %v, before 3.3: 4.x cannot run next to them", newest, oldest)
+		}
 		mv, err := c.metadataVersion()
 		if err != nil {
 			return err
 		}
-		if oldest.Less(v(3, 3)) || mv.Less(min4xMV) {
-			return incomplete("node(s) run %v while the cluster has nodes on %v and metadata.version %v, which 4.x refuses to load", newest, oldest, mv)
+		if mv.Less(min4xMV) {
+			return incomplete("node(s) run %v while metadata.version is %v, which 4.x refuses to load", newest, mv)
 		}
 	}
 	if t.AtLeast(v(4, 0)) {

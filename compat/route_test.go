@@ -157,6 +157,17 @@ func routeCases() []routeCase {
 		{name: "kraft-2.8-early-access", target: "3.9.2",
 			state:   kraftState(FeatureLevels{}, ctrl(1, "2.8.2"), broker(2, "2.8.2")),
 			wantErr: ErrUnsupportedRoute},
+		{name: "zk-mixed-2.0-and-3.7-no-stop-at-3.5", target: "3.9.2",
+			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+				zkNode(1, "2.0.1", Default(), Default()), zkNode(2, "2.0.1", Default(), Default()), zkNode(3, "3.7.2", Static("2.0"), Default())}},
+			hops: []string{"zookeeper-upgrade 2.0.1→3.9.2"}},
+		{name: "zk-unlisted-3.9-patch-is-the-bridge", target: "4.0.2", opts: []RouteOption{AllowUnlistedPatch()},
+			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+				zkNode(1, "3.9.2", Static("3.8"), Default()), zkNode(2, "3.9.9", Static("3.8"), Default())}},
+			hops: []string{"zookeeper-upgrade 3.9.2→3.9.9", "migration 3.9.9→3.9.9", "kraft-upgrade 3.9.9→4.0.2"}},
+		{name: "kraft-mixed-3.2-and-4.0", target: "4.1.2",
+			state:   kraftState(FeatureLevels{}, ctrl(1, "3.2.3"), broker(2, "4.0.2")),
+			wantErr: ErrIncompleteState},
 		{name: "unknown-target-line", state: kraft39(), target: "4.5.0", wantErr: ErrUnknownRelease},
 		{name: "unlisted-target-patch", state: kraft39(), target: "3.9.7", wantErr: ErrUnknownRelease},
 		{name: "unlisted-target-patch-allowed", state: kraft39(), target: "4.4.1", opts: []RouteOption{AllowUnlistedPatch()},

@@ -181,15 +181,34 @@ func (c *sim) metadataVersion() (MetadataVersion, error) {
 		return MetadataVersion{}, incomplete("finalized features (metadata.version) unknown")
 	}
 	// Before 3.3, or a cluster upgraded from before 3.3 and not yet
-	// finalized: the static inter.broker.protocol.version is the version.
-	lo, _, err := c.clusterIBPV()
-	if err != nil {
-		return MetadataVersion{}, err
+	// finalized: the static inter.broker.protocol.version of the pre-3.3
+	// nodes is the version.
+	var lo MetadataVersion
+	for _, n := range c.nodes {
+		if n.release.AtLeast(v(3, 3)) && c.anyBelow33() {
+			continue
+		}
+		mv, err := n.effectiveIBPV()
+		if err != nil {
+			return MetadataVersion{}, err
+		}
+		if lo.IsZero() || mv.Less(lo) {
+			lo = mv
+		}
 	}
 	if !lo.IsKRaft() {
 		return MetadataVersion{}, incomplete("KRaft cluster without metadata.version, and inter.broker.protocol.version %v is not a KRaft version", lo)
 	}
 	return lo, nil
+}
+
+func (c *sim) anyBelow33() bool {
+	for _, n := range c.nodes {
+		if n.release.Less(v(3, 3)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *sim) anyAtLeast33() bool {
