@@ -61,7 +61,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	ctx := t.Context()
 	c, err := New(ctx, opts...)
 	if err != nil {
-		t.Fatalf("kafkatest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -389,7 +389,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 	if c.cfg.mode == ZooKeeperMode {
 		cfg["broker.id"] = strconv.Itoa(int(n.id))
 		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
-		cfg["zookeeper.session.timeout.ms"] = "6000"
+		cfg["zookeeper.session.timeout.ms"] = "12000" // tolerant of a busy 2-core machine; a killed broker is noticed after this
 		cfg["listeners"] = "PLAINTEXT://" + n.Addr()
 	} else {
 		var voters []string
@@ -402,8 +402,8 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 		if n.IsBroker() {
 			listeners = append(listeners, "PLAINTEXT://"+n.Addr())
 			cfg["inter.broker.listener.name"] = "PLAINTEXT"
-			cfg["broker.session.timeout.ms"] = "6000"
-			cfg["broker.heartbeat.interval.ms"] = "1000"
+			cfg["broker.session.timeout.ms"] = "9000"
+			cfg["broker.heartbeat.interval.ms"] = "1500"
 		}
 		if n.IsController() {
 			listeners = append(listeners, "CONTROLLER://"+n.ControllerAddr())

@@ -1,0 +1,464 @@
+package upgrade
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/kraft"
+)
+
+// An InspectOption configures [Inspect].
+type InspectOption interface{ applyInspect(*inspectConfig) }
+
+type inspectOptionFunc func(*inspectConfig)
+
+func (f inspectOptionFunc) applyInspect(c *inspectConfig) { f(c) }
+
+type inspectConfig struct {
+	orch        Orchestrator
+	controllers []string
+}
+
+// InspectWith lets Inspect ask orch which release each node runs. Kafka's
+// protocol reveals only a node's release line (from the APIs it speaks), so
+// without an Orchestrator that reports versions, releases stay unknown.
+func InspectWith(orch Orchestrator) InspectOption {
+	return inspectOptionFunc(func(c *inspectConfig) { c.orch = orch })
+}
+
+// InspectControllers gives the KRaft controllers' addresses, for clusters
+// whose controllers cannot be found through the brokers (before Kafka 3.9,
+// DescribeQuorum does not say where voters listen).
+func InspectControllers(addrs ...string) InspectOption {
+	return inspectOptionFunc(func(c *inspectConfig) { c.controllers = append(c.controllers, addrs...) })
+}
+
+// NodeInfo is what [Inspect] learned about one node.
+type NodeInfo struct {
+	ID    int32  `json:"id"`
+	Roles []Role `json:"roles"`
+	// Addr is the node's broker listener, or its controller listener for a
+	// controller-only node; empty if unknown.
+	Addr string `json:"addr,omitempty"`
+	Rack string `json:"rack,omitempty"`
+	// Release is the exact release the node runs, as the Orchestrator
+	// reported it; empty if unknown.
+	Release string `json:"release,omitempty"`
+	// Line is the release line the node's ApiVersions answer reveals,
+	// franz-go's guess (for example "v3.9" or "at least v4.1"); empty if the
+	// node did not answer.
+	Line string `json:"line,omitempty"`
+	// IBPV and LMFV are the node's inter.broker.protocol.version and
+	// log.message.format.version with their sources (brokers only; unknown
+	// where the release has no such setting).
+	IBPV compat.ConfigValue `json:"ibpv"`
+	LMFV compat.ConfigValue `json:"lmfv"`
+	// Migration reports zookeeper.metadata.migration.enable=true.
+	Migration bool `json:"migration,omitempty"`
+	// Supported are the feature ranges the node's software supports.
+	Supported map[string]compat.LevelRange `json:"supported,omitempty"`
+	// Errors are what could not be read from this node, and why.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// An Inspection is a true picture of what a cluster runs now: the
+// [compat.State] that [NewPlan] consumes, plus what an operator wants to see.
+// Facts that could not be established stay unknown (zero) and are listed in
+// Unknown; nothing is guessed. It marshals to JSON and prints as a table.
+type Inspection struct {
+	// State is what planning needs: mode, each node's release and pins, and
+	// the finalized features.
+	State compat.State `json:"state"`
+	// ClusterID is the cluster id from metadata.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Controller is the ZooKeeper controller broker, or the active KRaft
+	// controller (the quorum leader); -1 if unknown.
+	Controller int32 `json:"controller"`
+	// Quorum is the KRaft controller quorum, nil in ZooKeeper mode or if it
+	// could not be read.
+	Quorum *kraft.Quorum `json:"quorum,omitempty"`
+	// Nodes describes every node found.
+	Nodes []NodeInfo `json:"nodes"`
+	// MidUpgrade reports a cluster caught in the middle of an upgrade, and
+	// MidUpgradeWhy says how: mixed releases, or pins and finalized levels
+	// below what every node's software supports.
+	MidUpgrade    bool     `json:"mid_upgrade"`
+	MidUpgradeWhy []string `json:"mid_upgrade_why,omitempty"`
+	// Unknown lists the facts Inspect could not establish.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// A NodeError says what could not be read from one node.
+type NodeError struct {
+	Node int32
+	Role Role
+	What string
+	Err  error
+}
+
+func (e *NodeError) Error() string {
+	return fmt.Sprintf("upgrade: inspect %s %d: %s: %v", e.Role, e.Node, e.What, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// ErrUnreachable reports a cluster Inspect could not ask at all.
+var ErrUnreachable = errors.New("upgrade: cluster unreachable")
+
+// Inspect reads what the cluster runs now. Brokers come from a fresh
+// Metadata request, controllers from DescribeQuorum; each node's API
+// versions and features from ApiVersions, its pins from DescribeConfigs,
+// and its exact release from the Orchestrator given with [InspectWith].
+//
+// If the cluster cannot be reached the error wraps [ErrUnreachable]. If some
+// node does not answer, or refuses (authorization), Inspect still returns
+// what it learned, with the gaps in Unknown, and an error joining a
+// *[NodeError] per problem, each naming the node and the cause.
+func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspection, error) {
+	var cfg inspectConfig
+	for _, o := range opts {
+		o.applyInspect(&cfg)
+	}
+	in := Inspection{Controller: -1}
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
+	}
+	if meta.ClusterID != nil {
+		in.ClusterID = *meta.ClusterID
+	}
+	var errs []error
+	fail := func(id int32, role Role, what string, err error) {
+		errs = append(errs, &NodeError{Node: id, Role: role, What: what, Err: err})
+		in.Unknown = append(in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
+	}
+	infos := map[int32]*NodeInfo{}
+	info := func(id int32) *NodeInfo {
+		if infos[id] == nil {
+			infos[id] = &NodeInfo{ID: id}
+		}
+		return infos[id]
+	}
+	for _, b := range meta.Brokers {
+		n := info(b.NodeID)
+		n.Roles = append(n.Roles, RoleBroker)
+		n.Addr = b.Host + ":" + strconv.Itoa(int(b.Port))
+		if b.Rack != nil {
+			n.Rack = *b.Rack
+		}
+	}
+
+	// API versions reveal each broker's line and whether it is a ZooKeeper
+	// broker (only those speak LeaderAndIsr).
+	adm := kadm.NewClient(cl)
+	zkBrokers, kraftBrokers := 0, 0
+	if vs, err := adm.ApiVersions(ctx); err != nil {
+		in.Unknown = append(in.Unknown, "API versions of the brokers: "+err.Error())
+		errs = append(errs, fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
+	} else {
+		for _, id := range slices.Sorted(maps.Keys(vs)) {
+			v := vs[id]
+			if v.Err != nil {
+				fail(id, RoleBroker, "ApiVersions", v.Err)
+				continue
+			}
+			info(id).Line = v.VersionGuess()
+			if _, ok := v.KeyMaxVersion(4); ok {
+				zkBrokers++
+			} else {
+				kraftBrokers++
+			}
+		}
+	}
+
+	// Pins and migration flags, with their sources.
+	brokerIDs := slices.Sorted(maps.Keys(infos))
+	if len(brokerIDs) > 0 {
+		rcs, err := adm.DescribeBrokerConfigs(ctx, brokerIDs...)
+		if err != nil && len(rcs) == 0 {
+			for _, id := range brokerIDs {
+				fail(id, RoleBroker, "DescribeConfigs", err)
+			}
+		}
+		for _, rc := range rcs {
+			id, _ := strconv.Atoi(rc.Name)
+			n := info(int32(id))
+			if rc.Err != nil {
+				fail(n.ID, RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
+				continue
+			}
+			for _, c := range rc.Configs {
+				switch c.Key {
+				case "inter.broker.protocol.version":
+					n.IBPV = configValue(c)
+				case "log.message.format.version":
+					n.LMFV = configValue(c)
+				case "zookeeper.metadata.migration.enable":
+					n.Migration = c.MaybeValue() == "true"
+				}
+			}
+		}
+	}
+
+	// The quorum and every node's features (KRaft, and migrations).
+	var kopts []kraft.Option
+	if len(cfg.controllers) > 0 {
+		kopts = append(kopts, kraft.ControllerAddrs(cfg.controllers...))
+	}
+	mode := compat.ZooKeeper
+	switch {
+	case kraftBrokers > 0 && zkBrokers == 0:
+		mode = compat.KRaft
+	case kraftBrokers > 0 && zkBrokers > 0:
+		mode = compat.Migrating
+	case zkBrokers == 0 && kraftBrokers == 0:
+		mode = compat.ModeUnknown
+		in.Unknown = append(in.Unknown, "mode: no broker answered ApiVersions")
+	}
+	for _, n := range infos {
+		if n.Migration {
+			mode = compat.Migrating
+		}
+	}
+	finalized := compat.FeatureLevels{}
+	if mode != compat.ZooKeeper {
+		if q, err := kraft.DescribeQuorum(ctx, cl, kopts...); err != nil {
+			in.Unknown = append(in.Unknown, "controller quorum: "+err.Error())
+			errs = append(errs, fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
+		} else {
+			in.Quorum = &q
+			in.Controller = q.LeaderID
+			for _, v := range q.Voters {
+				n := info(v.ID)
+				n.Roles = append(n.Roles, RoleController)
+				if n.Addr == "" {
+					for _, qn := range q.Nodes {
+						if qn.ID == v.ID {
+							n.Addr = qn.Addr()
+						}
+					}
+				}
+			}
+		}
+		fs, err := kraft.DescribeFeatures(ctx, cl, kopts...)
+		if err != nil {
+			in.Unknown = append(in.Unknown, "features: "+err.Error())
+			errs = append(errs, fmt.Errorf("upgrade: inspect: features: %w", err))
+		}
+		for _, nf := range fs {
+			if nf.ID < 0 {
+				continue
+			}
+			role := RoleBroker
+			if nf.Role == kraft.RoleController {
+				role = RoleController
+			}
+			if nf.Err != nil {
+				fail(nf.ID, role, "ApiVersions (features)", nf.Err)
+				continue
+			}
+			n := info(nf.ID)
+			if !slices.Contains(n.Roles, role) {
+				n.Roles = append(n.Roles, role)
+			}
+			if n.Supported == nil {
+				n.Supported = maps.Clone(nf.Supported)
+			}
+			for f := range nf.Supported {
+				if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
+					finalized[f] = lvl
+				}
+			}
+		}
+		if lvl, agreed, ok := fs.Finalized(compat.FeatureMetadataVersion); ok && !agreed {
+			in.Unknown = append(in.Unknown, fmt.Sprintf("metadata.version: nodes report different finalized levels (one is %d): a finalize is propagating", lvl))
+			finalized = nil
+		}
+	} else {
+		if meta.ControllerID >= 0 {
+			in.Controller = meta.ControllerID
+		}
+	}
+	in.State.Mode = mode
+	in.State.Finalized = finalized
+
+	// Exact releases come from the Orchestrator.
+	var orchNodes map[int32]Node
+	if cfg.orch != nil {
+		ns, err := cfg.orch.Nodes(ctx)
+		if err != nil {
+			in.Unknown = append(in.Unknown, "releases: the Orchestrator cannot list nodes: "+err.Error())
+			errs = append(errs, fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
+		}
+		orchNodes = map[int32]Node{}
+		for _, n := range ns {
+			orchNodes[n.ID] = n
+			ni := info(n.ID)
+			for _, r := range n.Roles {
+				if !slices.Contains(ni.Roles, r) {
+					ni.Roles = append(ni.Roles, r)
+				}
+			}
+			if ni.Addr == "" && n.Host != "" {
+				ni.Addr = n.Host + ":" + strconv.Itoa(n.Port)
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(infos)) {
+		n := infos[id]
+		slices.Sort(n.Roles)
+		ns := compat.NodeState{ID: id, IBPV: n.IBPV, LMFV: n.LMFV, Migration: n.Migration, SupportedFeatures: n.Supported}
+		for _, r := range n.Roles {
+			ns.Roles = append(ns.Roles, compat.Role(r))
+		}
+		if on, ok := orchNodes[id]; ok && on.Version != "" {
+			rel, err := compat.ParseRelease(on.Version)
+			if err != nil {
+				in.Unknown = append(in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
+			} else {
+				ns.Release, n.Release = rel, rel.String()
+			}
+		}
+		if n.Release == "" {
+			msg := fmt.Sprintf("node %d: exact release", id)
+			if n.Line != "" {
+				msg += " (its API versions say " + n.Line + ")"
+			}
+			in.Unknown = append(in.Unknown, msg)
+		}
+		if mode == compat.ZooKeeper && !n.IBPV.Known() {
+			ns.IBPV = compat.ConfigValue{}
+		}
+		in.State.Nodes = append(in.State.Nodes, ns)
+		in.Nodes = append(in.Nodes, *n)
+	}
+	in.MidUpgradeWhy = midUpgrade(in)
+	in.MidUpgrade = len(in.MidUpgradeWhy) > 0
+	return in, errors.Join(errs...)
+}
+
+func describeErr(err error, msg string) error {
+	if msg != "" {
+		return fmt.Errorf("%w: %s", err, msg)
+	}
+	return err
+}
+
+// midUpgrade says how the cluster is caught mid-upgrade, if it is.
+func midUpgrade(in Inspection) []string {
+	var why []string
+	releases := map[string][]int32{}
+	for _, n := range in.Nodes {
+		key := n.Release
+		if key == "" {
+			key = n.Line
+		}
+		if key != "" {
+			releases[key] = append(releases[key], n.ID)
+		}
+	}
+	if len(releases) > 1 {
+		var parts []string
+		for _, r := range slices.Sorted(maps.Keys(releases)) {
+			parts = append(parts, fmt.Sprintf("%s on %v", r, releases[r]))
+		}
+		why = append(why, "mixed releases: "+strings.Join(parts, ", "))
+	}
+	for _, n := range in.State.Nodes {
+		if n.Release.IsZero() || !n.IBPV.Explicit() {
+			continue
+		}
+		latest, err := compat.LatestProduction(n.Release)
+		if err != nil {
+			continue
+		}
+		pin, err := compat.ParseMetadataVersion(n.IBPV.Value, n.Release)
+		if err == nil && pin.Compare(latest) < 0 {
+			why = append(why, fmt.Sprintf("node %d pins inter.broker.protocol.version %s below its software's %s", n.ID, pin.Name, latest.Name))
+		}
+	}
+	if lvl, ok := in.State.Finalized[compat.FeatureMetadataVersion]; ok && len(in.State.Nodes) > 0 {
+		lowest := int16(-1)
+		for _, n := range in.State.Nodes {
+			if r, ok := n.SupportedFeatures[compat.FeatureMetadataVersion]; ok && (lowest < 0 || r.Max < lowest) {
+				lowest = r.Max
+			}
+		}
+		if lowest > lvl {
+			why = append(why, fmt.Sprintf("metadata.version %s is finalized, below %s that every node supports: finalizing is pending",
+				kraft.LevelName(compat.FeatureMetadataVersion, lvl), kraft.LevelName(compat.FeatureMetadataVersion, lowest)))
+		}
+	}
+	return why
+}
+
+// String renders the inspection as a table.
+func (in Inspection) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster %s: %v mode", in.ClusterID, in.State.Mode)
+	if in.Controller >= 0 {
+		fmt.Fprintf(&b, ", controller %d", in.Controller)
+	}
+	if len(in.State.Finalized) > 0 {
+		fmt.Fprintf(&b, ", finalized %s", in.State.Finalized)
+	}
+	b.WriteString("\n")
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tROLES\tADDRESS\tRACK\tRELEASE\tAPI LINE\tIBPV\tLMFV\tmetadata.version")
+	for _, n := range in.Nodes {
+		rel := n.Release
+		if rel == "" {
+			rel = "?"
+		}
+		mv := "-"
+		if r, ok := n.Supported[compat.FeatureMetadataVersion]; ok {
+			mv = fmt.Sprintf("%d..%d", r.Min, r.Max)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, rolesString(n.Roles), orDash(n.Addr), orDash(n.Rack), rel,
+			orDash(n.Line), configString(n.IBPV), configString(n.LMFV), mv)
+	}
+	w.Flush()
+	for _, s := range in.MidUpgradeWhy {
+		b.WriteString("mid-upgrade: " + s + "\n")
+	}
+	for _, s := range in.Unknown {
+		b.WriteString("unknown: " + s + "\n")
+	}
+	return b.String()
+}
+
+// JSON returns the inspection as indented JSON.
+func (in Inspection) JSON() ([]byte, error) { return json.MarshalIndent(in, "", "  ") }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func configString(c compat.ConfigValue) string {
+	switch c.Source {
+	case compat.SourceUnknown:
+		return "-"
+	case compat.SourceDefault:
+		if c.Value != "" {
+			return c.Value + " (default)"
+		}
+		return "(default)"
+	}
+	return c.Value + " (" + string(c.Source) + ")"
+}

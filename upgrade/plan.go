@@ -1,0 +1,514 @@
+package upgrade
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kupgrade/kupgrade/compat"
+)
+
+// StepKind says what a [Step] does.
+type StepKind string
+
+// The kinds of step a [Plan] holds.
+const (
+	// StepPreflight checks, before anything changes, that the cluster is
+	// what the plan was made for (nodes, releases) and healthy.
+	StepPreflight StepKind = "preflight"
+	// StepRestart restarts one node with a [Change], gated by health (and,
+	// for controllers, the quorum) before, and waiting for the node to
+	// catch up after.
+	StepRestart StepKind = "restart"
+	// StepFinalize raises (or safely lowers) KRaft feature levels with
+	// UpdateFeatures once every node runs a release that supports them.
+	StepFinalize StepKind = "finalize"
+	// StepBake waits a while with everything on the new release, watching
+	// health, before anything irreversible happens.
+	StepBake StepKind = "bake"
+	// StepElectLeaders moves leadership back to preferred replicas.
+	StepElectLeaders StepKind = "elect-leaders"
+	// StepManual is work kupgrade does not automate (the ZooKeeper to KRaft
+	// migration). A Runner refuses a plan that has one.
+	StepManual StepKind = "manual"
+)
+
+// A Step is one action of a [Plan].
+type Step struct {
+	Kind StepKind `json:"kind"`
+	// Hop is the index of the route hop the step belongs to (-1 for none).
+	Hop int `json:"hop"`
+	// Roll groups the restarts of one rolling restart: within a roll the
+	// Runner may reorder steps (the active controller, or the ZooKeeper
+	// controller broker, goes last, re-checked at each step). 0 for other
+	// kinds.
+	Roll int `json:"roll,omitempty"`
+	// Node is the node a restart concerns, -1 for other kinds.
+	Node int32 `json:"node"`
+	// Roles are the node's roles.
+	Roles []Role `json:"roles,omitempty"`
+	// Change is what a restart changes.
+	Change Change `json:"change,omitzero"`
+	// Features are the levels a finalize step sets.
+	Features compat.FeatureLevels `json:"features,omitempty"`
+	// Downgrade marks a finalize step that safely lowers levels.
+	Downgrade bool `json:"downgrade,omitempty"`
+	// Duration is how long a bake step lasts.
+	Duration time.Duration `json:"duration,omitempty"`
+	// Reversible reports whether the step can be undone, and Why says why
+	// (or why not).
+	Reversible bool   `json:"reversible"`
+	Why        string `json:"why,omitempty"`
+	// Hold makes the Runner stop before the step unless it was told to go
+	// on ([PassHolds]): every irreversible step is held, and finalize steps
+	// are held when the plan was made with [FinalizeLater].
+	Hold bool `json:"hold,omitempty"`
+	// Reason explains the step to a human.
+	Reason string `json:"reason,omitempty"`
+}
+
+// String describes the step on one line.
+func (s Step) String() string {
+	switch s.Kind {
+	case StepRestart:
+		return fmt.Sprintf("restart node %d (%s): %v", s.Node, rolesString(s.Roles), s.Change)
+	case StepFinalize:
+		verb := "finalize"
+		if s.Downgrade {
+			verb = "downgrade"
+		}
+		return verb + " " + s.Features.String()
+	case StepBake:
+		return fmt.Sprintf("bake %v", s.Duration)
+	default:
+		if s.Reason != "" {
+			return string(s.Kind) + ": " + s.Reason
+		}
+		return string(s.Kind)
+	}
+}
+
+func rolesString(roles []Role) string {
+	if len(roles) == 0 {
+		return "broker"
+	}
+	parts := make([]string, len(roles))
+	for i, r := range roles {
+		parts[i] = string(r)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "+")
+}
+
+// A PlannedNode records a node as it was when the plan was made.
+type PlannedNode struct {
+	ID      int32          `json:"id"`
+	Roles   []Role         `json:"roles,omitempty"`
+	Release compat.Release `json:"release"`
+	// IBPV and LMFV are the node's pins when the plan was made, so that a
+	// rollback can restore them.
+	IBPV compat.ConfigValue `json:"ibpv,omitzero"`
+	LMFV compat.ConfigValue `json:"lmfv,omitzero"`
+}
+
+// A Plan is a typed, ordered list of steps that takes a cluster to a target
+// release. Print it for a dry run; marshal it to JSON to keep or review it;
+// hand it to [Runner.Run] to carry it out.
+type Plan struct {
+	// ID identifies the plan's content (a hash of mode, nodes, target and
+	// steps); journals are tied to it.
+	ID     string          `json:"id"`
+	Mode   compat.Mode     `json:"mode"`
+	Target compat.Release  `json:"target"`
+	Nodes  []PlannedNode   `json:"nodes"`
+	Steps  []Step          `json:"steps"`
+	Route  compat.RoutePlan `json:"route"`
+	// Notes are remarks for the operator: preconditions kupgrade cannot
+	// observe, a half-finished upgrade being continued, decisions left open.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Target is what a plan aims for.
+type Target struct {
+	// Version is the Kafka release every node runs at the end ("4.1.2").
+	Version string `json:"version"`
+	// Via lists releases to stop at on the way, each a full upgrade with its
+	// own rolls and finalize steps ("3.9.2" to go 3.8 → 3.9 → 4.1 even
+	// where Kafka would allow 3.8 → 4.1 directly). Releases the route needs
+	// anyway are added without being listed.
+	Via []string `json:"via,omitempty"`
+	// Features are extra feature levels to finalize at the end, beyond what
+	// the route finalizes (metadata.version and the features the target
+	// release turns on for new clusters). kraft.version is finalized only
+	// when named here: a static to dynamic quorum change is irreversible.
+	Features compat.FeatureLevels `json:"features,omitempty"`
+}
+
+// A PlanOption configures [NewPlan].
+type PlanOption interface{ applyPlan(*planConfig) }
+
+type planOptionFunc func(*planConfig)
+
+func (f planOptionFunc) applyPlan(c *planConfig) { f(c) }
+
+type planConfig struct {
+	finalizeLater   bool
+	bake            time.Duration
+	elect           bool
+	releaseDefaults bool
+}
+
+// FinalizeLater holds every finalize step (see [Step.Hold]): the Runner rolls
+// every node, then stops until the caller runs the plan again with
+// [PassHolds], so the new binaries can bake before metadata.version moves.
+func FinalizeLater() PlanOption { return planOptionFunc(func(c *planConfig) { c.finalizeLater = true }) }
+
+// BakeTime adds a bake step of d after each hop's rolls, before its
+// finalize steps: the Runner watches health for d before going on.
+func BakeTime(d time.Duration) PlanOption { return planOptionFunc(func(c *planConfig) { c.bake = d }) }
+
+// ElectPreferredLeaders adds a step after each roll that moves leadership
+// back to preferred replicas.
+func ElectPreferredLeaders() PlanOption { return planOptionFunc(func(c *planConfig) { c.elect = true }) }
+
+// FinalizeReleaseDefaults also finalizes the features each target release
+// turns on for new clusters (group.version, transaction.version, …), as
+// `kafka-features upgrade --release-version` does, minus kraft.version. By
+// default a plan finalizes only metadata.version, and other features only
+// where [Target.Features] names them.
+func FinalizeReleaseDefaults() PlanOption {
+	return planOptionFunc(func(c *planConfig) { c.releaseDefaults = true })
+}
+
+// ErrUnsupportedPlan reports a target that needs work kupgrade cannot plan.
+var ErrUnsupportedPlan = errors.New("upgrade: cannot plan")
+
+// NewPlan plans how to take the cluster in state to target. It is pure: the
+// route comes from [compat.Route] (which explains impossible requests with a
+// *compat.RouteError), and each roll becomes one restart step per node.
+//
+// ZooKeeper mode: a roll onto the new binaries with
+// inter.broker.protocol.version (and log.message.format.version where it
+// applies) pinned to the old value, then a roll raising the pin, then (only
+// where the message format was pinned) a third roll. KRaft: controllers
+// first, then brokers, then finalize steps; combined nodes roll with the
+// controllers. Within a roll the Runner puts the active controller (or the
+// ZooKeeper controller broker) last.
+func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
+	var cfg planConfig
+	for _, o := range opts {
+		o.applyPlan(&cfg)
+	}
+	if cfg.bake < 0 {
+		return Plan{}, fmt.Errorf("upgrade: BakeTime(%v) is negative", cfg.bake)
+	}
+	to, err := compat.ParseRelease(target.Version)
+	if err != nil {
+		return Plan{}, fmt.Errorf("upgrade: target: %w", err)
+	}
+	var legs []compat.Release
+	for _, v := range target.Via {
+		r, err := compat.ParseRelease(v)
+		if err != nil {
+			return Plan{}, fmt.Errorf("upgrade: target via: %w", err)
+		}
+		if len(legs) > 0 && !legs[len(legs)-1].Less(r) || !r.Less(to) {
+			return Plan{}, fmt.Errorf("%w: Via %v must ascend and stay below the target %v", ErrUnsupportedPlan, target.Via, to)
+		}
+		legs = append(legs, r)
+	}
+	legs = append(legs, to)
+	var ropts []compat.RouteOption
+	if !cfg.releaseDefaults {
+		ropts = append(ropts, compat.FinalizeMetadataVersionOnly())
+	}
+	p := Plan{Mode: state.Mode, Target: to, Route: compat.RoutePlan{Target: to}}
+	roles := map[int32][]Role{}
+	for _, n := range state.Nodes {
+		r := nodeRoles(n)
+		roles[n.ID] = r
+		p.Nodes = append(p.Nodes, PlannedNode{ID: n.ID, Roles: r, Release: n.Release, IBPV: n.IBPV, LMFV: n.LMFV})
+	}
+	p.Steps = append(p.Steps, Step{Kind: StepPreflight, Hop: -1, Node: -1, Reversible: true, Why: "reads only",
+		Reason: "check that the nodes and releases are those planned for and that no partition is offline or under min ISR"})
+	roll := 0
+	cur := state
+	for _, leg := range legs {
+		route, err := compat.Route(cur, leg, ropts...)
+		if err != nil {
+			return Plan{}, err
+		}
+		p.Route.Notes = append(p.Route.Notes, route.Notes...)
+		p.Notes = append(p.Notes, route.Notes...)
+		for _, h := range route.Hops {
+			hi := len(p.Route.Hops)
+			p.Route.Hops = append(p.Route.Hops, h)
+			roll = p.addHop(hi, h, roles, roll, target, cfg)
+		}
+		cur = stateAfter(cur, route)
+	}
+	if extra := unplannedFeatures(p.Steps, target.Features); len(extra) > 0 {
+		return Plan{}, fmt.Errorf("%w: Target.Features %v: no hop of the route to %v offers these levels", ErrUnsupportedPlan, extra, to)
+	}
+	p.ID = planID(p)
+	return p, nil
+}
+
+// addHop appends the steps of hop h (index hi) and returns the last roll number.
+func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]Role, roll int, target Target, cfg planConfig) int {
+	for _, pre := range h.Preconditions {
+		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hi+1, h.From, h.To, pre))
+	}
+	var finals []Step
+	for _, s := range h.Steps {
+		if s.Optional {
+			if extra := wanted(s.Features, target.Features); len(extra) > 0 && s.Kind == compat.UpdateFeatures {
+				finals = append(finals, finalizeStep(hi, s, extra, cfg))
+				continue
+			}
+			p.Notes = append(p.Notes, fmt.Sprintf("hop %d: not planned (an explicit decision): %v — %s", hi+1, s, s.Reason))
+			continue
+		}
+		switch s.Kind {
+		case compat.RollBinaries, compat.RollConfig:
+			roll++
+			ch := Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
+			if s.Kind == compat.RollBinaries {
+				ch.Version = s.Release.String()
+			}
+			for _, id := range s.Nodes {
+				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hi, Roll: roll, Node: id, Roles: roles[id],
+					Change: ch, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: !s.Reversible, Reason: s.Reason})
+			}
+			if cfg.elect && s.Role != compat.RoleController {
+				p.Steps = append(p.Steps, Step{Kind: StepElectLeaders, Hop: hi, Node: -1, Reversible: true,
+					Why: "leadership can move again at any time", Reason: "move leadership back to preferred replicas after the roll"})
+			}
+		case compat.UpdateFeatures:
+			finals = append(finals, finalizeStep(hi, s, s.Features, cfg))
+		case compat.ProvisionControllers:
+			p.Steps = append(p.Steps, Step{Kind: StepManual, Hop: hi, Node: -1, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: true,
+				Reason: "ZooKeeper to KRaft migration on " + h.To.String() + ": " + s.String() + " — " + s.Reason})
+		}
+	}
+	if cfg.bake > 0 && len(finals) > 0 {
+		p.Steps = append(p.Steps, Step{Kind: StepBake, Hop: hi, Node: -1, Duration: cfg.bake, Reversible: true,
+			Why: "waits only", Reason: "let the new binaries run before finalizing"})
+	}
+	p.Steps = append(p.Steps, finals...)
+	return roll
+}
+
+// stateAfter is the state of the cluster once route's required steps are
+// done: every node on the target, pins as the rolls left them, features as
+// finalized.
+func stateAfter(s compat.State, route compat.RoutePlan) compat.State {
+	out := s
+	out.Nodes = slices.Clone(s.Nodes)
+	out.Finalized = maps.Clone(s.Finalized)
+	for _, h := range route.Hops {
+		for _, st := range h.Steps {
+			if st.Optional {
+				continue
+			}
+			for i := range out.Nodes {
+				n := &out.Nodes[i]
+				if (st.Kind == compat.RollBinaries || st.Kind == compat.RollConfig) && slices.Contains(st.Nodes, n.ID) {
+					if st.Kind == compat.RollBinaries {
+						n.Release = st.Release
+					}
+					for k, v := range st.Set {
+						switch k {
+						case "inter.broker.protocol.version":
+							n.IBPV = compat.Static(v)
+						case "log.message.format.version":
+							n.LMFV = compat.Static(v)
+						}
+					}
+					for _, k := range st.Unset {
+						switch k {
+						case "inter.broker.protocol.version":
+							n.IBPV = compat.Default()
+						case "log.message.format.version":
+							n.LMFV = compat.Default()
+						}
+					}
+				}
+			}
+			if st.Kind == compat.UpdateFeatures && !st.Downgrade {
+				if out.Finalized == nil {
+					out.Finalized = compat.FeatureLevels{}
+				}
+				maps.Copy(out.Finalized, st.Features)
+			}
+		}
+		if h.Kind == compat.Migration {
+			out.Mode = compat.KRaft
+		}
+	}
+	return out
+}
+
+func nodeRoles(n compat.NodeState) []Role {
+	var out []Role
+	if n.IsBroker() {
+		out = append(out, RoleBroker)
+	}
+	if n.IsController() {
+		out = append(out, RoleController)
+	}
+	return out
+}
+
+func reversibleWhy(s compat.Step) string {
+	if s.Reversible {
+		switch s.Kind {
+		case compat.RollBinaries:
+			return "the node can be rolled back to its old release while pins are in place"
+		case compat.UpdateFeatures:
+			return "no metadata change in the way: a safe downgrade can undo it"
+		}
+		return "can be rolled back"
+	}
+	switch s.Kind {
+	case compat.RollConfig:
+		return "raising inter.broker.protocol.version lets brokers use the new protocol; older releases cannot read what they write"
+	case compat.UpdateFeatures:
+		return "crosses a metadata change: Kafka refuses to downgrade it"
+	}
+	return "cannot be undone"
+}
+
+func finalizeStep(hop int, s compat.Step, levels compat.FeatureLevels, cfg planConfig) Step {
+	st := Step{Kind: StepFinalize, Hop: hop, Node: -1, Features: maps.Clone(levels), Downgrade: s.Downgrade,
+		Reversible: s.Reversible, Why: reversibleWhy(s), Reason: s.Reason}
+	st.Hold = !st.Reversible || cfg.finalizeLater
+	return st
+}
+
+// wanted returns the levels of offered that the target asks for.
+func wanted(offered, asked compat.FeatureLevels) compat.FeatureLevels {
+	out := compat.FeatureLevels{}
+	for f, l := range offered {
+		if a, ok := asked[f]; ok && a == l {
+			out[f] = l
+		}
+	}
+	return out
+}
+
+// unplannedFeatures returns the target's feature levels that no finalize
+// step sets.
+func unplannedFeatures(steps []Step, asked compat.FeatureLevels) compat.FeatureLevels {
+	out := compat.FeatureLevels{}
+	for f, l := range asked {
+		found := false
+		for _, s := range steps {
+			if s.Kind == StepFinalize && s.Features[f] == l {
+				found = true
+			}
+		}
+		if !found {
+			out[f] = l
+		}
+	}
+	return out
+}
+
+func planID(p Plan) string {
+	p.ID = ""
+	p.Notes = nil
+	p.Route = compat.RoutePlan{}
+	b, _ := json.Marshal(p)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Restarts returns the restart steps, in plan order.
+func (p Plan) Restarts() []Step {
+	var out []Step
+	for _, s := range p.Steps {
+		if s.Kind == StepRestart {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Reversible reports whether every step of the plan can be undone.
+func (p Plan) Reversible() bool {
+	for _, s := range p.Steps {
+		if !s.Reversible {
+			return false
+		}
+	}
+	return true
+}
+
+// String renders the plan as a table: the dry run.
+func (p Plan) String() string {
+	var b strings.Builder
+	from := map[string]bool{}
+	var froms []string
+	for _, n := range p.Nodes {
+		if s := n.Release.String(); !from[s] {
+			from[s] = true
+			froms = append(froms, s)
+		}
+	}
+	slices.Sort(froms)
+	fmt.Fprintf(&b, "plan %s: %v cluster %s → %v, %d steps", p.ID, p.Mode, strings.Join(froms, "+"), p.Target, len(p.Steps))
+	if rs := p.Route.Releases(); len(rs) > 1 {
+		parts := make([]string, len(rs))
+		for i, r := range rs {
+			parts[i] = r.String()
+		}
+		fmt.Fprintf(&b, " via %s", strings.Join(parts[:len(parts)-1], ", "))
+	}
+	b.WriteString("\n")
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "#\tHOP\tSTEP\tNODE\tCHANGE\tREVERSIBLE\tHOLD")
+	for i, s := range p.Steps {
+		hop, node, change := "-", "-", "-"
+		if s.Hop >= 0 {
+			hop = fmt.Sprint(s.Hop + 1)
+		}
+		if s.Node >= 0 {
+			node = fmt.Sprintf("%d %s", s.Node, rolesString(s.Roles))
+		}
+		switch s.Kind {
+		case StepRestart:
+			change = s.Change.String()
+		case StepFinalize:
+			change = s.Features.String()
+			if s.Downgrade {
+				change = "downgrade " + change
+			}
+		case StepBake:
+			change = s.Duration.String()
+		case StepManual:
+			change = "not automated"
+		}
+		rev := "yes"
+		if !s.Reversible {
+			rev = "NO"
+		}
+		hold := ""
+		if s.Hold {
+			hold = "hold"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, hop, s.Kind, node, change, rev, hold)
+	}
+	w.Flush()
+	for _, n := range p.Notes {
+		b.WriteString("note: " + n + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,329 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/health"
+)
+
+// clusterOps is what a Runner observes and changes in the cluster, besides
+// restarting nodes. liveOps does it through a client; tests script it.
+type clusterOps interface {
+	// snapshot takes a fresh health snapshot.
+	snapshot(ctx context.Context) (health.Snapshot, error)
+	// activeController returns the KRaft quorum leader.
+	activeController(ctx context.Context) (int32, error)
+	// canRestartController judges the quorum without controller id.
+	canRestartController(ctx context.Context, id int32) (health.Verdict, error)
+	// controllerCaughtUp judges whether controller id is back in the quorum.
+	controllerCaughtUp(ctx context.Context, id int32) (health.Verdict, error)
+	// brokerConfig returns the static value of keys on broker id (a key
+	// not set statically has the zero ConfigValue with SourceDefault).
+	brokerConfig(ctx context.Context, id int32, keys []string) (map[string]compat.ConfigValue, error)
+	// finalizedEverywhere returns the finalized level of each feature,
+	// or an error naming a node that does not report levels yet.
+	finalizedEverywhere(ctx context.Context, levels compat.FeatureLevels) (health.Verdict, error)
+	// finalized returns the cluster's finalized features.
+	finalized(ctx context.Context) (compat.FeatureLevels, error)
+	// updateFeatures finalizes levels (a safe downgrade if downgrade).
+	updateFeatures(ctx context.Context, levels compat.FeatureLevels, downgrade bool) error
+	// electPreferred moves leadership of node's preferred partitions back.
+	electPreferred(ctx context.Context, snap health.Snapshot, node int32) error
+	// electAll runs a preferred leader election for every partition.
+	electAll(ctx context.Context) error
+}
+
+// waitFor polls check until it approves, emitting a waiting event whenever
+// the reasons change, and gives up after timeout with the last reason.
+func (u *run) waitFor(ctx context.Context, i int, kind EventKind, timeout time.Duration, what string, check func(ctx context.Context) (health.Verdict, error)) error {
+	p := u.r.cfg.poll
+	p.Timeout = timeout
+	var last string
+	err := health.Wait(ctx, func(ctx context.Context) error {
+		v, err := check(ctx)
+		if err != nil {
+			if msg := err.Error(); msg != last {
+				last = msg
+				u.emit(Event{Kind: EventWaiting, Step: i, Message: what + ": " + msg})
+			}
+			return err
+		}
+		if v.OK {
+			return nil
+		}
+		if msg := v.String(); msg != last {
+			last = msg
+			u.emit(Event{Kind: kind, Step: i, Reasons: v.Reasons, Message: what})
+		}
+		return v.Err()
+	}, p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// preflight checks the nodes against the plan and the cluster's health.
+func (u *run) preflight(ctx context.Context, i int) error {
+	nodes, err := u.r.orch.Nodes(ctx)
+	if err != nil {
+		return fmt.Errorf("the Orchestrator cannot list its nodes: %w", err)
+	}
+	have := map[int32]Node{}
+	for _, n := range nodes {
+		have[n.ID] = n
+	}
+	var problems []string
+	for _, pn := range u.plan.Nodes {
+		n, ok := have[pn.ID]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("node %d is in the plan but the Orchestrator does not manage it", pn.ID))
+			continue
+		}
+		if n.Version != "" && !pn.Release.IsZero() && n.Version != pn.Release.String() && !u.touched(pn.ID) {
+			problems = append(problems, fmt.Sprintf("node %d runs %s, but the plan was made for %v: inspect and plan again", pn.ID, n.Version, pn.Release))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	gate, err := health.NewGate(append(slices.Clone(u.r.cfg.gateOpts), health.MaxOffline(0), health.MaxUnderMinISR(0))...)
+	if err != nil {
+		return err
+	}
+	return u.waitFor(ctx, i, EventGateBlocked, u.r.cfg.gateTimeout, "cluster not healthy enough to start", func(ctx context.Context) (health.Verdict, error) {
+		snap, err := u.r.cfg.ops.snapshot(ctx)
+		if err != nil {
+			return health.Verdict{}, err
+		}
+		return gate.CanRestart(snap), nil
+	})
+}
+
+// touched reports whether an earlier run may have restarted node id.
+func (u *run) touched(id int32) bool {
+	for j, s := range u.plan.Steps {
+		if s.Node == id && u.rec.Steps[j].State != StepPending {
+			return true
+		}
+	}
+	return false
+}
+
+// inEffect reports whether the change of a restart step is already in
+// effect on its node, so the restart can be skipped, and says how it knows.
+// Anything it cannot verify counts as not in effect.
+func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
+	ch := st.Change
+	if ch.Version == "" && len(ch.Set) == 0 && len(ch.Unset) == 0 {
+		return false, ""
+	}
+	var proof []string
+	if ch.Version != "" {
+		nodes, err := u.r.orch.Nodes(ctx)
+		if err != nil {
+			return false, ""
+		}
+		i := slices.IndexFunc(nodes, func(n Node) bool { return n.ID == st.Node })
+		if i < 0 || nodes[i].Version != ch.Version {
+			return false, ""
+		}
+		proof = append(proof, "runs "+ch.Version)
+	}
+	if len(ch.Set)+len(ch.Unset) > 0 {
+		if !slices.Contains(st.Roles, RoleBroker) {
+			return false, "" // a controller's static config cannot be read back here
+		}
+		keys := append(slices.Sorted(maps.Keys(ch.Set)), ch.Unset...)
+		cfg, err := u.r.cfg.ops.brokerConfig(ctx, st.Node, keys)
+		if err != nil {
+			return false, ""
+		}
+		for k, v := range ch.Set {
+			if c := cfg[k]; c.Source != compat.SourceStatic || c.Value != v {
+				return false, ""
+			}
+		}
+		for _, k := range ch.Unset {
+			if c := cfg[k]; !c.Known() || c.Source == compat.SourceStatic {
+				return false, ""
+			}
+		}
+		proof = append(proof, "has its config")
+	}
+	return true, strings.Join(proof, " and ")
+}
+
+// restart runs one restart step: gate, restart, catch up.
+func (u *run) restart(ctx context.Context, i int, st Step, sr *StepRecord, resumed bool) (string, error) {
+	restartNeeded := true
+	if ok, proof := u.inEffect(ctx, st); ok {
+		restartNeeded = false
+		if !resumed || !sr.Restarted {
+			// Nothing to do but make sure the node is healthy.
+			if err := u.catchUp(ctx, i, st); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("node %d already %s", st.Node, proof), nil
+		}
+		u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("node %d %s: restart of the last run took effect; waiting for it to catch up", st.Node, proof)})
+	}
+	if restartNeeded {
+		if err := u.gateRestart(ctx, i, st); err != nil {
+			return "", err
+		}
+		sr.Restarted = true
+		if err := u.save(ctx); err != nil {
+			return "", err
+		}
+		u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("restarting node %d: %v", st.Node, st.Change)})
+		began := u.r.cfg.now()
+		rctx, cancel := context.WithTimeoutCause(ctx, u.r.cfg.restartTimeout,
+			fmt.Errorf("the Orchestrator did not restart node %d within %v", st.Node, u.r.cfg.restartTimeout))
+		err := u.r.orch.Restart(rctx, st.Node, st.Change)
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("node %d did not restart: %w", st.Node, err)
+		}
+		u.emit(Event{Kind: EventRestarted, Step: i, Elapsed: u.r.cfg.now().Sub(began), Message: fmt.Sprintf("node %d restarted", st.Node)})
+	}
+	return "", u.catchUp(ctx, i, st)
+}
+
+// gateRestart waits until restarting st.Node is safe.
+func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
+	ops := u.r.cfg.ops
+	err := u.waitFor(ctx, i, EventGateBlocked, u.r.cfg.gateTimeout, fmt.Sprintf("restarting node %d is not safe", st.Node),
+		func(ctx context.Context) (health.Verdict, error) {
+			var reasons []health.Reason
+			if slices.Contains(st.Roles, RoleBroker) || len(st.Roles) == 0 {
+				snap, err := ops.snapshot(ctx)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				v := u.r.gate.CanRestart(snap, st.Node)
+				reasons = append(reasons, v.Reasons...)
+			}
+			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+				v, err := ops.canRestartController(ctx, st.Node)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				reasons = append(reasons, v.Reasons...)
+			}
+			return health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
+		})
+	if err != nil {
+		return err
+	}
+	u.emit(Event{Kind: EventGatePassed, Step: i, Message: fmt.Sprintf("restarting node %d is safe", st.Node)})
+	return nil
+}
+
+// catchUp waits until the node is back: a broker in every ISR, a controller
+// caught up with the quorum leader.
+func (u *run) catchUp(ctx context.Context, i int, st Step) error {
+	ops := u.r.cfg.ops
+	began := u.r.cfg.now()
+	var opts []health.CatchUpOption
+	if u.r.cfg.leadersBack {
+		opts = append(opts, health.LeadsPreferred())
+	}
+	elected := false
+	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, fmt.Sprintf("node %d has not caught up", st.Node),
+		func(ctx context.Context) (health.Verdict, error) {
+			var reasons []health.Reason
+			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+				v, err := ops.controllerCaughtUp(ctx, st.Node)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				reasons = append(reasons, v.Reasons...)
+			}
+			if slices.Contains(st.Roles, RoleBroker) || len(st.Roles) == 0 {
+				snap, err := ops.snapshot(ctx)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				v := health.CaughtUp(snap, st.Node, opts...)
+				if !v.OK && u.r.cfg.leadersBack && !elected && onlyLeadership(v) {
+					elected = true
+					if err := ops.electPreferred(ctx, snap, st.Node); err != nil {
+						return health.Verdict{}, err
+					}
+				}
+				reasons = append(reasons, v.Reasons...)
+			}
+			return health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
+		})
+	if err != nil {
+		return err
+	}
+	u.emit(Event{Kind: EventCaughtUp, Step: i, Elapsed: u.r.cfg.now().Sub(began), Message: fmt.Sprintf("node %d caught up", st.Node)})
+	return nil
+}
+
+// onlyLeadership reports whether the only thing missing is leadership.
+func onlyLeadership(v health.Verdict) bool {
+	for _, r := range v.Reasons {
+		if r.Rule != health.RuleNotPreferredLeader {
+			return false
+		}
+	}
+	return len(v.Reasons) > 0
+}
+
+// finalize raises feature levels, then waits until every node reports them.
+func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
+	ops := u.r.cfg.ops
+	cur, err := ops.finalized(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read finalized features: %w", err)
+	}
+	todo := compat.FeatureLevels{}
+	for f, l := range st.Features {
+		if cur[f] != l {
+			todo[f] = l
+		}
+	}
+	if len(todo) > 0 {
+		if err := ops.updateFeatures(ctx, todo, st.Downgrade); err != nil {
+			return "", err
+		}
+	}
+	err = u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "finalized levels not yet on every node",
+		func(ctx context.Context) (health.Verdict, error) { return ops.finalizedEverywhere(ctx, st.Features) })
+	if err != nil {
+		return "", err
+	}
+	if len(todo) == 0 {
+		return "already finalized: " + st.Features.String(), nil
+	}
+	return "", nil
+}
+
+// bake waits st.Duration, then checks that the cluster is still healthy.
+func (u *run) bake(ctx context.Context, i int, st Step) error {
+	t := time.NewTimer(st.Duration)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+	}
+	snap, err := u.r.cfg.ops.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if c := snap.Counts(); c.Offline > 0 || c.UnderMinISR > 0 {
+		return fmt.Errorf("after baking %v: %d partitions offline, %d under min ISR", st.Duration, c.Offline, c.UnderMinISR)
+	}
+	return nil
+}
