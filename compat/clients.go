@@ -100,6 +100,7 @@ type APIVersionProblem struct {
 	BrokerMin int16 `json:"brokerMin"`
 }
 
+// String describes the problem in one line.
 func (p APIVersionProblem) String() string {
 	if p.BrokerMin == RemovedAPI {
 		return fmt.Sprintf("%s (key %d) is removed", p.Name, p.Key)

@@ -90,6 +90,7 @@ type ReleaseError struct {
 	Err    error  // ErrInvalidRelease or ErrUnknownRelease
 }
 
+// Error implements the error interface.
 func (e *ReleaseError) Error() string {
 	what := "invalid release"
 	if e.Err == ErrUnknownRelease {
@@ -115,6 +116,7 @@ type MetadataVersionError struct {
 	Err      error
 }
 
+// Error implements the error interface.
 func (e *MetadataVersionError) Error() string {
 	return fmt.Sprintf("compat: metadata version %s read by %v: %s", strconv.Quote(e.Input), e.Reader, e.Reason)
 }
@@ -135,6 +137,7 @@ type DowngradeError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *DowngradeError) Error() string {
 	if e.Err == ErrNotDowngrade {
 		return fmt.Sprintf("compat: %v to %v is not a downgrade", e.From, e.To)
@@ -156,6 +159,7 @@ type FeatureError struct {
 	Err     error
 }
 
+// Error implements the error interface.
 func (e *FeatureError) Error() string {
 	return fmt.Sprintf("compat: %s=%d: %s", e.Feature, e.Level, e.Reason)
 }
@@ -173,6 +177,7 @@ type MessageFormatError struct {
 	Err        error
 }
 
+// Error implements the error interface.
 func (e *MessageFormatError) Error() string {
 	return fmt.Sprintf("compat: log.message.format.version %v with inter.broker.protocol.version %v on %v: %s", e.LMFV, e.IBPV, e.Reader, e.Reason)
 }
@@ -189,6 +194,7 @@ type RouteError struct {
 	Err        error
 }
 
+// Error implements the error interface.
 func (e *RouteError) Error() string {
 	if e.Suggestion == "" {
 		return "compat: no route: " + e.Reason

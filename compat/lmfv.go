@@ -38,6 +38,25 @@ func DefaultMessageFormat(rel Release) (MetadataVersion, error) {
 	}
 }
 
+// ParseMessageFormat reads a log.message.format.version (or topic-level
+// message.format.version) value the way release reader does: with
+// [ParseMetadataVersion]'s rules. Readers before 0.10.0 (no such setting
+// yet) and from 4.0 on (removed) return an error wrapping
+// [ErrRemovedConfig]; other errors are those of ParseMetadataVersion.
+func ParseMessageFormat(s string, reader Release) (MetadataVersion, error) {
+	l, err := knownOrLine(reader, true)
+	if err != nil {
+		return MetadataVersion{}, err
+	}
+	switch {
+	case reader.Less(v0(10, 0)):
+		return MetadataVersion{}, &MessageFormatError{Reader: reader, Reason: "log.message.format.version was introduced in 0.10.0", Err: ErrRemovedConfig}
+	case !l.zooKeeper:
+		return MetadataVersion{}, &MessageFormatError{Reader: reader, Reason: "log.message.format.version was removed in 4.0", Err: ErrRemovedConfig}
+	}
+	return ParseMetadataVersion(s, reader)
+}
+
 // CheckMessageFormat reports whether a broker of release reader starts with
 // this inter.broker.protocol.version and log.message.format.version. It
 // applies the rule of that release: before 1.1 the IBPV must be at least the

@@ -123,3 +123,23 @@ func TestAdviseMessageFormat(t *testing.T) {
 		t.Errorf("unknown LMFV: %v, want ErrIncompleteState", err)
 	}
 }
+
+func TestParseMessageFormat(t *testing.T) {
+	tests := []struct {
+		in, reader, want string
+		wantErr          error
+	}{
+		{"0.10.2", "2.8.2", "0.10.2-IV0", nil},
+		{"2.8", "3.9.1", "2.8-IV1", nil},
+		{"3.0", "3.9.1", "3.0-IV1", nil},
+		{"3.0", "4.0.0", "", ErrRemovedConfig},
+		{"0.9.0", "0.9.0.1", "", ErrRemovedConfig},
+		{"nope", "3.9.1", "", ErrInvalidMetadataVersion},
+	}
+	for _, tt := range tests {
+		got, err := ParseMessageFormat(tt.in, rel(tt.reader))
+		if !errors.Is(err, tt.wantErr) || got.Name != tt.want {
+			t.Errorf("ParseMessageFormat(%q, %v) = %v, %v; want %v, %v", tt.in, tt.reader, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -181,7 +181,7 @@ func (r VersionRange) String() string { return r.Min.String() + "…" + r.Max.St
 // SupportedMaxVersion.
 //
 // Note that 3.3–3.9 advertise levels 1–3 but refuse to finalize below
-// 3.3-IV0 (3.3-IV0). Releases before 3.3 return
+// 3.3-IV0 (see [FinalizableMetadataVersions]). Releases before 3.3 return
 // an error wrapping [ErrNoFeatureVersioning].
 func SupportedMetadataVersions(rel Release) (VersionRange, error) {
 	l, err := knownOrLine(rel, true)
@@ -192,6 +192,23 @@ func SupportedMetadataVersions(rel Release) (VersionRange, error) {
 		return VersionRange{}, &MetadataVersionError{Input: "metadata.version", Reader: rel, Reason: "KRaft feature versioning starts with 3.3", Err: ErrNoFeatureVersioning}
 	}
 	lo, _ := mvLevel(l.minMV)
+	return VersionRange{Min: lo, Max: mvNamed(l.latest)}, nil
+}
+
+// FinalizableMetadataVersions returns the metadata.version range that rel's
+// controller accepts in UpdateFeatures and its kafka-storage format accepts
+// for --release-version: 3.3-IV0…LATEST_PRODUCTION on 3.3–3.9 (narrower than
+// what they advertise), 3.3-IV3…LATEST_PRODUCTION on 4.x. Releases before
+// 3.3 return an error wrapping [ErrNoFeatureVersioning].
+func FinalizableMetadataVersions(rel Release) (VersionRange, error) {
+	l, err := knownOrLine(rel, true)
+	if err != nil {
+		return VersionRange{}, err
+	}
+	if l.minFinalize == 0 {
+		return VersionRange{}, &MetadataVersionError{Input: "metadata.version", Reader: rel, Reason: "KRaft feature versioning starts with 3.3", Err: ErrNoFeatureVersioning}
+	}
+	lo, _ := mvLevel(l.minFinalize)
 	return VersionRange{Min: lo, Max: mvNamed(l.latest)}, nil
 }
 

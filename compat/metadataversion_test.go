@@ -260,3 +260,24 @@ func TestMetadataVersionMethods(t *testing.T) {
 		t.Errorf("zero MetadataVersion")
 	}
 }
+
+func TestFinalizableMetadataVersions(t *testing.T) {
+	tests := []struct{ rel, min, max string }{
+		{"3.3.2", "3.3-IV0", "3.3-IV3"},
+		{"3.9.1", "3.3-IV0", "3.9-IV0"},
+		{"4.0.0", "3.3-IV3", "4.0-IV3"},
+		{"4.4.0", "3.3-IV3", "4.4-IV2"},
+	}
+	for _, tt := range tests {
+		r, err := FinalizableMetadataVersions(rel(tt.rel))
+		if err != nil || r.Min.Name != tt.min || r.Max.Name != tt.max {
+			t.Errorf("FinalizableMetadataVersions(%v) = %v, %v; want %v…%v", tt.rel, r, err, tt.min, tt.max)
+		}
+	}
+	if _, err := FinalizableMetadataVersions(rel("3.1.0")); !errors.Is(err, ErrNoFeatureVersioning) {
+		t.Errorf("3.1: %v", err)
+	}
+	if _, err := FinalizableMetadataVersions(rel("5.1.0")); !errors.Is(err, ErrUnknownRelease) {
+		t.Errorf("5.1: %v", err)
+	}
+}
