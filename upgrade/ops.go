@@ -27,7 +27,9 @@ type liveOps struct {
 	ft     time.Duration
 }
 
-func (o *liveOps) snapshot(ctx context.Context) (health.Snapshot, error) { return health.Take(ctx, o.cl) }
+func (o *liveOps) snapshot(ctx context.Context) (health.Snapshot, error) {
+	return health.Take(ctx, o.cl)
+}
 
 func (o *liveOps) brokerConfig(ctx context.Context, id int32, keys []string) (map[string]compat.ConfigValue, error) {
 	rcs, err := kadm.NewClient(o.cl).DescribeBrokerConfigs(ctx, id)

@@ -124,11 +124,11 @@ type PlannedNode struct {
 type Plan struct {
 	// ID identifies the plan's content (a hash of mode, nodes, target and
 	// steps); journals are tied to it.
-	ID     string          `json:"id"`
-	Mode   compat.Mode     `json:"mode"`
-	Target compat.Release  `json:"target"`
-	Nodes  []PlannedNode   `json:"nodes"`
-	Steps  []Step          `json:"steps"`
+	ID     string           `json:"id"`
+	Mode   compat.Mode      `json:"mode"`
+	Target compat.Release   `json:"target"`
+	Nodes  []PlannedNode    `json:"nodes"`
+	Steps  []Step           `json:"steps"`
 	Route  compat.RoutePlan `json:"route"`
 	// Notes are remarks for the operator: preconditions kupgrade cannot
 	// observe, a half-finished upgrade being continued, decisions left open.
@@ -168,7 +168,9 @@ type planConfig struct {
 // FinalizeLater holds every finalize step (see [Step.Hold]): the Runner rolls
 // every node, then stops until the caller runs the plan again with
 // [PassHolds], so the new binaries can bake before metadata.version moves.
-func FinalizeLater() PlanOption { return planOptionFunc(func(c *planConfig) { c.finalizeLater = true }) }
+func FinalizeLater() PlanOption {
+	return planOptionFunc(func(c *planConfig) { c.finalizeLater = true })
+}
 
 // BakeTime adds a bake step of d after each hop's rolls, before its
 // finalize steps: the Runner watches health for d before going on.
@@ -176,7 +178,9 @@ func BakeTime(d time.Duration) PlanOption { return planOptionFunc(func(c *planCo
 
 // ElectPreferredLeaders adds a step after each roll that moves leadership
 // back to preferred replicas.
-func ElectPreferredLeaders() PlanOption { return planOptionFunc(func(c *planConfig) { c.elect = true }) }
+func ElectPreferredLeaders() PlanOption {
+	return planOptionFunc(func(c *planConfig) { c.elect = true })
+}
 
 // FinalizeReleaseDefaults also finalizes the features each target release
 // turns on for new clusters (group.version, transaction.version, …), as
