@@ -66,13 +66,11 @@ func lp(r Release) MetadataVersion {
 // zooKeeper plans a ZooKeeper-mode cluster's route.
 func (p *planner) zooKeeper(c *sim) error {
 	t := p.target
+	// Route has refused MigrateToKRaft for targets other than 3.9 and 4.x.
 	toKRaft := t.AtLeast(v(4, 0)) || p.cfg.migrate
 	zkTarget := t
-	if toKRaft {
-		switch {
-		case t.AtLeast(v(4, 0)):
-			zkTarget = c.stop(v(3, 9))
-		}
+	if t.AtLeast(v(4, 0)) {
+		zkTarget = c.stop(v(3, 9))
 	}
 	oldest, newest := c.releaseRange()
 	// KIP-902: 3.6 and later ship the ZooKeeper 3.8 client. If a node already
@@ -326,7 +324,7 @@ func (p *planner) migrating(c *sim) error {
 	if c.finalized.Level(FeatureMetadataVersion) == 0 {
 		c.finalized = FeatureLevels{FeatureMetadataVersion: mv.Level}
 	}
-	if p.target.Line() == bridge.Line() && p.target == bridge {
+	if p.target == bridge {
 		return nil
 	}
 	return p.kraft(c)
