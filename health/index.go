@@ -108,10 +108,13 @@ func buildIndex(s *Snapshot) *indexData {
 			if p.Leader < 0 {
 				c.Offline++
 			} else {
-				switch isr := len(p.ISR); {
-				case isr < m:
+				// Kafka caps min.insync.replicas at the replica count
+				// (Partition.effectiveMinIsr): acks=all writes to an RF 1
+				// partition succeed even with min.insync.replicas 2.
+				switch isr, pm := len(p.ISR), min(m, max(len(p.Replicas), 1)); {
+				case isr < pm:
 					c.UnderMinISR++
-				case isr == m:
+				case isr == pm:
 					c.AtMinISR++
 				}
 				if len(p.Replicas) > 0 && p.Replicas[0] != p.Leader {

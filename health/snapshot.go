@@ -145,7 +145,9 @@ func (id *TopicID) UnmarshalText(b []byte) error {
 
 // Counts summarises a snapshot's partitions. Under- and at-min-ISR counts
 // cover online partitions only, as Kafka's own metrics do; offline partitions
-// are counted in Offline.
+// are counted in Offline. Like Kafka, they cap min.insync.replicas at the
+// partition's replica count: an RF 1 partition of a topic with
+// min.insync.replicas 2 takes acks=all writes, so it is at min ISR, not under.
 type Counts struct {
 	// Brokers is the number of registered brokers; Fenced how many of them
 	// are fenced.

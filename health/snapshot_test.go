@@ -21,9 +21,15 @@ func TestCounts(t *testing.T) {
 		"orders-2 r=3,1,2 isr=3 min=2",           // under-replicated, under min
 		"orders-3 r=1,2,3 isr=1 leader=-1 min=2", // offline (not counted under min)
 		"logs-0 r=4 isr=4",                       // at min (1), RF 1
+		// Kafka caps min.insync.replicas at the replica count: an RF 1
+		// partition with min 2 takes acks=all writes, so it is at min, and
+		// RF 2 with min 3 and a full ISR is at min, not under.
+		"single-0 r=1 isr=1 min=2",
+		"pair-0 r=1,2 isr=1,2 min=3",
+		"pair-1 r=1,2 isr=1 min=3", // under-replicated, under min (2)
 	)
-	want := health.Counts{Brokers: 4, Fenced: 1, Topics: 2, Partitions: 5, Replicas: 13,
-		Offline: 1, UnderReplicated: 3, UnderMinISR: 1, AtMinISR: 2, NotPreferredLeader: 1}
+	want := health.Counts{Brokers: 4, Fenced: 1, Topics: 4, Partitions: 8, Replicas: 18,
+		Offline: 1, UnderReplicated: 4, UnderMinISR: 2, AtMinISR: 4, NotPreferredLeader: 1}
 	for _, s := range []health.Snapshot{s, s.Indexed()} {
 		if diff := cmp.Diff(want, s.Counts()); diff != "" {
 			t.Errorf("Counts (-want +got):\n%s", diff)
