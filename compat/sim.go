@@ -240,15 +240,6 @@ func (c *sim) ids(pred func(simNode) bool) []int32 {
 	return out
 }
 
-func (c *sim) node(id int32) *simNode {
-	for i := range c.nodes {
-		if c.nodes[i].id == id {
-			return &c.nodes[i]
-		}
-	}
-	return nil
-}
-
 // checkControllers makes sure a KRaft cluster's controllers are known: KRaft
 // routes roll them first.
 func (c *sim) checkControllers() error {
