@@ -8,19 +8,22 @@
 //   - which inter.broker.protocol.version / metadata.version values exist,
 //     what each means and how the release reads a version string
 //     ([MetadataVersion], [MetadataVersions], [ParseMetadataVersion],
-//     [LookupMetadataVersion]);
+//     [LookupMetadataVersion], [UnstableMetadataVersions]);
 //   - what a node of a release advertises and what a fresh cluster of it
 //     finalizes ([LatestProduction], [SupportedMetadataVersions],
-//     [SupportedFeatures], [DefaultFeatureLevels], [ReleaseVersionLevels]);
+//     [FinalizableMetadataVersions], [SupportedFeatures],
+//     [DefaultFeatureLevels], [ReleaseVersionLevels]);
 //     these are the questions a real broker answers in ApiVersions v4, and
 //     what a cross-check against real brokers compares;
 //   - the KRaft features other than metadata.version ([Features],
 //     [ProductionMaxLevel], [DefaultFeatureLevel], [CheckFeatureUpdate]);
-//   - log.message.format.version rules ([CheckMessageFormat],
-//     [MessageFormatIgnored], [AdviseMessageFormat]);
+//   - log.message.format.version rules ([ParseMessageFormat],
+//     [CheckMessageFormat], [MessageFormatIgnored], [AdviseMessageFormat]);
 //   - downgrades ([SafeDowngradeFloor], [CanDowngrade]);
 //   - how to get a cluster from its current [State] to a target release
-//     ([Route], which returns a [RoutePlan] of [Hop]s and [Step]s);
+//     ([Route], which returns a [RoutePlan]: ordered [Hop] values, each a list
+//     of [Step] values that say what to pin, raise and finalize, and whether
+//     it can be undone);
 //   - whether clients survive 4.x's removal of old protocol versions
 //     (KIP-896: [CheckClient], [CheckClientAPIVersions],
 //     [MinimumAPIVersions]).

@@ -47,6 +47,11 @@ var (
 	// metadata.version 4.0-IV1) are not met.
 	ErrFeatureDependency = errors.New("compat: feature dependency not met")
 
+	// ErrFeatureUpdateRefused reports a feature change that the reading
+	// release's controller refuses, such as any kraft.version downgrade or a
+	// kraft.version upgrade before 4.1.
+	ErrFeatureUpdateRefused = errors.New("compat: feature update refused")
+
 	// ErrInvalidMessageFormat reports a log.message.format.version that the
 	// reading release refuses next to the configured
 	// inter.broker.protocol.version.

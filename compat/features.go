@@ -1,7 +1,6 @@
 package compat
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,11 +18,6 @@ const (
 	FeatureShareVersion                  = "share.version"
 	FeatureStreamsVersion                = "streams.version"
 )
-
-// ErrFeatureUpdateRefused reports a feature change that the reading release's
-// controller refuses, such as any kraft.version downgrade or a kraft.version
-// upgrade before 4.1.
-var ErrFeatureUpdateRefused = errors.New("compat: feature update refused")
 
 // A FeatureLevel is one level of a KRaft feature other than metadata.version.
 type FeatureLevel struct {
