@@ -754,3 +754,15 @@ func answersAPIVersions(ctx context.Context, addr string) error {
 	_, err = kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl.SeedBrokers()[0])
 	return err
 }
+
+var _ upgrade.Liveness = (*Cluster)(nil)
+
+// Alive reports whether node id's process runs (not paused, stopped or
+// exited). It implements [upgrade.Liveness].
+func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
+	n, err := c.node(id)
+	if err != nil {
+		return false, err
+	}
+	return n.Status() == Running, nil
+}

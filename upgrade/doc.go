@@ -1,6 +1,50 @@
 // Package upgrade plans and runs zero-downtime Kafka upgrades.
 //
-// [Orchestrator] is the interface a user implements to restart a node with a
-// new release or configuration on their infrastructure; package kafkatest
-// implements it for local test clusters.
+// The flow:
+//
+//	in, err := upgrade.Inspect(ctx, cl, upgrade.InspectWith(orch))       // what runs now
+//	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"}) // typed, ordered, explainable
+//	fmt.Print(plan)                                                       // the dry run
+//	err = upgrade.NewRunner(cl, orch, upgrade.WithJournal(j)).Run(ctx, plan) // gated, journaled, resumable
+//
+// [Inspect] reads the cluster (releases, pins, finalized features, the
+// quorum) into an [Inspection] whose State is a [compat.State]. [NewPlan]
+// turns the route [compat.Route] finds into a [Plan] of [Step]s: a preflight,
+// one restart per node per roll (ZooKeeper: the new binaries with
+// inter.broker.protocol.version pinned, then a roll raising it; KRaft:
+// controllers, then brokers), finalize steps, and optional bake and
+// leader-election steps. Each step says whether it can be undone; the
+// irreversible ones are held until the caller allows them ([PassHolds]).
+// [Rollback] plans the way back while that is still possible.
+//
+// A [Runner] executes a plan. Before each restart it waits, bounded, until
+// [health.CanRestart] (and, for controllers, the KRaft quorum rule) allows
+// it, reporting the blocking partitions in [Event]s; the active controller
+// (or the ZooKeeper controller broker) goes last in its roll, re-checked at
+// each step. After each restart it waits until the node is back in every
+// ISR. A [Journal] records progress, so a Runner given the journal of an
+// interrupted run resumes it without restarting a node twice.
+//
+// # Writing an Orchestrator
+//
+// kupgrade never assumes an infrastructure. [Orchestrator] has two methods:
+// Nodes lists the Kafka nodes you manage (with the release each runs, if you
+// know it: Inspect can then report exact releases), and Restart stops one
+// node gracefully, applies a [Change] and starts it again. For systemd over
+// SSH, Restart is roughly: edit server.properties (apply Change.Set and
+// Change.Unset), point the unit at the new release's directory if
+// Change.Version is set, `systemctl restart kafka`, and return once the unit
+// is active. On Kubernetes: patch the pod's image and config, delete the pod,
+// wait until it runs. Honour ctx; return an error saying why if the node does
+// not start. Restart need not wait for the node to catch up: the Runner
+// does, with its own gates.
+//
+// Optional capabilities are separate interfaces the Runner discovers by type
+// assertion, as database/sql/driver does:
+//
+//   - [Liveness]: whether a node's process is alive. With it, a node that
+//     dies after its restart stops the run at once, named, instead of when
+//     [CatchUpTimeout] runs out.
+//
+// Package kafkatest implements all of them for local test clusters.
 package upgrade

@@ -26,6 +26,7 @@ type fakeCluster struct {
 	levels     compat.FeatureLevels
 	restarts   []int32 // node ids in restart order
 	failNode   int32   // Restart of this node fails
+	dieNode    int32   // this node's process dies right after its restart
 	down       map[int32]bool
 	updates    []compat.FeatureLevels
 	onRestart  func(id int32) // called after each restart (outside the lock)
@@ -128,6 +129,9 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
 		delete(n.config, k)
 	}
 	n.restarted = time.Now()
+	if id == f.dieNode {
+		f.down[id] = true
+	}
 	if f.leader == id { // leadership moves away from a restarting controller
 		for _, o := range slices.Sorted(maps.Keys(f.nodes)) {
 			if o != id && slices.Contains(f.nodes[o].roles, RoleController) == slices.Contains(n.roles, RoleController) {
@@ -142,6 +146,13 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
 		cb(id)
 	}
 	return nil
+}
+
+// Alive implements Liveness.
+func (f *fakeCluster) Alive(ctx context.Context, id int32) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !(f.dieNode == id && f.down[id]), nil
 }
 
 // clusterOps

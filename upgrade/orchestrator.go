@@ -116,3 +116,14 @@ type Orchestrator interface {
 	// started, Restart returns an error saying why.
 	Restart(ctx context.Context, id int32, ch Change) error
 }
+
+// Liveness is an optional [Orchestrator] capability: it tells whether a
+// node's process is alive. While a restarted node catches up, a [Runner]
+// that finds it asks it at each check and fails the step at once, naming the
+// node, when the process has died. Without it, such a node fails the step
+// when [CatchUpTimeout] runs out.
+type Liveness interface {
+	// Alive reports whether node id's process runs. An error means the
+	// orchestrator could not tell; the Runner then keeps waiting.
+	Alive(ctx context.Context, id int32) (bool, error)
+}

@@ -291,3 +291,21 @@ func TestFileJournalRoundTrip(t *testing.T) {
 		t.Errorf("files beside the journal: %v (temporary files left behind?)", files)
 	}
 }
+
+func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f.levels["metadata.version"] = 21
+		plan := kraftPlan(t, f, "4.1.2")
+		f.dieNode = 5
+		start := time.Now()
+		err := NewRunner(nil, f, withOps(f), PassHolds(), CatchUpTimeout(10*time.Minute)).Run(t.Context(), plan)
+		se, ok := errors.AsType[*StepError](err)
+		if !ok || se.Step.Node != 5 || !strings.Contains(err.Error(), "node 5's process is not running") {
+			t.Fatalf("Run = %v, want node 5's step to fail because its process died", err)
+		}
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("took %v to notice: the Liveness capability should stop the wait at once", took)
+		}
+	})
+}

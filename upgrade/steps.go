@@ -239,6 +239,11 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 	elected := false
 	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, fmt.Sprintf("node %d has not caught up", st.Node),
 		func(ctx context.Context) (health.Verdict, error) {
+			if live, ok := u.r.orch.(Liveness); ok {
+				if alive, err := live.Alive(ctx, st.Node); err == nil && !alive {
+					return health.Verdict{}, health.Permanent(fmt.Errorf("node %d's process is not running (the Orchestrator says so)", st.Node))
+				}
+			}
 			var reasons []health.Reason
 			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
 				v, err := ops.controllerCaughtUp(ctx, st.Node)
