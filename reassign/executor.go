@@ -1,0 +1,1223 @@
+package reassign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// An Option configures an [Executor].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	rate           int64
+	rateSet        bool
+	poll           time.Duration
+	budgetFactor   float64
+	budgetFloor    time.Duration
+	cancelTimeout  time.Duration
+	requestTimeout time.Duration
+	adoptForeign   bool
+	batch          []BatchOption
+	logger         *slog.Logger
+	onProgress     func(Progress)
+}
+
+func defaultConfig() config {
+	return config{
+		rate:           120_000_000,
+		poll:           10 * time.Second,
+		budgetFactor:   3,
+		budgetFloor:    5 * time.Minute,
+		cancelTimeout:  2 * time.Minute,
+		requestTimeout: 30 * time.Second,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.rate <= 0:
+		return fmt.Errorf("%w: Throttle(%d): must be positive", ErrInvalid, c.rate)
+	case c.poll <= 0:
+		return fmt.Errorf("%w: PollInterval(%v): must be positive", ErrInvalid, c.poll)
+	case c.budgetFactor <= 0 || c.budgetFloor <= 0:
+		return fmt.Errorf("%w: MoveBudget(%v, %v): both must be positive", ErrInvalid, c.budgetFactor, c.budgetFloor)
+	case c.cancelTimeout <= 0:
+		return fmt.Errorf("%w: CancelTimeout(%v): must be positive", ErrInvalid, c.cancelTimeout)
+	case c.requestTimeout <= 0:
+		return fmt.Errorf("%w: RequestTimeout(%v): must be positive", ErrInvalid, c.requestTimeout)
+	case c.logger == nil:
+		return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
+	}
+	b := defaultBatchConfig()
+	for _, o := range c.batch {
+		o.apply(&b)
+	}
+	return b.validate()
+}
+
+// Throttle sets the replication throttle of the moves in flight, in bytes
+// per second per broker, overriding the default of 120 MB/s (topicctl's).
+// Both leader.replication.throttled.rate and
+// follower.replication.throttled.rate are set to it on every broker a move
+// in flight involves. A resumed run keeps the rate it had unless this
+// option is given or [Executor.SetRate] is called.
+func Throttle(bytesPerSecond int64) Option {
+	return optionFunc(func(c *config) { c.rate, c.rateSet = bytesPerSecond, true })
+}
+
+// PollInterval sets how often the executor looks at the reassignments in
+// flight, overriding the default of 10s (Cruise Control's and topicctl's).
+func PollInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.poll = d })
+}
+
+// MoveBudget sets how long a move may take before the executor cancels it
+// as stuck: max(floor, factor × bytes × share / rate), where bytes is the
+// size of the partition's replica, rate the throttle and share the number of
+// moves in flight on the busiest of its brokers, which split that broker's
+// throttle. It overrides the defaults of 3 and 5m (Cruise Control's
+// expected duration is max(bytes / rate, 90s), for an alert). The clock
+// starts when the move is submitted, or adopted after a restart.
+func MoveBudget(factor float64, floor time.Duration) Option {
+	return optionFunc(func(c *config) { c.budgetFactor, c.budgetFloor = factor, floor })
+}
+
+// CancelTimeout bounds the wait for a cancelled move to leave the cluster's
+// reassignments (and for its partition's replica order to be restored),
+// overriding the default of 2m. Its throttles are lifted either way.
+func CancelTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.cancelTimeout = d })
+}
+
+// RequestTimeout bounds each request to the cluster, overriding the default
+// of 30s. A run gives up, leaving its moves to a later [Executor.Resume],
+// when the cluster could not be observed for four times as long.
+func RequestTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.requestTimeout = d })
+}
+
+// AdoptForeign makes the executor adopt reassignments in flight that it did
+// not start, instead of refusing to run with a [*ForeignError], the
+// default. Adopted reassignments are watched to completion like its own
+// moves, use batcher slots and may be cancelled as dead or too slow, but
+// their throttles are left to whoever set them, and after a cancel their
+// replica order is not restored (Kafka does not keep it).
+func AdoptForeign() Option {
+	return optionFunc(func(c *config) { c.adoptForeign = true })
+}
+
+// Batching sets the [Batcher]'s options: slots per broker, the cluster cap
+// and the order of moves. The default is [NewBatcher]'s.
+func Batching(opts ...BatchOption) Option {
+	return optionFunc(func(c *config) { c.batch = slices.Clone(opts) })
+}
+
+// WithLogger sets the logger for progress and diagnostics, overriding the
+// default, which discards.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l })
+}
+
+// OnProgress sets a function the executor calls with its [Progress] after
+// every poll and once at the end of a run, from the goroutine running it.
+// It must return quickly. The default is none.
+func OnProgress(fn func(Progress)) Option {
+	return optionFunc(func(c *config) { c.onProgress = fn })
+}
+
+// An Executor carries out partition moves on a cluster, a batch at a time,
+// with replication throttles it owns, and keeps a journal of what it does
+// in a [Store] so that a crashed run can be resumed by another Executor.
+//
+// A run:
+//   - refuses to start while reassignments it did not start are in flight
+//     ([*ForeignError]) unless [AdoptForeign] is given;
+//   - measures each partition's size with DescribeLogDirs and reads the
+//     throttle configs already set on the brokers and topics involved,
+//     which its [Ledger] restores exactly as moves finish and at the end;
+//   - hands the moves to a [Batcher] and submits each batch with
+//     AlterPartitionAssignments, after journaling it and setting its
+//     throttles;
+//   - polls fresh metadata and ListPartitionReassignments (for the
+//     partitions in flight, by name) every [PollInterval]: a move is done
+//     when its partition's replicas are the target and all of them are in
+//     the ISR; a move whose destination broker left the cluster, or that
+//     exceeded its [MoveBudget], is cancelled (and its partition's replica
+//     order restored); a move the cluster dropped is submitted again;
+//   - reports [Progress] to [OnProgress], and the outcome of every move in
+//     its [MoveResults].
+//
+// A move that is not submitted because it no longer matches the cluster,
+// or that Kafka rejects, fails alone: the others carry on. When ctx ends,
+// Run returns at once; the moves in flight continue on the cluster, with
+// their throttles, and [Executor.Resume] with the same Store adopts them.
+//
+// An Executor runs one run at a time. [Executor.SetRate] may be called
+// from any goroutine while it runs.
+type Executor struct {
+	cl    *kgo.Client
+	adm   *kadm.Client
+	store Store
+	cfg   config
+
+	mu     sync.Mutex
+	active *runCtl // the run in progress, nil if none
+}
+
+// runCtl lets SetRate reach a running loop.
+type runCtl struct {
+	rates chan rateReq
+	done  chan struct{}
+}
+
+type rateReq struct {
+	rate int64
+	errc chan error
+}
+
+// NewExecutor returns an Executor that moves partitions of the cluster cl
+// talks to and journals its runs in store. It does not close cl. Without a
+// durable store (a [FileStore], or the caller's own), a crashed run cannot
+// be resumed, and the throttles it set stay until someone removes them.
+func NewExecutor(cl *kgo.Client, store Store, opts ...Option) (*Executor, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if cl == nil || store == nil {
+		return nil, fmt.Errorf("%w: NewExecutor needs a client and a Store", ErrInvalid)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Executor{cl: cl, adm: kadm.NewClient(cl), store: store, cfg: cfg}, nil
+}
+
+// Run carries out moves (typically a [Plan]'s) and returns the outcome of
+// each. If the Store holds an unfinished run of the same moves, Run resumes
+// it; if it holds an unfinished run of other moves, Run returns
+// [ErrOtherRun]; a finished run of the same moves is not repeated, its
+// results are returned.
+//
+// The error is non-nil only if the run could not start, was stopped (ctx
+// ended: the moves in flight continue, resume them later), could not
+// observe the cluster for long, or left throttles it could not restore
+// ([*ThrottleError]). Failed moves are reported in the results.
+func (e *Executor) Run(ctx context.Context, moves Moves) (MoveResults, error) {
+	return e.run(ctx, moves, modeRun)
+}
+
+// Resume continues the unfinished run in the Store: it adopts the moves
+// still in flight, finishes them, runs the moves not yet submitted, and
+// restores the throttles. It returns [ErrNoState] if the Store holds
+// nothing, and the recorded results if the run finished.
+func (e *Executor) Resume(ctx context.Context) (MoveResults, error) {
+	return e.run(ctx, nil, modeResume)
+}
+
+// Abort ends the unfinished run in the Store: it cancels the moves in
+// flight that it started (adopted ones are left running), waits for the
+// cancellations, restores every throttle it changed, and reports the moves
+// not carried out with [ErrAborted]. It returns [ErrNoState] if the Store
+// holds nothing.
+func (e *Executor) Abort(ctx context.Context) (MoveResults, error) {
+	return e.run(ctx, nil, modeAbort)
+}
+
+// SetRate changes the replication throttle. During a run it is journaled
+// and applied to the brokers throttled now before SetRate returns; between
+// runs it applies to the next one, resumed runs included.
+func (e *Executor) SetRate(ctx context.Context, bytesPerSecond int64) error {
+	if bytesPerSecond <= 0 {
+		return fmt.Errorf("%w: SetRate(%d): must be positive", ErrInvalid, bytesPerSecond)
+	}
+	e.mu.Lock()
+	e.cfg.rate, e.cfg.rateSet = bytesPerSecond, true
+	ctl := e.active
+	e.mu.Unlock()
+	if ctl == nil {
+		return nil
+	}
+	req := rateReq{rate: bytesPerSecond, errc: make(chan error, 1)}
+	select {
+	case ctl.rates <- req:
+	case <-ctl.done:
+		return nil // the run ended; the rate applies to the next
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	select {
+	case err := <-req.errc:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+type runMode int
+
+const (
+	modeRun runMode = iota
+	modeResume
+	modeAbort
+)
+
+func (e *Executor) run(ctx context.Context, moves Moves, mode runMode) (MoveResults, error) {
+	ctl := &runCtl{rates: make(chan rateReq), done: make(chan struct{})}
+	e.mu.Lock()
+	if e.active != nil {
+		e.mu.Unlock()
+		return nil, errors.New("reassign: the executor is already running")
+	}
+	e.active = ctl
+	cfg := e.cfg
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.active = nil
+		e.mu.Unlock()
+		close(ctl.done)
+	}()
+
+	j, err := e.load(ctx)
+	if err != nil && !errors.Is(err, ErrNoState) {
+		return nil, err
+	}
+	var r *run
+	switch {
+	case j == nil && mode != modeRun:
+		return nil, err
+	case j != nil && j.Done && (mode != modeRun || j.ID == runID(moves)):
+		return j.results(), nil
+	case j != nil && !j.Done && mode == modeRun && j.ID != runID(moves):
+		return nil, fmt.Errorf("%w: it has %d moves, this run %d", ErrOtherRun, len(j.Moves), len(moves))
+	case j != nil && !j.Done:
+		r, err = e.resume(ctx, &cfg, j)
+	default:
+		if len(moves) == 0 {
+			return MoveResults{}, nil
+		}
+		r, err = e.begin(ctx, &cfg, moves)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.loop(ctx, ctl, mode == modeAbort)
+}
+
+func (e *Executor) load(ctx context.Context) (*journal, error) {
+	b, err := e.store.Load(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNoState) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("reassign: load state: %w", err)
+	}
+	return decodeJournal(b)
+}
+
+// validateMoves checks what Kafka would reject outright.
+func validateMoves(ms Moves) error {
+	for _, m := range ms {
+		bad := func(reason string) error {
+			return &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: reason, Err: ErrInvalid}
+		}
+		switch {
+		case m.Topic == "" || m.Partition < 0:
+			return bad("move names no partition")
+		case len(m.From) == 0 || len(m.To) == 0:
+			return bad("move " + m.String() + " lacks replicas")
+		case len(slices.Compact(slices.Sorted(slices.Values(m.To)))) != len(m.To):
+			return bad("move " + m.String() + " lists a target broker twice")
+		}
+	}
+	return nil
+}
+
+// begin starts a new run: it checks for foreign reassignments, measures
+// the partitions, reads the existing throttles and journals the run.
+func (e *Executor) begin(ctx context.Context, cfg *config, moves Moves) (*run, error) {
+	if err := validateMoves(moves); err != nil {
+		return nil, err
+	}
+	d := cfg.requestTimeout
+	v, err := metadata(ctx, e.cl, d, nil)
+	if err != nil {
+		return nil, err
+	}
+	if v.moving, err = reassignments(ctx, e.adm, d, v.allPartitions()); err != nil {
+		return nil, err
+	}
+	foreign := foreignMoves(v, nil)
+	if len(foreign) > 0 && !cfg.adoptForeign {
+		return nil, &ForeignError{Reassignments: foreign}
+	}
+
+	j := &journal{Version: journalVersion, ID: runID(moves)}
+	ms := make(Moves, 0, len(moves)+len(foreign))
+	for _, m := range moves {
+		m.From, m.To = slices.Clone(m.From), slices.Clone(m.To)
+		ms = append(ms, m)
+	}
+	ms = append(ms, foreign...)
+	// Measure the replicas to copy: the largest of each partition's
+	// current replicas.
+	set := make(kadm.TopicsSet)
+	for _, m := range ms {
+		set.Add(m.Topic, m.Partition)
+	}
+	sz, err := logDirSizes(ctx, e.adm, d, sortedKeys(v.alive), set)
+	if err != nil {
+		cfg.logger.LogAttrs(ctx, slog.LevelWarn, "could not measure every partition; using the plan's sizes", slog.Any("err", err))
+	}
+	for i := range ms {
+		var size int64
+		if ps, ok := v.part(ms[i].Topic, ms[i].Partition); ok {
+			for _, b := range ps.replicas {
+				size = max(size, sz.of(b, ms[i].Topic, ms[i].Partition))
+			}
+		}
+		if size > 0 {
+			ms[i].Bytes = size
+		}
+	}
+
+	// Read the throttles already there, on the brokers and topics our moves
+	// involve. A broker that is down cannot be asked: the run leaves its
+	// throttles alone.
+	brokers, excluded := make(map[int32]bool), make(map[int32]bool)
+	topics := make(map[string]bool)
+	for _, m := range ms[:len(moves)] {
+		for _, b := range m.Brokers() {
+			if v.isAlive(b) {
+				brokers[b] = true
+			} else {
+				excluded[b] = true
+			}
+		}
+		if _, ok := v.topics[m.Topic]; ok {
+			topics[m.Topic] = true
+		}
+	}
+	existing, err := readThrottles(ctx, e.adm, d, sortedInt32(brokers), slices.Sorted(maps.Keys(topics)))
+	if err != nil {
+		return nil, err
+	}
+	if j.Ledger, err = NewLedger(existing, cfg.rate); err != nil {
+		return nil, err
+	}
+	j.Excluded = sortedInt32(excluded)
+	for i, m := range ms {
+		rec := record{Move: m, St: statePending}
+		if i >= len(moves) {
+			rec.St, rec.Foreign = stateSubmitted, true
+		}
+		j.Moves = append(j.Moves, rec)
+	}
+	r, err := newRun(e, cfg, j)
+	if err != nil {
+		return nil, err
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "run starting", slog.Int("moves", len(moves)), slog.Int("adopted", len(foreign)),
+		slog.Int64("bytes", ms.Bytes()), slog.Int64("rate", cfg.rate), slog.Any("excluded", j.Excluded))
+	if err := r.save(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// foreignMoves returns the reassignments in v that are not among the
+// in-flight records of ours, as moves.
+func foreignMoves(v *view, ours []record) Moves {
+	known := make(map[string]bool)
+	for i := range ours {
+		if ours[i].inFlight() {
+			known[partKey(ours[i].Move.Topic, ours[i].Move.Partition)] = true
+		}
+	}
+	var out Moves
+	for _, t := range slices.Sorted(maps.Keys(v.moving)) {
+		for _, p := range slices.Sorted(maps.Keys(v.moving[t])) {
+			if known[partKey(t, p)] {
+				continue
+			}
+			ra := v.moving[t][p]
+			out = append(out, Move{Topic: t, Partition: p, From: ra.original(), To: ra.target()})
+		}
+	}
+	return out
+}
+
+func partKey(topic string, p int32) string { return topic + "\x00" + strconv.Itoa(int(p)) }
+
+// resume continues a journaled run.
+func (e *Executor) resume(ctx context.Context, cfg *config, j *journal) (*run, error) {
+	if cfg.rateSet && cfg.rate != j.Ledger.Rate() {
+		cs, err := j.Ledger.SetRate(cfg.rate)
+		if err != nil {
+			return nil, err
+		}
+		j.addUnapplied(cs)
+	}
+	var adopted Moves
+	if slices.ContainsFunc(j.Moves, func(r record) bool { return !r.ended() }) {
+		v, err := metadata(ctx, e.cl, cfg.requestTimeout, nil)
+		if err != nil {
+			return nil, err
+		}
+		if v.moving, err = reassignments(ctx, e.adm, cfg.requestTimeout, v.allPartitions()); err != nil {
+			return nil, err
+		}
+		adopted = foreignMoves(v, j.Moves)
+		if len(adopted) > 0 && !cfg.adoptForeign {
+			return nil, &ForeignError{Reassignments: adopted}
+		}
+		for _, m := range adopted {
+			j.Moves = append(j.Moves, record{Move: m, St: stateSubmitted, Foreign: true})
+		}
+	}
+	r, err := newRun(e, cfg, j)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for i := range j.Moves {
+		if j.Moves[i].inFlight() {
+			n++
+		}
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "resuming run", slog.Int("moves", len(j.Moves)), slog.Int("inFlight", n),
+		slog.Int("adoptedForeign", len(adopted)), slog.Int("unappliedThrottles", len(j.Unapplied)), slog.Int64("rate", j.Ledger.Rate()))
+	if err := r.save(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// A run is one execution in progress: the journal, the batcher rebuilt from
+// it, and what is not journaled (clocks, counters).
+type run struct {
+	e        *Executor
+	cfg      *config
+	log      *slog.Logger
+	j        *journal
+	b        *Batcher
+	fl       []flight
+	idx      map[string][]int // partKey → move indices
+	excluded map[int32]bool
+	start    time.Time
+	dirty    bool // the journal changed since it was saved
+	starved  bool // pending moves, none in flight, and the batcher hands out none
+
+	m0 int64 // bytes moved at the first measurement, and when
+	t0 time.Time
+}
+
+// flight is what a run knows of a move beyond the journal.
+type flight struct {
+	since    time.Time // submitted or adopted: the budget's clock
+	cancelAt time.Time // cancel (or reorder) sent
+	share    int       // most moves seen in flight on one of its brokers
+	missed   int       // consecutive polls the move was neither listed nor done
+	copied   int64
+}
+
+func newRun(e *Executor, cfg *config, j *journal) (*run, error) {
+	moves := make(Moves, len(j.Moves))
+	for i := range j.Moves {
+		moves[i] = j.Moves[i].Move
+	}
+	b, err := NewBatcher(moves, cfg.batch...)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	r := &run{e: e, cfg: cfg, j: j, b: b, fl: make([]flight, len(moves)), idx: make(map[string][]int), excluded: make(map[int32]bool), start: now,
+		log: cfg.logger.With("run", j.ID)}
+	for _, x := range j.Excluded {
+		r.excluded[x] = true
+	}
+	for i := range j.Moves {
+		rec := &j.Moves[i]
+		k := partKey(rec.Move.Topic, rec.Move.Partition)
+		r.idx[k] = append(r.idx[k], i)
+		switch {
+		case rec.St == stateFinished:
+			err = b.Finished(rec.Move)
+		case rec.St == stateFailed:
+			err = b.Cancelled(rec.Move)
+		case rec.inFlight():
+			err = b.Adopt(rec.Move)
+			r.fl[i].since, r.fl[i].cancelAt = now, now
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// index returns the record of a move the batcher handed out.
+func (r *run) index(m Move) int {
+	for _, i := range r.idx[partKey(m.Topic, m.Partition)] {
+		if r.j.Moves[i].St == statePending && slices.Equal(r.j.Moves[i].Move.To, m.To) {
+			return i
+		}
+	}
+	for _, i := range r.idx[partKey(m.Topic, m.Partition)] {
+		if slices.Equal(r.j.Moves[i].Move.To, m.To) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *run) save(ctx context.Context) error {
+	b, err := json.Marshal(r.j)
+	if err != nil {
+		return fmt.Errorf("reassign: encode state: %w", err)
+	}
+	if err := r.e.store.Save(ctx, b); err != nil {
+		return fmt.Errorf("reassign: save state: %w", causeOf(ctx, err))
+	}
+	r.dirty = false
+	return nil
+}
+
+func (r *run) saveIfDirty(ctx context.Context) error {
+	if !r.dirty {
+		return nil
+	}
+	return r.save(ctx)
+}
+
+// loop polls until every move ended, ctx ends, or the cluster cannot be
+// observed for long.
+func (r *run) loop(ctx context.Context, ctl *runCtl, abort bool) (MoveResults, error) {
+	patience := 4 * r.cfg.requestTimeout
+	lastOK := time.Now()
+	for {
+		err := r.step(ctx, abort)
+		if ctx.Err() != nil {
+			return r.stopped(ctx)
+		}
+		if err == nil {
+			lastOK = time.Now()
+		} else {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "poll failed", slog.Any("err", err))
+			if time.Since(lastOK) > patience {
+				return r.j.results(), fmt.Errorf("reassign: no successful poll for %v, giving up (Resume later with the same Store): %w", patience, err)
+			}
+		}
+		if r.b.Done() {
+			return r.finish(ctx)
+		}
+		if r.starved {
+			// Only a broker given 0 slots holds moves back for good.
+			return r.j.results(), fmt.Errorf("%w: %d moves can never start: a broker they involve has no slots (BrokerSlots 0); Abort the run", ErrInvalid, r.b.Counts().Pending)
+		}
+		t := time.NewTimer(r.cfg.poll)
+		select {
+		case <-t.C:
+		case req := <-ctl.rates:
+			t.Stop()
+			req.errc <- r.setRate(ctx, req.rate)
+		case <-ctx.Done():
+			t.Stop()
+			return r.stopped(ctx)
+		}
+	}
+}
+
+// stopped reports a run whose ctx ended. Everything it did is journaled
+// already: the moves in flight continue on the cluster.
+func (r *run) stopped(ctx context.Context) (MoveResults, error) {
+	n := r.b.Counts().InFlight
+	r.log.LogAttrs(ctx, slog.LevelWarn, "run stopped", slog.Int("inFlight", n), slog.Any("cause", context.Cause(ctx)))
+	return r.j.results(), fmt.Errorf("reassign: stopped with %d move(s) in flight, which continue on the cluster (Resume with the same Store adopts them): %w", n, context.Cause(ctx))
+}
+
+// finish restores every throttle and marks the run done.
+func (r *run) finish(ctx context.Context) (MoveResults, error) {
+	r.j.addUnapplied(r.j.Ledger.Close())
+	r.dirty = true
+	if err := r.save(ctx); err != nil {
+		return r.j.results(), err
+	}
+	v, err := metadata(ctx, r.e.cl, r.cfg.requestTimeout, []string{})
+	if err != nil {
+		return r.j.results(), err
+	}
+	left, err := r.apply(ctx, v)
+	if len(left) > 0 {
+		if serr := r.save(ctx); serr != nil {
+			return r.j.results(), serr
+		}
+		r.log.LogAttrs(ctx, slog.LevelWarn, "throttles left", slog.Any("changes", left), slog.Any("err", err))
+		r.progress(ctx, nil)
+		return r.j.results(), &ThrottleError{Changes: left, Err: err}
+	}
+	r.j.Done = true
+	if err := r.save(ctx); err != nil {
+		return r.j.results(), err
+	}
+	p := r.progress(ctx, nil)
+	r.log.LogAttrs(ctx, slog.LevelInfo, "run finished", slog.Int("finished", p.Finished), slog.Int("failed", p.Failed),
+		slog.Int64("bytes", p.BytesMoved), slog.Duration("took", p.Elapsed))
+	return r.j.results(), nil
+}
+
+// apply journals nothing: it applies the journaled unapplied changes that it
+// can (not those of brokers down, nor of brokers the run excludes, which
+// are dropped) and keeps the rest.
+func (r *run) apply(ctx context.Context, v *view) (ConfigChanges, error) {
+	var cs ConfigChanges
+	for _, c := range r.j.unapplied() {
+		if c.Resource == BrokerResource && r.excluded[c.Broker] {
+			r.dirty = true
+			continue
+		}
+		cs = append(cs, c)
+	}
+	if len(cs) == 0 {
+		r.j.Unapplied = nil
+		return nil, nil
+	}
+	left, err := applyChanges(ctx, r.e.cl, r.cfg.requestTimeout, cs, v.isAlive)
+	if len(left) != len(cs) {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "throttles applied", slog.Int("changes", len(cs)-len(left)))
+		r.dirty = true
+	}
+	r.j.Unapplied = nil
+	r.j.addUnapplied(left)
+	return left, err
+}
+
+// liveUnapplied reports whether throttle changes for live brokers or topics
+// are waiting: no move may be submitted until they are applied.
+func (r *run) liveUnapplied(v *view) bool {
+	for _, c := range r.j.Unapplied {
+		if c.Broker == nil || v.isAlive(*c.Broker) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) setRate(ctx context.Context, rate int64) error {
+	cs, err := r.j.Ledger.SetRate(rate)
+	if err != nil {
+		return err
+	}
+	r.j.addUnapplied(cs)
+	r.dirty = true
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	v, err := metadata(ctx, r.e.cl, r.cfg.requestTimeout, []string{})
+	if err != nil {
+		return err
+	}
+	_, err = r.apply(ctx, v)
+	if serr := r.saveIfDirty(ctx); err == nil {
+		err = serr
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "throttle rate changed", slog.Int64("rate", rate), slog.Any("err", err))
+	return err
+}
+
+// inFlightTopics returns the partitions of the moves in flight.
+func (r *run) inFlightSet() ([]string, kadm.TopicsSet) {
+	set := make(kadm.TopicsSet)
+	for i := range r.j.Moves {
+		if r.j.Moves[i].inFlight() {
+			set.Add(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition)
+		}
+	}
+	return slices.Sorted(maps.Keys(set)), set
+}
+
+// step is one poll: observe, settle the moves in flight, lift the throttles
+// of those that ended, submit the next moves, report progress.
+func (r *run) step(ctx context.Context, abort bool) error {
+	d := r.cfg.requestTimeout
+	topics, set := r.inFlightSet()
+	v, err := observe(ctx, r.e.cl, r.e.adm, d, topics, set)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	r.updateShares()
+
+	var (
+		ended   Moves // ours, whose throttles can go
+		cancels = make(kadm.AlterPartitionAssignmentsReq)
+		resub   []int
+	)
+	end := func(i int, st string, kind error, reason string) {
+		rec := &r.j.Moves[i]
+		rec.St = st
+		rec.Kind, rec.Reason = "", ""
+		if kind != nil {
+			rec.Kind, rec.Reason = kindOf(kind), reason
+		}
+		var err error
+		if st == stateFinished {
+			err = r.b.Finished(rec.Move)
+		} else {
+			err = r.b.Cancelled(rec.Move)
+		}
+		if err != nil {
+			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+		}
+		if !rec.Foreign {
+			ended = append(ended, rec.Move)
+		}
+		r.dirty = true
+		lvl := slog.LevelInfo
+		if kind != nil {
+			lvl = slog.LevelWarn
+		}
+		r.log.LogAttrs(ctx, lvl, "move "+st, slog.String("move", rec.Move.String()), slog.String("reason", reason),
+			slog.Duration("took", now.Sub(r.fl[i].since)))
+	}
+	cancel := func(i int, kind error, reason string) {
+		rec := &r.j.Moves[i]
+		rec.St, rec.Kind, rec.Reason = stateCancelling, kindOf(kind), reason
+		r.fl[i].cancelAt = now
+		cancels.CancelAssign(rec.Move.Topic, rec.Move.Partition)
+		r.dirty = true
+		r.log.LogAttrs(ctx, slog.LevelWarn, "cancelling move", slog.String("move", rec.Move.String()), slog.String("reason", reason))
+	}
+
+	for i := range r.j.Moves {
+		rec := &r.j.Moves[i]
+		m := rec.Move
+		if rec.St == statePending {
+			if abort {
+				end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+			}
+			continue
+		}
+		if !rec.inFlight() {
+			continue
+		}
+		fl := &r.fl[i]
+		ps, exists := v.part(m.Topic, m.Partition)
+		if !exists {
+			end(i, stateFailed, ErrStale, "the partition no longer exists")
+			continue
+		}
+		ra, listed := v.listed(m.Topic, m.Partition)
+		switch rec.St {
+		case stateSubmitted:
+			if listed {
+				fl.missed = 0
+				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
+				switch dead := v.deadOf(m.Adding()); {
+				case !sameSet(ra.target(), m.To):
+					end(i, stateFailed, ErrStale, fmt.Sprintf("someone else reassigned the partition to %v while the move was in flight", ra.target()))
+				case abort && rec.Foreign:
+					end(i, stateFailed, ErrAborted, "adopted reassignment left running: the run was aborted")
+				case abort:
+					cancel(i, ErrAborted, "cancelled: the run was aborted")
+				case len(dead) > 0:
+					cancel(i, ErrDeadBroker, fmt.Sprintf("cancelled: destination broker %s down", brokersAre(dead)))
+				case now.Sub(fl.since) > bud:
+					cancel(i, ErrTooSlow, fmt.Sprintf("cancelled: still copying after %v, over its budget of %v (%d bytes at %d B/s shared by %d)",
+						now.Sub(fl.since).Round(time.Second), bud, m.Bytes, r.j.Ledger.Rate(), max(fl.share, 1)))
+				}
+				continue
+			}
+			if sameSet(ps.replicas, m.To) {
+				fl.missed = 0
+				out := minus(m.To, ps.isr)
+				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
+				switch dead := v.deadOf(out); {
+				case len(out) == 0:
+					end(i, stateFinished, nil, "")
+				case len(dead) > 0:
+					end(i, stateFinished, ErrDeadBroker, fmt.Sprintf("completed, but broker %s is down, out of the ISR", brokersAre(dead)))
+				case abort || now.Sub(fl.since) > bud:
+					end(i, stateFinished, ErrTooSlow, fmt.Sprintf("completed, but replicas %v are not back in the ISR after %v", out, now.Sub(fl.since).Round(time.Second)))
+				}
+				continue
+			}
+			if sameSet(ps.replicas, m.From) {
+				switch fl.missed++; {
+				case fl.missed < 2: // metadata may lag the controller; look again
+				case rec.Foreign:
+					end(i, stateFailed, ErrStale, "the reassignment was cancelled by someone else")
+				case abort:
+					end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+				case len(v.deadOf(m.Adding())) > 0:
+					end(i, stateFailed, ErrDeadBroker, fmt.Sprintf("the cluster dropped the move and destination broker %s down", brokersAre(v.deadOf(m.Adding()))))
+				case rec.Resubmits >= 3:
+					end(i, stateFailed, ErrStale, fmt.Sprintf("the cluster dropped the reassignment %d times", rec.Resubmits+1))
+				default:
+					resub = append(resub, i)
+				}
+				continue
+			}
+			end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
+
+		case stateCancelling:
+			if listed {
+				if now.Sub(fl.cancelAt) > r.cfg.cancelTimeout {
+					end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; the cancel was not confirmed within %v", r.cfg.cancelTimeout))
+				} else {
+					cancels.CancelAssign(m.Topic, m.Partition) // again: harmless, and covers a lost request
+				}
+				continue
+			}
+			switch {
+			case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
+				end(i, stateFinished, nil, "completed before the cancel took effect")
+			case sameSet(ps.replicas, m.To):
+				end(i, stateFinished, kinds[rec.Kind], rec.Reason+"; it completed before the cancel took effect")
+			case sameSet(ps.replicas, m.From) && !rec.Foreign && !slices.Equal(ps.replicas, m.From):
+				// Kafka reverts to the original replicas, not their order:
+				// restore it, so the preferred leader is the one before.
+				rec.St = stateReverting
+				fl.cancelAt, fl.missed = now, 0
+				cancels.Assign(m.Topic, m.Partition, m.From)
+				ended = append(ended, m)
+				r.dirty = true
+			case sameSet(ps.replicas, m.From):
+				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+			default:
+				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replicas are now %v", ps.replicas))
+			}
+
+		case stateReverting:
+			switch {
+			case !listed && slices.Equal(ps.replicas, m.From):
+				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+			case now.Sub(fl.cancelAt) > r.cfg.cancelTimeout:
+				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replica order %v not restored within %v (now %v)", m.From, r.cfg.cancelTimeout, ps.replicas))
+			case !listed:
+				if fl.missed++; fl.missed >= 2 {
+					cancels.Assign(m.Topic, m.Partition, m.From)
+					fl.missed = 0
+				}
+			}
+		}
+	}
+
+	// Send the cancellations and replica-order restores.
+	if len(cancels) > 0 {
+		if err := r.saveIfDirty(ctx); err != nil {
+			return err
+		}
+		perr, err := alterAssignments(ctx, r.e.adm, d, cancels)
+		if err != nil {
+			return err
+		}
+		for t, ps := range perr {
+			for p, err := range ps {
+				if !errors.Is(err, kerr.NoReassignmentInProgress) {
+					r.log.LogAttrs(ctx, slog.LevelWarn, "cancel or reorder refused", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("err", err))
+				}
+			}
+		}
+	}
+
+	// Lift the throttles of the moves that ended: journal, then apply.
+	r.j.addUnapplied(r.j.Ledger.Finish(ended...))
+	if len(ended) > 0 {
+		r.dirty = true
+	}
+	if err := r.saveIfDirty(ctx); err != nil {
+		return err
+	}
+	_, applyErr := r.apply(ctx, v)
+	if err := r.saveIfDirty(ctx); err != nil {
+		return err
+	}
+	if !abort {
+		if r.liveUnapplied(v) {
+			r.progress(ctx, v)
+			return applyErr // no new moves until their throttles are in place
+		}
+		if err := r.submit(ctx, v, resub); err != nil {
+			r.progress(ctx, v)
+			return err
+		}
+	}
+	r.progress(ctx, v)
+	return applyErr
+}
+
+// updateShares records, for each move in flight, the most moves in flight
+// seen on one of its brokers: they split its throttle.
+func (r *run) updateShares() {
+	per := make(map[int32]int)
+	for i := range r.j.Moves {
+		if r.j.Moves[i].St == stateSubmitted {
+			for _, b := range r.j.Moves[i].Move.Brokers() {
+				per[b]++
+			}
+		}
+	}
+	for i := range r.j.Moves {
+		if r.j.Moves[i].St == stateSubmitted {
+			for _, b := range r.j.Moves[i].Move.Brokers() {
+				r.fl[i].share = max(r.fl[i].share, per[b])
+			}
+		}
+	}
+}
+
+// submit sends the moves the cluster dropped again, and the next batch.
+func (r *run) submit(ctx context.Context, v *view, resub []int) error {
+	d := r.cfg.requestTimeout
+	now := time.Now()
+	var (
+		send   []int
+		begins Moves
+		fresh  []int
+	)
+	for _, i := range resub {
+		rec := &r.j.Moves[i]
+		rec.Resubmits++
+		r.fl[i].missed = 0
+		send = append(send, i)
+		r.log.LogAttrs(ctx, slog.LevelWarn, "the cluster dropped a move; submitting it again", slog.String("move", rec.Move.String()))
+	}
+	fail := func(i int, st string, kind error, reason string) {
+		rec := &r.j.Moves[i]
+		rec.St = st
+		var err error
+		if st == stateFinished {
+			err = r.b.Finished(rec.Move)
+		} else {
+			rec.Kind, rec.Reason = kindOf(kind), reason
+			err = r.b.Cancelled(rec.Move)
+		}
+		if err != nil {
+			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+		}
+		r.dirty = true
+		r.log.LogAttrs(ctx, slog.LevelWarn, "move not submitted", slog.String("move", rec.Move.String()), slog.String("state", st), slog.String("reason", reason))
+	}
+	// Take batches until the batcher has nothing more: a move that fails
+	// its checks frees its slots for another.
+	for {
+		batch := r.b.Next().Moves
+		if len(batch) == 0 {
+			break
+		}
+		// Look at the batch's partitions afresh: they are not in v.
+		set := make(kadm.TopicsSet)
+		for _, m := range batch {
+			set.Add(m.Topic, m.Partition)
+		}
+		bv, err := observe(ctx, r.e.cl, r.e.adm, d, slices.Sorted(maps.Keys(set)), set)
+		if err != nil {
+			var ms Moves
+			for _, i := range fresh {
+				ms = append(ms, r.j.Moves[i].Move)
+			}
+			return errors.Join(err, r.b.Requeue(append(ms, batch...)...))
+		}
+		for _, m := range batch {
+			i := r.index(m)
+			if i < 0 {
+				return fmt.Errorf("reassign: internal error: batcher handed out unknown move %v", m)
+			}
+			ps, ok := bv.part(m.Topic, m.Partition)
+			_, listed := bv.listed(m.Topic, m.Partition)
+			switch dead := bv.deadOf(m.Adding()); {
+			case !ok:
+				fail(i, stateFailed, ErrStale, "the partition does not exist")
+			case listed:
+				fail(i, stateFailed, ErrStale, "someone else is reassigning the partition")
+			case slices.Equal(ps.replicas, m.To):
+				fail(i, stateFinished, nil, "already done")
+			case !sameSet(ps.replicas, m.From) && !sameSet(ps.replicas, m.To):
+				fail(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, the plan assumed %v", ps.replicas, m.From))
+			case len(dead) > 0:
+				fail(i, stateFailed, ErrDeadBroker, fmt.Sprintf("not submitted: destination broker %s down", brokersAre(dead)))
+			default:
+				// Throttle what actually moves, from the replicas there
+				// now, and remember them as the move's origin.
+				r.j.Moves[i].Move.From = slices.Clone(ps.replicas)
+				begins = append(begins, r.j.Moves[i].Move)
+				send = append(send, i)
+				fresh = append(fresh, i)
+			}
+		}
+	}
+	if c := r.b.Counts(); c.InFlight == 0 && c.Pending > 0 {
+		r.starved = true
+	}
+	if len(send) == 0 {
+		return r.saveIfDirty(ctx)
+	}
+	// Journal the moves with their throttles, apply the throttles, then
+	// submit. A crash in between leaves moves journaled as submitted that
+	// the cluster does not know: a resumed run submits them again.
+	r.j.addUnapplied(r.j.Ledger.Begin(begins...))
+	for _, i := range fresh {
+		r.j.Moves[i].St = stateSubmitted
+		r.fl[i] = flight{since: now}
+	}
+	r.dirty = true
+	if err := r.save(ctx); err != nil {
+		return errors.Join(err, r.unsubmit(ctx, fresh))
+	}
+	if _, err := r.apply(ctx, v); err != nil && r.liveUnapplied(v) {
+		return errors.Join(err, r.unsubmit(ctx, fresh))
+	}
+	req := make(kadm.AlterPartitionAssignmentsReq)
+	for _, i := range send {
+		req.Assign(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition, r.j.Moves[i].Move.To)
+	}
+	perr, err := alterAssignments(ctx, r.e.adm, d, req)
+	if err != nil {
+		// The controller may have taken some: the next polls tell, and
+		// submit again what it did not.
+		return errors.Join(err, r.saveIfDirty(ctx))
+	}
+	var rejected Moves
+	for _, i := range send {
+		rec := &r.j.Moves[i]
+		err := perr[rec.Move.Topic][rec.Move.Partition]
+		switch {
+		case err == nil:
+		case kerr.IsRetriable(err):
+			r.log.LogAttrs(ctx, slog.LevelWarn, "move not taken yet; will submit again", slog.String("move", rec.Move.String()), slog.Any("err", err))
+		default:
+			rec.St, rec.Kind, rec.Reason = stateFailed, kindOf(ErrRejected), err.Error()
+			if err := r.b.Cancelled(rec.Move); err != nil {
+				r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+			}
+			rejected = append(rejected, rec.Move)
+			r.log.LogAttrs(ctx, slog.LevelWarn, "move rejected", slog.String("move", rec.Move.String()), slog.Any("err", err))
+		}
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", len(resub)))
+	if len(rejected) > 0 {
+		r.j.addUnapplied(r.j.Ledger.Finish(rejected...))
+		r.dirty = true
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+		if _, err := r.apply(ctx, v); err != nil {
+			return errors.Join(err, r.saveIfDirty(ctx))
+		}
+	}
+	return r.saveIfDirty(ctx)
+}
+
+// unsubmit puts moves whose throttles could not be set back to pending, and
+// journals the throttle changes that undo theirs.
+func (r *run) unsubmit(ctx context.Context, is []int) error {
+	var ms Moves
+	for _, i := range is {
+		r.j.Moves[i].St = statePending
+		ms = append(ms, r.j.Moves[i].Move)
+	}
+	r.j.addUnapplied(r.j.Ledger.Finish(ms...))
+	r.dirty = true
+	return errors.Join(r.b.Requeue(ms...), r.save(ctx))
+}
+
+// progress measures the copies in flight and reports.
+func (r *run) progress(ctx context.Context, v *view) Progress {
+	now := time.Now()
+	p := Progress{Moves: len(r.j.Moves), Rate: r.j.Ledger.Rate(), Elapsed: now.Sub(r.start)}
+	if v != nil {
+		byBroker := make(map[int32]bool)
+		set := make(kadm.TopicsSet)
+		for i := range r.j.Moves {
+			rec := &r.j.Moves[i]
+			if rec.St != stateSubmitted {
+				continue
+			}
+			for _, b := range rec.Move.Adding() {
+				if v.isAlive(b) {
+					byBroker[b] = true
+					set.Add(rec.Move.Topic, rec.Move.Partition)
+				}
+			}
+		}
+		sz, err := logDirSizes(ctx, r.e.adm, r.cfg.requestTimeout, sortedInt32(byBroker), set)
+		if err != nil {
+			r.log.LogAttrs(ctx, slog.LevelDebug, "progress: log dirs", slog.Any("err", err))
+		}
+		for i := range r.j.Moves {
+			rec := &r.j.Moves[i]
+			if rec.St != stateSubmitted {
+				continue
+			}
+			var c int64
+			answered := false
+			for _, b := range rec.Move.Adding() {
+				if _, ok := sz[b]; ok {
+					answered = true
+				}
+				c += min(sz.of(b, rec.Move.Topic, rec.Move.Partition), rec.Move.Bytes)
+			}
+			if answered {
+				r.fl[i].copied = c
+			}
+		}
+	}
+	for i := range r.j.Moves {
+		rec := &r.j.Moves[i]
+		want := rec.Move.Bytes * int64(len(rec.Move.Adding()))
+		switch {
+		case rec.St == statePending:
+			p.Pending++
+			p.Bytes += want
+		case rec.inFlight():
+			p.InFlight++
+			p.Bytes += want
+			p.BytesMoved += r.fl[i].copied
+		case rec.St == stateFinished && rec.Kind == "":
+			p.Finished++
+			p.Bytes += want
+			p.BytesMoved += want
+		default:
+			p.Failed++
+		}
+	}
+	if r.t0.IsZero() {
+		r.m0, r.t0 = p.BytesMoved, now
+	}
+	p.ETA = eta(r.m0, p.BytesMoved, p.Bytes-p.BytesMoved, r.t0, now)
+	r.log.LogAttrs(ctx, slog.LevelDebug, "progress", slog.String("progress", p.String()))
+	if r.cfg.onProgress != nil {
+		r.cfg.onProgress(p)
+	}
+	return p
+}
+
+func sameSet(a, b []int32) bool {
+	return len(a) == len(b) && len(minus(a, b)) == 0 && len(minus(b, a)) == 0
+}
+
+func brokersAre(bs []int32) string {
+	if len(bs) == 1 {
+		return strconv.Itoa(int(bs[0])) + " is"
+	}
+	return fmt.Sprint(bs) + " are"
+}
