@@ -37,8 +37,12 @@ type Cluster struct {
 	ownDir    bool
 	clusterID string
 	zk        *zookeeper
-	nodes     []*Node // sorted by id
 	release   func()
+
+	nodesMu sync.RWMutex
+	nodes   []*Node // sorted by id; grows with Provision, shrinks with Retire
+	retired []*Node // retired nodes, kept so that Close still ends them
+	nextID  int32
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
@@ -65,7 +69,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, n := range c.nodes {
+			for _, n := range c.list() {
 				t.Logf("kafkatest: node %d (%s, %s, %v), last lines of %s:\n%s", n.id, joinRoles(n.roles), n.Release(), n.Status(), n.LogPath(), n.LogTail(40))
 			}
 		}
@@ -198,6 +202,7 @@ func (c *Cluster) setUp(dist *Distribution) error {
 		}
 		c.nodes = append(c.nodes, n)
 	}
+	c.nextID = int32(len(c.nodes) + 1)
 	for id := range cfg.nodeConfig {
 		if c.Node(id) == nil {
 			return fmt.Errorf("kafkatest: NodeConfig for node %d, but the cluster has nodes 1..%d", id, len(c.nodes))
@@ -244,21 +249,21 @@ func (c *Cluster) boot(ctx context.Context) error {
 	} else if err := c.formatAll(ctx); err != nil {
 		return err
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if err := n.start(); err != nil {
 			return err
 		}
 	}
-	errs := make([]error, len(c.nodes))
+	errs := make([]error, len(c.list()))
 	var wg sync.WaitGroup
-	for i, n := range c.nodes {
+	for i, n := range c.list() {
 		wg.Go(func() { errs[i] = c.waitReady(ctx, n) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	c.cfg.logger.Info("cluster ready", "name", c.name, "mode", c.cfg.mode, "release", c.cfg.release, "nodes", len(c.nodes), "took", time.Since(start))
+	c.cfg.logger.Info("cluster ready", "name", c.name, "mode", c.cfg.mode, "release", c.cfg.release, "nodes", len(c.list()), "took", time.Since(start))
 	return nil
 }
 
@@ -266,9 +271,9 @@ func (c *Cluster) boot(ctx context.Context) error {
 // at a time (each format is a short JVM run).
 func (c *Cluster) formatAll(ctx context.Context) error {
 	sem := make(chan struct{}, 2)
-	errs := make([]error, len(c.nodes))
+	errs := make([]error, len(c.list()))
 	var wg sync.WaitGroup
-	for i, n := range c.nodes {
+	for i, n := range c.list() {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -364,7 +369,7 @@ func runProcess(cmd *exec.Cmd) error {
 func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 	major, _, _, _ := ParseRelease(release)
 	brokers := 0
-	for _, m := range c.nodes {
+	for _, m := range c.list() {
 		if m.IsBroker() {
 			brokers++
 		}
@@ -393,7 +398,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 		cfg["listeners"] = "PLAINTEXT://" + n.Addr()
 	} else {
 		var voters []string
-		for _, m := range c.nodes {
+		for _, m := range c.list() {
 			if m.IsController() {
 				voters = append(voters, fmt.Sprintf("%d@%s", m.id, m.ControllerAddr()))
 			}
@@ -430,6 +435,13 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 	return cfg
 }
 
+// list returns the current nodes, sorted by id.
+func (c *Cluster) list() []*Node {
+	c.nodesMu.RLock()
+	defer c.nodesMu.RUnlock()
+	return slices.Clone(c.nodes)
+}
+
 // Name returns the cluster's name, unique per cluster ("kt-1a2b3c4d"); every
 // JVM it starts carries it in -Dkupgrade.kafkatest.
 func (c *Cluster) Name() string { return c.name }
@@ -456,7 +468,7 @@ func (c *Cluster) ZooKeeperAddr() string {
 // a client.
 func (c *Cluster) Addrs() []string {
 	var out []string
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsBroker() {
 			out = append(out, n.Addr())
 		}
@@ -468,7 +480,7 @@ func (c *Cluster) Addrs() []string {
 // controller-role node (none in ZooKeeper mode).
 func (c *Cluster) ControllerAddrs() []string {
 	var out []string
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsController() {
 			out = append(out, n.ControllerAddr())
 		}
@@ -478,7 +490,7 @@ func (c *Cluster) ControllerAddrs() []string {
 
 // Node returns the node with the given id, or nil.
 func (c *Cluster) Node(id int32) *Node {
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.id == id {
 			return n
 		}
@@ -487,12 +499,12 @@ func (c *Cluster) Node(id int32) *Node {
 }
 
 // All returns every node, sorted by id.
-func (c *Cluster) All() []*Node { return slices.Clone(c.nodes) }
+func (c *Cluster) All() []*Node { return c.list() }
 
 // Brokers returns the nodes with the broker role, sorted by id.
 func (c *Cluster) Brokers() []*Node {
 	var out []*Node
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsBroker() {
 			out = append(out, n)
 		}
@@ -503,7 +515,7 @@ func (c *Cluster) Brokers() []*Node {
 // Controllers returns the nodes with the KRaft controller role, sorted by id.
 func (c *Cluster) Controllers() []*Node {
 	var out []*Node
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsController() {
 			out = append(out, n)
 		}
@@ -560,8 +572,8 @@ func (c *Cluster) StartNode(ctx context.Context, id int32) error {
 // Nodes lists the cluster's Kafka nodes with the release each runs. It
 // implements [upgrade.Orchestrator].
 func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
-	out := make([]upgrade.Node, 0, len(c.nodes))
-	for _, n := range c.nodes {
+	out := []upgrade.Node{}
+	for _, n := range c.list() {
 		addr := n.Addr()
 		host, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
@@ -617,7 +629,10 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) erro
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		var procs []*process
-		for _, n := range c.nodes {
+		c.nodesMu.RLock()
+		all := append(slices.Clone(c.nodes), c.retired...)
+		c.nodesMu.RUnlock()
+		for _, n := range all {
 			if p := n.signal(syscall.SIGKILL, Killed); p != nil {
 				procs = append(procs, p)
 			}
@@ -644,12 +659,12 @@ func (c *Cluster) Close() {
 // closed; nodes can be started again one by one with StartNode.
 func (c *Cluster) Stop(ctx context.Context) error {
 	var errs []error
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsBroker() && !n.IsController() {
 			errs = append(errs, n.Stop(ctx))
 		}
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.list() {
 		if n.IsController() {
 			errs = append(errs, n.Stop(ctx))
 		}
@@ -765,4 +780,79 @@ func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
 		return false, err
 	}
 	return n.Status() == Running, nil
+}
+
+var _ upgrade.Provisioner = (*Cluster)(nil)
+
+// Provision starts a new broker on spec.Version (the cluster's first release
+// if empty) with the next free node id, and returns once it is ready (listed
+// in metadata). It implements [upgrade.Provisioner]. Only broker-only nodes
+// can be added.
+func (c *Cluster) Provision(ctx context.Context, spec upgrade.NodeSpec) (upgrade.Node, error) {
+	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []upgrade.Role{upgrade.RoleBroker}) {
+		return upgrade.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
+	}
+	release := spec.Version
+	if release == "" {
+		release = c.cfg.release
+	}
+	major, _, _, err := ParseRelease(release)
+	if err != nil {
+		return upgrade.Node{}, err
+	}
+	if c.cfg.mode == ZooKeeperMode && major >= 4 {
+		return upgrade.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
+	}
+	dist, err := c.distribution(ctx, release)
+	if err != nil {
+		return upgrade.Node{}, err
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return upgrade.Node{}, err
+	}
+	c.nodesMu.Lock()
+	id := c.nextID
+	c.nextID++
+	n := &Node{c: c, id: id, roles: []upgrade.Role{upgrade.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
+		override: maps.Clone(c.cfg.brokerConfig), removed: map[string]bool{}, dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
+	maps.Copy(n.override, spec.Config)
+	c.nodes = append(c.nodes, n)
+	c.nodesMu.Unlock()
+	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
+		return upgrade.Node{}, fmt.Errorf("kafkatest: %w", err)
+	}
+	if c.cfg.mode == KRaftMode {
+		if err := c.format(ctx, n); err != nil {
+			return upgrade.Node{}, err
+		}
+	}
+	if err := n.start(); err != nil {
+		return upgrade.Node{}, err
+	}
+	if err := c.waitReady(ctx, n); err != nil {
+		return upgrade.Node{}, err
+	}
+	return upgrade.Node{ID: id, Roles: n.Roles(), Host: "127.0.0.1", Port: n.brokerPort, Rack: n.rack, Version: release}, nil
+}
+
+// Retire stops node id gracefully and removes it from the cluster for good
+// (its directory stays until Close). It implements [upgrade.Provisioner].
+func (c *Cluster) Retire(ctx context.Context, id int32) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if n.IsController() {
+		return fmt.Errorf("kafkatest: node %d is a controller; only brokers can be retired", id)
+	}
+	if err := n.Stop(ctx); err != nil {
+		return err
+	}
+	c.nodesMu.Lock()
+	c.nodes = slices.DeleteFunc(c.nodes, func(m *Node) bool { return m == n })
+	c.retired = append(c.retired, n)
+	c.nodesMu.Unlock()
+	c.cfg.logger.Info("node retired", "node", id)
+	return nil
 }

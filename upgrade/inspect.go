@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,6 +30,14 @@ func (f inspectOptionFunc) applyInspect(c *inspectConfig) { f(c) }
 type inspectConfig struct {
 	orch        Orchestrator
 	controllers []string
+	timeout     time.Duration
+}
+
+// InspectTimeout bounds each round of requests Inspect sends (metadata, API
+// versions, configs, quorum, features), overriding the default of 15s. A node
+// that has not answered by then is reported as not answering.
+func InspectTimeout(d time.Duration) InspectOption {
+	return inspectOptionFunc(func(c *inspectConfig) { c.timeout = d })
 }
 
 // InspectWith lets Inspect ask orch which release each node runs. Kafka's
@@ -128,12 +137,22 @@ var ErrUnreachable = errors.New("upgrade: cluster unreachable")
 // what it learned, with the gaps in Unknown, and an error joining a
 // *[NodeError] per problem, each naming the node and the cause.
 func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspection, error) {
-	var cfg inspectConfig
+	cfg := inspectConfig{timeout: 15 * time.Second}
 	for _, o := range opts {
 		o.applyInspect(&cfg)
 	}
+	if cfg.timeout <= 0 {
+		return Inspection{}, fmt.Errorf("upgrade: InspectTimeout(%v) must be positive", cfg.timeout)
+	}
+	// round bounds one round of requests, so that a node that does not
+	// answer costs at most cfg.timeout.
+	round := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("no answer within %v", cfg.timeout))
+	}
 	in := Inspection{Controller: -1}
-	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	rctx, cancel := round()
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(rctx, cl)
+	cancel()
 	if err != nil {
 		return in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
 	}
@@ -165,7 +184,10 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	// broker (only those speak LeaderAndIsr).
 	adm := kadm.NewClient(cl)
 	zkBrokers, kraftBrokers := 0, 0
-	if vs, err := adm.ApiVersions(ctx); err != nil {
+	rctx, cancel = round()
+	vs, err := adm.ApiVersions(rctx)
+	cancel()
+	if err != nil {
 		in.Unknown = append(in.Unknown, "API versions of the brokers: "+err.Error())
 		errs = append(errs, fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
 	} else {
@@ -187,7 +209,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	// Pins and migration flags, with their sources.
 	brokerIDs := slices.Sorted(maps.Keys(infos))
 	if len(brokerIDs) > 0 {
-		rcs, err := adm.DescribeBrokerConfigs(ctx, brokerIDs...)
+		rctx, cancel := round()
+		rcs, err := adm.DescribeBrokerConfigs(rctx, brokerIDs...)
+		cancel()
 		if err != nil && len(rcs) == 0 {
 			for _, id := range brokerIDs {
 				fail(id, RoleBroker, "DescribeConfigs", err)
@@ -235,7 +259,10 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	}
 	finalized := compat.FeatureLevels{}
 	if mode != compat.ZooKeeper {
-		if q, err := kraft.DescribeQuorum(ctx, cl, kopts...); err != nil {
+		rctx, cancel := round()
+		q, err := kraft.DescribeQuorum(rctx, cl, kopts...)
+		cancel()
+		if err != nil {
 			in.Unknown = append(in.Unknown, "controller quorum: "+err.Error())
 			errs = append(errs, fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
 		} else {
@@ -253,7 +280,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 				}
 			}
 		}
-		fs, err := kraft.DescribeFeatures(ctx, cl, kopts...)
+		rctx, cancel = round()
+		fs, err := kraft.DescribeFeatures(rctx, cl, kopts...)
+		cancel()
 		if err != nil {
 			in.Unknown = append(in.Unknown, "features: "+err.Error())
 			errs = append(errs, fmt.Errorf("upgrade: inspect: features: %w", err))
@@ -298,7 +327,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	// Exact releases come from the Orchestrator.
 	var orchNodes map[int32]Node
 	if cfg.orch != nil {
-		ns, err := cfg.orch.Nodes(ctx)
+		rctx, cancel := round()
+		ns, err := cfg.orch.Nodes(rctx)
+		cancel()
 		if err != nil {
 			in.Unknown = append(in.Unknown, "releases: the Orchestrator cannot list nodes: "+err.Error())
 			errs = append(errs, fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))

@@ -127,3 +127,30 @@ type Liveness interface {
 	// orchestrator could not tell; the Runner then keeps waiting.
 	Alive(ctx context.Context, id int32) (bool, error)
 }
+
+// A NodeSpec describes a node for a [Provisioner] to start.
+type NodeSpec struct {
+	// Version is the Kafka release the node runs ("4.1.2").
+	Version string `json:"version"`
+	// Roles are the node's roles; node replacement provisions brokers.
+	Roles []Role `json:"roles"`
+	// Rack is the node's broker.rack, empty for none.
+	Rack string `json:"rack,omitempty"`
+	// Config is static config beyond what the Provisioner sets itself
+	// (listeners, ids, directories).
+	Config map[string]string `json:"config,omitempty"`
+}
+
+// Provisioner is an optional [Orchestrator] capability that node-replacement
+// (blue/green) upgrades need: it starts new nodes and retires old ones for
+// good. A Runner refuses a plan with provision or retire steps before its
+// first step if the Orchestrator lacks it.
+type Provisioner interface {
+	// Provision starts a new node as spec says and returns it once it has
+	// started (with the id Kafka knows it by). kupgrade waits for it to
+	// register.
+	Provision(ctx context.Context, spec NodeSpec) (Node, error)
+	// Retire stops node id for good and releases what it used. kupgrade
+	// calls it only once the node holds no replica.
+	Retire(ctx context.Context, id int32) error
+}
