@@ -141,15 +141,18 @@ type canaryMeta struct {
 }
 
 func (c *Canary) meta(ctx context.Context) (canaryMeta, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(c.cfg.topic)
-	req.Topics = []kmsg.MetadataRequestTopic{rt}
-	req.AllowAutoTopicCreation = false
-	resp, err := req.RequestWith(ctx, c.cl)
+	r, _, err := hedged(ctx, viaClient(c.cl, 1+maxHedges, func() kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(c.cfg.topic)
+		req.Topics = []kmsg.MetadataRequestTopic{rt}
+		req.AllowAutoTopicCreation = false
+		return req
+	}))
 	if err != nil {
 		return canaryMeta{}, fmt.Errorf("health: canary: metadata: %w", ctxErr(ctx, err))
 	}
+	resp := r.(*kmsg.MetadataResponse)
 	var m canaryMeta
 	for _, b := range resp.Brokers {
 		m.brokers = append(m.brokers, b.NodeID)
@@ -364,6 +367,8 @@ func (rs ProbeResults) Within(max time.Duration) Verdict {
 // preferred leader of a canary partition. A broker that leads no canary
 // partition but is the in-sync preferred replica of one is first made its
 // leader again (a preferred leader election on the canary topic only).
+// Its metadata read is hedged as [Take]'s are, so a hung broker fails its own
+// round trip within CanaryTimeout without holding up the whole probe.
 //
 // The error means the probe could not start (metadata failed, or the topic
 // does not exist: [ErrNoCanaryTopic]); per-broker failures are in the results.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -161,6 +162,45 @@ func TestCanaryEnsureAddsBrokers(t *testing.T) {
 	if n := len(c.PartitionInfos(can.Topic())); n != 4 {
 		t.Errorf("canary has %d partitions after a second Ensure, want 4", n)
 	}
+}
+
+// TestCanaryHedgesAHungBroker stalls metadata on one broker: the probe's
+// metadata read goes to another broker after a second, so the probe still
+// ends well within the client's 10s timeout.
+func TestCanaryHedgesAHungBroker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var vn kfake.VirtualNetwork
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cl := client(t, c, kgo.Dialer(vn.DialContext))
+		can := canary(t, c, cl)
+		release := make(chan struct{})
+		c.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			if c.CurrentNode() == 1 {
+				c.SleepControl(func() { <-release })
+			}
+			return nil, nil, false
+		})
+		for range 6 { // the client's routing reaches node 1 at least once
+			start := time.Now()
+			rs, err := can.Probe(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Probe took %v with one broker's metadata hung, want at most 2s", took)
+			}
+			if v := rs.Within(time.Second); !v.OK {
+				t.Errorf("Within = %v", v)
+			}
+		}
+		close(release)
+		cl.Close()
+	})
 }
 
 func TestNewCanaryValidates(t *testing.T) {

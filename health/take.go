@@ -75,6 +75,12 @@ const minISRKey = "min.insync.replicas"
 // without an override). A topic whose config cannot be read gets
 // [SourceUnknown]. The returned Snapshot is indexed.
 //
+// Every read is hedged: if a broker has not answered within a second, the
+// same read goes to another broker as well (at most two more), and the first
+// answer wins. A hung broker (paused, partitioned, in a long GC pause) holds
+// a request until the client's timeout, 10s by default in franz-go; this way
+// it costs Take about a second.
+//
 // The error means the cluster could not be asked at all (metadata, or a whole
 // DescribeConfigs batch, failed); partial problems are in the Snapshot.
 func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, error) {
@@ -85,13 +91,16 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("health: snapshot not taken within %v", cfg.timeout))
 	defer cancel()
 
-	mreq := kmsg.NewPtrMetadataRequest()
-	mreq.Topics = nil // all topics
-	mreq.AllowAutoTopicCreation = false
-	meta, err := mreq.RequestWith(ctx, cl)
+	resp, answered, err := hedged(ctx, viaClient(cl, 1+maxHedges, func() kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = nil // all topics
+		req.AllowAutoTopicCreation = false
+		return req
+	}))
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("health: snapshot: metadata: %w", ctxErr(ctx, err))
 	}
+	meta := resp.(*kmsg.MetadataResponse)
 	s := Snapshot{TakenAt: time.Now(), Controller: meta.ControllerID}
 	if meta.ClusterID != nil {
 		s.ClusterID = *meta.ClusterID
@@ -99,7 +108,14 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 	for _, b := range meta.Brokers {
 		s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: deref(b.Rack)})
 	}
-	fenced(ctx, cl, &s)
+	slices.SortFunc(s.Brokers, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
+	// The later reads go to the broker that just answered first, then to
+	// the other live ones.
+	live := make([]int32, len(s.Brokers))
+	for i, b := range s.Brokers {
+		live[i] = b.ID
+	}
+	fenced(ctx, cl, rotate(live, answered, 0), &s)
 	slices.SortFunc(s.Brokers, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
 
 	s.Topics = make([]Topic, 0, len(meta.Topics))
@@ -132,7 +148,7 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 	}
 	slices.SortFunc(s.Topics, func(a, b Topic) int { return strings.Compare(a.Name, b.Name) })
 
-	if err := minISRs(ctx, cl, s.Topics, cfg.batch); err != nil {
+	if err := minISRs(ctx, cl, live, answered, s.Topics, cfg.batch); err != nil {
 		return Snapshot{}, err
 	}
 	return s.Indexed(), nil
@@ -142,11 +158,17 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 // s. It is best effort: brokers before Kafka 2.8 do not have the request, and
 // only v2 (Kafka 4.0) reports fencing; without it, a broker missing from
 // metadata is just missing.
-func fenced(ctx context.Context, cl *kgo.Client, s *Snapshot) {
-	req := kmsg.NewPtrDescribeClusterRequest()
-	req.IncludeFencedBrokers = true
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || resp.ErrorCode != 0 {
+func fenced(ctx context.Context, cl *kgo.Client, brokers []int32, s *Snapshot) {
+	r, _, err := hedged(ctx, toBrokers(cl, brokers, func() kmsg.Request {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.IncludeFencedBrokers = true
+		return req
+	}))
+	if err != nil {
+		return
+	}
+	resp := r.(*kmsg.DescribeClusterResponse)
+	if resp.ErrorCode != 0 {
 		return
 	}
 	if s.Controller < 0 {
@@ -169,8 +191,9 @@ func fenced(ctx context.Context, cl *kgo.Client, s *Snapshot) {
 	}
 }
 
-// minISRs fills in every topic's effective min.insync.replicas.
-func minISRs(ctx context.Context, cl *kgo.Client, topics []Topic, batch int) error {
+// minISRs fills in every topic's effective min.insync.replicas, asking the
+// live brokers in turn, first the one that answered last.
+func minISRs(ctx context.Context, cl *kgo.Client, live []int32, answered int32, topics []Topic, batch int) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -179,10 +202,11 @@ func minISRs(ctx context.Context, cl *kgo.Client, topics []Topic, batch int) err
 	)
 	for lo := 0; lo < len(topics); lo += batch {
 		part := topics[lo:min(lo+batch, len(topics))]
+		brokers := rotate(live, answered, lo/batch)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := describeMinISR(ctx, cl, part); err != nil {
+			if err := describeMinISR(ctx, cl, brokers, part); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -195,41 +219,49 @@ func minISRs(ctx context.Context, cl *kgo.Client, topics []Topic, batch int) err
 	return first
 }
 
-// describeMinISR fills in min.insync.replicas for topics, one request.
-func describeMinISR(ctx context.Context, cl *kgo.Client, topics []Topic) error {
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	req.IncludeSynonyms = true
+// describeMinISR fills in min.insync.replicas for topics, one request
+// answered by one of brokers (any broker can describe any topic).
+func describeMinISR(ctx context.Context, cl *kgo.Client, brokers []int32, topics []Topic) error {
 	byName := make(map[string]*Topic, len(topics))
 	for i := range topics {
 		t := &topics[i]
 		byName[t.Name] = t
 		t.MinISRSource = SourceUnknown
 		t.MinISRError = "no answer"
-		r := kmsg.NewDescribeConfigsRequestResource()
-		r.ResourceType = kmsg.ConfigResourceTypeTopic
-		r.ResourceName = t.Name
-		r.ConfigNames = []string{minISRKey}
-		req.Resources = append(req.Resources, r)
 	}
-	for _, sh := range cl.RequestSharded(ctx, req) {
-		if sh.Err != nil {
-			return fmt.Errorf("health: snapshot: describe min.insync.replicas of %d topics: %w", len(topics), ctxErr(ctx, sh.Err))
+	mk := func() kmsg.Request {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.IncludeSynonyms = true
+		for i := range topics {
+			r := kmsg.NewDescribeConfigsRequestResource()
+			r.ResourceType = kmsg.ConfigResourceTypeTopic
+			r.ResourceName = topics[i].Name
+			r.ConfigNames = []string{minISRKey}
+			req.Resources = append(req.Resources, r)
 		}
-		resp := sh.Resp.(*kmsg.DescribeConfigsResponse)
-		for _, res := range resp.Resources {
-			t := byName[res.ResourceName]
-			if t == nil {
-				continue
-			}
-			if err := kerr.ErrorForCode(res.ErrorCode); err != nil {
-				t.MinISRError = err.Error()
-				if res.ErrorMessage != nil && *res.ErrorMessage != "" {
-					t.MinISRError += ": " + *res.ErrorMessage
-				}
-				continue
-			}
-			setMinISR(t, res.Configs)
+		return req
+	}
+	attempts := toBrokers(cl, brokers, mk)
+	if len(attempts) == 0 {
+		attempts = viaClient(cl, 1+maxHedges, mk)
+	}
+	r, _, err := hedged(ctx, attempts)
+	if err != nil {
+		return fmt.Errorf("health: snapshot: describe min.insync.replicas of %d topics: %w", len(topics), ctxErr(ctx, err))
+	}
+	for _, res := range r.(*kmsg.DescribeConfigsResponse).Resources {
+		t := byName[res.ResourceName]
+		if t == nil {
+			continue
 		}
+		if err := kerr.ErrorForCode(res.ErrorCode); err != nil {
+			t.MinISRError = err.Error()
+			if res.ErrorMessage != nil && *res.ErrorMessage != "" {
+				t.MinISRError += ": " + *res.ErrorMessage
+			}
+			continue
+		}
+		setMinISR(t, res.Configs)
 	}
 	return nil
 }

@@ -232,6 +232,47 @@ func TestUntilCaughtUp(t *testing.T) {
 	})
 }
 
+// TestTakeHedgesAHungBroker stalls every read on one broker, as a paused or
+// partitioned broker does: it accepts requests and answers none until the
+// client's timeout (10s). Take asks another broker after a second instead, so
+// it stays quick. In a synctest bubble, the stalls take no real time.
+func TestTakeHedgesAHungBroker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var vn kfake.VirtualNetwork
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cl := client(t, c, kgo.Dialer(vn.DialContext))
+		release := make(chan struct{})
+		for _, k := range []kmsg.Key{kmsg.Metadata, kmsg.DescribeCluster, kmsg.DescribeConfigs} {
+			c.ControlKey(int16(k), func(kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				if c.CurrentNode() == 1 {
+					c.SleepControl(func() { <-release })
+				}
+				return nil, nil, false
+			})
+		}
+		for range 6 { // the client's routing reaches node 1 at least once
+			start := time.Now()
+			s, err := health.Take(t.Context(), cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Take took %v with one broker hung, want at most 2s", took)
+			}
+			if orders, _ := s.Topic("orders"); orders.MinISR != 2 || !slices.Equal(brokerIDs(s), []int32{0, 1, 2}) {
+				t.Errorf("snapshot: brokers %v, orders min ISR %d", brokerIDs(s), orders.MinISR)
+			}
+		}
+		close(release)
+		cl.Close()
+	})
+}
+
 func brokerIDs(s health.Snapshot) []int32 {
 	var ids []int32
 	for _, b := range s.Brokers {
