@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Traffic writes numbered records to a topic at a steady rate with an
@@ -433,7 +435,17 @@ func (tr *Traffic) readAll(ctx context.Context, n int) ([]uint8, error) {
 	if len(want) == 0 {
 		return counts, nil
 	}
-	cl, err := kgo.NewClient(append(slices.Clone(tr.cfg.clientOpts), kgo.SeedBrokers(tr.seeds...),
+	// Seed with the brokers the producer knows now: the seeds it started
+	// with may have been retired (node replacement).
+	seeds := slices.Clone(tr.seeds)
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{}
+	if meta, err := mreq.RequestWith(ctx, tr.prod); err == nil {
+		for _, b := range meta.Brokers {
+			seeds = append(seeds, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+		}
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(tr.cfg.clientOpts), kgo.SeedBrokers(seeds...),
 		kgo.ConsumePartitions(from), kgo.FetchMaxWait(200*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: traffic verification: %w", err)

@@ -262,6 +262,8 @@ func (f *fakeCluster) electPreferred(ctx context.Context, snap health.Snapshot, 
 
 func (f *fakeCluster) electAll(ctx context.Context) error { return nil }
 
+func (f *fakeCluster) unregister(ctx context.Context, id int32) error { return nil }
+
 func (f *fakeCluster) restartCounts() map[int32]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

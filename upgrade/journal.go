@@ -57,6 +57,8 @@ type StepRecord struct {
 	Restarted bool `json:"restarted,omitempty"`
 	// Err is the error of a failed step.
 	Err string `json:"err,omitempty"`
+	// Provisioned is the node a provision step started.
+	Provisioned *int32 `json:"provisioned,omitempty"`
 }
 
 // A Record is what a [Journal] keeps: the plan it belongs to and the state of
@@ -67,6 +69,9 @@ type Record struct {
 	PlanID string `json:"plan_id"`
 	// Steps holds one entry per step of the plan, by index.
 	Steps []StepRecord `json:"steps"`
+	// Data holds the state of components a step drives, such as the
+	// partition mover's moves and throttle ledger, by key.
+	Data map[string]json.RawMessage `json:"data,omitempty"`
 	// Updated is when the record was last saved.
 	Updated time.Time `json:"updated"`
 }
@@ -172,5 +177,12 @@ func (j *MemoryJournal) Save(ctx context.Context, r Record) error {
 
 func cloneRecord(r Record) Record {
 	r.Steps = append([]StepRecord(nil), r.Steps...)
+	if r.Data != nil {
+		d := make(map[string]json.RawMessage, len(r.Data))
+		for k, v := range r.Data {
+			d[k] = append(json.RawMessage(nil), v...)
+		}
+		r.Data = d
+	}
 	return r
 }

@@ -1,7 +1,9 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"flag"
 	"os"
@@ -110,6 +112,55 @@ func TestPlanGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReplacePlan(t *testing.T) {
+	kr := compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
+		Nodes: nodes("1:c:3.9.2", "2:c:3.9.2", "3:c:3.9.2", "4:b:3.9.2", "5:b:3.9.2", "6:b:3.9.2")}
+	p, err := NewReplacePlan(kr, Target{Version: "4.1.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range p.Steps {
+		got = append(got, fmt.Sprintf("%s %d", s.Kind, s.Node))
+	}
+	want := []string{"preflight -1", "restart 1", "restart 2", "restart 3", "provision 4", "provision 5", "provision 6",
+		"move-partitions -1", "elect-leaders -1", "retire 4", "retire 5", "retire 6", "finalize -1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("replace plan steps (-want +got):\n%s\n%v", diff, p)
+	}
+	for _, s := range p.Steps {
+		if s.Kind == StepRetire && (s.Reversible || !s.Hold) {
+			t.Errorf("%v: retiring a broker must be irreversible and held", s)
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		state compat.State
+		want  string
+	}{
+		{"zookeeper", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs a KRaft cluster"},
+		{"combined", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}, "combined broker and controller"},
+	} {
+		if _, err := NewReplacePlan(tt.state, Target{Version: "4.1.2"}); !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: NewReplacePlan = %v, want ErrUnsupportedPlan saying %q", tt.name, err, tt.want)
+		}
+	}
+	// A Runner whose Orchestrator cannot provision refuses the plan before any step.
+	f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+	err = NewRunner(nil, restartOnly{f}, withOps(f)).Run(t.Context(), p)
+	if !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), "Provisioner") || len(f.restartOrder()) != 0 {
+		t.Errorf("Run without a Provisioner = %v (restarts %v), want a refusal before the first step", err, f.restartOrder())
+	}
+}
+
+// restartOnly hides every capability of an Orchestrator but the required ones.
+type restartOnly struct{ o Orchestrator }
+
+func (r restartOnly) Nodes(ctx context.Context) ([]Node, error) { return r.o.Nodes(ctx) }
+func (r restartOnly) Restart(ctx context.Context, id int32, ch Change) error {
+	return r.o.Restart(ctx, id, ch)
 }
 
 func TestPlanRules(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/reassign"
 )
 
 // An Option configures a [Runner].
@@ -34,6 +35,8 @@ type config struct {
 	passHolds      bool
 	leadersBack    bool
 	controllers    []string
+	moveThrottle   int64
+	moveOpts       []reassign.Option
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
 }
@@ -46,6 +49,7 @@ func defaultConfig() config {
 		restartTimeout: 10 * time.Minute,
 		catchUpTimeout: 10 * time.Minute,
 		poll:           health.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
+		moveThrottle:   100 << 20,
 		now:            time.Now,
 	}
 }
@@ -119,6 +123,9 @@ func (c *config) validate() error {
 		if d <= 0 {
 			return fmt.Errorf("upgrade: %s(%v) must be positive", name, d)
 		}
+	}
+	if c.moveThrottle <= 0 {
+		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)
 	}
 	if err := c.poll.Validate(); err != nil {
 		return fmt.Errorf("upgrade: PollPolicy: %w", err)
@@ -217,6 +224,9 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if r.err != nil {
 		return r.err
+	}
+	if _, err := r.provisioner(plan); err != nil {
+		return err
 	}
 	for i, s := range plan.Steps {
 		if s.Kind == StepManual {
@@ -394,7 +404,9 @@ func (u *run) step(ctx context.Context, i int) error {
 	}
 	resumed := sr.State == StepStarted
 	if !resumed {
-		*sr = StepRecord{State: StepStarted, Started: u.r.cfg.now()}
+		// A failed step is retried from scratch, except for what it did
+		// that cannot be undone by retrying: a node it provisioned.
+		*sr = StepRecord{State: StepStarted, Started: u.r.cfg.now(), Provisioned: sr.Provisioned, Restarted: sr.Restarted && sr.Provisioned != nil}
 		if err := u.save(ctx); err != nil {
 			return err
 		}
@@ -444,6 +456,12 @@ func (u *run) exec(ctx context.Context, i int, st Step, sr *StepRecord, resumed 
 		return "", u.bake(ctx, i, st)
 	case StepElectLeaders:
 		return "", u.r.cfg.ops.electAll(ctx)
+	case StepProvision:
+		return u.provision(ctx, i, st, sr)
+	case StepMove:
+		return u.move(ctx, i, st)
+	case StepRetire:
+		return u.retire(ctx, i, st)
 	}
 	return "", fmt.Errorf("upgrade: step kind %q cannot be run", st.Kind)
 }

@@ -38,6 +38,8 @@ type clusterOps interface {
 	electPreferred(ctx context.Context, snap health.Snapshot, node int32) error
 	// electAll runs a preferred leader election for every partition.
 	electAll(ctx context.Context) error
+	// unregister removes a retired broker's KRaft registration.
+	unregister(ctx context.Context, id int32) error
 }
 
 // waitFor polls check until it approves, emitting a waiting event whenever
