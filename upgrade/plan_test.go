@@ -3,9 +3,9 @@ package upgrade
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
