@@ -131,6 +131,10 @@ func (r FinalizeResult) Err() error {
 //   - kraft.version would be downgraded, or a level is invalid
 //     ([ErrInvalidUpdate]).
 //
+// A client seeded with controllers cannot ask brokers, so the support check
+// then refuses with [ErrUnverified]: use a client seeded with brokers, or
+// [SkipPreCheck] to rely on Kafka's own check of registered brokers.
+//
 // Upgrades and safe downgrades are then sent in one request, to the active
 // controller (through a broker, or directly when cl is seeded with
 // controllers). Kafka's refusals become [*UpdateError]s that say what to

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -499,7 +500,7 @@ func crossCheckQuorum(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, bootst
 				t.Errorf("voter endpoints (-ours +tool):\n%s", diff)
 			}
 			observers, _ := parseReplicaList(st["CurrentObservers"])
-			if diff := cmp.Diff(before.ObserverIDs(), observers); diff != "" {
+			if diff := cmp.Diff(before.ObserverIDs(), observers, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("observers (-ours +tool):\n%s", diff)
 			}
 			continue
@@ -524,7 +525,7 @@ func crossCheckQuorum(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, bootst
 			if row["Status"] != status {
 				t.Errorf("node %d: tool says %s, DescribeQuorum %s", id, row["Status"], status)
 			}
-			if row["DirectoryId"] != b.DirectoryID.String() {
+			if _, ok := row["DirectoryId"]; ok && row["DirectoryId"] != b.DirectoryID.String() { // 3.9+
 				t.Errorf("node %d: directory id %s, DescribeQuorum %v", id, row["DirectoryId"], b.DirectoryID)
 			}
 			num := func(k string) int64 { n, _ := strconv.ParseInt(row[k], 10, 64); return n }
@@ -540,7 +541,7 @@ func crossCheckQuorum(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, bootst
 
 // crossCheckFeatures compares DescribeFeatures with kafka-features describe,
 // asked through a broker and through the controllers.
-func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client) {
+func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts ...kraft.Option) {
 	t.Helper()
 	ctx := t.Context()
 	leader := leaderOf(t, cl)
@@ -551,7 +552,7 @@ func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client) {
 		{[]string{"--bootstrap-server", c.Addrs()[0]}, kraft.RoleBroker},
 		{[]string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")}, kraft.RoleController},
 	} {
-		before, err := kraft.DescribeFeatures(ctx, cl)
+		before, err := kraft.DescribeFeatures(ctx, cl, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -559,7 +560,7 @@ func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		after, err := kraft.DescribeFeatures(ctx, cl)
+		after, err := kraft.DescribeFeatures(ctx, cl, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -726,4 +727,212 @@ func parseTable(t *testing.T, out string) []map[string]string {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// TestKafka37Combined checks the paths a 3.7 cluster needs: DescribeQuorum
+// v1 (no controller endpoints, no directory ids), ApiVersions v3,
+// controllers reached only through ControllerAddrs or a controller-seeded
+// client and identified with DescribeCluster, and combined nodes asked as
+// a broker and as a controller.
+func TestKafka37Combined(t *testing.T) {
+	start := time.Now()
+	cfg := map[string]string{"controller.quorum.fetch.timeout.ms": strconv.Itoa(fetchTimeoutMs)}
+	c := kafkatest.Start(t, kafkatest.KRaft("3.7.2"), kafkatest.Combined(3), kafkatest.BrokerConfig(cfg))
+	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
+	cl := c.Client(t)
+	ccl := controllerClient(t, c)
+	ctx := t.Context()
+	withAddrs := kraft.ControllerAddrs(c.ControllerAddrs()...)
+
+	step(t, "quorum", func(t *testing.T) {
+		q, err := kraft.DescribeQuorum(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("via brokers: %v", q)
+		if q.Version != 1 || len(q.Nodes) != 0 || !slices.Equal(q.VoterIDs(), []int32{1, 2, 3}) || len(q.Observers) != 0 {
+			t.Errorf("DescribeQuorum = %+v; want v1 without nodes, voters 1-3, no observers (combined)", q)
+		}
+		qc, err := kraft.DescribeQuorum(ctx, ccl)
+		if err != nil || qc.LeaderID != q.LeaderID || qc.LeaderEpoch != q.LeaderEpoch {
+			t.Errorf("via controllers: %v, %v; want the same leader and epoch", qc, err)
+		}
+		eventually(t, "every controller may restart", 30*time.Second, func() (bool, string) {
+			q, err := kraft.DescribeQuorum(ctx, cl)
+			if err != nil {
+				return false, err.Error()
+			}
+			var vs []string
+			ok := true
+			for _, id := range q.VoterIDs() {
+				v := kraft.CanRestartController(q, id, fetchTimeoutMs*time.Millisecond)
+				ok = ok && v.OK
+				vs = append(vs, v.String())
+			}
+			return ok, strings.Join(vs, "; ")
+		})
+		crossCheckQuorum(t, c, cl, []string{"--bootstrap-server", c.Addrs()[0]})
+		crossCheckQuorum(t, c, ccl, []string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")})
+	})
+
+	step(t, "features", func(t *testing.T) {
+		fs, err := kraft.DescribeFeatures(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("via brokers, no controller addresses:\n%v", fs)
+		for _, f := range fs {
+			switch {
+			case f.Role == kraft.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
+				t.Errorf("%v: v%d finalized %v, err %v; want v3 and 3.7-IV4", f.NodeRef, f.APIVersion, f.Finalized, f.Err)
+			case f.Role == kraft.RoleController && (f.Err == nil || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
+				t.Errorf("%v: err %v; want a hint to pass ControllerAddrs (3.7 reports no controller endpoints)", f.NodeRef, f.Err)
+			}
+		}
+		if len(fs) != 6 {
+			t.Errorf("%d entries, want brokers 1-3 and controllers 1-3", len(fs))
+		}
+		for _, via := range []struct {
+			name string
+			cl   *kgo.Client
+			opts []kraft.Option
+		}{{"brokers with ControllerAddrs", cl, []kraft.Option{withAddrs}}, {"controllers", ccl, nil}} {
+			fs, err := kraft.DescribeFeatures(ctx, via.cl, via.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("via %s:\n%v", via.name, fs)
+			var ctrls []int32
+			for _, f := range fs {
+				if f.Role != kraft.RoleController {
+					continue
+				}
+				ctrls = append(ctrls, f.ID)
+				if f.Err != nil || f.APIVersion != 3 || f.Supported["metadata.version"] != (kraft.LevelRange{Min: 1, Max: mv37IV4}) {
+					t.Errorf("via %s: %v: v%d supported %v, err %v", via.name, f.NodeRef, f.APIVersion, f.Supported, f.Err)
+				}
+			}
+			if !slices.Equal(ctrls, []int32{1, 2, 3}) {
+				t.Errorf("via %s: controllers %v; want 1-3, identified with DescribeCluster", via.name, ctrls)
+			}
+			if via.cl == ccl {
+				if f, ok := fs.Node(kraft.RoleBroker, -1); !ok || f.Err == nil {
+					t.Errorf("via controllers: want one broker entry saying brokers cannot be reached, got %v", fs)
+				}
+			} else if err := fs.CheckSupport("metadata.version", mv37IV4); err != nil {
+				t.Errorf("CheckSupport: %v", err)
+			}
+		}
+		crossCheckFeatures(t, c, cl, withAddrs)
+	})
+
+	step(t, "fetch timeout", func(t *testing.T) {
+		ft, err := kraft.QuorumFetchTimeout(ctx, cl)
+		if err != nil || ft.Node.Role != kraft.RoleBroker || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+			t.Errorf("without controller addresses: %v, %v; want 3s from a broker listener", ft, err)
+		}
+		ft, err = kraft.QuorumFetchTimeout(ctx, cl, withAddrs)
+		if err != nil || ft.Node.Role != kraft.RoleController || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+			t.Errorf("with controller addresses: %v, %v; want 3s from a controller (DescribeConfigs on controllers: 3.7+)", ft, err)
+		}
+	})
+
+	step(t, "validate a safe downgrade", func(t *testing.T) {
+		res, err := kraft.Finalize(ctx, cl, []kraft.FeatureUpdate{{Feature: "metadata.version", Level: mv37IV2}}, withAddrs, kraft.ValidateOnly())
+		if err != nil || !res.Sent || res.Features[0].Type != kraft.SafeDowngrade {
+			t.Fatalf("validate-only safe downgrade 19→17: %+v, %v", res, err)
+		}
+		res, err = kraft.Finalize(ctx, cl, []kraft.FeatureUpdate{{Feature: "metadata.version", Level: mv36IV2}}, withAddrs, kraft.ValidateOnly(), kraft.SkipPreCheck())
+		if !errors.Is(err, kraft.ErrUnsafeDowngrade) || !res.Sent {
+			t.Errorf("validate-only downgrade 19→14 sent anyway: %+v, %v; want Kafka's refusal", res, err)
+		}
+		fs, err := kraft.DescribeFeatures(ctx, cl, withAddrs)
+		if level, agreed, _ := fs.Finalized("metadata.version"); err != nil || level != mv37IV4 || !agreed {
+			t.Errorf("after dry runs: %d, agreed %v, %v; want still 3.7-IV4", level, agreed, err)
+		}
+	})
+}
+
+// TestKafka41Single checks a 4.1 single combined node: UpdateFeatures v2
+// (one answer for the whole request), features whose minimum level is 0,
+// the single-voter warning, and a kraft.version upgrade that 4.1 supports.
+func TestKafka41Single(t *testing.T) {
+	start := time.Now()
+	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(1), kafkatest.MetadataVersion("4.0"))
+	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
+	cl := c.Client(t)
+	ctx := t.Context()
+
+	step(t, "single voter", func(t *testing.T) {
+		q, err := kraft.DescribeQuorum(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := kraft.CanRestartController(q, 1, 0)
+		if !v.OK || len(v.Warnings) == 0 || v.Warnings[0].Rule != kraft.RuleSingleVoter {
+			t.Errorf("CanRestartController = %v; want allowed with the single-voter warning", v)
+		}
+		t.Logf("%v: %v", q, v)
+	})
+
+	step(t, "features", func(t *testing.T) {
+		fs, err := kraft.DescribeFeatures(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%v", fs)
+		for _, f := range fs {
+			if f.Err != nil || f.APIVersion < 4 {
+				t.Errorf("%v: v%d, %v", f.NodeRef, f.APIVersion, f.Err)
+			}
+			for _, name := range []string{"group.version", "transaction.version", "eligible.leader.replicas.version", "kraft.version"} {
+				if r, ok := f.Supported[name]; !ok || r.Min != 0 {
+					t.Errorf("%v does not list %s with minimum 0 (ApiVersions v4 should show it): %v", f.NodeRef, name, f.Supported)
+				}
+			}
+		}
+		crossCheckFeatures(t, c, cl)
+	})
+
+	step(t, "finalize 4.1-IV1", func(t *testing.T) {
+		up := []kraft.FeatureUpdate{{Feature: "metadata.version", Level: 27}}
+		res, err := kraft.Finalize(ctx, cl, up)
+		if err != nil || res.APIVersion != 2 {
+			t.Fatalf("Finalize: %+v, %v; want UpdateFeatures v2", res, err)
+		}
+		if _, err := kraft.WaitFinalized(ctx, cl, map[string]int16{"metadata.version": 27}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		res, err = kraft.Finalize(ctx, cl, []kraft.FeatureUpdate{{Feature: "metadata.version", Level: 30}}, kraft.SkipPreCheck())
+		if !errors.Is(err, kraft.ErrUnsupportedLevel) || !errors.Is(err, kerr.InvalidUpdateVersion) {
+			t.Errorf("metadata.version 30 sent anyway: %+v, %v; want Kafka's top-level refusal as ErrUnsupportedLevel", res, err)
+		}
+		t.Logf("Kafka's refusal (v2, whole request): %v", err)
+	})
+
+	step(t, "kraft.version 1", func(t *testing.T) {
+		q, err := kraft.DescribeQuorum(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := q.Voters[0]; !v.DirectoryID.IsZero() {
+			t.Errorf("before: voter %d has directory id %v; a static quorum has none", v.ID, v.DirectoryID)
+		}
+		res, err := kraft.Finalize(ctx, cl, []kraft.FeatureUpdate{{Feature: "kraft.version", Level: 1}})
+		t.Logf("Finalize kraft.version=1: %+v, %v", res, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kraft.WaitFinalized(ctx, cl, map[string]int16{"kraft.version": 1}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		q, err = kraft.DescribeQuorum(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := q.Voters[0]; v.DirectoryID.IsZero() {
+			t.Errorf("after: voter %d has no directory id; 4.1 should have made the quorum dynamic (KAFKA-16538)", v.ID)
+		}
+		t.Logf("after kraft.version=1: voters %+v", q.Voters)
+	})
 }

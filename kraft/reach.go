@@ -296,17 +296,24 @@ type reachable struct {
 }
 
 // brokers lists the brokers from metadata. With a controller-seeded
-// client, the quorum's observers are listed as unreachable instead. With a
+// client, the quorum's observers (or, if there are none, one entry without
+// an id) are listed as unreachable instead. With a
 // broker-seeded client, observers that are neither voters nor in the
 // metadata are listed as unreachable too: Kafka still counts a fenced
 // broker's registration when it checks feature support.
 func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable, error) {
 	var r reachable
 	if c.viaControllers {
+		// Observers are the brokers by id; the broker listeners of combined
+		// nodes are voters, not observers, so without observers there is
+		// still no telling whether brokers exist: say so once.
 		if qerr == nil {
 			for _, id := range q.ObserverIDs() {
 				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: id}, Err: errNoBrokerAddr})
 			}
+		}
+		if len(r.missing) == 0 {
+			r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: -1}, Err: errNoBrokerAddr})
 		}
 		return r, nil
 	}
