@@ -129,6 +129,7 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
 		delete(n.config, k)
 	}
 	n.restarted = time.Now()
+	delete(f.down, id) // a restart starts a dead node again
 	if id == f.dieNode {
 		f.down[id] = true
 	}

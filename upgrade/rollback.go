@@ -63,7 +63,15 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 			touched[st.Node][k] = true
 		}
 	}
-	rb := Plan{Mode: plan.Mode, Nodes: plan.Nodes}
+	// The nodes a run touched may run either release now: the rollback's
+	// preflight must not insist on one.
+	rb := Plan{Mode: plan.Mode}
+	for _, n := range plan.Nodes {
+		if _, ok := touched[n.ID]; ok {
+			n.Release = compat.Release{}
+		}
+		rb.Nodes = append(rb.Nodes, n)
+	}
 	rb.Steps = append(rb.Steps, Step{Kind: StepPreflight, Hop: -1, Node: -1, Reversible: true, Why: "reads only",
 		Reason: "check the cluster before rolling back"})
 	var oldest compat.Release
@@ -72,7 +80,7 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 		if controllers {
 			roll = 2
 		}
-		for _, n := range plan.Nodes {
+		for _, n := range plan.Nodes { // the plan's nodes: with the release to go back to
 			keys, ok := touched[n.ID]
 			if !ok || slices.Contains(n.Roles, RoleController) != controllers {
 				continue

@@ -359,6 +359,11 @@ func (u *run) next(ctx context.Context) (int, error) {
 	if len(group) == 1 {
 		return group[0], nil
 	}
+	// A node that is down goes first (as Strimzi rolls unready pods first):
+	// restarting it costs nothing, and the others' gates need it back.
+	if i, ok := u.downFirst(ctx, group); ok {
+		return i, nil
+	}
 	leader, err := u.leader(ctx, st)
 	if err != nil {
 		// Not knowing the leader is no reason to stop: plan order is safe,
@@ -372,6 +377,26 @@ func (u *run) next(ctx context.Context) (int, error) {
 		}
 	}
 	return group[0], nil
+}
+
+// downFirst returns the step of group whose node is down, if any: a broker
+// not up in a fresh snapshot, or a node the Orchestrator's [Liveness] says is
+// not alive.
+func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
+	live, hasLive := u.r.orch.(Liveness)
+	snap, snapErr := u.r.cfg.ops.snapshot(ctx)
+	for _, i := range group {
+		st := u.plan.Steps[i]
+		if hasLive {
+			if alive, err := live.Alive(ctx, st.Node); err == nil && !alive {
+				return i, true
+			}
+		}
+		if snapErr == nil && len(snap.Brokers) > 0 && slices.Contains(st.Roles, RoleBroker) && !snap.Up(st.Node) {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // leader returns the node that should roll last in st's roll.

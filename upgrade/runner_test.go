@@ -152,21 +152,40 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 	})
 }
 
+// killAfter returns an event hook that marks node id dead once its own
+// step is done, and brings it back after back (never if zero).
+func killAfter(f *fakeCluster, id int32, back time.Duration, log *eventLog) func(Event) {
+	return func(e Event) {
+		if log != nil {
+			log.add(e)
+		}
+		if e.Kind != EventStepDone || e.Node != id {
+			return
+		}
+		f.mu.Lock()
+		f.down[id] = true
+		f.mu.Unlock()
+		if back > 0 {
+			go func() {
+				time.Sleep(back)
+				f.mu.Lock()
+				delete(f.down, id)
+				f.mu.Unlock()
+			}()
+		}
+	}
+}
+
 func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
-		f.down[6] = true // broker 6 is dead: every partition it shares with 4 sits at min ISR 2
-		go func() {
-			time.Sleep(time.Minute)
-			f.mu.Lock()
-			delete(f.down, 6)
-			f.mu.Unlock()
-		}()
+		// Broker 4 dies right after its upgrade: every partition it shares
+		// with 5 sits at min ISR 2 until it is back, a minute later.
 		var log eventLog
 		start := time.Now()
-		if err := NewRunner(nil, f, withOps(f), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := NewRunner(nil, f, withOps(f), OnEvent(killAfter(f, 4, time.Minute, &log)), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		var blocked []Event
@@ -175,13 +194,28 @@ func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 				blocked = append(blocked, e)
 			}
 		}
-		if len(blocked) == 0 || blocked[0].Node != 4 || len(blocked[0].Reasons) == 0 || !strings.Contains(blocked[0].Reasons[0].Message, "orders-") {
-			t.Fatalf("want a gate-blocked event for node 4 naming a partition, got %v", blocked)
+		if len(blocked) == 0 || blocked[0].Node != 5 || len(blocked[0].Reasons) == 0 || !strings.Contains(blocked[0].Reasons[0].Message, "orders-") {
+			t.Fatalf("want a gate-blocked event for node 5 naming a partition, got %v", blocked)
 		}
 		if took := time.Since(start); took < time.Minute {
-			t.Errorf("run took %v: it cannot have waited for broker 6", took)
+			t.Errorf("run took %v: it cannot have waited for broker 4", took)
 		}
 		if diff := cmp.Diff([]int32{1, 2, 3, 4, 5, 6}, f.restartOrder()); diff != "" {
+			t.Errorf("restart order (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestRunnerRestartsDownNodesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f.levels["metadata.version"] = 21
+		plan := kraftPlan(t, f, "4.1.2")
+		f.down[6] = true // dead before the run: restarting it first costs nothing
+		if err := NewRunner(nil, f, withOps(f), PassHolds()).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int32{1, 2, 3, 6, 4, 5}, f.restartOrder()); diff != "" {
 			t.Errorf("restart order (-want +got):\n%s", diff)
 		}
 	})
@@ -192,15 +226,14 @@ func TestRunnerGateTimeout(t *testing.T) {
 		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
-		f.down[5] = true
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds()).Run(t.Context(), plan)
+		err := NewRunner(nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds(), OnEvent(killAfter(f, 4, 0, nil))).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrUnsafe) {
 			t.Fatalf("Run = %v, want a StepError timing out on the health gate", err)
 		}
-		if se.Step.Kind != StepRestart || se.Step.Node != 4 || !strings.Contains(err.Error(), "orders-") {
-			t.Errorf("failed at %v: %v; want broker 4's restart, blocked by partitions it shares with dead broker 5", se.Step, err)
+		if se.Step.Kind != StepRestart || se.Step.Node != 5 || !strings.Contains(err.Error(), "orders-") {
+			t.Errorf("failed at %v: %v; want broker 5's restart, blocked by partitions it shares with dead broker 4", se.Step, err)
 		}
 		rec, _ := j.Load(context.Background())
 		if rec.Steps[se.Index].State != StepFailed || rec.Steps[se.Index].Err == "" {
