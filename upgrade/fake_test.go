@@ -27,6 +27,7 @@ type fakeCluster struct {
 	restarts   []int32 // node ids in restart order
 	failNode   int32   // Restart of this node fails
 	dieNode    int32   // this node's process dies right after its restart
+	unnoticed  map[int32]bool // dead processes Kafka's metadata does not show yet
 	down       map[int32]bool
 	updates    []compat.FeatureLevels
 	onRestart  func(id int32) // called after each restart (outside the lock)
@@ -153,7 +154,7 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
 func (f *fakeCluster) Alive(ctx context.Context, id int32) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !(f.dieNode == id && f.down[id]), nil
+	return !(f.dieNode == id && f.down[id]) && !f.unnoticed[id], nil
 }
 
 // clusterOps

@@ -342,3 +342,28 @@ func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 		}
 	})
 }
+
+func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f.levels["metadata.version"] = 21
+		plan := kraftPlan(t, f, "4.1.2")
+		// Broker 4's process dies after its upgrade, but Kafka's metadata
+		// still lists it in every ISR: only the Orchestrator knows.
+		hook := func(e Event) {
+			if e.Kind == EventStepDone && e.Node == 4 {
+				f.mu.Lock()
+				f.unnoticed = map[int32]bool{4: true}
+				f.mu.Unlock()
+			}
+		}
+		err := NewRunner(nil, f, withOps(f), PassHolds(), OnEvent(hook), GateTimeout(time.Minute)).Run(t.Context(), plan)
+		se, ok := errors.AsType[*StepError](err)
+		if !ok || se.Step.Node != 5 || !errors.Is(err, health.ErrUnsafe) {
+			t.Fatalf("Run = %v, want broker 5's gate to refuse while broker 4 is dead", err)
+		}
+		if slices.Contains(f.restartOrder(), 5) {
+			t.Errorf("broker 5 restarted while broker 4 was dead: %v", f.restartOrder())
+		}
+	})
+}

@@ -210,7 +210,7 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				if err != nil {
 					return health.Verdict{}, err
 				}
-				v := u.r.gate.CanRestart(snap, st.Node)
+				v := u.r.gate.CanRestart(u.withDead(ctx, snap), st.Node)
 				reasons = append(reasons, v.Reasons...)
 			}
 			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
@@ -227,6 +227,36 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 	}
 	u.emit(Event{Kind: EventGatePassed, Step: i, Message: fmt.Sprintf("restarting node %d is safe", st.Node)})
 	return nil
+}
+
+// withDead marks as fenced, in a copy of snap, the brokers that the
+// Orchestrator's [Liveness] says are not alive: Kafka takes seconds to notice
+// a dead broker (its session must time out), and until then its metadata
+// still counts it in the ISR. Without Liveness, snap is returned as it is.
+func (u *run) withDead(ctx context.Context, snap health.Snapshot) health.Snapshot {
+	live, ok := u.r.orch.(Liveness)
+	if !ok {
+		return snap
+	}
+	var brokers []health.Broker
+	changed := false
+	for _, b := range snap.Brokers {
+		if !b.Fenced {
+			if alive, err := live.Alive(ctx, b.ID); err == nil && !alive {
+				b.Fenced = true
+				changed = true
+			}
+		}
+		brokers = append(brokers, b)
+	}
+	if !changed {
+		return snap
+	}
+	out := snap
+	out.Brokers = brokers
+	out.FencingKnown = true
+	out.Topics = slices.Clone(snap.Topics) // a new Topics slice makes the verdicts index the copy anew
+	return out.Indexed()
 }
 
 // catchUp waits until the node is back: a broker in every ISR, a controller
