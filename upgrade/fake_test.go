@@ -24,9 +24,9 @@ type fakeCluster struct {
 	leader     int32 // active controller (KRaft) or controller broker (ZooKeeper)
 	catchUp    time.Duration
 	levels     compat.FeatureLevels
-	restarts   []int32 // node ids in restart order
-	failNode   int32   // Restart of this node fails
-	dieNode    int32   // this node's process dies right after its restart
+	restarts   []int32        // node ids in restart order
+	failNode   int32          // Restart of this node fails
+	dieNode    int32          // this node's process dies right after its restart
 	unnoticed  map[int32]bool // dead processes Kafka's metadata does not show yet
 	down       map[int32]bool
 	updates    []compat.FeatureLevels
