@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/kraft"
 )
 
 // StepKind says what a [Step] does.
@@ -84,7 +85,7 @@ func (s Step) String() string {
 		if s.Downgrade {
 			verb = "downgrade"
 		}
-		return verb + " " + s.Features.String()
+		return verb + " " + featuresString(s.Features)
 	case StepBake:
 		return fmt.Sprintf("bake %v", s.Duration)
 	default:
@@ -93,6 +94,15 @@ func (s Step) String() string {
 		}
 		return string(s.Kind)
 	}
+}
+
+// featuresString renders levels for people: "metadata.version=4.1-IV1 (27)".
+func featuresString(levels compat.FeatureLevels) string {
+	var parts []string
+	for _, f := range levels.Names() {
+		parts = append(parts, f+"="+kraft.LevelName(f, levels[f]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func rolesString(roles []Role) string {
@@ -491,7 +501,7 @@ func (p Plan) String() string {
 		case StepRestart:
 			change = s.Change.String()
 		case StepFinalize:
-			change = s.Features.String()
+			change = featuresString(s.Features)
 			if s.Downgrade {
 				change = "downgrade " + change
 			}
