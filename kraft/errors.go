@@ -67,6 +67,7 @@ type UnsupportedLevelError struct {
 	APIVersion int16
 }
 
+// Error says which node lacks which level, what it supports, and what to do.
 func (e *UnsupportedLevelError) Error() string {
 	have := fmt.Sprintf("it supports %s %s", e.Feature, describeRange(e.Feature, e.Supported))
 	if e.Missing {
@@ -91,8 +92,9 @@ type UnverifiedNodeError struct {
 	Err     error
 }
 
+// Error names the node and why it could not be asked.
 func (e *UnverifiedNodeError) Error() string {
-	return fmt.Sprintf("kraft: cannot verify that %v supports %s %s: %v; bring it back (or pass SkipPreCheck to rely on Kafka's own check of registered nodes)",
+	return fmt.Sprintf("kraft: cannot verify that %v supports %s %s: %v; make it answer, or pass SkipPreCheck to rely on Kafka's own check of registered nodes",
 		e.Node, e.Feature, LevelName(e.Feature, e.Level), e.Err)
 }
 
@@ -112,6 +114,7 @@ type DowngradeError struct {
 	Floor int16
 }
 
+// Error names the level in the way and the lowest reachable level.
 func (e *DowngradeError) Error() string {
 	return fmt.Sprintf("kraft: refusing to downgrade %s from %s to %s: %s changed the metadata format, so Kafka refuses the safe downgrade and no release implements the unsafe one; the lowest reachable level is %s",
 		e.Feature, LevelName(e.Feature, e.From), LevelName(e.Feature, e.To), LevelName(e.Feature, e.Blocking), LevelName(e.Feature, e.Floor))
@@ -140,6 +143,7 @@ type UpdateError struct {
 	Hint string
 }
 
+// Error quotes Kafka's refusal and adds the hint.
 func (e *UpdateError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "kraft: Kafka refused %s %s %s: %v", e.Type, e.Feature, LevelName(e.Feature, e.Level), e.Kafka)

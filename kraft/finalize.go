@@ -315,8 +315,11 @@ func plan(u FeatureUpdate, fs Features, cfg finalizeConfig) FeatureResult {
 // with controllers, to the seed that leads the quorum. NOT_CONTROLLER
 // (the leader moved) is retried until the request timeout.
 func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRequest) (*kmsg.UpdateFeaturesResponse, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.requestTimeout,
-		fmt.Errorf("kraft: UpdateFeatures not answered by the active controller within %v", c.cfg.requestTimeout))
+	// Kafka may use all of TimeoutMillis (the request timeout) before it
+	// answers REQUEST_TIMED_OUT; leave room to read that answer.
+	wait := c.cfg.requestTimeout + 5*time.Second
+	ctx, cancel := context.WithTimeoutCause(ctx, wait,
+		fmt.Errorf("kraft: UpdateFeatures not answered by the active controller within %v", wait))
 	defer cancel()
 	for {
 		var resp kmsg.Response

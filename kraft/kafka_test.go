@@ -447,6 +447,34 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	}
 	took = eventually(t, "every controller may restart again", time.Minute, allOK)
 	t.Logf("all three caught up %v after the old leader's start returned", took.Round(time.Millisecond))
+
+	// A hung controller (SIGSTOP) holds its connections open and answers
+	// nothing: the call must still return, naming it.
+	hung := newQ.LeaderID
+	for _, id := range newQ.VoterIDs() {
+		if id != newQ.LeaderID {
+			hung = id
+			break
+		}
+	}
+	if err := c.Node(hung).Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	fs, err = kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(2*time.Second))
+	took = time.Since(start)
+	if err := c.Node(hung).Resume(); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := fs.Node(kraft.RoleController, hung)
+	if err != nil || !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "controller "+strconv.Itoa(int(hung))+" did not answer ApiVersions within 2s") {
+		t.Errorf("DescribeFeatures with controller %d paused: entry %+v, %v", hung, f, err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("DescribeFeatures with a paused controller took %v; each node is bounded by 2s", took)
+	}
+	t.Logf("with controller %d paused, DescribeFeatures returned in %v: %v", hung, took.Round(time.Millisecond), f.Err)
+	eventually(t, "every controller may restart after the pause", time.Minute, allOK)
 }
 
 // crossCheckQuorum compares DescribeQuorum with kafka-metadata-quorum
@@ -785,7 +813,7 @@ func TestKafka37Combined(t *testing.T) {
 			switch {
 			case f.Role == kraft.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
 				t.Errorf("%v: v%d finalized %v, err %v; want v3 and 3.7-IV4", f.NodeRef, f.APIVersion, f.Finalized, f.Err)
-			case f.Role == kraft.RoleController && (f.Err == nil || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
+			case f.Role == kraft.RoleController && (!errors.Is(f.Err, kraft.ErrNoAddress) || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
 				t.Errorf("%v: err %v; want a hint to pass ControllerAddrs (3.7 reports no controller endpoints)", f.NodeRef, f.Err)
 			}
 		}

@@ -82,9 +82,9 @@ func newFinalizeConfig(opts []FinalizeOption) (finalizeConfig, error) {
 }
 
 // ControllerAddrs names the controller listeners ("host:port") to ask,
-// overriding the default: the endpoints the quorum leader reports in
-// DescribeQuorum v2 (Kafka 3.9+), or, when the client itself is seeded
-// with controllers, its seeds. Kafka 3.7 and 3.8 do not report controller
+// overriding the default: the client's seeds when it is seeded with
+// controllers, else the endpoints the quorum leader reports in
+// DescribeQuorum v2 (Kafka 3.9+; each voter's first listener). Kafka 3.7 and 3.8 do not report controller
 // endpoints to a client seeded with brokers, so pass them here for those
 // releases. The addresses are dialled with the client's own options (TLS,
 // SASL, dialer), so the controller listener must accept them.

@@ -81,11 +81,16 @@ func compareRefs(a, b NodeRef) int {
 	return 0
 }
 
+// ErrNoAddress reports a node known to exist (a voter or observer of the
+// quorum) whose listener address is unknown, so it could not be asked. A
+// [NodeFeatures] entry's Err wraps it with what to do.
+var ErrNoAddress = errors.New("kraft: no address known for this node")
+
 // Errors behind per-node failures to reach a node at all.
 var (
-	errNoControllerAddr = errors.New("no address known for this controller: Kafka reports controller endpoints from 3.9 (DescribeQuorum v2); pass ControllerAddrs")
-	errNoBrokerAddr     = errors.New("no address known for this broker: a client seeded with controllers cannot reach brokers; use a client seeded with brokers")
-	errNotInMetadata    = errors.New("fetches the metadata log as an observer but is not in the brokers' metadata: fenced, starting, or a controller that is not a voter")
+	errNoControllerAddr = fmt.Errorf("%w: Kafka reports controller endpoints from 3.9 (DescribeQuorum v2); pass ControllerAddrs", ErrNoAddress)
+	errNoBrokerAddr     = fmt.Errorf("%w: a client seeded with controllers cannot reach brokers; use a client seeded with brokers", ErrNoAddress)
+	errNotInMetadata    = errors.New("kraft: fetches the metadata log as an observer but is not in the brokers' metadata: fenced, starting, or a controller that is not a voter")
 )
 
 // cluster is one call's view of how to reach a cluster's nodes.
@@ -347,15 +352,15 @@ func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable,
 	return r, nil
 }
 
-// controllers finds a handle per controller listener: the client's seeds
-// when it is seeded with controllers, else ControllerAddrs, else the
-// voters' endpoints from DescribeQuorum v2. Ids are filled from
+// controllers finds a handle per controller listener: ControllerAddrs,
+// else the client's seeds when it is seeded with controllers, else each
+// voter's first endpoint from DescribeQuorum v2. Ids are filled from
 // DescribeQuorum's Nodes, or from DescribeCluster with EndpointType 2
 // (3.7+); voters that no handle reaches are listed as missing.
 func (c *cluster) controllers(ctx context.Context, q Quorum, qerr error) (reachable, error) {
 	var r reachable
 	switch {
-	case c.viaControllers:
+	case c.viaControllers && len(c.cfg.controllerAddrs) == 0:
 		r.eps = c.seedEndpoints()
 	case len(c.cfg.controllerAddrs) > 0 || (qerr == nil && len(q.Nodes) > 0):
 		addrs := c.cfg.controllerAddrs

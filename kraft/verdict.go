@@ -118,6 +118,7 @@ type BlockedError struct {
 	Verdict Verdict
 }
 
+// Error renders the verdict with its reasons.
 func (e *BlockedError) Error() string { return "kraft: " + e.Verdict.String() }
 
 // Unwrap returns [ErrQuorumUnsafe], plus [ErrNoLeader] when that is why.
