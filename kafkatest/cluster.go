@@ -293,7 +293,9 @@ func (c *Cluster) format(ctx context.Context, n *Node) error {
 	if err := writeProperties(props, cfg); err != nil {
 		return err
 	}
-	args := c.toolArgs(dist)
+	share, exited := cdsFlags(dist, "storage-tool")
+	defer exited()
+	args := append(share, c.toolArgs(dist)...)
 	args = append(args, "kafka.tools.StorageTool", "format", "-t", c.clusterID, "-c", props)
 	if c.cfg.metadataVersion != "" {
 		args = append(args, "--release-version", c.cfg.metadataVersion)

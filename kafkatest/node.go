@@ -224,9 +224,11 @@ func (n *Node) start() error {
 		heap = n.c.cfg.controllerHeap
 	}
 	args := n.c.jvmArgs(n.dist, heap, n.dir)
+	share, exited := cdsFlags(n.dist, "node")
+	args = append(args, share...)
 	args = append(args, fmt.Sprintf("-Dkupgrade.kafkatest=%s/%d", n.c.name, n.id), "-cp", n.dist.Classpath(), "kafka.Kafka", props)
 	p, err := launch(n.dist.Java, args, n.LogPath(),
-		fmt.Sprintf("kafkatest: start node %d (%s) with Kafka %s", n.id, joinRoles(n.roles), n.dist.Release))
+		fmt.Sprintf("kafkatest: start node %d (%s) with Kafka %s", n.id, joinRoles(n.roles), n.dist.Release), exited)
 	if err != nil {
 		return fmt.Errorf("kafkatest: start node %d: %w", n.id, err)
 	}
@@ -236,8 +238,9 @@ func (n *Node) start() error {
 	return nil
 }
 
-// launch starts a JVM whose output goes to logPath (appended), after a header line.
-func launch(java string, args []string, logPath, header string) (*process, error) {
+// launch starts a JVM whose output goes to logPath (appended), after a
+// header line; exited (if not nil) runs once the process has ended.
+func launch(java string, args []string, logPath, header string, exited func()) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -248,12 +251,18 @@ func launch(java string, args []string, logPath, header string) (*process, error
 	cmd.Stdin = nil
 	if err := startProcess(cmd); err != nil {
 		f.Close()
+		if exited != nil {
+			exited()
+		}
 		return nil, err
 	}
 	p := &process{cmd: cmd, log: f, exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
+		if exited != nil {
+			exited()
+		}
 		close(p.exited)
 	}()
 	return p, nil

@@ -46,9 +46,11 @@ func (z *zookeeper) start(ctx context.Context, c *Cluster) error {
 		return err
 	}
 	args := c.jvmArgs(z.dist, 128, z.dir)
+	share, exited := cdsFlags(z.dist, "zookeeper")
+	args = append(args, share...)
 	args = append(args, "-Dkupgrade.kafkatest="+c.name+"/zookeeper", "-Dzookeeper.jmx.log4j.disable=true",
 		"-cp", z.dist.Classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", props)
-	p, err := launch(z.dist.Java, args, filepath.Join(z.dir, "zookeeper.log"), "kafkatest: start ZooKeeper from Kafka "+z.dist.Release)
+	p, err := launch(z.dist.Java, args, filepath.Join(z.dir, "zookeeper.log"), "kafkatest: start ZooKeeper from Kafka "+z.dist.Release, exited)
 	if err != nil {
 		return fmt.Errorf("kafkatest: start ZooKeeper: %w", err)
 	}
