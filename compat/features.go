@@ -54,8 +54,9 @@ func (f Feature) Level(l int16) (FeatureLevel, bool) {
 }
 
 // featureTable is the catalogue, from the *Version.java enums of 4.2.1 plus
-// ShareVersion.SV_2 of 4.4 (PR #21994). Whether SV_2 declares dependencies
-// could not be verified from the 4.4 source; none is modelled.
+// ShareVersion.SV_2 of 4.4 (PR #21994), checked against the published
+// kafka-server-common jars of 3.9.2 … 4.4.0: SV_2 declares no dependencies,
+// and 4.3 has no SV_2 at all, not even as an unstable level.
 var featureTable = []Feature{
 	{Name: FeatureKRaftVersion, Downgradable: false, Levels: []FeatureLevel{
 		{Level: 0, Note: "static controller quorum (controller.quorum.voters)"},

@@ -161,10 +161,10 @@ func TestUnstableMetadataVersions(t *testing.T) {
 		{"3.7.0", []u{{"3.8-IV0", 20, true}}},
 		{"3.8.1", []u{{"3.9-IV0", 21, true}}},
 		{"3.9.1", []u{{"4.0-IV0", 22, true}, {"4.0-IV1", 23, false}}}, // meanings swapped in 4.0
-		{"4.0.1", []u{{"4.1-IV0", 26, true}}},
-		{"4.1.1", []u{{"4.2-IV0", 28, true}, {"4.2-IV1", 29, true}}},
+		{"4.0.1", []u{{"4.1-IV0", 26, false}}},
+		{"4.1.1", []u{{"4.2-IV0", 28, false}, {"4.2-IV1", 29, false}}},
 		{"4.2.1", []u{{"4.3-IV0", 30, false}}}, // 4.3 made it true
-		{"4.3.1", []u{{"4.4-IV0", 31, true}}},
+		{"4.3.1", []u{{"4.4-IV0", 31, false}}}, // 4.4 kept it false
 		{"4.4.0", []u{{"4.5-IV0", 34, false}}},
 	}
 	for _, tt := range tests {

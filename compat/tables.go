@@ -21,6 +21,13 @@ package compat
 //   - Feature levels: Feature.java and the *Version.java enums (4.2.1), plus
 //     ShareVersion SV_2 from apache/kafka PR #21994 (KAFKA-20415, bootstraps at
 //     4.4-IV0) made production by PR #22803 (KAFKA-20793) for 4.4.
+//   - Checked against the published jars (kafka-server-common of 3.7.2, 3.8.1,
+//     3.9.2, 4.0.2, 4.1.2, 4.2.1, 4.3.1 and 4.4.0, read with javap): every
+//     MetadataVersion constant of each line with its level and
+//     didMetadataChange, each line's LATEST_PRODUCTION, and every *Version
+//     enum's levels, bootstrap versions, dependencies and LATEST_PRODUCTION.
+//     This corrected the unstable rows of 4.0, 4.1 and 4.3, whose
+//     didMetadataChange had been assumed true: it is false in each.
 
 // mvRow is one MetadataVersion constant with the meaning it has in the
 // release that made it production.
@@ -104,9 +111,8 @@ var mvTable = []mvRow{
 }
 
 // unstableRow describes a level above a line's LATEST_PRODUCTION, as that
-// line's source defines it. dmc is the value in that release's source where
-// known; where the source was not available it is set to true, the
-// conservative choice, and the note says so. Nothing is planned with these.
+// line's source defines it, didMetadataChange included. Nothing is planned
+// with these.
 type unstableRow = mvRow
 
 // lineFacts holds what this package knows about one release line.
@@ -237,20 +243,20 @@ var lines = []lineFacts{
 		}},
 	// 4.0.x: MINIMUM_VERSION = IBP_3_3_IV3; IBP_4_1_IV0 unstable.
 	{line: v(4, 0), patches: seq(3), latest: "4.0-IV3", kraft: 2, minMV: 7, minFinalize: 7, features: feat40, parse: parseTwoSegments,
-		unstable: []unstableRow{{"4.1-IV0", 26, true, "unstable in 4.0 (meaning and didMetadataChange in 4.0 source not verified; assumed true)"}}},
+		unstable: []unstableRow{{"4.1-IV0", 26, false, "unstable in 4.0: bootstraps eligible.leader.replicas.version 1, as in 4.1"}}},
 	// 4.1.x: 4.2-IV0 and 4.2-IV1 unstable. streams.version registered with
 	// LATEST_PRODUCTION SV_0, so not advertised.
 	{line: v(4, 1), patches: seq(3), latest: "4.1-IV1", kraft: 2, minMV: 7, minFinalize: 7, features: feat41, parse: parseTwoSegments,
 		unstable: []unstableRow{
-			{"4.2-IV0", 28, true, "unstable in 4.1 (didMetadataChange in 4.1 source not verified; assumed true)"},
-			{"4.2-IV1", 29, true, "unstable in 4.1 (didMetadataChange in 4.1 source not verified; assumed true)"},
+			{"4.2-IV0", 28, false, "unstable in 4.1: bootstraps share.version 1, as in 4.2"},
+			{"4.2-IV1", 29, false, "unstable in 4.1: bootstraps streams.version 1, as in 4.2"},
 		}},
 	// 4.2.x (4.2.1): IBP_4_3_IV0(30, …, false) unstable; 4.3 made it true.
 	{line: v(4, 2), patches: seq(2), latest: "4.2-IV1", kraft: 2, minMV: 7, minFinalize: 7, features: feat42, parse: parseRejectUnstable,
 		unstable: []unstableRow{{"4.3-IV0", 30, false, "unstable in 4.2: new version for 4.3; 4.3 made it a metadata change"}}},
 	// 4.3.x (4.3.1): LATEST_PRODUCTION = IBP_4_3_IV0; IBP_4_4_IV0 unstable.
 	{line: v(4, 3), patches: seq(2), latest: "4.3-IV0", kraft: 2, minMV: 7, minFinalize: 7, features: feat42, parse: parseRejectUnstable,
-		unstable: []unstableRow{{"4.4-IV0", 31, true, "unstable in 4.3 (didMetadataChange in 4.3 source not verified; assumed true)"}}},
+		unstable: []unstableRow{{"4.4-IV0", 31, false, "unstable in 4.3: new version for 4.4 (no share.version 2 in 4.3)"}}},
 	// 4.4.0: LATEST_PRODUCTION = IBP_4_4_IV2; IBP_4_5_IV0(34, …, false) unstable.
 	{line: v(4, 4), patches: seq(1), latest: "4.4-IV2", kraft: 2, minMV: 7, minFinalize: 7, features: feat44, parse: parseRejectUnstable,
 		unstable: []unstableRow{{"4.5-IV0", 34, false, "unstable in 4.4: new version for 4.5"}}},
