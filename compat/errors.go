@@ -48,8 +48,9 @@ var (
 	ErrFeatureDependency = errors.New("compat: feature dependency not met")
 
 	// ErrFeatureUpdateRefused reports a feature change that the reading
-	// release's controller refuses, such as any kraft.version downgrade or a
-	// kraft.version upgrade before 4.1.
+	// release's controller refuses, or accepts without carrying it out:
+	// any kraft.version downgrade, or a kraft.version upgrade before 4.1
+	// (3.9 and 4.0 accept it but leave the quorum static).
 	ErrFeatureUpdateRefused = errors.New("compat: feature update refused")
 
 	// ErrInvalidMessageFormat reports a log.message.format.version that the

@@ -366,6 +366,11 @@ func DefaultFeatureLevels(rel Release, quorum Quorum) (FeatureLevels, error) {
 // change ([CanDowngrade]), and kraft.version is never downgraded and only
 // upgraded from 4.1 on. It does not check that every node supports the
 // level; [Route] plans rolls so that they do.
+//
+// One refusal is stricter than Kafka: the controllers of 3.9 and 4.0
+// accept a kraft.version upgrade, but only record the level and leave the
+// quorum static (4.1 made the upgrade work, KAFKA-16538). This function
+// refuses it for them, with [ErrFeatureUpdateRefused].
 func CheckFeatureUpdate(feature string, from, to int16, finalized FeatureLevels, reader Release) error {
 	l, err := featureLine(reader)
 	if err != nil {
@@ -402,7 +407,7 @@ func CheckFeatureUpdate(feature string, from, to int16, finalized FeatureLevels,
 		case to < from:
 			return &FeatureError{Feature: feature, Level: to, Reason: "kraft.version cannot be downgraded", Err: ErrFeatureUpdateRefused}
 		case reader.Less(v(4, 1)):
-			return &FeatureError{Feature: feature, Level: to, Reason: "kraft.version is chosen when formatting; upgrading a static quorum needs 4.1 or newer (KAFKA-16538)", Err: ErrFeatureUpdateRefused}
+			return &FeatureError{Feature: feature, Level: to, Reason: "kraft.version is chosen when formatting; upgrading a static quorum needs 4.1 or newer (KAFKA-16538): 3.9 and 4.0 accept the update but leave the quorum static", Err: ErrFeatureUpdateRefused}
 		}
 	}
 	if to == 0 {

@@ -214,7 +214,11 @@ func FinalizableMetadataVersions(rel Release) (VersionRange, error) {
 
 // UnstableMetadataVersions returns the levels above rel's
 // LATEST_PRODUCTION that rel's source defines, as rel defines them (Unstable
-// set). A node advertises them only with unstable.feature.versions.enable=true.
+// set). A node's broker listener advertises them in ApiVersions only with
+// unstable.feature.versions.enable=true (unstable.metadata.versions.enable
+// on 3.7). Its controller listener does not follow that setting: it
+// advertises the production range unless unstable.api.versions.enable is
+// set too, although the controller then accepts the unstable levels.
 // The result is empty for lines without unstable versions (before 3.7) and
 // nil with an error for unknown lines.
 func UnstableMetadataVersions(rel Release) ([]MetadataVersion, error) {
