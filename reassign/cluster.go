@@ -154,16 +154,22 @@ func reassignments(ctx context.Context, adm *kadm.Client, d time.Duration, s kad
 	return out, nil
 }
 
-// observe reads fresh metadata of topics and the reassignments in flight
-// among the partitions of s.
+// observe reads the reassignments in flight among the partitions of s,
+// then fresh metadata of topics. In that order: a reassignment that
+// completes between the two requests is then seen as not listed, with its
+// final replicas (or, if the broker answering lags the controller, with
+// the replicas of the reassignment still in flight), never as listed but
+// done.
 func observe(ctx context.Context, cl *kgo.Client, adm *kadm.Client, d time.Duration, topics []string, s kadm.TopicsSet) (*view, error) {
+	moving, err := reassignments(ctx, adm, d, s)
+	if err != nil {
+		return nil, err
+	}
 	v, err := metadata(ctx, cl, d, topics)
 	if err != nil {
 		return nil, err
 	}
-	if v.moving, err = reassignments(ctx, adm, d, s); err != nil {
-		return nil, err
-	}
+	v.moving = moving
 	return v, nil
 }
 
@@ -174,8 +180,10 @@ func (s sizes) of(b int32, topic string, p int32) int64 { return s[b][topic][p] 
 
 // logDirSizes asks each of brokers, at once, for the size of its replicas of
 // the partitions in set (future replicas of intra-broker moves excluded).
-// A broker that does not answer is left out; the error joins their errors.
-func logDirSizes(ctx context.Context, adm *kadm.Client, d time.Duration, brokers []int32, set kadm.TopicsSet) (sizes, error) {
+// Each broker is asked once, without retries: a broker that just died
+// fails fast instead of holding up the poll until d. A broker that does not
+// answer is left out; the error joins their errors.
+func logDirSizes(ctx context.Context, cl *kgo.Client, d time.Duration, brokers []int32, set kadm.TopicsSet) (sizes, error) {
 	out := make(sizes)
 	if len(set) == 0 {
 		return out, nil
@@ -187,9 +195,21 @@ func logDirSizes(ctx context.Context, adm *kadm.Client, d time.Duration, brokers
 		errs []error
 		wg   sync.WaitGroup
 	)
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	for t, ps := range set {
+		rt := kmsg.NewDescribeLogDirsRequestTopic()
+		rt.Topic = t
+		for p := range ps {
+			rt.Partitions = append(rt.Partitions, p)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
 	for _, b := range brokers {
 		wg.Go(func() {
-			dirs, err := adm.DescribeBrokerLogDirs(ctx, b, set)
+			kresp, err := cl.Broker(int(b)).Request(ctx, req)
+			if err == nil {
+				err = kerr.ErrorForCode(kresp.(*kmsg.DescribeLogDirsResponse).ErrorCode)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -197,16 +217,19 @@ func logDirSizes(ctx context.Context, adm *kadm.Client, d time.Duration, brokers
 				return
 			}
 			m := make(map[string]map[int32]int64)
-			for _, dir := range dirs {
-				for t, ps := range dir.Topics {
-					for p, dp := range ps {
-						if dp.IsFuture {
+			for _, dir := range kresp.(*kmsg.DescribeLogDirsResponse).Dirs {
+				if dir.ErrorCode != 0 {
+					continue
+				}
+				for _, t := range dir.Topics {
+					for _, p := range t.Partitions {
+						if p.IsFuture {
 							continue
 						}
-						if m[t] == nil {
-							m[t] = make(map[int32]int64)
+						if m[t.Topic] == nil {
+							m[t.Topic] = make(map[int32]int64)
 						}
-						m[t][p] += dp.Size
+						m[t.Topic][p.Partition] += p.Size
 					}
 				}
 			}
@@ -416,7 +439,7 @@ func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Ass
 			return nil, nil, fmt.Errorf("%w: topic %s does not exist", ErrInvalid, t)
 		}
 	}
-	sz, err := logDirSizes(ctx, kadm.NewClient(cl), d, sortedKeys(v.alive), v.allPartitions())
+	sz, err := logDirSizes(ctx, cl, d, sortedKeys(v.alive), v.allPartitions())
 	if err != nil && len(sz) == 0 {
 		return nil, nil, err
 	}

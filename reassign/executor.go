@@ -383,7 +383,7 @@ func (e *Executor) begin(ctx context.Context, cfg *config, moves Moves) (*run, e
 	for _, m := range ms {
 		set.Add(m.Topic, m.Partition)
 	}
-	sz, err := logDirSizes(ctx, e.adm, d, sortedKeys(v.alive), set)
+	sz, err := logDirSizes(ctx, e.cl, d, sortedKeys(v.alive), set)
 	if err != nil {
 		cfg.logger.LogAttrs(ctx, slog.LevelWarn, "could not measure every partition; using the plan's sizes", slog.Any("err", err))
 	}
@@ -528,6 +528,28 @@ type run struct {
 
 	m0 int64 // bytes moved at the first measurement, and when
 	t0 time.Time
+
+	// Brokers and topics whose throttles this run changed, to check at
+	// the end that they show the configs as they were.
+	touchedBrokers map[int32]bool
+	touchedTopics  map[string]bool
+}
+
+// note journals throttle changes to apply (the caller saves the journal
+// before applying them) and remembers what they touch.
+func (r *run) note(cs ConfigChanges) {
+	r.j.addUnapplied(cs)
+	for _, c := range cs {
+		r.touch(c)
+	}
+}
+
+func (r *run) touch(c ConfigChange) {
+	if c.Resource == BrokerResource {
+		r.touchedBrokers[c.Broker] = true
+	} else {
+		r.touchedTopics[c.Topic] = true
+	}
 }
 
 // flight is what a run knows of a move beyond the journal.
@@ -550,7 +572,17 @@ func newRun(e *Executor, cfg *config, j *journal) (*run, error) {
 	}
 	now := time.Now()
 	r := &run{e: e, cfg: cfg, j: j, b: b, fl: make([]flight, len(moves)), idx: make(map[string][]int), excluded: make(map[int32]bool), start: now,
-		log: cfg.logger.With("run", j.ID)}
+		log: cfg.logger.With("run", j.ID), touchedBrokers: make(map[int32]bool), touchedTopics: make(map[string]bool)}
+	owned := j.Ledger.Owned() // what a crashed run changed and has not restored
+	for b := range owned.Brokers {
+		r.touchedBrokers[b] = true
+	}
+	for t := range owned.Topics {
+		r.touchedTopics[t] = true
+	}
+	for _, c := range j.unapplied() {
+		r.touch(c)
+	}
 	for _, x := range j.Excluded {
 		r.excluded[x] = true
 	}
@@ -656,7 +688,7 @@ func (r *run) stopped(ctx context.Context) (MoveResults, error) {
 
 // finish restores every throttle and marks the run done.
 func (r *run) finish(ctx context.Context) (MoveResults, error) {
-	r.j.addUnapplied(r.j.Ledger.Close())
+	r.note(r.j.Ledger.Close())
 	r.dirty = true
 	if err := r.save(ctx); err != nil {
 		return r.j.results(), err
@@ -672,7 +704,18 @@ func (r *run) finish(ctx context.Context) (MoveResults, error) {
 		}
 		r.log.LogAttrs(ctx, slog.LevelWarn, "throttles left", slog.Any("changes", left), slog.Any("err", err))
 		r.progress(ctx, nil)
+		if err == nil {
+			down := make(map[int32]bool)
+			for _, c := range left {
+				down[c.Broker] = true
+			}
+			err = fmt.Errorf("broker %s down", brokersAre(sortedInt32(down)))
+		}
 		return r.j.results(), &ThrottleError{Changes: left, Err: err}
+	}
+	if err := r.awaitRestored(ctx); err != nil {
+		// The controller took every change; a broker is slow to apply one.
+		r.log.LogAttrs(ctx, slog.LevelWarn, "restored throttles not yet visible on every broker", slog.Any("err", err))
 	}
 	r.j.Done = true
 	if err := r.save(ctx); err != nil {
@@ -682,6 +725,82 @@ func (r *run) finish(ctx context.Context) (MoveResults, error) {
 	r.log.LogAttrs(ctx, slog.LevelInfo, "run finished", slog.Int("finished", p.Finished), slog.Int("failed", p.Failed),
 		slog.Int64("bytes", p.BytesMoved), slog.Duration("took", p.Elapsed))
 	return r.j.results(), nil
+}
+
+// awaitRestored waits, at most RequestTimeout, until every broker and
+// topic whose throttles the run changed shows them as they were before:
+// brokers apply config changes a moment after the controller commits them,
+// and each broker answers DescribeConfigs from its own copy.
+func (r *run) awaitRestored(ctx context.Context) error {
+	d := r.cfg.requestTimeout
+	topics := slices.Sorted(maps.Keys(r.touchedTopics))
+	if topics == nil {
+		topics = []string{}
+	}
+	v, err := metadata(ctx, r.e.cl, d, topics)
+	if err != nil {
+		return err
+	}
+	var brokers []int32
+	for _, b := range sortedInt32(r.touchedBrokers) {
+		if v.isAlive(b) && !r.excluded[b] {
+			brokers = append(brokers, b)
+		}
+	}
+	topics = slices.DeleteFunc(topics, func(t string) bool { _, ok := v.topics[t]; return !ok })
+	if len(brokers) == 0 && len(topics) == 0 {
+		return nil
+	}
+	before := r.j.Ledger.Before()
+	want := make(map[string]string)
+	for _, b := range brokers {
+		flatBroker(want, b, before.Brokers[b])
+	}
+	for _, t := range topics {
+		flatTopic(want, t, before.Topics[t])
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("reassign: brokers did not show the restored throttles within %v", d))
+	defer cancel()
+	for {
+		now, err := readThrottles(ctx, r.e.adm, d, brokers, topics)
+		got := make(map[string]string)
+		if err == nil {
+			for b, bt := range now.Brokers {
+				flatBroker(got, b, bt)
+			}
+			for t, tt := range now.Topics {
+				flatTopic(got, t, tt)
+			}
+			if maps.Equal(got, want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (want %v, have %v, last error %v)", context.Cause(ctx), want, got, err)
+		case <-time.After(200 * time.Millisecond): // polling an observed condition, bounded by ctx
+		}
+	}
+}
+
+func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
+	k := "broker " + strconv.Itoa(int(b)) + " "
+	if bt.LeaderRate != nil {
+		m[k+LeaderRateConfig] = *bt.LeaderRate
+	}
+	if bt.FollowerRate != nil {
+		m[k+FollowerRateConfig] = *bt.FollowerRate
+	}
+}
+
+func flatTopic(m map[string]string, t string, tt TopicThrottle) {
+	k := "topic " + t + " "
+	if tt.LeaderReplicas != nil {
+		m[k+LeaderReplicasConfig] = *tt.LeaderReplicas
+	}
+	if tt.FollowerReplicas != nil {
+		m[k+FollowerReplicasConfig] = *tt.FollowerReplicas
+	}
 }
 
 // apply journals nothing: it applies the journaled unapplied changes that it
@@ -726,7 +845,7 @@ func (r *run) setRate(ctx context.Context, rate int64) error {
 	if err != nil {
 		return err
 	}
-	r.j.addUnapplied(cs)
+	r.note(cs)
 	r.dirty = true
 	if err := r.save(ctx); err != nil {
 		return err
@@ -743,7 +862,7 @@ func (r *run) setRate(ctx context.Context, rate int64) error {
 	return err
 }
 
-// inFlightTopics returns the partitions of the moves in flight.
+// inFlightSet returns the topics and partitions of the moves in flight.
 func (r *run) inFlightSet() ([]string, kadm.TopicsSet) {
 	set := make(kadm.TopicsSet)
 	for i := range r.j.Moves {
@@ -751,7 +870,11 @@ func (r *run) inFlightSet() ([]string, kadm.TopicsSet) {
 			set.Add(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition)
 		}
 	}
-	return slices.Sorted(maps.Keys(set)), set
+	topics := slices.Sorted(maps.Keys(set))
+	if topics == nil {
+		topics = []string{} // brokers only; nil would ask for every topic
+	}
+	return topics, set
 }
 
 // step is one poll: observe, settle the moves in flight, lift the throttles
@@ -860,6 +983,12 @@ func (r *run) step(ctx context.Context, abort bool) error {
 				}
 				continue
 			}
+			if sameSet(ps.replicas, union(m.From, m.To)) && fl.missed < 5 {
+				// Done at the controller a moment ago; the broker that
+				// answered the metadata request has not heard yet.
+				fl.missed++
+				continue
+			}
 			if sameSet(ps.replicas, m.From) {
 				switch fl.missed++; {
 				case fl.missed < 2: // metadata may lag the controller; look again
@@ -876,7 +1005,9 @@ func (r *run) step(ctx context.Context, abort bool) error {
 				}
 				continue
 			}
-			end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
+			if fl.missed++; fl.missed >= 2 { // twice in a row: not a lagging broker
+				end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
+			}
 
 		case stateCancelling:
 			if listed {
@@ -888,6 +1019,8 @@ func (r *run) step(ctx context.Context, abort bool) error {
 				continue
 			}
 			switch {
+			case sameSet(ps.replicas, union(m.From, m.To)) && !sameSet(m.From, m.To) && now.Sub(fl.cancelAt) <= r.cfg.cancelTimeout:
+				// Metadata lags the controller: look again.
 			case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
 				end(i, stateFinished, nil, "completed before the cancel took effect")
 			case sameSet(ps.replicas, m.To):
@@ -940,7 +1073,7 @@ func (r *run) step(ctx context.Context, abort bool) error {
 	}
 
 	// Lift the throttles of the moves that ended: journal, then apply.
-	r.j.addUnapplied(r.j.Ledger.Finish(ended...))
+	r.note(r.j.Ledger.Finish(ended...))
 	if len(ended) > 0 {
 		r.dirty = true
 	}
@@ -1074,7 +1207,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	// Journal the moves with their throttles, apply the throttles, then
 	// submit. A crash in between leaves moves journaled as submitted that
 	// the cluster does not know: a resumed run submits them again.
-	r.j.addUnapplied(r.j.Ledger.Begin(begins...))
+	r.note(r.j.Ledger.Begin(begins...))
 	for _, i := range fresh {
 		r.j.Moves[i].St = stateSubmitted
 		r.fl[i] = flight{since: now}
@@ -1115,7 +1248,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", len(resub)))
 	if len(rejected) > 0 {
-		r.j.addUnapplied(r.j.Ledger.Finish(rejected...))
+		r.note(r.j.Ledger.Finish(rejected...))
 		r.dirty = true
 		if err := r.save(ctx); err != nil {
 			return err
@@ -1135,7 +1268,7 @@ func (r *run) unsubmit(ctx context.Context, is []int) error {
 		r.j.Moves[i].St = statePending
 		ms = append(ms, r.j.Moves[i].Move)
 	}
-	r.j.addUnapplied(r.j.Ledger.Finish(ms...))
+	r.note(r.j.Ledger.Finish(ms...))
 	r.dirty = true
 	return errors.Join(r.b.Requeue(ms...), r.save(ctx))
 }
@@ -1159,7 +1292,8 @@ func (r *run) progress(ctx context.Context, v *view) Progress {
 				}
 			}
 		}
-		sz, err := logDirSizes(ctx, r.e.adm, r.cfg.requestTimeout, sortedInt32(byBroker), set)
+		// Best effort, and never worth holding the poll up for long.
+		sz, err := logDirSizes(ctx, r.e.cl, min(r.cfg.requestTimeout, 5*time.Second), sortedInt32(byBroker), set)
 		if err != nil {
 			r.log.LogAttrs(ctx, slog.LevelDebug, "progress: log dirs", slog.Any("err", err))
 		}
@@ -1203,13 +1337,23 @@ func (r *run) progress(ctx context.Context, v *view) Progress {
 	if r.t0.IsZero() {
 		r.m0, r.t0 = p.BytesMoved, now
 	}
-	p.ETA = eta(r.m0, p.BytesMoved, p.Bytes-p.BytesMoved, r.t0, now)
+	dests := make(map[int32]bool)
+	for i := range r.j.Moves {
+		if rec := &r.j.Moves[i]; rec.St == statePending || rec.St == stateSubmitted {
+			for _, b := range rec.Move.Adding() {
+				dests[b] = true
+			}
+		}
+	}
+	p.ETA = eta(r.m0, p.BytesMoved, p.Bytes-p.BytesMoved, r.t0, now, p.Rate, len(dests))
 	r.log.LogAttrs(ctx, slog.LevelDebug, "progress", slog.String("progress", p.String()))
 	if r.cfg.onProgress != nil {
 		r.cfg.onProgress(p)
 	}
 	return p
 }
+
+func union(a, b []int32) []int32 { return append(slices.Clone(a), minus(b, a)...) }
 
 func sameSet(a, b []int32) bool {
 	return len(a) == len(b) && len(minus(a, b)) == 0 && len(minus(b, a)) == 0

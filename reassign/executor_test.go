@@ -439,15 +439,18 @@ func TestETA(t *testing.T) {
 		name                    string
 		moved0, moved1, remains int64
 		dt                      time.Duration
+		rate                    int64
+		dests                   int
 		want                    time.Duration
 	}{
-		{"1 MiB/s, 10 MiB left", 0, 10 << 20, 10 << 20, 10 * time.Second, 10 * time.Second},
-		{"nothing copied yet", 5, 5, 10, time.Second, 0},
-		{"nothing left", 0, 10, 0, time.Second, 0},
-		{"no time passed", 0, 10, 10, 0, 0},
+		{"observed 1 MiB/s, 10 MiB left", 0, 10 << 20, 10 << 20, 10 * time.Second, 4 << 20, 1, 10 * time.Second},
+		{"too early to trust the rate: throttle", 0, 10 << 20, 10 << 20, 5 * time.Second, 1 << 20, 2, 5 * time.Second},
+		{"too little copied to trust: throttle", 0, 1 << 10, 10 << 20, time.Minute, 1 << 20, 1, 10 * time.Second},
+		{"nothing copied, no destination", 5, 5, 10, time.Minute, 1 << 20, 0, 0},
+		{"nothing left", 0, 10, 0, time.Minute, 1 << 20, 1, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := eta(tt.moved0, tt.moved1, tt.remains, t0, t0.Add(tt.dt)); got != tt.want {
+			if got := eta(tt.moved0, tt.moved1, tt.remains, t0, t0.Add(tt.dt), tt.rate, tt.dests); got != tt.want {
 				t.Errorf("eta = %v, want %v", got, tt.want)
 			}
 		})

@@ -27,8 +27,9 @@ type Progress struct {
 	Rate int64
 	// Elapsed is the time since this executor began or resumed the run.
 	Elapsed time.Duration
-	// ETA estimates the time left from the copy rate observed so far; 0
-	// when it cannot tell yet, or when nothing is left.
+	// ETA estimates the time left: from the copy rate observed once the
+	// run has watched it for 10s, before that from the throttle rate on
+	// each destination broker. 0 when nothing is left.
 	ETA time.Duration
 }
 
@@ -47,17 +48,28 @@ func (p Progress) String() string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// eta estimates the time left to copy remaining bytes at the rate observed
-// between two measurements: moved0 bytes at t0, moved1 at t1. It returns 0
-// when the rate is unknown or nothing is left.
-func eta(moved0, moved1, remaining int64, t0, t1 time.Time) time.Duration {
-	dt := t1.Sub(t0)
-	if remaining <= 0 || moved1 <= moved0 || dt <= 0 {
+// eta estimates the time left to copy remaining bytes. Once the run has
+// watched for etaWindow and seen at least 1% of the bytes copied, it uses
+// the copy rate observed since the first measurement: moved0 bytes at t0,
+// moved1 at t1. Before that, it assumes each of dests destination brokers
+// copies at the throttle rate, a lower bound. It returns 0 when nothing is
+// left or it cannot tell.
+func eta(moved0, moved1, remaining int64, t0, t1 time.Time, rate int64, dests int) time.Duration {
+	if remaining <= 0 {
 		return 0
 	}
-	perSec := float64(moved1-moved0) / dt.Seconds()
-	return time.Duration(float64(remaining) / perSec * float64(time.Second))
+	copied, dt := moved1-moved0, t1.Sub(t0)
+	if dt >= etaWindow && copied > 0 && copied*100 >= copied+remaining {
+		return time.Duration(float64(remaining) / (float64(copied) / dt.Seconds()) * float64(time.Second))
+	}
+	if rate > 0 && dests > 0 {
+		return time.Duration(float64(remaining) / (float64(rate) * float64(dests)) * float64(time.Second))
+	}
+	return 0
 }
+
+// etaWindow is how long a run watches the copy rate before trusting it.
+const etaWindow = 10 * time.Second
 
 // budget is the time a move may take before it counts as stuck: as Cruise
 // Control's expected duration, max(floor, factor × bytes × share / rate),
