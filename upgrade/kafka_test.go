@@ -95,11 +95,20 @@ func withTraffic(t *testing.T, c *kafkatest.Cluster) *kafkatest.Traffic {
 		t.Fatal(err)
 	}
 	tr := c.Traffic(t, "orders", kafkatest.Rate(500))
-	if err := tr.WaitAcknowledged(t.Context(), 2500); err != nil { // ~5 s of traffic before anything changes
+	// Warm up (the producer's first metadata and id), then ~5 s of baseline.
+	if err := tr.WaitAcknowledged(t.Context(), 500); err != nil {
+		t.Fatal(err)
+	}
+	baseline[tr] = time.Now()
+	if err := tr.WaitAcknowledged(t.Context(), 3000); err != nil {
 		t.Fatal(err)
 	}
 	return tr
 }
+
+// baseline records when each traffic's baseline window began (tests run one
+// at a time in this package, but the map keeps them apart anyway).
+var baseline = map[*kafkatest.Traffic]time.Time{}
 
 // finishTraffic stops traffic and requires zero loss and zero failures; it
 // logs latency before and during the upgrade.
@@ -113,7 +122,7 @@ func finishTraffic(t *testing.T, tr *kafkatest.Traffic, upgradeStart, upgradeEnd
 		t.Fatalf("traffic: %v", err)
 	}
 	t.Logf("traffic: %v", rep)
-	t.Logf("produce latency before the upgrade: %v; during: %v", tr.Latency(time.Time{}, upgradeStart), tr.Latency(upgradeStart, upgradeEnd))
+	t.Logf("produce latency before the upgrade: %v; during: %v", tr.Latency(baseline[tr], upgradeStart), tr.Latency(upgradeStart, upgradeEnd))
 	if err := rep.Err(); err != nil {
 		t.Error(err)
 	}

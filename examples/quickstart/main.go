@@ -96,7 +96,13 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 	}
 	defer traffic.Stop(context.Background())
 	fmt.Printf("traffic: %d records/s to topic orders (6 partitions, RF 3, min.insync.replicas 2), read back by a consumer group\n", rate)
-	if err := traffic.WaitAcknowledged(ctx, int64(rate*5)); err != nil { // a baseline of about 5 s
+	// Warm up (the producer's first metadata and id), then measure a
+	// baseline of about 5 s.
+	if err := traffic.WaitAcknowledged(ctx, int64(rate)); err != nil {
+		return err
+	}
+	baseline := time.Now()
+	if err := traffic.WaitAcknowledged(ctx, int64(rate*6)); err != nil {
 		return err
 	}
 
@@ -148,7 +154,7 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 		fmt.Println()
 	}
 	prog.report(start, end)
-	before, during := traffic.Latency(time.Time{}, start), traffic.Latency(start, end)
+	before, during := traffic.Latency(baseline, start), traffic.Latency(start, end)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "produce latency\trecords\tp50\tp99\tmax")
 	fmt.Fprintf(w, "before the upgrade\t%d\t%v\t%v\t%v\n", before.Count, ms(before.P50), ms(before.P99), ms(before.Max))
