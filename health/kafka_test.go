@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
@@ -332,19 +333,75 @@ func (r *realCluster) alterMinISR(ctx context.Context, value string, brokers ...
 	return nil
 }
 
-// minISRIs returns a check that topic's effective min.insync.replicas is n
-// from src.
-func minISRIs(topic string, n int32, src health.Source) func(health.Snapshot) error {
-	return func(s health.Snapshot) error {
-		tp, ok := s.Topic(topic)
-		if !ok {
-			return fmt.Errorf("no topic %s", topic)
+// A minISR is what a topic's effective min.insync.replicas should be.
+type minISR struct {
+	topic string
+	n     int32
+	src   health.Source
+}
+
+// kafkaSource is the DescribeConfigs source each of ours stands for.
+var kafkaSource = map[health.Source]kmsg.ConfigSource{
+	health.SourceTopic:   kmsg.ConfigSourceDynamicTopicConfig,
+	health.SourceBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
+	health.SourceCluster: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
+	health.SourceStatic:  kmsg.ConfigSourceStaticBrokerConfig,
+	health.SourceDefault: kmsg.ConfigSourceDefaultConfig,
+}
+
+// agreed waits until every broker describes each topic's min.insync.replicas
+// as wanted (brokers apply a dynamic config change at slightly different
+// times, and Take reports what the broker it asks says), then checks that
+// Take says the same, with one DescribeConfigs batch and with batches of one
+// topic. It returns how long the brokers took to agree.
+func (r *realCluster) agreed(t *testing.T, what string, want ...minISR) time.Duration {
+	t.Helper()
+	start := time.Now()
+	err := health.Wait(t.Context(), func(ctx context.Context) error {
+		var errs []error
+		for _, id := range r.brokers() {
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			for _, w := range want {
+				res := kmsg.NewDescribeConfigsRequestResource()
+				res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeTopic, w.topic, []string{"min.insync.replicas"}
+				req.Resources = append(req.Resources, res)
+			}
+			resp, err := req.RequestWith(ctx, r.cl.Broker(int(id)))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+				continue
+			}
+			for _, w := range want {
+				i := slices.IndexFunc(resp.Resources, func(res kmsg.DescribeConfigsResponseResource) bool { return res.ResourceName == w.topic })
+				if i < 0 || len(resp.Resources[i].Configs) != 1 {
+					errs = append(errs, fmt.Errorf("broker %d: no min.insync.replicas of %s in %+v", id, w.topic, resp.Resources))
+					continue
+				}
+				if c := resp.Resources[i].Configs[0]; c.Value == nil || *c.Value != fmt.Sprint(w.n) || c.Source != kafkaSource[w.src] {
+					errs = append(errs, fmt.Errorf("broker %d describes %s as %v from %v, want %d from %v", id, w.topic, deref(c.Value), c.Source, w.n, kafkaSource[w.src]))
+				}
+			}
 		}
-		if tp.MinISR != n || tp.MinISRSource != src {
-			return fmt.Errorf("%s: min.insync.replicas %d from %q (%q), want %d from %q", topic, tp.MinISR, tp.MinISRSource, tp.MinISRError, n, src)
-		}
-		return nil
+		return errors.Join(errs...)
+	}, quick(30*time.Second))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
+	took := time.Since(start)
+	for _, opts := range [][]health.TakeOption{nil, {health.ConfigBatch(1)}} {
+		s, err := health.Take(t.Context(), r.cl, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			tp, _ := s.Topic(w.topic)
+			if tp.MinISR != w.n || tp.MinISRSource != w.src || tp.MinISRError != "" {
+				t.Errorf("%s: Take (options %v) says %s has min.insync.replicas %d from %q (%q), want %d from %q",
+					what, opts, w.topic, tp.MinISR, tp.MinISRSource, tp.MinISRError, w.n, w.src)
+			}
+		}
+	}
+	return took
 }
 
 // minISRSources reads the effective min.insync.replicas from each of its
@@ -353,7 +410,7 @@ func minISRIs(topic string, n int32, src health.Source) func(health.Snapshot) er
 func (r *realCluster) minISRSources(t *testing.T) {
 	ctx := t.Context()
 	base := r.f.staticSource()
-	r.waitSnapshot(t, 10*time.Second, "static", minISRIs(plain, staticMinISR, base))
+	r.agreed(t, "static", minISR{plain, staticMinISR, base}, minISR{orders, 2, health.SourceTopic}, minISR{relaxed, 1, health.SourceTopic})
 	// restore deletes the dynamic configs; with ELR, the cluster-wide one
 	// cannot be deleted and gets the static value back instead.
 	restore := func(ctx context.Context) error {
@@ -372,11 +429,8 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	if err := r.alterMinISR(ctx, "3"); err != nil {
 		t.Fatalf("set the cluster-wide default: %v", err)
 	}
-	_, took := r.waitSnapshot(t, 30*time.Second, "cluster-wide default", func(s health.Snapshot) error {
-		return errors.Join(minISRIs(plain, 3, health.SourceCluster)(s), minISRIs(single, 3, health.SourceCluster)(s),
-			minISRIs(orders, 2, health.SourceTopic)(s))
-	})
-	t.Logf("cluster-wide default seen by Take after %v", took.Round(time.Millisecond))
+	took := r.agreed(t, "cluster-wide default", minISR{plain, 3, health.SourceCluster}, minISR{single, 3, health.SourceCluster}, minISR{orders, 2, health.SourceTopic})
+	t.Logf("cluster-wide default applied by every broker after %v", took.Round(time.Millisecond))
 
 	// A per-broker dynamic config on every broker (so whichever broker
 	// answers DescribeConfigs says the same) wins over the cluster default.
@@ -389,14 +443,12 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	case err != nil:
 		t.Fatalf("set per-broker min.insync.replicas: %v", err)
 	default:
-		_, took = r.waitSnapshot(t, 30*time.Second, "per-broker config", func(s health.Snapshot) error {
-			return errors.Join(minISRIs(plain, 1, health.SourceBroker)(s), minISRIs(relaxed, 1, health.SourceTopic)(s))
-		})
-		t.Logf("per-broker config seen by Take after %v", took.Round(time.Millisecond))
+		took = r.agreed(t, "per-broker config", minISR{plain, 1, health.SourceBroker}, minISR{relaxed, 1, health.SourceTopic})
+		t.Logf("per-broker config applied by every broker after %v", took.Round(time.Millisecond))
 		if err := r.alterMinISR(ctx, "", r.brokers()...); err != nil {
 			t.Fatalf("delete the per-broker config: %v", err)
 		}
-		r.waitSnapshot(t, 30*time.Second, "per-broker config deleted", minISRIs(plain, 3, health.SourceCluster))
+		r.agreed(t, "per-broker config deleted", minISR{plain, 3, health.SourceCluster})
 	}
 
 	if r.f.elr {
@@ -409,23 +461,7 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	if err := restore(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.waitSnapshot(t, 30*time.Second, "restored", minISRIs(plain, staticMinISR, base))
-
-	// Several small DescribeConfigs batches give the same answer as one.
-	one, err := health.Take(ctx, r.cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	many, err := health.Take(ctx, r.cl, health.ConfigBatch(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range one.Topics {
-		b, ok := many.Topic(a.Name)
-		if !ok || a.MinISR != b.MinISR || a.MinISRSource != b.MinISRSource {
-			t.Errorf("%s: min.insync.replicas %d from %q in one batch, %d from %q in batches of 1", a.Name, a.MinISR, a.MinISRSource, b.MinISR, b.MinISRSource)
-		}
-	}
+	r.agreed(t, "restored", minISR{plain, staticMinISR, base}, minISR{single, staticMinISR, base})
 }
 
 // canaryTimeout bounds one canary round trip in these tests.
@@ -584,13 +620,30 @@ func (r *realCluster) kill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	can := r.newCanary(t)
+	probeUntil(t, can, time.Minute, "canary before the kill", allWithin)
 	if err := r.c.Node(victim).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.revive(t, victim) })
 
-	// Kafka notices the crash after its session timeout (6s here); until
-	// then metadata lists the broker with full ISRs.
+	// The canary sees the crash at once: the broker refuses connections.
+	// Kafka sees it only after its session timeout (6s here); until then
+	// metadata lists the broker with full ISRs, and so does a snapshot.
+	start := time.Now()
+	rs, err := can.Probe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rs, func(res health.ProbeResult) bool { return res.Broker == victim })
+	if i < 0 || rs[i].Err == nil {
+		t.Errorf("canary right after the kill: %s; want node %d failing", roundTrips(rs), victim)
+	}
+	t.Logf("canary %v after the kill: %s", time.Since(start).Round(time.Millisecond), roundTrips(rs))
+	if s, err := health.Take(ctx, r.cl); err == nil {
+		t.Logf("snapshot %v after the kill: node %d up: %v; CanRestart(%d) OK: %v",
+			time.Since(start).Round(time.Millisecond), victim, s.Up(victim), candidate, health.CanRestart(only(s, orders), candidate).OK)
+	}
 	s, took := r.waitSnapshot(t, time.Minute, "killed node seen down", func(s health.Snapshot) error {
 		if s.Up(victim) {
 			return fmt.Errorf("node %d still up: brokers %v", victim, brokerIDs(s))
@@ -662,7 +715,7 @@ func (r *realCluster) kill(t *testing.T) {
 	}
 
 	// Back: caught up within the wait, and the refusal clears.
-	start := time.Now()
+	start = time.Now()
 	if err := r.c.StartNode(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
@@ -792,8 +845,11 @@ func (r *realCluster) pause(t *testing.T) {
 	}) {
 		t.Errorf("Within = %v, want node %d failing", v, victim)
 	}
-	if took > canaryTimeout+2*time.Second {
-		t.Errorf("Probe took %v with one broker paused, want about its timeout %v", took, canaryTimeout)
+	// Its metadata read may wait for two hedges (a second each) before the
+	// round trips, which the timeout bounds; without hedging, a read the
+	// client sends to the paused broker waits 10s.
+	if took > canaryTimeout+3*time.Second {
+		t.Errorf("Probe took %v with one broker paused, want at most its timeout %v and two hedges", took, canaryTimeout)
 	}
 
 	// The other brokers recover once Kafka drops the paused one from the
@@ -903,4 +959,11 @@ func (r *realCluster) timeTake(t *testing.T, what string) {
 	if c.Partitions < 1000 {
 		t.Errorf("snapshot has %d partitions", c.Partitions)
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }

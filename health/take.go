@@ -81,6 +81,14 @@ const minISRKey = "min.insync.replicas"
 // a request until the client's timeout, 10s by default in franz-go; this way
 // it costs Take about a second.
 //
+// A snapshot shows what Kafka believes. A broker that crashed stays listed,
+// with full ISRs, until Kafka notices: after broker.session.timeout.ms in
+// KRaft mode (9s by default), or zookeeper.session.timeout.ms in ZooKeeper
+// mode (18s by default). KRaft brokers on Kafka 4.0 and later then show as
+// fenced ([Snapshot.FencingKnown]); earlier KRaft brokers and ZooKeeper mode
+// drop them from Brokers. A [Canary] probe, which connects to every broker,
+// sees a crash at once.
+//
 // The error means the cluster could not be asked at all (metadata, or a whole
 // DescribeConfigs batch, failed); partial problems are in the Snapshot.
 func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, error) {
