@@ -702,8 +702,6 @@ func (r *run) finish(ctx context.Context) (MoveResults, error) {
 		if serr := r.save(ctx); serr != nil {
 			return r.j.results(), serr
 		}
-		r.log.LogAttrs(ctx, slog.LevelWarn, "throttles left", slog.Any("changes", left), slog.Any("err", err))
-		r.progress(ctx, nil)
 		if err == nil {
 			down := make(map[int32]bool)
 			for _, c := range left {
@@ -711,6 +709,8 @@ func (r *run) finish(ctx context.Context) (MoveResults, error) {
 			}
 			err = fmt.Errorf("broker %s down", brokersAre(sortedInt32(down)))
 		}
+		r.log.LogAttrs(ctx, slog.LevelWarn, "throttles left", slog.Any("changes", left), slog.Any("err", err))
+		r.progress(ctx, nil)
 		return r.j.results(), &ThrottleError{Changes: left, Err: err}
 	}
 	if err := r.awaitRestored(ctx); err != nil {

@@ -228,36 +228,77 @@ func listed(t *testing.T, adm *kadm.Client, set kadm.TopicsSet) kadm.ListPartiti
 // throttleConfigs returns every replication throttle config set
 // dynamically on brokers 1-4, as the cluster-wide default, and on topics:
 // "broker 1 leader.replication.throttled.rate" → value. It reads them
-// independently of the executor's own code.
-func throttleConfigs(t *testing.T, adm *kadm.Client, topics ...string) map[string]string {
+// independently of the executor's code, and asks every broker about the
+// default and the topics, since each answers from its own copy of the
+// metadata, which may lag the controller: ok is false while they disagree.
+func throttleConfigs(t *testing.T, cl *kgo.Client, topics ...string) (cfg map[string]string, ok bool) {
 	t.Helper()
-	out := make(map[string]string)
 	keys := []string{reassign.LeaderRateConfig, reassign.FollowerRateConfig, reassign.LeaderReplicasConfig, reassign.FollowerReplicasConfig}
-	collect := func(what string, rcs kadm.ResourceConfigs, err error, source kmsg.ConfigSource) {
-		if err != nil {
-			t.Fatalf("describe %s configs: %v", what, err)
+	describe := func(via int32, typ kmsg.ConfigResourceType, names ...string) map[string]string {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		for _, n := range names {
+			r := kmsg.NewDescribeConfigsRequestResource()
+			r.ResourceType, r.ResourceName, r.ConfigNames = typ, n, keys
+			req.Resources = append(req.Resources, r)
 		}
-		for _, rc := range rcs {
-			if rc.Err != nil {
-				t.Fatalf("describe %s %s: %v", what, rc.Name, rc.Err)
+		ctx, cancel := context.WithTimeoutCause(t.Context(), 15*time.Second, fmt.Errorf("DescribeConfigs via broker %d: no answer within 15s", via))
+		defer cancel()
+		resp, err := req.RequestWith(ctx, cl.Broker(int(via)))
+		if err != nil {
+			t.Fatal(context.Cause(ctx), err)
+		}
+		out := make(map[string]string)
+		for _, r := range resp.Resources {
+			if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+				t.Fatalf("DescribeConfigs %v %q via broker %d: %v", r.ResourceType, r.ResourceName, via, err)
 			}
-			for _, c := range rc.Configs {
-				if slices.Contains(keys, c.Key) && c.Source == source {
-					out[strings.TrimSpace(what+" "+rc.Name)+" "+c.Key] = c.MaybeValue()
+			for _, c := range r.Configs {
+				want := map[kmsg.ConfigResourceType]kmsg.ConfigSource{kmsg.ConfigResourceTypeTopic: kmsg.ConfigSourceDynamicTopicConfig}[typ]
+				what := "topic " + r.ResourceName
+				if typ == kmsg.ConfigResourceTypeBroker {
+					want, what = kmsg.ConfigSourceDynamicBrokerConfig, "broker "+r.ResourceName
+					if r.ResourceName == "" {
+						want, what = kmsg.ConfigSourceDynamicDefaultBrokerConfig, "default"
+					}
+				}
+				if c.Source == want && c.Value != nil {
+					out[what+" "+c.Name] = *c.Value
 				}
 			}
 		}
+		return out
 	}
-	rcs, err := adm.DescribeBrokerConfigs(t.Context(), 1, 2, 3, 4)
-	collect("broker", rcs, err, kmsg.ConfigSourceDynamicBrokerConfig)
-	rcs, err = adm.DescribeBrokerConfigs(t.Context())
-	collect("default", rcs, err, kmsg.ConfigSourceDynamicDefaultBrokerConfig)
-	if len(topics) > 0 {
-		rcs, err = adm.DescribeTopicConfigs(t.Context(), topics...)
-		collect("topic", rcs, err, kmsg.ConfigSourceDynamicTopicConfig)
+	cfg, ok = make(map[string]string), true
+	var shared map[string]string
+	for b := int32(1); b <= 4; b++ {
+		maps.Copy(cfg, describe(b, kmsg.ConfigResourceTypeBroker, fmt.Sprint(b))) // only broker b answers for itself
+		view := describe(b, kmsg.ConfigResourceTypeBroker, "")
+		if len(topics) > 0 {
+			maps.Copy(view, describe(b, kmsg.ConfigResourceTypeTopic, topics...))
+		}
+		if shared != nil && !maps.Equal(shared, view) {
+			ok = false
+		}
+		shared = view
 	}
-	return out
+	maps.Copy(cfg, shared)
+	return cfg, ok
 }
+
+// settledThrottles waits until every broker agrees on the throttle configs
+// and cond accepts them, and returns them.
+func settledThrottles(t *testing.T, cl *kgo.Client, what string, cond func(map[string]string) bool, topics ...string) map[string]string {
+	t.Helper()
+	var got map[string]string
+	waitFor(t, 15*time.Second, what, func() (bool, string) {
+		var ok bool
+		got, ok = throttleConfigs(t, cl, topics...)
+		return ok && cond(got), fmt.Sprintf("agreed %v: %v", ok, got)
+	})
+	return got
+}
+
+func none(m map[string]string) bool { return len(m) == 0 }
 
 // replaceOne returns a move of topic-p that replaces its replica at index
 // i with the first broker of candidates not holding it.
@@ -296,7 +337,6 @@ func TestDecommission(t *testing.T) {
 	c := realCluster(t)
 	ctx := t.Context()
 	cl := c.Client(t)
-	adm := kadm.NewClient(cl)
 	if err := c.CreateTopic(ctx, "decom-orders", 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -375,9 +415,7 @@ func TestDecommission(t *testing.T) {
 			t.Errorf("%v: replicas are %v", m, now.replicas)
 		}
 	}
-	if left := throttleConfigs(t, adm, slices.Sorted(maps.Keys(all))...); len(left) != 0 {
-		t.Errorf("throttles left: %v", left)
-	}
+	settledThrottles(t, cl, "no throttle left", none, slices.Sorted(maps.Keys(all))...)
 	rep, err := tr.Stop(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -402,8 +440,8 @@ func TestThrottleLedgerRestore(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	createTopicOn(t, cl, "ledger-star", []int32{1, 2}, []int32{2, 3})
 	createTopicOn(t, cl, "ledger-mixed", []int32{1, 3}, []int32{2, 1})
-	fill(t, c, "ledger-star", 2, 2<<20)
-	fill(t, c, "ledger-mixed", 2, 2<<20)
+	fill(t, c, "ledger-star", 2, 4<<20)
+	fill(t, c, "ledger-mixed", 2, 4<<20)
 
 	set := func(op string, err error) {
 		t.Helper()
@@ -456,11 +494,7 @@ func TestThrottleLedgerRestore(t *testing.T) {
 		adm.AlterBrokerConfigs(ctx, del)
 	})
 	topics := []string{"ledger-mixed", "ledger-star"}
-	waitFor(t, 10*time.Second, "pre-existing throttles visible", func() (bool, string) {
-		got := throttleConfigs(t, adm, topics...)
-		return len(got) == 7, fmt.Sprint(got)
-	})
-	before := throttleConfigs(t, adm, topics...)
+	before := settledThrottles(t, cl, "the 7 pre-existing throttles", func(m map[string]string) bool { return len(m) == 7 }, topics...)
 	t.Logf("before: %v", before)
 
 	moves := reassign.Moves{
@@ -469,30 +503,9 @@ func TestThrottleLedgerRestore(t *testing.T) {
 		replaceOne(t, "ledger-mixed", 0, []int32{1, 3}, 1, 4),
 		replaceOne(t, "ledger-mixed", 1, []int32{2, 1}, 1, 3),
 	}
-	const rate = 3 << 20
-	var during map[string]string
-	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
-		reassign.OnProgress(func(p reassign.Progress) {
-			if during == nil && p.InFlight == len(moves) {
-				during = throttleConfigs(t, adm, topics...) // a test may take its time here
-			}
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	rs, err := e.Run(ctx, moves)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	checkAllSucceeded(t, rs, len(moves))
-	t.Logf("4 moves of 2 MiB took %v at %s/s", time.Since(start).Round(100*time.Millisecond), mb(rate))
-
-	// While they ran: our rate on every broker involved (1-4), the "*"
+	const rate = 2 << 20
+	// While they run: our rate on every broker involved (1-4), the "*"
 	// list untouched, ours merged after someone else's entries.
-	if during == nil {
-		t.Fatal("never saw the four moves in flight")
-	}
 	r := fmt.Sprint(rate)
 	wantDuring := map[string]string{
 		"broker 1 " + reassign.LeaderRateConfig: r, "broker 1 " + reassign.FollowerRateConfig: r,
@@ -505,17 +518,43 @@ func TestThrottleLedgerRestore(t *testing.T) {
 		"topic ledger-mixed " + reassign.LeaderReplicasConfig:   "1:1,0:2,0:1,0:3,1:2",
 		"topic ledger-mixed " + reassign.FollowerReplicasConfig: "0:3,0:4,1:3",
 	}
+	var during map[string]string
+	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
+		reassign.OnProgress(func(p reassign.Progress) {
+			if during != nil || p.InFlight != len(moves) {
+				return
+			}
+			// A test may take its time here: look until every broker has
+			// applied the executor's changes, for at most 5s.
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				var ok bool
+				during, ok = throttleConfigs(t, cl, topics...)
+				if ok && maps.Equal(during, wantDuring) || time.Now().After(deadline) {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // polling an observed condition, bounded by deadline
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rs, err := e.Run(ctx, moves)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	checkAllSucceeded(t, rs, len(moves))
+	t.Logf("4 moves of 4 MiB took %v at %s/s", time.Since(start).Round(100*time.Millisecond), mb(rate))
+	if during == nil {
+		t.Fatal("never saw the four moves in flight")
+	}
 	if diff := cmp.Diff(wantDuring, during); diff != "" {
 		t.Errorf("throttles while the moves ran (-want +got):\n%s", diff)
 	}
 
 	// Afterwards: exactly as before. Brokers apply config records a moment
 	// after the controller commits them, so look until they agree.
-	var after map[string]string
-	waitFor(t, 10*time.Second, "throttles as before", func() (bool, string) {
-		after = throttleConfigs(t, adm, topics...)
-		return cmp.Equal(before, after), ""
-	})
+	after := settledThrottles(t, cl, "throttles as before", func(m map[string]string) bool { return maps.Equal(m, before) }, topics...)
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Errorf("throttles not restored (-before +after):\n%s", diff)
 	}
@@ -633,9 +672,7 @@ func TestExecutorResume(t *testing.T) {
 			t.Errorf("%v: replicas are %v", m, got)
 		}
 	}
-	if left := throttleConfigs(t, adm, "resume"); len(left) != 0 {
-		t.Errorf("throttles left: %v", left)
-	}
+	settledThrottles(t, cl, "no throttle left", none, "resume")
 	rep, err := tr.Stop(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -730,10 +767,7 @@ func TestDeadDestination(t *testing.T) {
 	if !errors.Is(rs2["dead-dest"][0].Err, reassign.ErrDeadBroker) {
 		t.Errorf("result after Resume: %v, want the recorded ErrDeadBroker", rs2["dead-dest"][0].Err)
 	}
-	waitFor(t, 10*time.Second, "no throttle left", func() (bool, string) {
-		left := throttleConfigs(t, adm, "dead-dest")
-		return len(left) == 0, fmt.Sprint(left)
-	})
+	settledThrottles(t, cl, "no throttle left", none, "dead-dest")
 }
 
 // TestTimeBudget gives a slow move a budget it cannot meet: the executor
@@ -743,7 +777,6 @@ func TestTimeBudget(t *testing.T) {
 	c := realCluster(t)
 	ctx := t.Context()
 	cl := c.Client(t)
-	adm := kadm.NewClient(cl)
 	createTopicOn(t, cl, "slow", []int32{2, 3})
 	fill(t, c, "slow", 1, 8<<20)
 	move := reassign.Move{Topic: "slow", Partition: 0, From: []int32{2, 3}, To: []int32{4, 3}}
@@ -765,8 +798,5 @@ func TestTimeBudget(t *testing.T) {
 	if got := partitionsOf(t, cl, "slow")[0].replicas; !slices.Equal(got, move.From) {
 		t.Errorf("replicas after the cancel: %v, want %v", got, move.From)
 	}
-	waitFor(t, 10*time.Second, "no throttle left", func() (bool, string) {
-		left := throttleConfigs(t, adm, "slow")
-		return len(left) == 0, fmt.Sprint(left)
-	})
+	settledThrottles(t, cl, "no throttle left", none, "slow")
 }
