@@ -195,17 +195,18 @@ func logDirSizes(ctx context.Context, cl *kgo.Client, d time.Duration, brokers [
 		errs []error
 		wg   sync.WaitGroup
 	)
-	req := kmsg.NewPtrDescribeLogDirsRequest()
-	for t, ps := range set {
-		rt := kmsg.NewDescribeLogDirsRequestTopic()
-		rt.Topic = t
-		for p := range ps {
-			rt.Partitions = append(rt.Partitions, p)
-		}
-		req.Topics = append(req.Topics, rt)
-	}
 	for _, b := range brokers {
 		wg.Go(func() {
+			// One request per broker: kgo sets its version as it sends it.
+			req := kmsg.NewPtrDescribeLogDirsRequest()
+			for t, ps := range set {
+				rt := kmsg.NewDescribeLogDirsRequestTopic()
+				rt.Topic = t
+				for p := range ps {
+					rt.Partitions = append(rt.Partitions, p)
+				}
+				req.Topics = append(req.Topics, rt)
+			}
 			kresp, err := cl.Broker(int(b)).Request(ctx, req)
 			if err == nil {
 				err = kerr.ErrorForCode(kresp.(*kmsg.DescribeLogDirsResponse).ErrorCode)
