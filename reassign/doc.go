@@ -20,6 +20,27 @@
 //     that were there before, and restores them exactly. It is
 //     JSON-serialisable for a journal.
 //
-// An executor built on these sends the batches with AlterPartitionAssignments,
-// applies the ledger's changes, watches progress and cancels dead moves.
+// The I/O shell:
+//
+//   - [LoadAssignment] reads a cluster's placement, racks and partition
+//     sizes for PlanMoves.
+//   - An [Executor] carries the moves out: it refuses to start beside
+//     reassignments it did not start (unless told to [AdoptForeign] them),
+//     reads the throttles already set and feeds them to its Ledger, submits
+//     the Batcher's batches with AlterPartitionAssignments, polls
+//     ListPartitionReassignments and fresh metadata, counts a move done when
+//     its replicas are the target and all in the ISR, cancels moves whose
+//     destination broker died or that overran their [MoveBudget] (and puts
+//     the original replica order back), reports [Progress], and restores
+//     every throttle at the end. [Executor.SetRate] changes the throttle
+//     while it runs.
+//   - A [Store] ([FileStore], [MemoryStore]) keeps the executor's journal:
+//     a crashed or stopped run is resumed by another Executor with
+//     [Executor.Resume], which adopts the moves still in flight, or ended
+//     with [Executor.Abort].
+//
+// Results are [MoveResults]: a failed move carries a [*MoveError] that
+// unwraps to [ErrDeadBroker], [ErrTooSlow], [ErrStale], [ErrRejected] or
+// [ErrAborted]; the executor's own error means the run could not start,
+// was stopped, or left throttles it could not restore ([*ThrottleError]).
 package reassign

@@ -1,8 +1,13 @@
 package reassign_test
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"os"
+	"os/signal"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/reassign"
 )
@@ -110,4 +115,45 @@ func ExampleLedger() {
 	// broker 3: delete follower.replication.throttled.rate
 	// topic orders: set leader.replication.throttled.replicas="7:9"
 	// topic orders: delete follower.replication.throttled.replicas
+}
+
+// Decommission broker 4: plan the moves, then carry them out at 50 MB/s
+// per broker with a journal on disk. If the program is interrupted, the
+// moves in flight go on in the cluster; running it again with the same
+// journal adopts them and finishes the run. (It needs a cluster, so it is
+// compiled but not run.)
+func ExampleExecutor() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	a, brokers, err := reassign.LoadAssignment(ctx, cl)
+	if err != nil {
+		log.Fatal(err)
+	}
+	plan, err := reassign.PlanMoves(a, brokers, reassign.Change{Remove: []int32{4}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+
+	e, err := reassign.NewExecutor(cl, reassign.NewFileStore("decommission-4.json"),
+		reassign.Throttle(50_000_000),
+		reassign.OnProgress(func(p reassign.Progress) { log.Println(p) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	results, err := e.Run(ctx, plan.Moves)
+	if err != nil {
+		log.Fatal(err) // stopped, or throttles left on a broker that is down: run again to resume
+	}
+	for _, r := range results.Sorted() {
+		if r.Err != nil {
+			log.Println(r.Err) // e.g. cancelled: destination broker 5 is down
+		}
+	}
 }
