@@ -800,3 +800,62 @@ func TestTimeBudget(t *testing.T) {
 	}
 	settledThrottles(t, cl, "no throttle left", none, "slow")
 }
+
+// TestAbort stops an executor while a slow move copies, then aborts the
+// run with another executor and the same journal: the move is cancelled,
+// the partition keeps its original replicas in their order, the throttles
+// are gone, and the move is reported with ErrAborted.
+func TestAbort(t *testing.T) {
+	c := realCluster(t)
+	ctx := t.Context()
+	cl := c.Client(t)
+	adm := kadm.NewClient(cl)
+	createTopicOn(t, cl, "abort", []int32{3, 1})
+	fill(t, c, "abort", 1, 8<<20)
+	move := reassign.Move{Topic: "abort", Partition: 0, From: []int32{3, 1}, To: []int32{4, 1}}
+	store := reassign.NewFileStore(filepath.Join(t.TempDir(), "abort.json"))
+
+	stop := errors.New("test: operator stops the run")
+	ctx1, cancel := context.WithCancelCause(ctx)
+	e1, err := reassign.NewExecutor(cl, store, reassign.Throttle(256<<10), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 1)),
+		reassign.OnProgress(func(p reassign.Progress) {
+			if p.InFlight == 1 {
+				cancel(stop)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.Run(ctx1, reassign.Moves{move}); !errors.Is(err, stop) {
+		t.Fatalf("Run = %v, want it stopped by the test", err)
+	}
+	if ls := listed(t, adm, kadm.TopicsSet{"abort": {0: {}}}); len(ls["abort"]) != 1 {
+		t.Fatalf("reassignments after the stop: %v, want the move in flight", ls)
+	}
+
+	e2, err := reassign.NewExecutor(cl, store, reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rs, err := e2.Abort(ctx)
+	if err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	r := rs["abort"][0]
+	if !errors.Is(r.Err, reassign.ErrAborted) {
+		t.Fatalf("result %v, want ErrAborted", r.Err)
+	}
+	t.Logf("aborted in %v: %v", time.Since(start).Round(100*time.Millisecond), r.Err)
+	if got := partitionsOf(t, cl, "abort")[0].replicas; !slices.Equal(got, move.From) {
+		t.Errorf("replicas after the abort: %v, want %v", got, move.From)
+	}
+	if ls := listed(t, adm, kadm.TopicsSet{"abort": {0: {}}}); len(ls) != 0 {
+		t.Errorf("reassignments after the abort: %v; want none", ls)
+	}
+	settledThrottles(t, cl, "no throttle left", none, "abort")
+	// The run is over: resuming it only reports it.
+	if rs, err := e2.Resume(ctx); err != nil || !errors.Is(rs["abort"][0].Err, reassign.ErrAborted) {
+		t.Errorf("Resume after Abort = %v, %v; want the recorded result", rs, err)
+	}
+}
