@@ -145,6 +145,16 @@ func open(ctx context.Context, cl *kgo.Client, cfg config) (*cluster, error) {
 		c.viaControllers = !slices.ContainsFunc(a.resp.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return k.ApiKey == 3 })
 		return c, nil
 	}
+	// Seeds can be gone (brokers replaced since the client was made) while
+	// the client still knows the cluster's current brokers: a Metadata
+	// answer through it proves it talks to brokers.
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	rctx, rcancel := context.WithTimeout(ctx, cfg.requestTimeout)
+	defer rcancel()
+	if _, err := req.RequestWith(rctx, cl); err == nil {
+		return c, nil
+	}
 	return nil, fmt.Errorf("kraft: no seed of the client answered ApiVersions: %w", errors.Join(errs...))
 }
 
