@@ -110,7 +110,9 @@ func ReplaceThrottle(bytesPerSecond int64) Option {
 }
 
 // ReassignOptions passes options to the partition mover of node-replacement
-// plans (see package reassign: batching, budgets, progress).
+// plans (see package reassign: batching, budgets, progress). The Runner sets
+// the throttle ([ReplaceThrottle]) and a poll interval of 1s; options given
+// here come after, so they override both.
 func ReassignOptions(opts ...reassign.Option) Option {
 	return optionFunc(func(c *config) { c.moveOpts = append(c.moveOpts, opts...) })
 }
@@ -271,7 +273,7 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 		}
 	}
 	store := journalStore{u: u, key: "reassign/" + strconv.Itoa(i)}
-	opts := append([]reassign.Option{reassign.Throttle(u.r.cfg.moveThrottle), reassign.WithLogger(u.r.cfg.logger),
+	opts := append([]reassign.Option{reassign.Throttle(u.r.cfg.moveThrottle), reassign.WithLogger(u.r.cfg.logger), reassign.PollInterval(time.Second),
 		reassign.OnProgress(func(p reassign.Progress) {
 			u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("moves %d/%d done, %d in flight, %d of %d bytes copied, ETA %v",
 				p.Done(), p.Moves, p.InFlight, p.BytesMoved, p.Bytes, p.ETA.Round(time.Second))})
