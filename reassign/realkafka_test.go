@@ -34,18 +34,26 @@ import (
 const kafkaRelease = "3.9.2"
 
 var shared struct {
-	once sync.Once
+	mu   sync.Mutex
 	c    *kafkatest.Cluster
-	err  error
 	took time.Duration
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeShared()
+	os.Exit(code)
+}
+
+// closeShared closes the shared cluster, if it runs, so that a test can
+// start another: only one kafkatest cluster runs on a machine at a time.
+func closeShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
 	if shared.c != nil {
 		shared.c.Close()
+		shared.c = nil
 	}
-	os.Exit(code)
 }
 
 // realCluster returns the shared cluster, starting it on first use.
@@ -55,29 +63,32 @@ func realCluster(t *testing.T) *kafkatest.Cluster {
 		t.Skip("starts real Kafka JVMs; skipped with -short")
 	}
 	kafkatest.RequireTools(t)
-	shared.once.Do(func() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.c == nil {
 		start := time.Now()
 		// New waits for other clusters on the machine first (kafkatest's
 		// lock, 30m by default), then for the nodes.
 		ctx, cancel := context.WithTimeoutCause(context.Background(), 40*time.Minute,
 			errors.New("reassign test: cluster not started within 40m, waiting for other clusters included"))
 		defer cancel()
-		shared.c, shared.err = kafkatest.New(ctx, kafkatest.KRaft(kafkaRelease), kafkatest.Combined(3), kafkatest.Brokers(1),
+		c, err := kafkatest.New(ctx, kafkatest.KRaft(kafkaRelease), kafkatest.Combined(3), kafkatest.Brokers(1),
 			kafkatest.Racks("a", "b", "c"))
-		shared.took = time.Since(start)
-	})
-	if shared.err != nil {
-		t.Fatalf("start cluster: %v", shared.err)
+		if err != nil {
+			t.Fatalf("start cluster: %v", err)
+		}
+		shared.c, shared.took = c, time.Since(start)
 	}
 	t.Logf("cluster %s (KRaft %s, 3 combined + 1 broker) ready; start took %v", shared.c.Name(), kafkaRelease, shared.took.Round(time.Second))
+	c := shared.c
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, n := range shared.c.All() {
+			for _, n := range c.All() {
 				t.Logf("node %d (%v), last lines of %s:\n%s", n.ID(), n.Status(), n.LogPath(), n.LogTail(30))
 			}
 		}
 	})
-	return shared.c
+	return c
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -857,5 +868,100 @@ func TestAbort(t *testing.T) {
 	// The run is over: resuming it only reports it.
 	if rs, err := e2.Resume(ctx); err != nil || !errors.Is(rs["abort"][0].Err, reassign.ErrAborted) {
 		t.Errorf("Resume after Abort = %v, %v; want the recorded result", rs, err)
+	}
+}
+
+// TestZooKeeperMode runs the executor on a ZooKeeper-mode cluster (Kafka
+// 3.9, four brokers) under traffic: one move completes, the other's
+// destination broker is killed mid-copy and the move is cancelled; after
+// the broker is back, Resume lifts its throttle. It closes the shared
+// KRaft cluster first: one cluster runs on a machine at a time.
+func TestZooKeeperMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real Kafka JVMs; skipped with -short")
+	}
+	closeShared()
+	c := kafkatest.Start(t, kafkatest.ZooKeeper(kafkaRelease), kafkatest.Brokers(4))
+	ctx := t.Context()
+	cl := c.Client(t)
+	adm := kadm.NewClient(cl)
+	t.Cleanup(func() {
+		if n := c.Node(4); n.Status() != kafkatest.Running {
+			c.StartNode(context.Background(), 4)
+		}
+	})
+	createTopicOn(t, cl, "zk", []int32{1, 2}, []int32{2, 3})
+	fill(t, c, "zk", 2, 6<<20)
+	tr := c.Traffic(t, "zk")
+	if err := tr.WaitAcknowledged(ctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	dies := reassign.Move{Topic: "zk", Partition: 0, From: []int32{1, 2}, To: []int32{1, 4}}
+	lives := reassign.Move{Topic: "zk", Partition: 1, From: []int32{2, 3}, To: []int32{2, 1}}
+
+	const rate = 1 << 20
+	store := reassign.NewFileStore(filepath.Join(t.TempDir(), "zk.json"))
+	fire := make(chan struct{})
+	var once sync.Once
+	e, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
+		reassign.OnProgress(func(p reassign.Progress) {
+			if p.InFlight > 0 && p.BytesMoved > 0 {
+				once.Do(func() { close(fire) })
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-fire:
+		case <-ctx.Done():
+			return
+		}
+		if err := c.Node(4).Kill(); err != nil {
+			t.Errorf("kill broker 4: %v", err)
+		}
+		killed <- time.Now()
+	}()
+	start := time.Now()
+	rs, err := e.Run(ctx, reassign.Moves{dies, lives})
+	ended := time.Now()
+	if _, ok := errors.AsType[*reassign.ThrottleError](err); !ok {
+		t.Fatalf("Run = %v, want a *ThrottleError for broker 4's rates", err)
+	}
+	killAt := <-killed
+	if err := rs["zk"][1].Err; err != nil {
+		t.Errorf("zk-1: %v", err)
+	}
+	if err := rs["zk"][0].Err; !errors.Is(err, reassign.ErrDeadBroker) {
+		t.Errorf("zk-0: %v, want ErrDeadBroker", err)
+	}
+	t.Logf("run took %v; broker 4 killed %v in, the run ended %v after", ended.Sub(start).Round(100*time.Millisecond),
+		killAt.Sub(start).Round(100*time.Millisecond), ended.Sub(killAt).Round(100*time.Millisecond))
+	ps := partitionsOf(t, cl, "zk")
+	if got := ps[0].replicas; !slices.Equal(got, dies.From) {
+		t.Errorf("zk-0 replicas after the cancel: %v, want %v", got, dies.From)
+	}
+	if got := ps[1].replicas; !slices.Equal(got, lives.To) {
+		t.Errorf("zk-1 replicas: %v, want %v", got, lives.To)
+	}
+	if ls := listed(t, adm, kadm.TopicsSet{"zk": {0: {}, 1: {}}}); len(ls) != 0 {
+		t.Errorf("reassignments after the run: %v; want none", ls)
+	}
+	if err := c.StartNode(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Resume(ctx); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	settledThrottles(t, cl, "no throttle left", none, "zk")
+	rep, err := tr.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("traffic: %v", rep)
+	if err := rep.Err(); err != nil {
+		t.Error(err)
 	}
 }
