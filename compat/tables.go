@@ -28,6 +28,9 @@ package compat
 //     enum's levels, bootstrap versions, dependencies and LATEST_PRODUCTION.
 //     This corrected the unstable rows of 4.0, 4.1 and 4.3, whose
 //     didMetadataChange had been assumed true: it is false in each.
+//   - Checked against real nodes of 3.7.2 … 4.3.1 by TestCompatMatchesRealKafka
+//     (kafka_test.go): ApiVersions, validate-only UpdateFeatures, unstable
+//     feature versions and, on 4.x, kafka-features version-mapping.
 
 // mvRow is one MetadataVersion constant with the meaning it has in the
 // release that made it production.
