@@ -92,4 +92,14 @@ func TestFakeCluster(t *testing.T) {
 	if _, err := kraft.WaitFinalized(ctx, cl, map[string]int16{"share.version": 1}, 10*time.Second, withAddrs, kraft.PollInterval(10*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
+
+	// Seeds gone (the brokers were replaced since the client was made):
+	// the brokers the client has discovered still serve.
+	if err := cl.UpdateSeedBrokers("127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	fs, err = kraft.DescribeFeatures(ctx, cl, withAddrs, kraft.RequestTimeout(3*time.Second))
+	if err != nil || fs.FirstErr() != nil || len(fs) != 4 {
+		t.Errorf("with dead seeds: %v, %v:\n%v", err, fs.FirstErr(), fs)
+	}
 }

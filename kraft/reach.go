@@ -150,12 +150,18 @@ func open(ctx context.Context, cl *kgo.Client, cfg config) (*cluster, error) {
 	// answer through it proves it talks to brokers.
 	req := kmsg.NewPtrMetadataRequest()
 	req.Topics = []kmsg.MetadataRequestTopic{}
-	rctx, rcancel := context.WithTimeout(ctx, cfg.requestTimeout)
+	rctx, rcancel := context.WithTimeoutCause(ctx, cfg.requestTimeout,
+		fmt.Errorf("kraft: no broker the client knows answered Metadata within %v", cfg.requestTimeout))
 	defer rcancel()
-	if _, err := req.RequestWith(rctx, cl); err == nil {
+	_, err := req.RequestWith(rctx, cl)
+	if err == nil {
 		return c, nil
 	}
-	return nil, fmt.Errorf("kraft: no seed of the client answered ApiVersions: %w", errors.Join(errs...))
+	if rctx.Err() != nil {
+		err = context.Cause(rctx)
+	}
+	errs = append(errs, err)
+	return nil, fmt.Errorf("kraft: no seed of the client answered ApiVersions, and no broker it knows answered Metadata: %w", errors.Join(errs...))
 }
 
 // newApiVersionsRequest returns an ApiVersions request that names the
