@@ -163,7 +163,18 @@ func OnProgress(fn func(Progress)) Option {
 //     its [MoveResults].
 //
 // A move that is not submitted because it no longer matches the cluster,
-// or that Kafka rejects, fails alone: the others carry on. When ctx ends,
+// or that Kafka rejects, fails alone: the others carry on.
+//
+// A broker's dynamic config can only be read and changed through that
+// broker. So a broker that is down when the run begins is never throttled
+// (its existing throttles cannot be read, and would not be restored
+// exactly); and one that dies during the run keeps our throttle until it
+// is back: the run ends with a [*ThrottleError], and [Executor.Resume]
+// lifts the throttle once the broker has returned. To find reassignments it
+// did not start, a run lists those of every partition of the cluster, once,
+// when it begins or resumes.
+//
+// When ctx ends,
 // Run returns at once; the moves in flight continue on the cluster, with
 // their throttles, and [Executor.Resume] with the same Store adopts them.
 //
