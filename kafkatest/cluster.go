@@ -211,11 +211,22 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	if cfg.mode == ZooKeeperMode {
 		c.zk = &zookeeper{dir: filepath.Join(c.dir, "zookeeper"), port: ports[len(ports)-1], dist: dist}
 	} else {
-		var b [16]byte
-		rand.Read(b[:])
-		c.clusterID = base64.RawURLEncoding.EncodeToString(b[:])
+		c.clusterID = newClusterID()
 	}
 	return nil
+}
+
+// newClusterID makes a KRaft cluster id as Kafka's Uuid.randomUuid does:
+// 16 random bytes in URL-safe base64, never starting with '-' (the storage
+// tool would read such an id as an option).
+func newClusterID() string {
+	for {
+		var b [16]byte
+		rand.Read(b[:])
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // freePorts reserves n distinct free loopback ports. They stay the nodes'

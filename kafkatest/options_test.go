@@ -138,3 +138,11 @@ func TestZooKeeperConfig(t *testing.T) {
 		t.Errorf("config = %v", cfg)
 	}
 }
+
+func TestClusterIDNeverLooksLikeAnOption(t *testing.T) {
+	for range 5000 {
+		if id := newClusterID(); len(id) != 22 || id[0] == '-' {
+			t.Fatalf("cluster id %q", id)
+		}
+	}
+}
