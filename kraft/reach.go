@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -85,6 +86,17 @@ func compareRefs(a, b NodeRef) int {
 // quorum) whose listener address is unknown, so it could not be asked. A
 // [NodeFeatures] entry's Err wraps it with what to do.
 var ErrNoAddress = errors.New("kraft: no address known for this node")
+
+// observerGone is how long an observer must have stopped fetching, by the
+// leader's clock, to count as gone: the leader keeps reporting retired and
+// stopped brokers as observers for minutes, while a running broker fetches
+// every few hundred milliseconds.
+const observerGone = 10 * time.Second
+
+// goneObserver reports whether observer o stopped fetching long ago.
+func goneObserver(leader, o Replica) bool {
+	return !leader.LastFetch.IsZero() && !o.LastFetch.IsZero() && leader.LastFetch.Sub(o.LastFetch) > observerGone
+}
 
 // Errors behind per-node failures to reach a node at all.
 var (
@@ -359,7 +371,11 @@ func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable,
 		})
 	}
 	if qerr == nil {
+		leader, _ := q.Leader()
 		for _, id := range q.ObserverIDs() {
+			if o, _ := q.Observer(id); goneObserver(leader, o) {
+				continue // stopped fetching: retired or stopped, not a node to ask
+			}
 			if !inMeta[id] && !q.IsVoter(id) {
 				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: id}, Err: errNotInMetadata})
 			}

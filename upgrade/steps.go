@@ -11,6 +11,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/kraft"
 )
 
 // clusterOps is what a Runner observes and changes in the cluster, besides
@@ -331,7 +332,20 @@ func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
 		}
 	}
 	if len(todo) > 0 {
-		if err := ops.updateFeatures(ctx, todo, st.Downgrade); err != nil {
+		// A node that cannot be asked yet (starting, or just retired and
+		// still listed as an observer) makes the pre-check refuse: wait for
+		// it, bounded; any other refusal is final.
+		err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "cannot finalize yet", func(ctx context.Context) (health.Verdict, error) {
+			err := ops.updateFeatures(ctx, todo, st.Downgrade)
+			if err == nil {
+				return health.Verdict{OK: true}, nil
+			}
+			if errors.Is(err, kraft.ErrUnverified) {
+				return health.Verdict{}, err
+			}
+			return health.Verdict{}, health.Permanent(err)
+		})
+		if err != nil {
 			return "", err
 		}
 	}
