@@ -1,7 +1,7 @@
 package upgrade_test
 
 import (
-	"bytes"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,9 +29,10 @@ func TestReplaceBrokers(t *testing.T) {
 	if err := c.CreateTopic(t.Context(), "bulk", 3, 3, nil); err != nil {
 		t.Fatal(err)
 	}
-	value := bytes.Repeat([]byte("x"), 64<<10)
 	var recs []*kgo.Record
 	for i := range 192 {
+		value := make([]byte, 64<<10)
+		rand.Read(value) // incompressible: the bytes on disk are the bytes to move
 		recs = append(recs, &kgo.Record{Topic: "bulk", Key: []byte(strconv.Itoa(i)), Value: value})
 	}
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
@@ -77,8 +78,8 @@ func TestReplaceBrokers(t *testing.T) {
 	ideal := time.Duration(float64(total) / float64(throttle) * float64(time.Second))
 	t.Logf("upgrade took %v; partition moves: %d of %d bytes copied under a throttle of %d B/s in %v (bytes ÷ throttle = %v, ratio %.2f)",
 		end.Sub(start).Round(time.Millisecond), moved, total, throttle, took.Round(time.Millisecond), ideal.Round(time.Millisecond), float64(took)/float64(ideal))
-	if total < 10<<20 {
-		t.Errorf("only %d bytes to move: the bulk topic should make at least 10 MiB", total)
+	if total < 30<<20 {
+		t.Errorf("only %d bytes to move: the bulk topic's 12 MiB on three new brokers should make at least 30 MiB", total)
 	}
 	mu.Unlock()
 	finishTraffic(t, tr, start, end)
