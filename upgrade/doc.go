@@ -44,7 +44,11 @@
 //
 //   - [Liveness]: whether a node's process is alive. With it, a node that
 //     dies after its restart stops the run at once, named, instead of when
-//     [CatchUpTimeout] runs out.
+//     [CatchUpTimeout] runs out, and a broker that died counts as down in
+//     the restart gate before Kafka notices.
+//   - [Provisioner]: start new nodes and retire old ones, which
+//     node-replacement plans ([NewReplacePlan]) need; a Runner refuses such a
+//     plan before its first step if the Orchestrator lacks it.
 //
 // Package kafkatest implements all of them for local test clusters.
 package upgrade

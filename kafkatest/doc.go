@@ -1,0 +1,31 @@
+// Package kafkatest runs real Apache Kafka clusters as local JVM processes on
+// 127.0.0.1, for tests and demos, with no Docker: ZooKeeper mode (one
+// ZooKeeper and brokers, Kafka 3.0–3.9) and KRaft mode (dedicated controllers
+// and brokers, or combined nodes, Kafka 3.7 and later, 4.x included).
+//
+// [Resolve] turns a release ("3.9.2") into a runnable [Distribution]: the
+// first time, Maven resolves org.apache.kafka:kafka_2.13 and kafka-tools with
+// their runtime dependencies and the logging backend of that release line
+// into os.UserCacheDir()/kupgrade/kafka/<release>; later runs find it there.
+// [EnvKafkaHome] points at unpacked distributions instead.
+//
+// [Start] is the httptest-like entry point for tests:
+//
+//	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3))
+//	cl := c.Client(t)
+//
+// [New] does the same for programs, which Close the [Cluster] themselves. A
+// Cluster's nodes can be stopped, started, restarted onto another release or
+// with other static config, killed, paused and resumed; it implements
+// [upgrade.Orchestrator] and its optional capabilities ([upgrade.Liveness],
+// [upgrade.Provisioner]), so kupgrade can upgrade it. [StartTraffic] (or
+// [Cluster.Traffic]) writes numbered records and reads them back, and its
+// [TrafficReport] says exactly which acknowledged records were lost.
+//
+// Only one cluster runs on a machine at a time: clusters of other test
+// binaries wait (a file lock in the user cache directory). Every JVM dies
+// with the process that started it, also when that process is killed
+// (Linux parent-death signal). Real-Kafka tests skip with -short, and when
+// Java or Maven is missing they skip with the reason, or fail under CI=true
+// ([RequireTools]).
+package kafkatest
