@@ -117,6 +117,7 @@ type NodeError struct {
 	Err  error
 }
 
+// Error names the node, what could not be read and why.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("upgrade: inspect %s %d: %s: %v", e.Role, e.Node, e.What, e.Err)
 }

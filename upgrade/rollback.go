@@ -19,6 +19,7 @@ type IrreversibleError struct {
 	Step  Step
 }
 
+// Error names the step that has run and why it cannot be undone.
 func (e *IrreversibleError) Error() string {
 	return fmt.Sprintf("upgrade: cannot roll back: step %d (%v) has run, and %s", e.Index+1, e.Step, e.Step.Why)
 }

@@ -186,6 +186,7 @@ type HeldError struct {
 	Step  Step
 }
 
+// Error names the held step and how to go on.
 func (e *HeldError) Error() string {
 	why := "it is held by the plan"
 	if !e.Step.Reversible {
@@ -205,6 +206,7 @@ type StepError struct {
 	Err   error
 }
 
+// Error names the failed step and its cause.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("upgrade: step %d (%v) failed: %v", e.Index+1, e.Step, e.Err)
 }
