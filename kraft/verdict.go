@@ -231,3 +231,25 @@ func caughtUp(leader, r Replica, fetchTimeout time.Duration) (string, bool) {
 	return fmt.Sprintf("voter %d last caught up %v before the leader %d (controller.quorum.fetch.timeout.ms %v): it is down or lagging",
 		r.ID, behind.Round(time.Millisecond), leader.ID, fetchTimeout), false
 }
+
+// VoterCaughtUp reports whether voter id is caught up with the quorum
+// leader, by the rule [CanRestartController] applies to the other voters: it
+// is the leader, or its last caught-up time is less than fetchTimeout behind
+// the leader's (zero or less means Kafka's default, 2s). If not, the string
+// says why. A runner asks it after restarting a controller, before going on.
+// No I/O.
+func VoterCaughtUp(q Quorum, id int32, fetchTimeout time.Duration) (bool, string) {
+	if fetchTimeout <= 0 {
+		fetchTimeout = DefaultFetchTimeout
+	}
+	leader, ok := q.Leader()
+	if !ok {
+		return false, fmt.Sprintf("the quorum has no leader (epoch %d)", q.LeaderEpoch)
+	}
+	r, ok := q.Voter(id)
+	if !ok {
+		return false, fmt.Sprintf("node %d is not among the voters %v", id, q.VoterIDs())
+	}
+	why, ok := caughtUp(leader, r, fetchTimeout)
+	return ok, why
+}

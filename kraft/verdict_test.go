@@ -270,3 +270,34 @@ func TestCanRestartControllerMessages(t *testing.T) {
 		t.Errorf("a zero fetch timeout should mean Kafka's default, got %v", v.FetchTimeout)
 	}
 }
+
+func TestVoterCaughtUp(t *testing.T) {
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	q := kraft.Quorum{LeaderID: 1, LeaderEpoch: 5, Voters: []kraft.Replica{
+		{ID: 1, LastCaughtUp: at},
+		{ID: 2, LastCaughtUp: at.Add(-500 * time.Millisecond)},
+		{ID: 3, LastCaughtUp: at.Add(-3 * time.Second)},
+		{ID: 4},
+	}}
+	for _, tt := range []struct {
+		id   int32
+		ft   time.Duration
+		want bool
+		why  string
+	}{
+		{1, 0, true, ""},
+		{2, 0, true, ""},
+		{3, 0, false, "voter 3 last caught up 3s before the leader 1"},
+		{3, 5 * time.Second, true, ""},
+		{4, 0, false, "voter 4 has never caught up"},
+		{9, 0, false, "node 9 is not among the voters [1 2 3 4]"},
+	} {
+		ok, why := kraft.VoterCaughtUp(q, tt.id, tt.ft)
+		if ok != tt.want || !strings.Contains(why, tt.why) {
+			t.Errorf("VoterCaughtUp(%d, %v) = %v, %q; want %v, %q", tt.id, tt.ft, ok, why, tt.want, tt.why)
+		}
+	}
+	if ok, why := kraft.VoterCaughtUp(kraft.Quorum{LeaderID: -1, LeaderEpoch: 7}, 1, 0); ok || !strings.Contains(why, "no leader (epoch 7)") {
+		t.Errorf("no leader: %v, %q", ok, why)
+	}
+}

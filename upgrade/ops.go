@@ -145,34 +145,19 @@ func (o *liveOps) canRestartController(ctx context.Context, id int32) (health.Ve
 	return v, nil
 }
 
-// controllerCaughtUp applies the quorum's caught-up rule to voter id: it is
-// the leader, or the leader's last caught-up time is less than the fetch
-// timeout ahead of the voter's (both by the leader's clock).
+// controllerCaughtUp applies the quorum's caught-up rule to voter id
+// ([kraft.VoterCaughtUp]) on a fresh DescribeQuorum.
 func (o *liveOps) controllerCaughtUp(ctx context.Context, id int32) (health.Verdict, error) {
 	q, err := kraft.DescribeQuorum(ctx, o.cl, o.kraftOpts()...)
 	if err != nil {
 		return health.Verdict{}, err
 	}
 	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
-	ft := o.fetchTimeout(ctx)
-	leader, hasLeader := q.Leader()
-	r, isVoter := q.Voter(id)
-	var why string
-	switch {
-	case !hasLeader:
-		why = fmt.Sprintf("the controller quorum has no leader (epoch %d)", q.LeaderEpoch)
-	case !isVoter:
-		why = fmt.Sprintf("node %d is not among the voters %v", id, q.VoterIDs())
-	case r.ID == leader.ID:
-	case r.LastCaughtUp.IsZero() || leader.LastCaughtUp.IsZero():
-		why = fmt.Sprintf("controller %d has not caught up with the leader %d yet", id, leader.ID)
-	case leader.LastCaughtUp.Sub(r.LastCaughtUp) >= ft:
-		why = fmt.Sprintf("controller %d last caught up %v before the leader %d (fetch timeout %v)", id, leader.LastCaughtUp.Sub(r.LastCaughtUp).Round(time.Millisecond), leader.ID, ft)
-	}
-	if why != "" {
+	ok, why := kraft.VoterCaughtUp(q, id, o.fetchTimeout(ctx))
+	if !ok {
 		v.Reasons = []health.Reason{{Rule: health.Rule("quorum-not-caught-up"), Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
 	}
-	v.OK = why == ""
+	v.OK = ok
 	return v, nil
 }
 
