@@ -809,8 +809,17 @@ func (r *realCluster) electPreferred(t *testing.T) {
 	if es, err := health.ElectPreferred(ctx, r.cl, s, node); es != nil || err != nil {
 		t.Errorf("ElectPreferred with nothing to move = %v, %v; want nil, nil", es, err)
 	}
-	if c := s.Counts(); c.NotPreferredLeader != 0 {
-		t.Errorf("Counts = %v, want every partition on its preferred leader", c)
+	// Only node 1's partitions were elected: others may sit on another
+	// leader since earlier subtests (ZooKeeper mode does not rebalance), so
+	// count just the partitions node 1 prefers.
+	off := 0
+	s.EachPartition(func(tp health.Topic, p health.Partition) {
+		if p.PreferredLeader() == node && p.Leader != node {
+			off++
+		}
+	})
+	if off != 0 {
+		t.Errorf("%d partitions that prefer node %d are led by another node (%v)", off, node, s.Counts())
 	}
 }
 
