@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/internal/hedge"
 )
 
 // ErrNoCanaryTopic reports that the canary topic does not exist; call
@@ -141,7 +143,7 @@ type canaryMeta struct {
 }
 
 func (c *Canary) meta(ctx context.Context) (canaryMeta, error) {
-	r, _, err := hedged(ctx, viaClient(c.cl, 1+maxHedges, func() kmsg.Request {
+	r, _, err := hedge.Do(ctx, hedge.ViaClient(c.cl, 1+hedge.MaxHedges, func() kmsg.Request {
 		req := kmsg.NewPtrMetadataRequest()
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(c.cfg.topic)
@@ -150,7 +152,7 @@ func (c *Canary) meta(ctx context.Context) (canaryMeta, error) {
 		return req
 	}))
 	if err != nil {
-		return canaryMeta{}, fmt.Errorf("health: canary: metadata: %w", ctxErr(ctx, err))
+		return canaryMeta{}, fmt.Errorf("health: canary: metadata: %w", hedge.CtxErr(ctx, err))
 	}
 	resp := r.(*kmsg.MetadataResponse)
 	var m canaryMeta
@@ -222,7 +224,7 @@ func (c *Canary) Ensure(ctx context.Context) error {
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, c.cl)
 		if err != nil {
-			return fmt.Errorf("health: canary: create %s: %w", c.cfg.topic, ctxErr(ctx, err))
+			return fmt.Errorf("health: canary: create %s: %w", c.cfg.topic, hedge.CtxErr(ctx, err))
 		}
 		for _, t := range resp.Topics {
 			if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
@@ -256,7 +258,7 @@ func (c *Canary) Ensure(ctx context.Context) error {
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, c.cl)
 	if err != nil {
-		return fmt.Errorf("health: canary: add partitions to %s: %w", c.cfg.topic, ctxErr(ctx, err))
+		return fmt.Errorf("health: canary: add partitions to %s: %w", c.cfg.topic, hedge.CtxErr(ctx, err))
 	}
 	for _, t := range resp.Topics {
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
@@ -477,7 +479,7 @@ func (c *Canary) roundTrip(ctx context.Context, b int32, id [16]byte, p int32) P
 	start := time.Now()
 	fail := func(what string, err error) ProbeResult {
 		r.RoundTrip = time.Since(start)
-		r.Err = fmt.Errorf("%s: %w", what, ctxErr(ctx, err))
+		r.Err = fmt.Errorf("%s: %w", what, hedge.CtxErr(ctx, err))
 		return r
 	}
 	value := []byte("kupgrade canary broker=" + strconv.Itoa(int(b)) + " nonce=" + strconv.FormatUint(rand.Uint64(), 16))

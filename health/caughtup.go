@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/internal/hedge"
 )
 
 // A CatchUpOption configures [CaughtUp].
@@ -176,7 +178,7 @@ func electLeaders(ctx context.Context, cl *kgo.Client, topics []kmsg.ElectLeader
 	req.Topics = topics
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, ctxErr(ctx, err)
+		return nil, hedge.CtxErr(ctx, err)
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return nil, err
@@ -195,19 +197,6 @@ func electLeaders(ctx context.Context, cl *kgo.Client, topics []kmsg.ElectLeader
 		}
 	}
 	return es, nil
-}
-
-// ctxErr adds the context's cause to err once ctx is done, so that a timeout
-// says what was awaited.
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() == nil {
-		return err
-	}
-	c := context.Cause(ctx)
-	if c == nil || errors.Is(err, c) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", c, err)
 }
 
 func errString(err error) string {

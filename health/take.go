@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/internal/hedge"
 )
 
 // A TakeOption configures [Take].
@@ -99,14 +101,14 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("health: snapshot not taken within %v", cfg.timeout))
 	defer cancel()
 
-	resp, answered, err := hedged(ctx, viaClient(cl, 1+maxHedges, func() kmsg.Request {
+	resp, answered, err := hedge.Do(ctx, hedge.ViaClient(cl, 1+hedge.MaxHedges, func() kmsg.Request {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Topics = nil // all topics
 		req.AllowAutoTopicCreation = false
 		return req
 	}))
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("health: snapshot: metadata: %w", ctxErr(ctx, err))
+		return Snapshot{}, fmt.Errorf("health: snapshot: metadata: %w", hedge.CtxErr(ctx, err))
 	}
 	meta := resp.(*kmsg.MetadataResponse)
 	s := Snapshot{TakenAt: time.Now(), Controller: meta.ControllerID}
@@ -123,7 +125,7 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 	for i, b := range s.Brokers {
 		live[i] = b.ID
 	}
-	fenced(ctx, cl, rotate(live, answered, 0), &s)
+	fenced(ctx, cl, hedge.Rotate(live, answered, 0), &s)
 	slices.SortFunc(s.Brokers, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
 
 	s.Topics = make([]Topic, 0, len(meta.Topics))
@@ -167,7 +169,7 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 // only v2 (Kafka 4.0) reports fencing; without it, a broker missing from
 // metadata is just missing.
 func fenced(ctx context.Context, cl *kgo.Client, brokers []int32, s *Snapshot) {
-	r, _, err := hedged(ctx, toBrokers(cl, brokers, func() kmsg.Request {
+	r, _, err := hedge.Do(ctx, hedge.ToBrokers(cl, brokers, func() kmsg.Request {
 		req := kmsg.NewPtrDescribeClusterRequest()
 		req.IncludeFencedBrokers = true
 		return req
@@ -210,7 +212,7 @@ func minISRs(ctx context.Context, cl *kgo.Client, live []int32, answered int32, 
 	)
 	for lo := 0; lo < len(topics); lo += batch {
 		part := topics[lo:min(lo+batch, len(topics))]
-		brokers := rotate(live, answered, lo/batch)
+		brokers := hedge.Rotate(live, answered, lo/batch)
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -249,13 +251,13 @@ func describeMinISR(ctx context.Context, cl *kgo.Client, brokers []int32, topics
 		}
 		return req
 	}
-	attempts := toBrokers(cl, brokers, mk)
+	attempts := hedge.ToBrokers(cl, brokers, mk)
 	if len(attempts) == 0 {
-		attempts = viaClient(cl, 1+maxHedges, mk)
+		attempts = hedge.ViaClient(cl, 1+hedge.MaxHedges, mk)
 	}
-	r, _, err := hedged(ctx, attempts)
+	r, _, err := hedge.Do(ctx, attempts)
 	if err != nil {
-		return fmt.Errorf("health: snapshot: describe min.insync.replicas of %d topics: %w", len(topics), ctxErr(ctx, err))
+		return fmt.Errorf("health: snapshot: describe min.insync.replicas of %d topics: %w", len(topics), hedge.CtxErr(ctx, err))
 	}
 	for _, res := range r.(*kmsg.DescribeConfigsResponse).Resources {
 		t := byName[res.ResourceName]
