@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/internal/hedge"
 )
 
 // A Role says which kind of listener of a node answered: a combined node
@@ -254,14 +256,13 @@ func (c *cluster) describeQuorum(ctx context.Context) (Quorum, endpoint, error) 
 		ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.requestTimeout,
 			fmt.Errorf("kraft: no answer to DescribeQuorum through the brokers within %v", c.cfg.requestTimeout))
 		defer cancel()
-		resp, err := newDescribeQuorumRequest().RequestWith(ctx, c.cl)
+		// Hedged: one hung broker must not hold the read while others
+		// could forward it.
+		resp, _, err := hedge.Do(ctx, hedge.ViaClient(c.cl, 1+hedge.MaxHedges, func() kmsg.Request { return newDescribeQuorumRequest() }))
 		if err != nil {
-			if ctx.Err() != nil {
-				err = context.Cause(ctx)
-			}
 			return Quorum{}, endpoint{}, fmt.Errorf("kraft: DescribeQuorum: %w", err)
 		}
-		q, err := quorumFromResponse(resp)
+		q, err := quorumFromResponse(resp.(*kmsg.DescribeQuorumResponse))
 		return q, endpoint{}, err
 	}
 	eps := c.seedEndpoints()

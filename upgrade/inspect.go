@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/hedge"
 	"github.com/kupgrade/kupgrade/kraft"
 )
 
@@ -151,12 +152,19 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 		return context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("no answer within %v", cfg.timeout))
 	}
 	in := Inspection{Controller: -1}
+	// The first read is hedged: a hung seed (paused, partitioned) would
+	// otherwise hold it for the whole round while others could answer.
 	rctx, cancel := round()
-	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(rctx, cl)
+	resp, _, err := hedge.Do(rctx, hedge.ViaClient(cl, 1+hedge.MaxHedges, func() kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only, no topics
+		return req
+	}))
 	cancel()
 	if err != nil {
 		return in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
 	}
+	meta := resp.(*kmsg.MetadataResponse)
 	if meta.ClusterID != nil {
 		in.ClusterID = *meta.ClusterID
 	}
