@@ -69,8 +69,12 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			// Short, so that the failure itself stays readable in a CI
+			// log of limited size: the whole logs stay under the test's
+			// temporary directory while it runs, or under Dir.
 			for _, n := range c.list() {
-				t.Logf("kafkatest: node %d (%s, %s, %v), last lines of %s:\n%s", n.id, joinRoles(n.roles), n.Release(), n.Status(), n.LogPath(), n.LogTail(40))
+				t.Logf("kafkatest: node %d (%s, %s, %v), %s\nlast errors:\n%s\nlast lines:\n%s", n.id, joinRoles(n.roles), n.Release(), n.Status(), n.LogPath(),
+					clipLines(lastErrorLines(n.LogPath(), 6), 240), clipLines(n.LogTail(8), 240))
 			}
 		}
 		c.Close()

@@ -384,6 +384,17 @@ func tail(path string, lines int) string {
 	return strings.TrimLeft(string(b[i:]), "\n")
 }
 
+// clipLines cuts every line of s to at most n bytes.
+func clipLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if len(l) > n {
+			lines[i] = l[:n] + "…"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // lastErrorLines picks the lines that explain a failed start.
 func lastErrorLines(path string, max int) string {
 	f, err := os.Open(path)
