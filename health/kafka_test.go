@@ -693,13 +693,19 @@ func (r *realCluster) kill(t *testing.T) {
 	refused(s)
 
 	// Then Kafka shrinks the ISRs (the controller on fencing, or on the
-	// broker's ZooKeeper session expiring).
-	s, took = r.waitSnapshot(t, time.Minute, "ISR shrunk", func(s health.Snapshot) error {
+	// broker's ZooKeeper session expiring) and elects new leaders. A
+	// ZooKeeper controller first marks the dead leader's partitions offline
+	// and elects in a second step, so for a moment more than the RF 1
+	// partition can show no leader: wait for the elections as well.
+	s, took = r.waitSnapshot(t, time.Minute, "ISR shrunk and leaders elected", func(s health.Snapshot) error {
 		tp, _ := s.Topic(orders)
 		for _, p := range tp.Partitions {
 			if p.InISR(victim) {
 				return fmt.Errorf("%s-%d: ISR %v still has node %d", orders, p.Partition, p.ISR, victim)
 			}
+		}
+		if c := s.Counts(); c.Offline != 1 {
+			return fmt.Errorf("%d partitions offline, want only the RF 1 one of node %d", c.Offline, victim)
 		}
 		return nil
 	})
