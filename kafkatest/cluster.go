@@ -692,9 +692,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// waitReady waits until a node is ready: a broker-role node lists itself in
-// the metadata it serves (a KRaft broker is listed once unfenced), a
-// controller answers ApiVersions. It gives up when the process exits (quoting
+// waitReady waits until a node is ready: a broker-role node is listed in
+// the metadata it serves (a KRaft broker is listed once unfenced) and in that
+// of every other running broker, a controller answers ApiVersions. It gives up when the process exits (quoting
 // its log) or after the start timeout.
 func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
@@ -703,10 +703,23 @@ func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
 	exited := n.exitedChan()
 	start := time.Now()
 	check := func(ctx context.Context) error {
-		if n.IsBroker() {
-			return brokerListsItself(ctx, n.Addr(), n.id)
+		if !n.IsBroker() {
+			return answersAPIVersions(ctx, n.ControllerAddr())
 		}
-		return answersAPIVersions(ctx, n.ControllerAddr())
+		if err := brokerLists(ctx, n.Addr(), n.id); err != nil {
+			return fmt.Errorf("broker %d not yet in its own metadata (fenced or starting): %w", n.id, err)
+		}
+		// The others learn of it a moment later; a client of the cluster
+		// may ask any of them.
+		for _, m := range c.list() {
+			if m == n || !m.IsBroker() || m.Status() != Running {
+				continue
+			}
+			if err := brokerLists(ctx, m.Addr(), n.id); err != nil {
+				return fmt.Errorf("broker %d not yet in the metadata of broker %d: %w", n.id, m.id, err)
+			}
+		}
+		return nil
 	}
 	err := poll(ctx, exited, check)
 	if err == nil {
@@ -757,7 +770,8 @@ func oneShotClient(addr string) (*kgo.Client, error) {
 		kgo.MetadataMinAge(10*time.Millisecond), kgo.RetryTimeout(2*time.Second))
 }
 
-func brokerListsItself(ctx context.Context, addr string, id int32) error {
+// brokerLists asks the broker at addr whether its metadata lists broker id.
+func brokerLists(ctx context.Context, addr string, id int32) error {
 	cl, err := oneShotClient(addr)
 	if err != nil {
 		return err
@@ -774,7 +788,7 @@ func brokerListsItself(ctx context.Context, addr string, id int32) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("broker %d not yet in its own metadata (fenced or starting)", id)
+	return errors.New("not listed")
 }
 
 func answersAPIVersions(ctx context.Context, addr string) error {
