@@ -2,11 +2,20 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Bounds of CreateTopic: the timeout the CreateTopics request gives the
+// brokers, and how long the topic may take to reach every running broker.
+const (
+	createTimeout     = time.Minute
+	topicReadyTimeout = 3 * time.Minute
 )
 
 // CreateTopic creates a topic and waits until every partition has a leader
@@ -25,16 +34,22 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32
 			cfg[k] = kadm.StringPtr(v)
 		}
 	}
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, rf, cfg, name)
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(int32(createTimeout / time.Millisecond))
+	resp, err := adm.CreateTopic(ctx, partitions, rf, cfg, name)
 	if err == nil {
 		err = resp.Err
 	}
-	if err != nil {
+	// A ZooKeeper-mode broker answers only once its metadata has a leader for
+	// every new partition, and answers REQUEST_TIMED_OUT when that takes
+	// longer than the request's timeout (many partitions on a busy machine):
+	// the topic is created all the same, so wait for it below.
+	if err != nil && !errors.Is(err, kerr.RequestTimedOut) {
 		return fmt.Errorf("kafkatest: create topic %s: %w", name, err)
 	}
 	// Wait until every running broker serves the topic with leaders and full
 	// ISRs: metadata reaches brokers at slightly different times.
-	wctx, cancel := context.WithTimeoutCause(ctx, time.Minute, fmt.Errorf("kafkatest: topic %s: not on every broker with leaders and full ISR after 1m", name))
+	wctx, cancel := context.WithTimeoutCause(ctx, topicReadyTimeout, fmt.Errorf("kafkatest: topic %s: not on every broker with leaders and full ISR after %v", name, topicReadyTimeout))
 	defer cancel()
 	for _, n := range c.Brokers() {
 		if st := n.Status(); st != Running {
