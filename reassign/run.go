@@ -287,6 +287,61 @@ func (r *run) awaitRestored(ctx context.Context) error {
 	}
 }
 
+// awaitRates waits, at most RequestTimeout, until the brokers whose rates
+// applied set report them: brokers apply dynamic configs asynchronously (in
+// ZooKeeper mode on a change notification), and a move submitted before
+// copies unthrottled. If they do not, it logs why and goes on: the moves are
+// throttled as soon as the brokers catch up.
+func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
+	want := make(map[string]string)
+	var brokers []int32
+	for _, c := range applied {
+		if c.Resource != BrokerResource || c.Op != kadm.SetConfig {
+			continue
+		}
+		want["broker "+strconv.Itoa(int(c.Broker))+" "+c.Name] = c.Value
+		if !slices.Contains(brokers, c.Broker) {
+			brokers = append(brokers, c.Broker)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	d := r.cfg.requestTimeout
+	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("brokers did not report the throttle rates within %v", d))
+	defer cancel()
+	var err error
+	missing := want
+	for {
+		var now Throttles
+		now, err = readThrottles(wctx, r.e.adm, d, brokers, nil)
+		if err == nil {
+			got := make(map[string]string)
+			for b, bt := range now.Brokers {
+				flatBroker(got, b, bt)
+			}
+			missing = make(map[string]string)
+			for k, v := range want {
+				if got[k] != v {
+					missing[k] = v
+				}
+			}
+			if len(missing) == 0 {
+				return
+			}
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() == nil {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "submitting moves before every broker reports its throttle rate",
+					slog.String("reason", context.Cause(wctx).Error()), slog.Any("missing", missing), slog.Any("lastError", err))
+			}
+			return
+		case <-time.After(100 * time.Millisecond): // polling an observed condition, bounded by wctx
+		}
+	}
+}
+
 func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
 	k := "broker " + strconv.Itoa(int(b)) + " "
 	if bt.LeaderRate != nil {
@@ -724,9 +779,14 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	if err := r.save(ctx); err != nil {
 		return errors.Join(err, r.unsubmit(ctx, fresh))
 	}
-	if _, err := r.apply(ctx, v); err != nil && r.liveUnapplied(v) {
+	pending := r.j.unapplied()
+	left, err := r.apply(ctx, v)
+	if err != nil && r.liveUnapplied(v) {
 		return errors.Join(err, r.unsubmit(ctx, fresh))
 	}
+	r.awaitRates(ctx, slices.DeleteFunc(pending, func(c ConfigChange) bool {
+		return slices.Contains(left, c) || (c.Resource == BrokerResource && r.excluded[c.Broker])
+	}))
 	req := make(kadm.AlterPartitionAssignmentsReq)
 	for _, i := range send {
 		req.Assign(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition, r.j.Moves[i].Move.To)
