@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/hedge"
 	"github.com/kupgrade/kupgrade/kafkatest"
 )
 
@@ -537,16 +539,15 @@ func (r *realCluster) canary(t *testing.T) {
 		t.Fatalf("canary preferred leaders %v, want one partition per broker", preferred)
 	}
 
-	second, err := can.Probe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Retried like the first: one produce on a busy machine may take longer
+	// than the canary's timeout.
+	second, _ := probeUntil(t, can, time.Minute, "second canary probe", allWithin)
 	if len(second) != 3 {
 		t.Fatalf("%d results, want one per broker: %+v", len(second), second)
 	}
 	for i, res := range second {
 		if res.Err != nil || res.Broker != r.brokers()[i] || res.Partition != preferred[res.Broker] ||
-			res.Offset != first[i].Offset+1 || res.RoundTrip != res.Produce+res.Fetch || res.Produce <= 0 || res.Fetch <= 0 {
+			res.Offset <= first[i].Offset || res.RoundTrip != res.Produce+res.Fetch || res.Produce <= 0 || res.Fetch <= 0 {
 			t.Errorf("result %+v after %+v", res, first[i])
 		}
 	}
@@ -862,8 +863,9 @@ func (r *realCluster) pause(t *testing.T) {
 	}
 	// Its metadata read may wait for two hedges (a second each) before the
 	// round trips, which the timeout bounds; without hedging, a read the
-	// client sends to the paused broker waits 10s.
-	if took > canaryTimeout+3*time.Second {
+	// client sends to the paused broker waits 10s. (3s of slack for a busy
+	// machine.)
+	if took > canaryTimeout+2*hedge.Delay+3*time.Second {
 		t.Errorf("Probe took %v with one broker paused, want at most its timeout %v and two hedges", took, canaryTimeout)
 	}
 
@@ -888,8 +890,10 @@ func (r *realCluster) pause(t *testing.T) {
 		}
 		took := time.Since(start)
 		t.Logf("Take with node %d paused: %v, node up: %v", victim, took.Round(time.Millisecond), s.Up(victim))
-		if took > 3*time.Second {
-			t.Errorf("Take took %v with node %d paused, want at most 3s", took, victim)
+		// One hedge when the first read goes to the paused node, and
+		// slack for a busy machine; unhedged, that read alone waits 10s.
+		if limit := hedge.Delay + 4*time.Second; took > limit {
+			t.Errorf("Take took %v with node %d paused, want at most %v", took, victim, limit)
 		}
 	}
 
@@ -922,12 +926,18 @@ func (r *realCluster) takeTiming(t *testing.T) {
 	for i := range 100 {
 		names = append(names, fmt.Sprintf("many-%03d", i))
 	}
+	// A ZooKeeper broker answers REQUEST_TIMED_OUT when the new partitions'
+	// leaders do not reach its metadata within the request's timeout (a busy
+	// machine); the topics are created all the same, and waited for below.
+	adm.SetTimeoutMillis(60_000)
 	resps, err := adm.CreateTopics(ctx, 10, 3, nil, names...)
-	if err == nil {
-		err = resps.Error()
-	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, resp := range resps {
+		if resp.Err != nil && !errors.Is(resp.Err, kerr.RequestTimedOut) {
+			t.Fatalf("create %s: %v", resp.Topic, resp.Err)
+		}
 	}
 	r.waitSnapshot(t, 3*time.Minute, "100 topics ready", func(s health.Snapshot) error {
 		n := 0

@@ -219,6 +219,17 @@ func partitionsOf(t *testing.T, cl *kgo.Client, topic string) map[int32]part {
 	return allPartitions(t, cl, topic)[topic]
 }
 
+// replicasBecome waits until fresh metadata shows topic's partition with
+// replicas want. The executor saw the end state on one broker; the broker a
+// later read goes to may apply the same metadata a moment later.
+func replicasBecome(t *testing.T, cl *kgo.Client, topic string, partition int32, want []int32, what string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, fmt.Sprintf("%s: %s-%d replicas %v", what, topic, partition, want), func() (bool, string) {
+		got := partitionsOf(t, cl, topic)[partition].replicas
+		return slices.Equal(got, want), fmt.Sprintf("replicas %v", got)
+	})
+}
+
 func sameSet(a, b []int32) bool {
 	x, y := slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
 	return slices.Equal(x, y)
@@ -402,7 +413,16 @@ func TestDecommission(t *testing.T) {
 	}
 	checkAllSucceeded(t, rs, len(plan.Moves))
 
-	all := allPartitions(t, cl) // every topic
+	var all map[string]map[int32]part
+	waitFor(t, 15*time.Second, "every broker's metadata shows the moves done", func() (bool, string) {
+		all = allPartitions(t, cl) // every topic
+		for _, m := range plan.Moves {
+			if now := all[m.Topic][m.Partition]; !slices.Equal(now.replicas, m.To) || !sameSet(now.isr, now.replicas) {
+				return false, fmt.Sprintf("%v: replicas %v, ISR %v", m, now.replicas, now.isr)
+			}
+		}
+		return true, ""
+	})
 	for name, reps := range before {
 		i := strings.LastIndexByte(name, '-')
 		var p int32
@@ -677,11 +697,8 @@ func TestExecutorResume(t *testing.T) {
 	if !done || rate != rate2 {
 		t.Errorf("journal done=%v rate=%d, want done at %d", done, rate, rate2)
 	}
-	ps := partitionsOf(t, cl, "resume")
 	for _, m := range moves {
-		if got := ps[m.Partition].replicas; !slices.Equal(got, m.To) {
-			t.Errorf("%v: replicas are %v", m, got)
-		}
+		replicasBecome(t, cl, "resume", m.Partition, m.To, "after the resumed run")
 	}
 	settledThrottles(t, cl, "no throttle left", none, "resume")
 	rep, err := tr.Stop(ctx)
@@ -760,9 +777,7 @@ func TestDeadDestination(t *testing.T) {
 	}
 	t.Logf("result: %v", r.Err)
 	t.Logf("broker 4 killed with %s of 8 MiB copied; the run ended %v later", mb(atKill.BytesMoved), ended.Sub(killAt).Round(100*time.Millisecond))
-	if got := partitionsOf(t, cl, "dead-dest")[0].replicas; !slices.Equal(got, move.From) {
-		t.Errorf("replicas after the cancel: %v, want %v", got, move.From)
-	}
+	replicasBecome(t, cl, "dead-dest", 0, move.From, "after the cancel")
 	if ls := listed(t, adm, kadm.TopicsSet{"dead-dest": {0: {}}}); len(ls) != 0 {
 		t.Errorf("reassignments after the cancel: %v; want none", ls)
 	}
@@ -806,9 +821,7 @@ func TestTimeBudget(t *testing.T) {
 		t.Fatalf("result %v, want ErrTooSlow", r.Err)
 	}
 	t.Logf("%v after %v (8 MiB at %s/s would take 32s)", r.Err, time.Since(start).Round(100*time.Millisecond), mb(rate))
-	if got := partitionsOf(t, cl, "slow")[0].replicas; !slices.Equal(got, move.From) {
-		t.Errorf("replicas after the cancel: %v, want %v", got, move.From)
-	}
+	replicasBecome(t, cl, "slow", 0, move.From, "after the cancel")
 	settledThrottles(t, cl, "no throttle left", none, "slow")
 }
 
@@ -858,9 +871,7 @@ func TestAbort(t *testing.T) {
 		t.Fatalf("result %v, want ErrAborted", r.Err)
 	}
 	t.Logf("aborted in %v: %v", time.Since(start).Round(100*time.Millisecond), r.Err)
-	if got := partitionsOf(t, cl, "abort")[0].replicas; !slices.Equal(got, move.From) {
-		t.Errorf("replicas after the abort: %v, want %v", got, move.From)
-	}
+	replicasBecome(t, cl, "abort", 0, move.From, "after the abort")
 	if ls := listed(t, adm, kadm.TopicsSet{"abort": {0: {}}}); len(ls) != 0 {
 		t.Errorf("reassignments after the abort: %v; want none", ls)
 	}
@@ -939,13 +950,8 @@ func TestZooKeeperMode(t *testing.T) {
 	}
 	t.Logf("run took %v; broker 4 killed %v in, the run ended %v after", ended.Sub(start).Round(100*time.Millisecond),
 		killAt.Sub(start).Round(100*time.Millisecond), ended.Sub(killAt).Round(100*time.Millisecond))
-	ps := partitionsOf(t, cl, "zk")
-	if got := ps[0].replicas; !slices.Equal(got, dies.From) {
-		t.Errorf("zk-0 replicas after the cancel: %v, want %v", got, dies.From)
-	}
-	if got := ps[1].replicas; !slices.Equal(got, lives.To) {
-		t.Errorf("zk-1 replicas: %v, want %v", got, lives.To)
-	}
+	replicasBecome(t, cl, "zk", 0, dies.From, "after the cancel")
+	replicasBecome(t, cl, "zk", 1, lives.To, "after the run")
 	if ls := listed(t, adm, kadm.TopicsSet{"zk": {0: {}, 1: {}}}); len(ls) != 0 {
 		t.Errorf("reassignments after the run: %v; want none", ls)
 	}
