@@ -22,7 +22,8 @@
 // it, reporting the blocking partitions in [Event]s; the active controller
 // (or the ZooKeeper controller broker) goes last in its roll, re-checked at
 // each step. After each restart it waits until the node is back in every
-// ISR. A [Journal] records progress, so a Runner given the journal of an
+// ISR. With [CanaryGate], real records must also round-trip through every
+// broker before and after each restart ([health.Canary]). A [Journal] records progress, so a Runner given the journal of an
 // interrupted run resumes it without restarting a node twice.
 //
 // # Writing an Orchestrator

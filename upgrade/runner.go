@@ -34,6 +34,8 @@ type config struct {
 	gateOpts       []health.GateOption
 	passHolds      bool
 	leadersBack    bool
+	canary         Prober
+	canaryWithin   time.Duration
 	controllers    []string
 	moveThrottle   int64
 	moveOpts       []reassign.Option
@@ -109,6 +111,22 @@ func PassHolds() Option { return optionFunc(func(c *config) { c.passHolds = true
 // election if needed), overriding the default of not waiting.
 func LeadersBack() Option { return optionFunc(func(c *config) { c.leadersBack = true }) }
 
+// A Prober sends traffic through every broker and reports each round trip,
+// as [health.Canary] does: what [CanaryGate] needs.
+type Prober interface {
+	Probe(ctx context.Context) (health.ProbeResults, error)
+}
+
+// CanaryGate adds real traffic to the gates: before each restart, every
+// broker but the one to restart must round-trip a canary record within
+// within; after it, the node counts as caught up only once every broker,
+// itself included, does. p is typically a [health.Canary] whose topic
+// exists ([health.Canary.Ensure]). The health gate alone reads what Kafka
+// reports; the canary proves that clients are served.
+func CanaryGate(p Prober, within time.Duration) Option {
+	return optionFunc(func(c *config) { c.canary, c.canaryWithin = p, within })
+}
+
 // ControllerAddrs gives the KRaft controllers' listener addresses, for
 // clusters whose brokers cannot say where controllers listen (DescribeQuorum
 // reports voters' endpoints only from Kafka 3.9). The Runner reads the
@@ -123,6 +141,9 @@ func (c *config) validate() error {
 		if d <= 0 {
 			return fmt.Errorf("upgrade: %s(%v) must be positive", name, d)
 		}
+	}
+	if c.canary != nil && c.canaryWithin <= 0 {
+		return fmt.Errorf("upgrade: CanaryGate(within %v) must be positive", c.canaryWithin)
 	}
 	if c.moveThrottle <= 0 {
 		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)

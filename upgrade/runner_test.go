@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -364,6 +365,78 @@ func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
 		}
 		if slices.Contains(f.restartOrder(), 5) {
 			t.Errorf("broker 5 restarted while broker 4 was dead: %v", f.restartOrder())
+		}
+	})
+}
+
+// fakeProber answers canary probes for the fake cluster's brokers: a broker
+// that is down fails, and slow is slower than any gate until slowUntil.
+type fakeProber struct {
+	f         *fakeCluster
+	slow      int32
+	slowUntil time.Time
+	probes    int
+}
+
+func (p *fakeProber) Probe(ctx context.Context) (health.ProbeResults, error) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.probes++
+	var rs health.ProbeResults
+	for _, id := range slices.Sorted(maps.Keys(p.f.nodes)) {
+		if !slices.Contains(p.f.nodes[id].roles, RoleBroker) {
+			continue
+		}
+		r := health.ProbeResult{Broker: id, Topic: "canary", RoundTrip: 5 * time.Millisecond}
+		switch {
+		case p.f.down[id]:
+			r.Err = errors.New("connection refused")
+		case id == p.slow && time.Now().Before(p.slowUntil):
+			r.RoundTrip = 5 * time.Second
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+func TestRunnerCanaryGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f.levels["metadata.version"] = 21
+		plan := kraftPlan(t, f, "4.1.2")
+		// Broker 6 serves slowly for two minutes: no broker restarts
+		// meanwhile, though Kafka's metadata finds nothing wrong.
+		start := time.Now()
+		p := &fakeProber{f: f, slow: 6, slowUntil: start.Add(2 * time.Minute)}
+		var log eventLog
+		if err := NewRunner(nil, f, withOps(f), CanaryGate(p, time.Second), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		var blocked []Event
+		for _, e := range log.ev {
+			if e.Kind == EventGateBlocked {
+				blocked = append(blocked, e)
+			}
+		}
+		if len(blocked) == 0 {
+			t.Fatal("no gate blocked by the slow broker")
+		}
+		for _, e := range blocked {
+			if len(e.Reasons) != 1 || e.Reasons[0].Rule != health.RuleCanarySlow || !slices.Equal(e.Reasons[0].Nodes, []int32{6}) {
+				t.Errorf("blocked %v, want only broker 6's slow round trip", e)
+			}
+		}
+		if took := time.Since(start); took < 2*time.Minute {
+			t.Errorf("run took %v: it cannot have waited for broker 6", took)
+		}
+		if diff := cmp.Diff([]int32{1, 2, 3, 4, 5, 6}, f.restartOrder()); diff != "" {
+			t.Errorf("restart order (-want +got):\n%s", diff)
+		}
+		if p.probes < 12 {
+			t.Errorf("%d probes, want at least one before and one after each of 6 restarts", p.probes)
+		}
+		if err := NewRunner(nil, f, CanaryGate(p, 0)).Run(t.Context(), plan); err == nil || !strings.Contains(err.Error(), "CanaryGate") {
+			t.Errorf("CanaryGate(p, 0): %v, want an error naming the option", err)
 		}
 	})
 }

@@ -221,6 +221,13 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				}
 				reasons = append(reasons, v.Reasons...)
 			}
+			if len(reasons) == 0 { // the canary only once the rest allows it
+				rs, err := u.canary(ctx, st.Node)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				reasons = append(reasons, rs...)
+			}
 			return health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
 		})
 	if err != nil {
@@ -228,6 +235,22 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 	}
 	u.emit(Event{Kind: EventGatePassed, Step: i, Message: fmt.Sprintf("restarting node %d is safe", st.Node)})
 	return nil
+}
+
+// canary probes the [CanaryGate]'s prober, if any, and returns why it does
+// not pass: brokers that failed or were slower than allowed, leaving out
+// except (the node about to restart; -1 for none).
+func (u *run) canary(ctx context.Context, except int32) ([]health.Reason, error) {
+	if u.r.cfg.canary == nil {
+		return nil, nil
+	}
+	rs, err := u.r.cfg.canary.Probe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
+	return slices.DeleteFunc(rs.Within(u.r.cfg.canaryWithin).Reasons, func(r health.Reason) bool {
+		return except >= 0 && slices.Equal(r.Nodes, []int32{except})
+	}), nil
 }
 
 // withDead marks as fenced, in a copy of snap, the brokers that the
@@ -298,6 +321,13 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 					}
 				}
 				reasons = append(reasons, v.Reasons...)
+			}
+			if len(reasons) == 0 {
+				rs, err := u.canary(ctx, -1)
+				if err != nil {
+					return health.Verdict{}, err
+				}
+				reasons = append(reasons, rs...)
 			}
 			return health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
 		})
