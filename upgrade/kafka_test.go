@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/upgrade"
@@ -413,7 +414,9 @@ func TestNodeFailsToStart(t *testing.T) {
 
 // TestGateBlocks kills broker 4 right after its upgrade: the Runner must
 // refuse to restart broker 5, which shares partitions with 4 that now sit
-// at min ISR, report those partitions, and go on once 4 is back.
+// at min ISR, report those partitions, and go on once 4 is back. A canary
+// gate must hold restarts while brokers do not serve in time, and pass
+// through the whole upgrade otherwise.
 func TestGateBlocks(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
@@ -422,6 +425,28 @@ func TestGateBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A canary gate no broker can pass (a round trip within 1ns) holds the
+	// first restart until the gate gives up, naming the brokers.
+	can, err := health.NewCanary(c.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := can.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err = upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, time.Nanosecond), upgrade.GateTimeout(5*time.Second), upgrade.PassHolds()).Run(t.Context(), plan)
+	if _, ok := errors.AsType[*upgrade.StepError](err); !ok || !strings.Contains(err.Error(), "round trip took") {
+		t.Fatalf("Run with an impossible canary = %v, want a StepError naming slow round trips", err)
+	}
+	t.Logf("impossible canary: %v", err)
+	for _, n := range c.All() {
+		if n.Release() != "3.9.2" {
+			t.Fatalf("node %d restarted onto %s although the canary gate never passed", n.ID(), n.Release())
+		}
+	}
+
+	// The real run: with a canary every broker must pass before and after
+	// each restart.
 	rec := newRecorder(t)
 	blocked := make(chan upgrade.Event, 1)
 	killed := make(chan error, 1)
@@ -445,7 +470,7 @@ func TestGateBlocks(t *testing.T) {
 	// to stop, so that it never logs after the test has failed and ended.
 	t.Cleanup(wg.Wait)
 	wg.Go(func() {
-		done <- upgrade.NewRunner(c.Client(t), c, upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
+		done <- upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, 5*time.Second), upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
 	})
 	var e upgrade.Event
 	select {

@@ -25,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
@@ -126,8 +127,20 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 	fmt.Print(plan)
 
 	section("Upgrading")
+	// Besides the health gates (partitions, quorum), a canary: before and
+	// after each restart every broker must round-trip a record.
+	can, err := health.NewCanary(cl)
+	if err != nil {
+		return err
+	}
+	if err := can.Ensure(ctx); err != nil {
+		return err
+	}
+	const canaryWithin = 5 * time.Second
+	fmt.Printf("canary gate: every broker round-trips a record through topic %s within %v before and after each restart\n", can.Topic(), canaryWithin)
 	prog := newProgress(plan)
 	ropts := []upgrade.Option{
+		upgrade.CanaryGate(can, canaryWithin),
 		upgrade.OnEvent(prog.event),
 		upgrade.WithJournal(upgrade.NewFileJournal(filepath.Join(c.Dir(), "upgrade-journal.json"))),
 		upgrade.ControllerAddrs(c.ControllerAddrs()...),
