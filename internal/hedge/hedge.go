@@ -147,24 +147,6 @@ func ToBrokers(cl *kgo.Client, ids []int32, mk func() kmsg.Request) []Attempt {
 	return out
 }
 
-// ToSeeds returns attempts that send the request mk builds to each of cl's
-// seed brokers, directly: for a first read, before cl knows the cluster's
-// brokers, where cl's own routing would wait on a hung seed.
-func ToSeeds(cl *kgo.Client, mk func() kmsg.Request) []Attempt {
-	seeds := cl.SeedBrokers()
-	out := make([]Attempt, 0, len(seeds))
-	for i, b := range seeds {
-		out = append(out, func(ctx context.Context) (kmsg.Response, int32, error) {
-			resp, err := b.Request(ctx, mk())
-			if err != nil {
-				return nil, -1, fmt.Errorf("seed %d: %w", i, err)
-			}
-			return resp, -1, nil
-		})
-	}
-	return out
-}
-
 // Rotate returns ids in turn, starting k places after first (or k places
 // after the start, if first is not among them): the broker known to answer,
 // or a different one for each of several reads in parallel.
