@@ -201,7 +201,7 @@ func (r *run) finish(ctx context.Context) (MoveResults, error) {
 	if err != nil {
 		return r.j.results(), err
 	}
-	left, err := r.apply(ctx, v)
+	_, left, err := r.apply(ctx, v)
 	if len(left) > 0 {
 		if serr := r.save(ctx); serr != nil {
 			return r.j.results(), serr
@@ -364,8 +364,9 @@ func flatTopic(m map[string]string, t string, tt TopicThrottle) {
 
 // apply journals nothing: it applies the journaled unapplied changes that it
 // can (not those of brokers down, nor of brokers the run excludes, which
-// are dropped) and keeps the rest.
-func (r *run) apply(ctx context.Context, v *view) (ConfigChanges, error) {
+// are dropped) and keeps the rest. It returns the changes it applied and
+// those it kept.
+func (r *run) apply(ctx context.Context, v *view) (applied, left ConfigChanges, err error) {
 	var cs ConfigChanges
 	for _, c := range r.j.unapplied() {
 		if c.Resource == BrokerResource && r.excluded[c.Broker] {
@@ -376,16 +377,17 @@ func (r *run) apply(ctx context.Context, v *view) (ConfigChanges, error) {
 	}
 	if len(cs) == 0 {
 		r.j.Unapplied = nil
-		return nil, nil
+		return nil, nil, nil
 	}
-	left, err := applyChanges(ctx, r.e.cl, r.cfg.requestTimeout, cs, v.isAlive)
+	left, err = applyChanges(ctx, r.e.cl, r.cfg.requestTimeout, cs, v.isAlive)
 	if len(left) != len(cs) {
 		r.log.LogAttrs(ctx, slog.LevelDebug, "throttles applied", slog.Int("changes", len(cs)-len(left)))
 		r.dirty = true
 	}
 	r.j.Unapplied = nil
 	r.j.addUnapplied(left)
-	return left, err
+	applied = slices.DeleteFunc(cs, func(c ConfigChange) bool { return slices.Contains(left, c) })
+	return applied, left, err
 }
 
 // liveUnapplied reports whether throttle changes for live brokers or topics
@@ -413,7 +415,7 @@ func (r *run) setRate(ctx context.Context, rate int64) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.apply(ctx, v)
+	_, _, err = r.apply(ctx, v)
 	if serr := r.saveIfDirty(ctx); err == nil {
 		err = serr
 	}
@@ -639,7 +641,7 @@ func (r *run) step(ctx context.Context, abort bool) error {
 	if err := r.saveIfDirty(ctx); err != nil {
 		return err
 	}
-	_, applyErr := r.apply(ctx, v)
+	_, _, applyErr := r.apply(ctx, v)
 	if err := r.saveIfDirty(ctx); err != nil {
 		return err
 	}
@@ -779,14 +781,11 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	if err := r.save(ctx); err != nil {
 		return errors.Join(err, r.unsubmit(ctx, fresh))
 	}
-	pending := r.j.unapplied()
-	left, err := r.apply(ctx, v)
+	applied, _, err := r.apply(ctx, v)
 	if err != nil && r.liveUnapplied(v) {
 		return errors.Join(err, r.unsubmit(ctx, fresh))
 	}
-	r.awaitRates(ctx, slices.DeleteFunc(pending, func(c ConfigChange) bool {
-		return slices.Contains(left, c) || (c.Resource == BrokerResource && r.excluded[c.Broker])
-	}))
+	r.awaitRates(ctx, applied)
 	req := make(kadm.AlterPartitionAssignmentsReq)
 	for _, i := range send {
 		req.Assign(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition, r.j.Moves[i].Move.To)
@@ -821,7 +820,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 		if err := r.save(ctx); err != nil {
 			return err
 		}
-		if _, err := r.apply(ctx, v); err != nil {
+		if _, _, err := r.apply(ctx, v); err != nil {
 			return errors.Join(err, r.saveIfDirty(ctx))
 		}
 	}
