@@ -221,12 +221,9 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				}
 				reasons = append(reasons, v.Reasons...)
 			}
-			if len(reasons) == 0 { // the canary only once the rest allows it
-				rs, err := u.canary(ctx, st.Node)
-				if err != nil {
-					return health.Verdict{}, err
-				}
-				reasons = append(reasons, rs...)
+			reasons, err := u.canary(ctx, reasons, st.Node)
+			if err != nil {
+				return health.Verdict{}, err
 			}
 			return health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
 		})
@@ -237,12 +234,14 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 	return nil
 }
 
-// canary probes the [CanaryGate]'s prober, if any, and returns why it does
-// not pass: brokers that failed or were slower than allowed, leaving out
-// except (the node about to restart; -1 for none).
-func (u *run) canary(ctx context.Context, except int32) ([]health.Reason, error) {
-	if u.r.cfg.canary == nil {
-		return nil, nil
+// canary completes a gate's reasons: when they are none and a [CanaryGate]
+// is set, it probes and returns why the canary does not pass (brokers that
+// failed or were slower than allowed), leaving out except (the node about to
+// restart; -1 for none). Other reasons are returned as they are: no probe
+// while the gate is shut anyway.
+func (u *run) canary(ctx context.Context, reasons []health.Reason, except int32) ([]health.Reason, error) {
+	if u.r.cfg.canary == nil || len(reasons) > 0 {
+		return reasons, nil
 	}
 	rs, err := u.r.cfg.canary.Probe(ctx)
 	if err != nil {
@@ -322,12 +321,9 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 				}
 				reasons = append(reasons, v.Reasons...)
 			}
-			if len(reasons) == 0 {
-				rs, err := u.canary(ctx, -1)
-				if err != nil {
-					return health.Verdict{}, err
-				}
-				reasons = append(reasons, rs...)
+			reasons, err := u.canary(ctx, reasons, -1)
+			if err != nil {
+				return health.Verdict{}, err
 			}
 			return health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{st.Node}, OK: len(reasons) == 0, Reasons: reasons}, nil
 		})
