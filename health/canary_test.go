@@ -169,13 +169,7 @@ func TestCanaryEnsureAddsBrokers(t *testing.T) {
 // ends well within the client's 10s timeout.
 func TestCanaryHedgesAHungBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var vn kfake.VirtualNetwork
-		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := client(t, c, kgo.Dialer(vn.DialContext))
+		c, cl := virtual(t)
 		can := canary(t, c, cl)
 		release := make(chan struct{})
 		c.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {

@@ -30,6 +30,19 @@ func fake(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, *kgo.Client) {
 	return c, client(t, c)
 }
 
+// virtual is fake's cluster on a virtual network, for synctest bubbles:
+// stalls, outages and back-offs there take no real time.
+func virtual(t *testing.T) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	var vn kfake.VirtualNetwork
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, client(t, c, kgo.Dialer(vn.DialContext))
+}
+
 func client(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
@@ -189,13 +202,7 @@ func TestTakeGivesUpWithCause(t *testing.T) {
 // bubble: the 30s outage and the back-off take no real time.
 func TestUntilCaughtUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var vn kfake.VirtualNetwork
-		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := client(t, c, kgo.Dialer(vn.DialContext))
+		c, cl := virtual(t)
 		ctx := t.Context()
 		if err := c.RemoveNode(1); err != nil {
 			t.Fatal(err)
@@ -238,13 +245,7 @@ func TestUntilCaughtUp(t *testing.T) {
 // it stays quick. In a synctest bubble, the stalls take no real time.
 func TestTakeHedgesAHungBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var vn kfake.VirtualNetwork
-		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.ListenFn(vn.Listen), kfake.Ports(9092, 9093, 9094))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := client(t, c, kgo.Dialer(vn.DialContext))
+		c, cl := virtual(t)
 		release := make(chan struct{})
 		for _, k := range []kmsg.Key{kmsg.Metadata, kmsg.DescribeCluster, kmsg.DescribeConfigs} {
 			c.ControlKey(int16(k), func(kmsg.Request) (kmsg.Response, error, bool) {

@@ -176,6 +176,24 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, stri
 	}
 }
 
+// killOn kills node id once fire is closed (unless ctx ends first) and
+// sends the time of the kill on the channel it returns.
+func killOn(t *testing.T, ctx context.Context, fire <-chan struct{}, c *kafkatest.Cluster, id int32) <-chan time.Time {
+	killed := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-fire:
+		case <-ctx.Done():
+			return
+		}
+		if err := c.Node(id).Kill(); err != nil {
+			t.Errorf("kill broker %d: %v", id, err)
+		}
+		killed <- time.Now()
+	}()
+	return killed
+}
+
 // part is one partition as fresh metadata shows it.
 type part struct {
 	replicas, isr []int32
@@ -746,18 +764,7 @@ func TestDeadDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := make(chan time.Time, 1)
-	go func() {
-		select {
-		case <-fire:
-		case <-ctx.Done():
-			return
-		}
-		if err := c.Node(4).Kill(); err != nil {
-			t.Errorf("kill broker 4: %v", err)
-		}
-		killed <- time.Now()
-	}()
+	killed := killOn(t, ctx, fire, c, 4)
 	rs, err := e.Run(ctx, reassign.Moves{move})
 	ended := time.Now()
 	te, ok := errors.AsType[*reassign.ThrottleError](err)
@@ -923,18 +930,7 @@ func TestZooKeeperMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	killed := make(chan time.Time, 1)
-	go func() {
-		select {
-		case <-fire:
-		case <-ctx.Done():
-			return
-		}
-		if err := c.Node(4).Kill(); err != nil {
-			t.Errorf("kill broker 4: %v", err)
-		}
-		killed <- time.Now()
-	}()
+	killed := killOn(t, ctx, fire, c, 4)
 	start := time.Now()
 	rs, err := e.Run(ctx, reassign.Moves{dies, lives})
 	ended := time.Now()
