@@ -694,8 +694,8 @@ func (c *Cluster) Stop(ctx context.Context) error {
 
 // waitReady waits until a node is ready: a broker-role node is listed in
 // the metadata it serves (a KRaft broker is listed once unfenced) and in that
-// of every other running broker, a controller answers ApiVersions. It gives up when the process exits (quoting
-// its log) or after the start timeout.
+// of every other running broker, a controller answers ApiVersions. It gives
+// up when the process exits (quoting its log) or after the start timeout.
 func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
 		fmt.Errorf("kafkatest: node %d not ready within %v of its start (see %s)", n.id, c.cfg.startTimeout, n.LogPath()))
