@@ -2,7 +2,7 @@
 // in ZooKeeper mode and in KRaft mode.
 //
 // kupgrade is a library: it decides what to do and when it is safe, and leaves
-// how a node is restarted to an [upgrade.Orchestrator] that the user supplies.
+// how a node is restarted to an [node.Orchestrator] that the user supplies.
 // The packages, each with one idea:
 //
 //   - [github.com/kupgrade/kupgrade/compat]: Kafka releases, inter.broker.protocol.version,
@@ -15,7 +15,7 @@
 //     finalized features, UpdateFeatures.
 //   - [github.com/kupgrade/kupgrade/reassign]: planned, batched and throttled
 //     partition moves.
-//   - [github.com/kupgrade/kupgrade/upgrade]: the [upgrade.Orchestrator] interface,
+//   - [github.com/kupgrade/kupgrade/upgrade]: the [node.Orchestrator] interface,
 //     Inspect, typed plans and a Runner that executes them with health gates, a
 //     journal and events.
 //   - [github.com/kupgrade/kupgrade/kafkatest]: real Kafka clusters (ZooKeeper or

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -199,15 +201,15 @@ func genState(mode uint8, nodes []byte, level, flags uint8) (State, bool) {
 		n := NodeState{ID: int32(i + 1), Release: r, IBPV: Default(), LMFV: Default()}
 		switch m {
 		case KRaft:
-			n.Roles = []Role{RoleBroker}
+			n.Roles = []node.Role{node.RoleBroker}
 			if b&0x80 != 0 || i == 0 {
-				n.Roles = []Role{RoleController}
+				n.Roles = []node.Role{node.RoleController}
 			}
 		case Migrating:
 			n.Mode = ZooKeeper
 			n.Migration = b&0x80 != 0
 			if i == 0 {
-				n.Roles, n.Mode, n.Migration = []Role{RoleController}, KRaft, true
+				n.Roles, n.Mode, n.Migration = []node.Role{node.RoleController}, KRaft, true
 			} else if b&0x40 != 0 {
 				n.Mode, n.Migration = KRaft, false
 			}
@@ -295,9 +297,9 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 				if slices.Contains(st.Nodes, n.ID) {
 					ns = append(ns, n)
 				}
-			case st.Role == RoleController && n.IsController():
+			case st.Role == node.RoleController && n.IsController():
 				ns = append(ns, n)
-			case st.Role == RoleBroker && !n.IsController():
+			case st.Role == node.RoleBroker && !n.IsController():
 				ns = append(ns, n)
 			}
 		}
@@ -322,7 +324,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 					out.Nodes[i].Mode = ZooKeeper
 				}
 				for id := int32(9000); id < 9003; id++ {
-					out.Nodes = append(out.Nodes, NodeState{ID: id, Roles: []Role{RoleController}, Release: st.Release, Mode: KRaft, Migration: true})
+					out.Nodes = append(out.Nodes, NodeState{ID: id, Roles: []node.Role{node.RoleController}, Release: st.Release, Mode: KRaft, Migration: true})
 				}
 				lp, _ := LatestProduction(st.Release)
 				out.Finalized = FeatureLevels{FeatureMetadataVersion: lp.Level}
@@ -357,7 +359,7 @@ func applyConfig(n *NodeState, st Step) {
 			n.Migration = true
 		case "process.roles":
 			n.Mode = KRaft
-			n.Roles = []Role{RoleBroker}
+			n.Roles = []node.Role{node.RoleBroker}
 		}
 	}
 	for _, k := range st.Unset {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // The planner behind Route: one method per kind of hop, each advancing the
@@ -126,7 +128,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		roll = c.needsRoll(to, pin, target, adv)
 	}
 	if len(roll) > 0 {
-		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
+		st := Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
 		if pin.Less(target) {
 			st.Set["inter.broker.protocol.version"] = pin.Name
 			st.Reason = fmt.Sprintf("upgrade the brokers one at a time to %v with inter.broker.protocol.version pinned to %v, the protocol the cluster speaks now, so old and new brokers keep talking; until the protocol is raised the brokers can still be rolled back to %v", to, pin, oldest)
@@ -156,7 +158,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 			mv, _ := n.effectiveIBPV()
 			return slices.Contains(roll, n.id) || mv != target
 		})
-		st := Step{Kind: RollConfig, Role: RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
+		st := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
 			Reason: fmt.Sprintf("once every broker runs %v and behaves, raise inter.broker.protocol.version to %v and restart the brokers one at a time; once they use it the cluster cannot be downgraded to an older release", to, target)}
 		if pin.Less(mvNamed("2.1-IV0")) && !target.Less(mvNamed("2.1-IV0")) {
 			st.Reason += " (in particular not to one before 2.1, whose offset schemas change)"
@@ -167,7 +169,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		}
 		h.Steps = append(h.Steps, st)
 		if adv.ThirdRoll {
-			third := Step{Kind: RollConfig, Role: RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
+			third := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
 				Reason: "the message format stays pinned; once (most) consumers are 0.11.0 or newer, move it to the new format with one more roll (older consumers then need down-conversion)"}
 			if adv.ThirdRollValue != "" {
 				third.Set = map[string]string{"log.message.format.version": adv.ThirdRollValue}
@@ -251,7 +253,7 @@ func (c *sim) anyLMFVSet() bool {
 }
 
 func provisionStep(bridge Release, mv MetadataVersion) Step {
-	return Step{Kind: ProvisionControllers, Role: RoleController, Release: bridge, Reversible: true,
+	return Step{Kind: ProvisionControllers, Role: node.RoleController, Release: bridge, Reversible: true,
 		Set: map[string]string{"process.roles": "controller", "zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"node.id (distinct from every broker.id)", "controller.quorum.bootstrap.servers (or controller.quorum.voters)",
 			"controller.listener.names and listeners", "zookeeper.connect", "kafka-storage format with the ZooKeeper cluster's id and --release-version " + mv.Name},
@@ -259,14 +261,14 @@ func provisionStep(bridge Release, mv MetadataVersion) Step {
 }
 
 func enterMigrationStep(brokers []int32) Step {
-	return Step{Kind: RollConfig, Role: RoleBroker, Nodes: brokers, Reversible: true,
+	return Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"controller.quorum.bootstrap.servers (or controller.quorum.voters)", "controller.listener.names", "listener.security.protocol.map entry for the controller listener"},
 		Reason:   "restart the brokers in migration mode, keeping inter.broker.protocol.version; after the last one the controller copies the metadata from ZooKeeper (\"Completed migration of metadata from Zookeeper to KRaft\") and writes to both; reverting follows Apache's migration revert steps"}
 }
 
 func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
-	st := Step{Kind: RollConfig, Role: RoleBroker, Nodes: brokers, Reversible: true,
+	st := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"process.roles": "broker"},
 		Unset:    []string{"broker.id", "zookeeper.connect", "zookeeper.metadata.migration.enable", "inter.broker.protocol.version", "control.plane.listener.name"},
 		Requires: []string{"node.id equal to the broker's broker.id", "controller.quorum.bootstrap.servers (or controller.quorum.voters)", "StandardAuthorizer instead of AclAuthorizer, if ACLs are used"},
@@ -278,7 +280,7 @@ func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
 }
 
 func finalizeMigrationStep(controllers []int32) Step {
-	return Step{Kind: RollConfig, Role: RoleController, Nodes: controllers, Reversible: false,
+	return Step{Kind: RollConfig, Role: node.RoleController, Nodes: controllers, Reversible: false,
 		Unset:  []string{"zookeeper.metadata.migration.enable", "zookeeper.connect"},
 		Reason: "finalize the migration: restart the controllers without ZooKeeper; after this the cluster cannot return to ZooKeeper mode, and ZooKeeper can be decommissioned"}
 }
@@ -429,18 +431,18 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		// inter.broker.protocol.version as its metadata.version: keep it.
 		set = map[string]string{"inter.broker.protocol.version": cur.Name}
 	}
-	roll := func(role Role, ids []int32, why string) {
+	roll := func(role node.Role, ids []int32, why string) {
 		h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: role, Nodes: ids, Release: to, Set: maps.Clone(set), Unset: slices.Clone(unset), Reversible: true, Reason: why})
 	}
 	keep := fmt.Sprintf("metadata.version stays %v until finalized, so old and new nodes interoperate and a rollback to %v remains possible", cur, oldest)
 	if !c.ghost.IsZero() && c.ghost != to {
-		roll(RoleController, nil, fmt.Sprintf("upgrade the controllers one at a time to %v, the active controller last; %s", to, keep))
+		roll(node.RoleController, nil, fmt.Sprintf("upgrade the controllers one at a time to %v, the active controller last; %s", to, keep))
 	}
 	if ids := c.ids(func(n simNode) bool { return n.controller && n.release != to }); len(ids) > 0 {
-		roll(RoleController, ids, fmt.Sprintf("upgrade the controllers (and combined nodes) one at a time to %v, the active controller last; %s", to, keep))
+		roll(node.RoleController, ids, fmt.Sprintf("upgrade the controllers (and combined nodes) one at a time to %v, the active controller last; %s", to, keep))
 	}
 	if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != to }); len(ids) > 0 {
-		roll(RoleBroker, ids, fmt.Sprintf("then upgrade the brokers one at a time to %v; %s", to, keep))
+		roll(node.RoleBroker, ids, fmt.Sprintf("then upgrade the brokers one at a time to %v; %s", to, keep))
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.release == to })
 	if len(h.Steps) == 0 {
@@ -560,7 +562,7 @@ func (p *planner) rollback(c *sim) error {
 			return err
 		}
 		ids := c.needsRoll(t, pin, tlp, adv)
-		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: ids, Release: t, Reversible: true,
+		st := Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
 			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
 		if pin.Less(tlp) {
 			st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
@@ -641,11 +643,11 @@ func (p *planner) rollback(c *sim) error {
 				Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
 		}
 		if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: RoleBroker, Nodes: ids, Release: t, Reversible: true,
+			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
 				Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
 		}
 		if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: RoleController, Nodes: ids, Release: t, Reversible: true,
+			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
 				Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A RouteOption configures [Route].
@@ -134,7 +136,7 @@ type Step struct {
 	Kind StepKind `json:"kind"`
 	// Role says which nodes a roll or provision step concerns: brokers
 	// (broker-only nodes) or controllers (including combined nodes).
-	Role Role `json:"role,omitempty"`
+	Role node.Role `json:"role,omitempty"`
 	// Nodes lists the node IDs to restart, ascending; the runner picks the
 	// order (for example the active controller last). Empty with a Role
 	// means every node of that role, such as controllers that a migration
@@ -172,7 +174,7 @@ func (s Step) String() string {
 	}
 	who := func() {
 		switch s.Role {
-		case RoleController:
+		case node.RoleController:
 			b.WriteString(" controllers")
 		default:
 			b.WriteString(" brokers")

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -22,15 +24,15 @@ func zkNode(id int32, release string, ibpv, lmfv ConfigValue) NodeState {
 }
 
 func ctrl(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleController}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleController}, Release: rel(release)}
 }
 
 func broker(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleBroker}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleBroker}, Release: rel(release)}
 }
 
 func combined(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleBroker, RoleController}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleBroker, node.RoleController}, Release: rel(release)}
 }
 
 func kraftState(finalized FeatureLevels, nodes ...NodeState) State {
@@ -95,15 +97,15 @@ func routeCases() []routeCase {
 				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
 				{ID: 2, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
 				{ID: 3, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3001, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3002, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
+				{ID: 3001, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
+				{ID: 3002, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
 			}},
 			hops: []string{"migration 3.9.2→3.9.2", "kraft-upgrade 3.9.2→4.0.2"}},
 		{name: "migrating-mixed-releases", target: "4.0.2",
 			state: State{Mode: Migrating, Nodes: []NodeState{
 				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.1"), Mode: KRaft, Migration: true}}},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1"), Mode: KRaft, Migration: true}}},
 			wantErr: ErrUnsupportedRoute},
 		{name: "kraft-3.9-to-4.2", state: kraft39(), target: "4.2.1",
 			hops: []string{"kraft-upgrade 3.9.1→4.2.1"}},
@@ -111,8 +113,8 @@ func routeCases() []routeCase {
 			hops: []string{"kraft-upgrade 3.9.1→4.4.0"}},
 		{name: "kraft-3.2-preview-to-4.1", target: "4.1.2",
 			state: State{Mode: KRaft, Nodes: []NodeState{
-				{ID: 1, Roles: []Role{RoleController}, Release: rel("3.2.3"), IBPV: Default()},
-				{ID: 2, Roles: []Role{RoleBroker}, Release: rel("3.2.3"), IBPV: Default()}}},
+				{ID: 1, Roles: []node.Role{node.RoleController}, Release: rel("3.2.3"), IBPV: Default()},
+				{ID: 2, Roles: []node.Role{node.RoleBroker}, Release: rel("3.2.3"), IBPV: Default()}}},
 			hops: []string{"kraft-upgrade 3.2.3→3.9.2", "kraft-upgrade 3.9.2→4.1.2"}},
 		{name: "kraft-3.3-IV0-to-4.0", target: "4.0.2",
 			state: kraftState(FeatureLevels{"metadata.version": 4}, combined(1, "3.3.2"), combined(2, "3.3.2"), combined(3, "3.3.2")),

@@ -3,6 +3,8 @@ package compat
 import (
 	"fmt"
 	"slices"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Mode is how a cluster (or a node) keeps its metadata.
@@ -51,16 +53,6 @@ func (m *Mode) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// A Role is what a KRaft node does (process.roles). ZooKeeper-mode nodes are
-// brokers.
-type Role string
-
-// Node roles.
-const (
-	RoleBroker     Role = "broker"
-	RoleController Role = "controller"
-)
-
 // A ConfigSource says where a node's configuration value comes from.
 type ConfigSource string
 
@@ -103,7 +95,7 @@ type NodeState struct {
 	ID int32 `json:"id"`
 	// Roles are the node's process.roles; empty means broker (and is the
 	// only possibility in ZooKeeper mode).
-	Roles []Role `json:"roles,omitempty"`
+	Roles []node.Role `json:"roles,omitempty"`
 	// Release is the software the node runs; the zero Release is unknown.
 	Release Release `json:"release"`
 	// Mode is the node's own mode, needed while the cluster is Migrating (a
@@ -126,10 +118,12 @@ type NodeState struct {
 
 // IsController reports whether the node has the controller role (combined
 // nodes are controllers for ordering purposes).
-func (n NodeState) IsController() bool { return slices.Contains(n.Roles, RoleController) }
+func (n NodeState) IsController() bool { return slices.Contains(n.Roles, node.RoleController) }
 
 // IsBroker reports whether the node has the broker role, or no roles.
-func (n NodeState) IsBroker() bool { return len(n.Roles) == 0 || slices.Contains(n.Roles, RoleBroker) }
+func (n NodeState) IsBroker() bool {
+	return len(n.Roles) == 0 || slices.Contains(n.Roles, node.RoleBroker)
+}
 
 // A State is the snapshot of a cluster that planning consumes:
 // upgrade.Inspect produces it and upgrade.NewPlan hands it to [Route]. It

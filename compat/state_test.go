@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -14,7 +16,7 @@ func TestStateJSON(t *testing.T) {
 		Mode: Migrating,
 		Nodes: []NodeState{
 			{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
-			{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true,
+			{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true,
 				SupportedFeatures: map[string]LevelRange{"metadata.version": {1, 21}}},
 		},
 		Finalized: FeatureLevels{"metadata.version": 21},
@@ -66,7 +68,7 @@ func TestStateValidate(t *testing.T) {
 		{"unknown release", kraft(NodeState{ID: 7}), ErrIncompleteState, "node 7: release unknown"},
 		{"future release", kraft(NodeState{ID: 7, Release: rel("4.7.0")}), ErrUnknownRelease, "4.7.0"},
 		{"ZooKeeper 4.x", zkState("4.0.0", Default(), Default(), 1), ErrIncompleteState, "ZooKeeper mode"},
-		{"ZooKeeper controller", State{Mode: ZooKeeper, Nodes: []NodeState{{ID: 1, Roles: []Role{RoleController}, Release: rel("3.9.1")}}}, ErrIncompleteState, "controller role"},
+		{"ZooKeeper controller", State{Mode: ZooKeeper, Nodes: []NodeState{{ID: 1, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1")}}}, ErrIncompleteState, "controller role"},
 		{"KRaft 2.7", kraft(NodeState{ID: 1, Release: rel("2.7.0")}), ErrIncompleteState, "KRaft mode"},
 		{"mixed modes outside a migration", kraft(NodeState{ID: 1, Release: rel("3.9.1"), Mode: ZooKeeper}), ErrIncompleteState, "zookeeper mode in a kraft cluster"},
 		{"migrating node without its mode", State{Mode: Migrating, Nodes: []NodeState{{ID: 1, Release: rel("3.9.1")}}}, ErrIncompleteState, "own Mode"},
@@ -86,7 +88,7 @@ func TestStateValidate(t *testing.T) {
 
 func TestStateHelpers(t *testing.T) {
 	s := State{Mode: KRaft, Nodes: []NodeState{
-		{ID: 1, Roles: []Role{RoleController, RoleBroker}, Release: rel("3.9.1")},
+		{ID: 1, Roles: []node.Role{node.RoleController, node.RoleBroker}, Release: rel("3.9.1")},
 		{ID: 2, Release: rel("4.1.0")},
 		{ID: 3},
 	}}

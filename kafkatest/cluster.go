@@ -20,14 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/kupgrade/kupgrade/upgrade"
 )
 
 // A Cluster is a real Kafka cluster of local JVM processes on 127.0.0.1, made
-// with [New] or [Start]. It implements [upgrade.Orchestrator]. Its methods are
+// with [New] or [Start]. It implements [node.Orchestrator]. Its methods are
 // safe for concurrent use, but only one Cluster runs on a machine at a time:
 // [New] waits for any other to close.
 type Cluster struct {
@@ -49,7 +49,7 @@ type Cluster struct {
 	dists     map[string]*Distribution
 }
 
-var _ upgrade.Orchestrator = (*Cluster)(nil)
+var _ node.Orchestrator = (*Cluster)(nil)
 
 // Start starts a cluster for a test and closes it when the test ends. If the
 // test fails, the tail of every node's log is logged. Start fails the test if
@@ -170,15 +170,15 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	if err := writeLogConfigs(c.dir); err != nil {
 		return err
 	}
-	var layout [][]upgrade.Role
+	var layout [][]node.Role
 	for range cfg.controllers {
-		layout = append(layout, []upgrade.Role{upgrade.RoleController})
+		layout = append(layout, []node.Role{node.RoleController})
 	}
 	for range cfg.combined {
-		layout = append(layout, []upgrade.Role{upgrade.RoleBroker, upgrade.RoleController})
+		layout = append(layout, []node.Role{node.RoleBroker, node.RoleController})
 	}
 	for range cfg.brokers {
-		layout = append(layout, []upgrade.Role{upgrade.RoleBroker})
+		layout = append(layout, []node.Role{node.RoleBroker})
 	}
 	ports, err := freePorts(2*len(layout) + 1)
 	if err != nil {
@@ -189,14 +189,14 @@ func (c *Cluster) setUp(dist *Distribution) error {
 		id := int32(i + 1)
 		n := &Node{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
 			dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
-		if slices.Contains(roles, upgrade.RoleBroker) {
+		if slices.Contains(roles, node.RoleBroker) {
 			n.brokerPort = ports[2*i]
 			if len(cfg.racks) > 0 {
 				n.rack = cfg.racks[brokerIdx%len(cfg.racks)]
 			}
 			brokerIdx++
 		}
-		if slices.Contains(roles, upgrade.RoleController) {
+		if slices.Contains(roles, node.RoleController) {
 			n.controllerPort = ports[2*i+1]
 		}
 		maps.Copy(n.override, cfg.brokerConfig)
@@ -587,14 +587,14 @@ func (c *Cluster) StartNode(ctx context.Context, id int32) error {
 }
 
 // Nodes lists the cluster's Kafka nodes with the release each runs. It
-// implements [upgrade.Orchestrator].
-func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
-	out := []upgrade.Node{}
+// implements [node.Orchestrator].
+func (c *Cluster) Nodes(ctx context.Context) ([]node.Node, error) {
+	out := []node.Node{}
 	for _, n := range c.list() {
 		addr := n.Addr()
 		host, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
-		out = append(out, upgrade.Node{ID: n.id, Roles: n.Roles(), Host: host, Port: p, Rack: n.rack, Version: n.Release()})
+		out = append(out, node.Node{ID: n.id, Roles: n.Roles(), Host: host, Port: p, Rack: n.rack, Version: n.Release()})
 	}
 	return out, ctx.Err()
 }
@@ -604,8 +604,8 @@ func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
 // (a broker listed in metadata, a controller answering). A release that cannot
 // be resolved is reported before the node is touched. If the node does not
 // come back, the error names it and quotes its log. It implements
-// [upgrade.Orchestrator].
-func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) error {
+// [node.Orchestrator].
+func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
@@ -801,10 +801,10 @@ func answersAPIVersions(ctx context.Context, addr string) error {
 	return err
 }
 
-var _ upgrade.Liveness = (*Cluster)(nil)
+var _ node.Liveness = (*Cluster)(nil)
 
 // Alive reports whether node id's process runs (not paused, stopped or
-// exited). It implements [upgrade.Liveness].
+// exited). It implements [node.Liveness].
 func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
 	n, err := c.node(id)
 	if err != nil {
@@ -813,15 +813,15 @@ func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
 	return n.Status() == Running, nil
 }
 
-var _ upgrade.Provisioner = (*Cluster)(nil)
+var _ node.Provisioner = (*Cluster)(nil)
 
 // Provision starts a new broker on spec.Version (the cluster's first release
 // if empty) with the next free node id, and returns once it is ready (listed
-// in metadata). It implements [upgrade.Provisioner]. Only broker-only nodes
+// in metadata). It implements [node.Provisioner]. Only broker-only nodes
 // can be added.
-func (c *Cluster) Provision(ctx context.Context, spec upgrade.NodeSpec) (upgrade.Node, error) {
-	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []upgrade.Role{upgrade.RoleBroker}) {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
+func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, error) {
+	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []node.Role{node.RoleBroker}) {
+		return node.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
 	}
 	release := spec.Version
 	if release == "" {
@@ -829,46 +829,46 @@ func (c *Cluster) Provision(ctx context.Context, spec upgrade.NodeSpec) (upgrade
 	}
 	major, _, _, err := ParseRelease(release)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	if c.cfg.mode == ZooKeeperMode && major >= 4 {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
+		return node.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
 	}
 	dist, err := c.distribution(ctx, release)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	ports, err := freePorts(1)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	c.nodesMu.Lock()
 	id := c.nextID
 	c.nextID++
-	n := &Node{c: c, id: id, roles: []upgrade.Role{upgrade.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
+	n := &Node{c: c, id: id, roles: []node.Role{node.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
 		override: maps.Clone(c.cfg.brokerConfig), removed: map[string]bool{}, dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
 	maps.Copy(n.override, spec.Config)
 	c.nodes = append(c.nodes, n)
 	c.nodesMu.Unlock()
 	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: %w", err)
+		return node.Node{}, fmt.Errorf("kafkatest: %w", err)
 	}
 	if c.cfg.mode == KRaftMode {
 		if err := c.format(ctx, n); err != nil {
-			return upgrade.Node{}, err
+			return node.Node{}, err
 		}
 	}
 	if err := n.start(); err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	if err := c.waitReady(ctx, n); err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
-	return upgrade.Node{ID: id, Roles: n.Roles(), Host: "127.0.0.1", Port: n.brokerPort, Rack: n.rack, Version: release}, nil
+	return node.Node{ID: id, Roles: n.Roles(), Host: "127.0.0.1", Port: n.brokerPort, Rack: n.rack, Version: release}, nil
 }
 
 // Retire stops node id gracefully and removes it from the cluster for good
-// (its directory stays until Close). It implements [upgrade.Provisioner].
+// (its directory stays until Close). It implements [node.Provisioner].
 func (c *Cluster) Retire(ctx context.Context, id int32) error {
 	n, err := c.node(id)
 	if err != nil {

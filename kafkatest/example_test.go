@@ -6,8 +6,9 @@ import (
 	"log"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
 )
 
 // A test starts a real cluster, runs traffic, restarts a broker onto a newer
@@ -20,7 +21,7 @@ func ExampleStart() {
 		t.Fatal(err)
 	}
 	traffic := c.Traffic(t, "orders", kafkatest.Rate(500))
-	if err := c.Restart(t.Context(), 2, upgrade.Change{Version: "4.1.2"}); err != nil {
+	if err := c.Restart(t.Context(), 2, node.Change{Version: "4.1.2"}); err != nil {
 		t.Fatal(err)
 	}
 	report, err := traffic.Stop(context.Background())

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Status is the state of a node's process.
@@ -65,7 +65,7 @@ func (s Status) String() string {
 type Node struct {
 	c              *Cluster
 	id             int32
-	roles          []upgrade.Role
+	roles          []node.Role
 	brokerPort     int
 	controllerPort int
 	rack           string
@@ -92,13 +92,13 @@ type process struct {
 func (n *Node) ID() int32 { return n.id }
 
 // Roles returns what the node does.
-func (n *Node) Roles() []upgrade.Role { return slices.Clone(n.roles) }
+func (n *Node) Roles() []node.Role { return slices.Clone(n.roles) }
 
 // IsBroker reports whether the node has the broker role.
-func (n *Node) IsBroker() bool { return slices.Contains(n.roles, upgrade.RoleBroker) }
+func (n *Node) IsBroker() bool { return slices.Contains(n.roles, node.RoleBroker) }
 
 // IsController reports whether the node has the KRaft controller role.
-func (n *Node) IsController() bool { return slices.Contains(n.roles, upgrade.RoleController) }
+func (n *Node) IsController() bool { return slices.Contains(n.roles, node.RoleController) }
 
 // Addr returns the broker listener ("127.0.0.1:port") of a broker-role node,
 // else the controller listener.
@@ -190,7 +190,7 @@ func (n *Node) reapLocked() {
 }
 
 // apply records a change of release and static config for the next start.
-func (n *Node) apply(dist *Distribution, ch upgrade.Change) {
+func (n *Node) apply(dist *Distribution, ch node.Change) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if dist != nil {
@@ -421,7 +421,7 @@ func lastErrorLines(path string, max int) string {
 	return strings.Join(keep, "\n")
 }
 
-func joinRoles(roles []upgrade.Role) string {
+func joinRoles(roles []node.Role) string {
 	s := make([]string, len(roles))
 	for i, r := range roles {
 		s[i] = string(r)

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/kupgrade/kupgrade/node"
 
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -105,7 +105,7 @@ func TestNodeConfigFollowsChanges(t *testing.T) {
 	if _, ok := cfg["share.coordinator.state.topic.replication.factor"]; ok {
 		t.Error("3.9 config has a 4.x-only key")
 	}
-	n.apply(&Distribution{Release: "4.1.1"}, upgrade.Change{Set: map[string]string{"x.y": "1"}, Unset: []string{"num.partitions", "num.io.threads"}})
+	n.apply(&Distribution{Release: "4.1.1"}, node.Change{Set: map[string]string{"x.y": "1"}, Unset: []string{"num.partitions", "num.io.threads"}})
 	cfg = n.Config()
 	if cfg["x.y"] != "1" || cfg["num.partitions"] != "" || cfg["num.io.threads"] != "" {
 		t.Errorf("after change: x.y=%q num.partitions=%q num.io.threads=%q", cfg["x.y"], cfg["num.partitions"], cfg["num.io.threads"])
@@ -117,7 +117,7 @@ func TestNodeConfigFollowsChanges(t *testing.T) {
 		t.Errorf("release %q", n.Release())
 	}
 	// A key unset can be set again.
-	n.apply(nil, upgrade.Change{Set: map[string]string{"num.io.threads": "5"}})
+	n.apply(nil, node.Change{Set: map[string]string{"num.io.threads": "5"}})
 	if got := n.Config()["num.io.threads"]; got != "5" {
 		t.Errorf("num.io.threads = %q after set again", got)
 	}

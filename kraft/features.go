@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -88,7 +90,7 @@ func (fs Features) FirstErr() error {
 }
 
 // Node returns the entry of a node's listener.
-func (fs Features) Node(role Role, id int32) (NodeFeatures, bool) {
+func (fs Features) Node(role node.Role, id int32) (NodeFeatures, bool) {
 	i := slices.IndexFunc(fs, func(f NodeFeatures) bool { return f.Role == role && f.ID == id })
 	if i < 0 {
 		return NodeFeatures{}, false
@@ -110,7 +112,7 @@ func (fs Features) Finalized(feature string) (level int16, agreed, ok bool) {
 		}
 		switch {
 		case !ok,
-			f.Role == RoleController && best.Role != RoleController,
+			f.Role == node.RoleController && best.Role != node.RoleController,
 			f.Role == best.Role && f.FinalizedEpoch > best.FinalizedEpoch:
 			best, ok = f, true
 		}

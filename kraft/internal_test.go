@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -149,9 +151,9 @@ func TestClassifyUpdateError(t *testing.T) {
 func features(fin int16, maxes ...int16) Features {
 	var fs Features
 	for i, max := range maxes {
-		role := RoleController
+		role := node.RoleController
 		if i == len(maxes)-1 {
-			role = RoleBroker
+			role = node.RoleBroker
 		}
 		fs = append(fs, NodeFeatures{
 			NodeRef:        NodeRef{Role: role, ID: int32(i + 1)},
@@ -197,7 +199,7 @@ func TestPlan(t *testing.T) {
 		}(), finalizeConfig{}, want{from: 1, typ: SafeDowngrade, errs: []error{ErrInvalidUpdate}}},
 		{"explicit upgrade below the finalized level", FeatureUpdate{Feature: "metadata.version", Level: 17, Type: Upgrade}, features(21, 21), finalizeConfig{}, want{from: 21, typ: Upgrade, errs: []error{ErrInvalidUpdate}}},
 		{"unknown feature", FeatureUpdate{Feature: "no.such.version", Level: 1}, features(21, 21), finalizeConfig{}, want{from: 0, typ: Upgrade, errs: []error{ErrUnsupportedLevel}}},
-		{"a node did not answer", FeatureUpdate{Feature: "metadata.version", Level: 21}, append(features(20, 21, 21), NodeFeatures{NodeRef: NodeRef{Role: RoleController, ID: 3}, Err: errors.New("dial: refused")}),
+		{"a node did not answer", FeatureUpdate{Feature: "metadata.version", Level: 21}, append(features(20, 21, 21), NodeFeatures{NodeRef: NodeRef{Role: node.RoleController, ID: 3}, Err: errors.New("dial: refused")}),
 			finalizeConfig{}, want{from: 20, typ: Upgrade, errs: []error{ErrUnverified}}},
 	}
 	for _, tt := range tests {
@@ -248,7 +250,7 @@ func TestFeaturesFinalized(t *testing.T) {
 	if level, _, ok := fs.Finalized("group.version"); level != 0 || !ok {
 		t.Errorf("a feature nobody finalized is at level 0, got %d %v", level, ok)
 	}
-	if _, _, ok := (Features{{NodeRef: NodeRef{Role: RoleBroker, ID: 1}, Err: errors.New("x")}}).Finalized("metadata.version"); ok {
+	if _, _, ok := (Features{{NodeRef: NodeRef{Role: node.RoleBroker, ID: 1}, Err: errors.New("x")}}).Finalized("metadata.version"); ok {
 		t.Error("no node answered, yet ok")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -100,7 +102,7 @@ func TestKafka39(t *testing.T) {
 				return false, err.Error()
 			}
 			for _, f := range fs {
-				if f.Role == kraft.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv38IV0) {
+				if f.Role == node.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv38IV0) {
 					return false, fs.String()
 				}
 			}
@@ -123,7 +125,7 @@ func TestKafka39(t *testing.T) {
 			var got []string
 			for _, f := range fs {
 				got = append(got, f.NodeRef.String())
-				if via.cl == ccl && f.Role == kraft.RoleBroker {
+				if via.cl == ccl && f.Role == node.RoleBroker {
 					if f.Err == nil {
 						t.Errorf("via controllers: %v answered, but brokers cannot be reached that way", f.NodeRef)
 					}
@@ -164,7 +166,7 @@ func TestKafka39(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ft.Timeout != fetchTimeoutMs*time.Millisecond || ft.Default || ft.Node.Role != kraft.RoleController || ft.Node.ID != q.LeaderID || ft.Source != "STATIC_BROKER_CONFIG" {
+			if ft.Timeout != fetchTimeoutMs*time.Millisecond || ft.Default || ft.Node.Role != node.RoleController || ft.Node.ID != q.LeaderID || ft.Source != "STATIC_BROKER_CONFIG" {
 				t.Errorf("QuorumFetchTimeout = %+v, want 3s from the active controller %d's static config", ft, q.LeaderID)
 			}
 			t.Logf("fetch timeout: %v", ft)
@@ -211,7 +213,7 @@ func TestKafka39(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range fs {
-			if f.Role == kraft.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv39IV0) {
+			if f.Role == node.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv39IV0) {
 				t.Errorf("%v via its own listener: finalized %v, err %v", f.NodeRef, f.Finalized, f.Err)
 			}
 		}
@@ -425,7 +427,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 		t.Errorf("DescribeQuorum via controllers with %d down: leader %d, %v", dead, qc.LeaderID, err)
 	}
 	fs, err := kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(5*time.Second))
-	if f, ok := fs.Node(kraft.RoleController, dead); err != nil || !ok || f.Err == nil {
+	if f, ok := fs.Node(node.RoleController, dead); err != nil || !ok || f.Err == nil {
 		t.Errorf("DescribeFeatures with controller %d down: %v, %v; want an entry with an error", dead, f, err)
 	}
 
@@ -491,7 +493,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if err := c.Node(hung).Resume(); err != nil {
 		t.Fatal(err)
 	}
-	f, ok := fs.Node(kraft.RoleController, hung)
+	f, ok := fs.Node(node.RoleController, hung)
 	if err != nil || !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "controller "+strconv.Itoa(int(hung))+" did not answer ApiVersions within 2s") {
 		t.Errorf("DescribeFeatures with controller %d paused: entry %+v, %v", hung, f, err)
 	}
@@ -600,10 +602,10 @@ func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts
 	leader := leaderOf(t, cl)
 	for _, via := range []struct {
 		args []string
-		role kraft.Role
+		role node.Role
 	}{
-		{[]string{"--bootstrap-server", c.Addrs()[0]}, kraft.RoleBroker},
-		{[]string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")}, kraft.RoleController},
+		{[]string{"--bootstrap-server", c.Addrs()[0]}, node.RoleBroker},
+		{[]string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")}, node.RoleController},
 	} {
 		before, err := kraft.DescribeFeatures(ctx, cl, opts...)
 		if err != nil {
@@ -651,7 +653,7 @@ func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts
 				// lie between ours before and after.
 				b, _ := before.Node(nf.Role, nf.ID)
 				a, _ := after.Node(nf.Role, nf.ID)
-				if via.role == kraft.RoleController && nf.ID == leader && (tf.epoch < b.FinalizedEpoch || tf.epoch > a.FinalizedEpoch) {
+				if via.role == node.RoleController && nf.ID == leader && (tf.epoch < b.FinalizedEpoch || tf.epoch > a.FinalizedEpoch) {
 					t.Errorf("%v epoch: tool %d, ours %d before and %d after", nf.NodeRef, tf.epoch, b.FinalizedEpoch, a.FinalizedEpoch)
 				}
 			}
@@ -836,9 +838,9 @@ func TestKafka37Combined(t *testing.T) {
 		t.Logf("via brokers, no controller addresses:\n%v", fs)
 		for _, f := range fs {
 			switch {
-			case f.Role == kraft.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
+			case f.Role == node.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
 				t.Errorf("%v: v%d finalized %v, err %v; want v3 and 3.7-IV4", f.NodeRef, f.APIVersion, f.Finalized, f.Err)
-			case f.Role == kraft.RoleController && (!errors.Is(f.Err, kraft.ErrNoAddress) || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
+			case f.Role == node.RoleController && (!errors.Is(f.Err, kraft.ErrNoAddress) || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
 				t.Errorf("%v: err %v; want a hint to pass ControllerAddrs (3.7 reports no controller endpoints)", f.NodeRef, f.Err)
 			}
 		}
@@ -857,7 +859,7 @@ func TestKafka37Combined(t *testing.T) {
 			t.Logf("via %s:\n%v", via.name, fs)
 			var ctrls []int32
 			for _, f := range fs {
-				if f.Role != kraft.RoleController {
+				if f.Role != node.RoleController {
 					continue
 				}
 				ctrls = append(ctrls, f.ID)
@@ -869,7 +871,7 @@ func TestKafka37Combined(t *testing.T) {
 				t.Errorf("via %s: controllers %v; want 1-3, identified with DescribeCluster", via.name, ctrls)
 			}
 			if via.cl == ccl {
-				if f, ok := fs.Node(kraft.RoleBroker, -1); !ok || f.Err == nil {
+				if f, ok := fs.Node(node.RoleBroker, -1); !ok || f.Err == nil {
 					t.Errorf("via controllers: want one broker entry saying brokers cannot be reached, got %v", fs)
 				}
 			} else if err := fs.CheckSupport("metadata.version", mv37IV4); err != nil {
@@ -881,11 +883,11 @@ func TestKafka37Combined(t *testing.T) {
 
 	step(t, "fetch timeout", func(t *testing.T) {
 		ft, err := kraft.QuorumFetchTimeout(ctx, cl)
-		if err != nil || ft.Node.Role != kraft.RoleBroker || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+		if err != nil || ft.Node.Role != node.RoleBroker || ft.Timeout != fetchTimeoutMs*time.Millisecond {
 			t.Errorf("without controller addresses: %v, %v; want 3s from a broker listener", ft, err)
 		}
 		ft, err = kraft.QuorumFetchTimeout(ctx, cl, withAddrs)
-		if err != nil || ft.Node.Role != kraft.RoleController || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+		if err != nil || ft.Node.Role != node.RoleController || ft.Timeout != fetchTimeoutMs*time.Millisecond {
 			t.Errorf("with controller addresses: %v, %v; want 3s from a controller (DescribeConfigs on controllers: 3.7+)", ft, err)
 		}
 	})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,7 +39,7 @@ func TestFakeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, ok := fs.Node(kraft.RoleController, -1); !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "cannot find the controllers") {
+	if f, ok := fs.Node(node.RoleController, -1); !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "cannot find the controllers") {
 		t.Errorf("want one controller entry explaining why none was asked, got:\n%v", fs)
 	}
 	if _, err := kraft.DescribeQuorum(ctx, cl); err == nil {

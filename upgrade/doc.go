@@ -26,28 +26,18 @@
 // broker before and after each restart ([health.Canary]). A [Journal] records progress, so a Runner given the journal of an
 // interrupted run resumes it without restarting a node twice.
 //
-// # Writing an Orchestrator
+// # Orchestrators
 //
-// kupgrade never assumes an infrastructure. [Orchestrator] has two methods:
-// Nodes lists the Kafka nodes you manage (with the release each runs, if you
-// know it: Inspect can then report exact releases), and Restart stops one
-// node gracefully, applies a [Change] and starts it again. For systemd over
-// SSH, Restart is roughly: edit server.properties (apply Change.Set and
-// Change.Unset), point the unit at the new release's directory if
-// Change.Version is set, `systemctl restart kafka`, and return once the unit
-// is active. On Kubernetes: patch the pod's image and config, delete the pod,
-// wait until it runs. Honour ctx; return an error saying why if the node does
-// not start. Restart need not wait for the node to catch up: the Runner
-// does, with its own gates.
+// How a node is restarted is yours: a [node.Orchestrator] (package node,
+// which imports nothing of the engine, documents how to write one). The
+// Runner discovers its optional capabilities by type assertion, as
+// database/sql does with database/sql/driver:
 //
-// Optional capabilities are separate interfaces the Runner discovers by type
-// assertion, as database/sql/driver does:
-//
-//   - [Liveness]: whether a node's process is alive. With it, a node that
-//     dies after its restart stops the run at once, named, instead of when
-//     [CatchUpTimeout] runs out, and a broker that died counts as down in
-//     the restart gate before Kafka notices.
-//   - [Provisioner]: start new nodes and retire old ones, which
+//   - [node.Liveness]: whether a node's process is alive. With it, a node
+//     that dies after its restart stops the run at once, named, instead of
+//     when [CatchUpTimeout] runs out, and a broker that died counts as down
+//     in the restart gate before Kafka notices.
+//   - [node.Provisioner]: start new nodes and retire old ones, which
 //     node-replacement plans ([NewReplacePlan]) need; a Runner refuses such a
 //     plan before its first step if the Orchestrator lacks it.
 //

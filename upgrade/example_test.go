@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -44,8 +46,8 @@ func ExampleNewPlan() {
 // myOrchestrator restarts nodes on your infrastructure.
 type myOrchestrator struct{}
 
-func (myOrchestrator) Nodes(ctx context.Context) ([]upgrade.Node, error) { return nil, nil }
-func (myOrchestrator) Restart(ctx context.Context, id int32, ch upgrade.Change) error {
+func (myOrchestrator) Nodes(ctx context.Context) ([]node.Node, error) { return nil, nil }
+func (myOrchestrator) Restart(ctx context.Context, id int32, ch node.Change) error {
 	return nil // edit server.properties, switch the binary to ch.Version, restart the service
 }
 

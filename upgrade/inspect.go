@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,7 +31,7 @@ type inspectOptionFunc func(*inspectConfig)
 func (f inspectOptionFunc) applyInspect(c *inspectConfig) { f(c) }
 
 type inspectConfig struct {
-	orch        Orchestrator
+	orch        node.Orchestrator
 	controllers []string
 	timeout     time.Duration
 }
@@ -44,7 +46,7 @@ func InspectTimeout(d time.Duration) InspectOption {
 // InspectWith lets Inspect ask orch which release each node runs. Kafka's
 // protocol reveals only a node's release line (from the APIs it speaks), so
 // without an Orchestrator that reports versions, releases stay unknown.
-func InspectWith(orch Orchestrator) InspectOption {
+func InspectWith(orch node.Orchestrator) InspectOption {
 	return inspectOptionFunc(func(c *inspectConfig) { c.orch = orch })
 }
 
@@ -57,8 +59,8 @@ func InspectControllers(addrs ...string) InspectOption {
 
 // NodeInfo is what [Inspect] learned about one node.
 type NodeInfo struct {
-	ID    int32  `json:"id"`
-	Roles []Role `json:"roles"`
+	ID    int32       `json:"id"`
+	Roles []node.Role `json:"roles"`
 	// Addr is the node's broker listener, or its controller listener for a
 	// controller-only node; empty if unknown.
 	Addr string `json:"addr,omitempty"`
@@ -113,7 +115,7 @@ type Inspection struct {
 // A NodeError says what could not be read from one node.
 type NodeError struct {
 	Node int32
-	Role Role
+	Role node.Role
 	What string
 	Err  error
 }
@@ -169,7 +171,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 		in.ClusterID = *meta.ClusterID
 	}
 	var errs []error
-	fail := func(id int32, role Role, what string, err error) {
+	fail := func(id int32, role node.Role, what string, err error) {
 		errs = append(errs, &NodeError{Node: id, Role: role, What: what, Err: err})
 		in.Unknown = append(in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
 	}
@@ -182,7 +184,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	}
 	for _, b := range meta.Brokers {
 		n := info(b.NodeID)
-		n.Roles = append(n.Roles, RoleBroker)
+		n.Roles = append(n.Roles, node.RoleBroker)
 		n.Addr = b.Host + ":" + strconv.Itoa(int(b.Port))
 		if b.Rack != nil {
 			n.Rack = *b.Rack
@@ -203,7 +205,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 		for _, id := range slices.Sorted(maps.Keys(vs)) {
 			v := vs[id]
 			if v.Err != nil {
-				fail(id, RoleBroker, "ApiVersions", v.Err)
+				fail(id, node.RoleBroker, "ApiVersions", v.Err)
 				continue
 			}
 			info(id).Line = v.VersionGuess()
@@ -223,14 +225,14 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 		cancel()
 		if err != nil && len(rcs) == 0 {
 			for _, id := range brokerIDs {
-				fail(id, RoleBroker, "DescribeConfigs", err)
+				fail(id, node.RoleBroker, "DescribeConfigs", err)
 			}
 		}
 		for _, rc := range rcs {
 			id, _ := strconv.Atoi(rc.Name)
 			n := info(int32(id))
 			if rc.Err != nil {
-				fail(n.ID, RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
+				fail(n.ID, node.RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
 				continue
 			}
 			for _, c := range rc.Configs {
@@ -279,7 +281,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 			in.Controller = q.LeaderID
 			for _, v := range q.Voters {
 				n := info(v.ID)
-				n.Roles = append(n.Roles, RoleController)
+				n.Roles = append(n.Roles, node.RoleController)
 				if n.Addr == "" {
 					for _, qn := range q.Nodes {
 						if qn.ID == v.ID {
@@ -300,10 +302,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 			if nf.ID < 0 {
 				continue
 			}
-			role := RoleBroker
-			if nf.Role == kraft.RoleController {
-				role = RoleController
-			}
+			role := nf.Role
 			if nf.Err != nil {
 				fail(nf.ID, role, "ApiVersions (features)", nf.Err)
 				continue
@@ -334,7 +333,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	in.State.Finalized = finalized
 
 	// Exact releases come from the Orchestrator.
-	var orchNodes map[int32]Node
+	var orchNodes map[int32]node.Node
 	if cfg.orch != nil {
 		rctx, cancel := round()
 		ns, err := cfg.orch.Nodes(rctx)
@@ -343,7 +342,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 			in.Unknown = append(in.Unknown, "releases: the Orchestrator cannot list nodes: "+err.Error())
 			errs = append(errs, fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
 		}
-		orchNodes = map[int32]Node{}
+		orchNodes = map[int32]node.Node{}
 		for _, n := range ns {
 			orchNodes[n.ID] = n
 			ni := info(n.ID)
@@ -361,9 +360,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 		n := infos[id]
 		slices.Sort(n.Roles)
 		ns := compat.NodeState{ID: id, IBPV: n.IBPV, LMFV: n.LMFV, Migration: n.Migration, SupportedFeatures: n.Supported}
-		for _, r := range n.Roles {
-			ns.Roles = append(ns.Roles, compat.Role(r))
-		}
+		ns.Roles = slices.Clone(n.Roles)
 		if on, ok := orchNodes[id]; ok && on.Version != "" {
 			rel, err := compat.ParseRelease(on.Version)
 			if err != nil {

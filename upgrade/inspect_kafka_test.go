@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -36,7 +38,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 		if n.LMFV != compat.Static("2.8") {
 			t.Errorf("node %d LMFV %+v, want 2.8 from server.properties", n.ID, n.LMFV)
 		}
-		if !slices.Equal(n.Roles, []upgrade.Role{upgrade.RoleBroker}) {
+		if !slices.Equal(n.Roles, []node.Role{node.RoleBroker}) {
 			t.Errorf("node %d roles %v", n.ID, n.Roles)
 		}
 	}
@@ -84,11 +86,11 @@ func TestInspectKRaft(t *testing.T) {
 		t.Fatalf("%d nodes, want 6", len(in.Nodes))
 	}
 	for _, n := range in.Nodes {
-		wantRole := upgrade.RoleBroker
+		wantRole := node.RoleBroker
 		if n.ID <= 3 {
-			wantRole = upgrade.RoleController
+			wantRole = node.RoleController
 		}
-		if !slices.Equal(n.Roles, []upgrade.Role{wantRole}) || n.Release != "3.9.2" {
+		if !slices.Equal(n.Roles, []node.Role{wantRole}) || n.Release != "3.9.2" {
 			t.Errorf("node %d: roles %v release %q", n.ID, n.Roles, n.Release)
 		}
 		if r := n.Supported[compat.FeatureMetadataVersion]; r.Max != 21 {
@@ -100,7 +102,7 @@ func TestInspectKRaft(t *testing.T) {
 	}
 
 	// A half-finished upgrade: broker 6 on 4.1.2, the rest on 3.9.2.
-	if err := c.Restart(t.Context(), 6, upgrade.Change{Version: "4.1.2"}); err != nil {
+	if err := c.Restart(t.Context(), 6, node.Change{Version: "4.1.2"}); err != nil {
 		t.Fatal(err)
 	}
 	in = inspect(t, c)

@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kraft"
 )
@@ -24,7 +26,7 @@ const (
 	// StepPreflight checks, before anything changes, that the cluster is
 	// what the plan was made for (nodes, releases) and healthy.
 	StepPreflight StepKind = "preflight"
-	// StepRestart restarts one node with a [Change], gated by health (and,
+	// StepRestart restarts one node with a [node.Change], gated by health (and,
 	// for controllers, the quorum) before, and waiting for the node to
 	// catch up after.
 	StepRestart StepKind = "restart"
@@ -54,9 +56,9 @@ type Step struct {
 	// Node is the node a restart concerns, -1 for other kinds.
 	Node int32 `json:"node"`
 	// Roles are the node's roles.
-	Roles []Role `json:"roles,omitempty"`
+	Roles []node.Role `json:"roles,omitempty"`
 	// Change is what a restart changes.
-	Change Change `json:"change,omitzero"`
+	Change node.Change `json:"change,omitzero"`
 	// Features are the levels a finalize step sets.
 	Features compat.FeatureLevels `json:"features,omitempty"`
 	// Downgrade marks a finalize step that safely lowers levels.
@@ -105,7 +107,7 @@ func featuresString(levels compat.FeatureLevels) string {
 	return strings.Join(parts, " ")
 }
 
-func rolesString(roles []Role) string {
+func rolesString(roles []node.Role) string {
 	if len(roles) == 0 {
 		return "broker"
 	}
@@ -120,7 +122,7 @@ func rolesString(roles []Role) string {
 // A PlannedNode records a node as it was when the plan was made.
 type PlannedNode struct {
 	ID      int32          `json:"id"`
-	Roles   []Role         `json:"roles,omitempty"`
+	Roles   []node.Role    `json:"roles,omitempty"`
 	Release compat.Release `json:"release"`
 	// IBPV and LMFV are the node's pins when the plan was made, so that a
 	// rollback can restore them.
@@ -244,7 +246,7 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		ropts = append(ropts, compat.FinalizeMetadataVersionOnly())
 	}
 	p := Plan{Mode: state.Mode, Target: to, Route: compat.RoutePlan{Target: to}}
-	roles := map[int32][]Role{}
+	roles := map[int32][]node.Role{}
 	for _, n := range state.Nodes {
 		r := nodeRoles(n)
 		roles[n.ID] = r
@@ -276,7 +278,7 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 }
 
 // addHop appends the steps of hop h (index hi) and returns the last roll number.
-func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]Role, roll int, target Target, cfg planConfig) int {
+func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]node.Role, roll int, target Target, cfg planConfig) int {
 	for _, pre := range h.Preconditions {
 		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hi+1, h.From, h.To, pre))
 	}
@@ -293,7 +295,7 @@ func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]Role, roll int, ta
 		switch s.Kind {
 		case compat.RollBinaries, compat.RollConfig:
 			roll++
-			ch := Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
+			ch := node.Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
 			if s.Kind == compat.RollBinaries {
 				ch.Version = s.Release.String()
 			}
@@ -301,7 +303,7 @@ func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]Role, roll int, ta
 				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hi, Roll: roll, Node: id, Roles: roles[id],
 					Change: ch, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: !s.Reversible, Reason: s.Reason})
 			}
-			if cfg.elect && s.Role != compat.RoleController {
+			if cfg.elect && s.Role != node.RoleController {
 				p.Steps = append(p.Steps, Step{Kind: StepElectLeaders, Hop: hi, Node: -1, Reversible: true,
 					Why: "leadership can move again at any time", Reason: "move leadership back to preferred replicas after the roll"})
 			}
@@ -370,13 +372,13 @@ func stateAfter(s compat.State, route compat.RoutePlan) compat.State {
 	return out
 }
 
-func nodeRoles(n compat.NodeState) []Role {
-	var out []Role
+func nodeRoles(n compat.NodeState) []node.Role {
+	var out []node.Role
 	if n.IsBroker() {
-		out = append(out, RoleBroker)
+		out = append(out, node.RoleBroker)
 	}
 	if n.IsController() {
-		out = append(out, RoleController)
+		out = append(out, node.RoleController)
 	}
 	return out
 }

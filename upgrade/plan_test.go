@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -30,10 +32,10 @@ func nodes(specs ...string) []compat.NodeState {
 		}
 		n := compat.NodeState{ID: id, Release: compat.MustParseRelease(f[2])}
 		if strings.Contains(f[1], "b") {
-			n.Roles = append(n.Roles, compat.RoleBroker)
+			n.Roles = append(n.Roles, node.RoleBroker)
 		}
 		if strings.Contains(f[1], "c") {
-			n.Roles = append(n.Roles, compat.RoleController)
+			n.Roles = append(n.Roles, node.RoleController)
 		}
 		if len(f) > 3 {
 			n.IBPV = compat.Static(f[3])
@@ -156,10 +158,10 @@ func TestReplacePlan(t *testing.T) {
 }
 
 // restartOnly hides every capability of an Orchestrator but the required ones.
-type restartOnly struct{ o Orchestrator }
+type restartOnly struct{ o node.Orchestrator }
 
-func (r restartOnly) Nodes(ctx context.Context) ([]Node, error) { return r.o.Nodes(ctx) }
-func (r restartOnly) Restart(ctx context.Context, id int32, ch Change) error {
+func (r restartOnly) Nodes(ctx context.Context) ([]node.Node, error) { return r.o.Nodes(ctx) }
+func (r restartOnly) Restart(ctx context.Context, id int32, ch node.Change) error {
 	return r.o.Restart(ctx, id, ch)
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -20,7 +22,7 @@ import (
 // Step kinds of node-replacement (blue/green) plans.
 const (
 	// StepProvision starts a new broker on the target release to replace
-	// Step.Node (in its rack), through the Orchestrator's [Provisioner].
+	// Step.Node (in its rack), through the Orchestrator's [node.Provisioner].
 	StepProvision StepKind = "provision"
 	// StepMove moves every replica off the replaced brokers onto their
 	// replacements, in throttled batches (package reassign).
@@ -39,7 +41,7 @@ const (
 // retired and unregistered once it holds no replica, and features are
 // finalized as in a rolling upgrade.
 //
-// The Orchestrator must implement [Provisioner]. ZooKeeper clusters, combined
+// The Orchestrator must implement [node.Provisioner]. ZooKeeper clusters, combined
 // nodes and routes of more than one hop are refused: use [NewPlan] (with
 // Target.Via for stops on the way).
 func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
@@ -69,7 +71,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		}
 	}
 	for _, s := range p.Steps {
-		if s.Kind == StepRestart && slices.Contains(s.Roles, RoleBroker) {
+		if s.Kind == StepRestart && slices.Contains(s.Roles, node.RoleBroker) {
 			continue // brokers are replaced, not restarted
 		}
 		if s.Kind == StepFinalize || s.Kind == StepBake {
@@ -78,7 +80,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		steps = append(steps, s)
 	}
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepProvision, Hop: 0, Node: id, Roles: []Role{RoleBroker}, Change: Change{Version: p.Target.String()},
+		steps = append(steps, Step{Kind: StepProvision, Hop: 0, Node: id, Roles: []node.Role{node.RoleBroker}, Change: node.Change{Version: p.Target.String()},
 			Reversible: true, Why: "a new broker can be retired again", Reason: fmt.Sprintf("start a broker on %v to replace broker %d, in its rack", p.Target, id)})
 	}
 	steps = append(steps,
@@ -87,7 +89,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		Step{Kind: StepElectLeaders, Hop: 0, Node: -1, Reversible: true, Why: "leadership can move again at any time",
 			Reason: "move leadership to the preferred (new) replicas"})
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepRetire, Hop: 0, Node: id, Roles: []Role{RoleBroker}, Reversible: false,
+		steps = append(steps, Step{Kind: StepRetire, Hop: 0, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
 			Why: "a retired broker's data is gone; its replacement stays", Hold: true,
 			Reason: fmt.Sprintf("retire broker %d once it holds no replica, and unregister it", id)})
 	}
@@ -119,11 +121,11 @@ func ReassignOptions(opts ...reassign.Option) Option {
 
 // provisioner returns the Orchestrator's Provisioner, or an error if a plan
 // needs one and it has none.
-func (r *Runner) provisioner(plan Plan) (Provisioner, error) {
-	p, ok := r.orch.(Provisioner)
+func (r *Runner) provisioner(plan Plan) (node.Provisioner, error) {
+	p, ok := r.orch.(node.Provisioner)
 	for i, s := range plan.Steps {
 		if (s.Kind == StepProvision || s.Kind == StepRetire) && !ok {
-			return nil, fmt.Errorf("%w: step %d (%s) needs an Orchestrator that implements upgrade.Provisioner, and %T does not", ErrUnsupportedPlan, i+1, s.Kind, r.orch)
+			return nil, fmt.Errorf("%w: step %d (%s) needs an Orchestrator that implements node.Provisioner, and %T does not", ErrUnsupportedPlan, i+1, s.Kind, r.orch)
 		}
 	}
 	return p, nil
@@ -131,7 +133,7 @@ func (r *Runner) provisioner(plan Plan) (Provisioner, error) {
 
 // provision starts the replacement of st.Node and waits until it is up.
 func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (string, error) {
-	prov := u.r.orch.(Provisioner)
+	prov := u.r.orch.(node.Provisioner)
 	nodes, err := u.r.orch.Nodes(ctx)
 	if err != nil {
 		return "", fmt.Errorf("the Orchestrator cannot list its nodes: %w", err)
@@ -155,7 +157,7 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 			return "", err
 		}
 		u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("provisioning a broker on %s to replace broker %d", st.Change.Version, st.Node)})
-		n, err := prov.Provision(ctx, NodeSpec{Version: st.Change.Version, Roles: []Role{RoleBroker}, Rack: rack})
+		n, err := prov.Provision(ctx, node.Spec{Version: st.Change.Version, Roles: []node.Role{node.RoleBroker}, Rack: rack})
 		if err != nil {
 			return "", fmt.Errorf("provisioning a replacement for broker %d: %w", st.Node, err)
 		}
@@ -182,7 +184,7 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 
 // unclaimed finds a node on release that is neither planned nor provisioned
 // by another step.
-func (u *run) unclaimed(nodes []Node, release string) (int32, bool) {
+func (u *run) unclaimed(nodes []node.Node, release string) (int32, bool) {
 	for _, n := range nodes {
 		if n.Version != release || slices.ContainsFunc(u.plan.Nodes, func(p PlannedNode) bool { return p.ID == n.ID }) {
 			continue
@@ -330,7 +332,7 @@ func (u *run) retire(ctx context.Context, i int, st Step) (string, error) {
 		return "", fmt.Errorf("broker %d still holds replicas of %v: refusing to retire it (that would lose data)", st.Node, held)
 	}
 	if _, ok := snap.Broker(st.Node); ok || u.stillKnown(ctx, st.Node) {
-		if err := u.r.orch.(Provisioner).Retire(ctx, st.Node); err != nil {
+		if err := u.r.orch.(node.Provisioner).Retire(ctx, st.Node); err != nil {
 			return "", fmt.Errorf("retiring broker %d: %w", st.Node, err)
 		}
 	}
@@ -348,7 +350,7 @@ func (u *run) stillKnown(ctx context.Context, id int32) bool {
 	if err != nil {
 		return true // cannot tell: retiring twice is harmless, not retiring is not
 	}
-	return slices.ContainsFunc(nodes, func(n Node) bool { return n.ID == id })
+	return slices.ContainsFunc(nodes, func(n node.Node) bool { return n.ID == id })
 }
 
 // unregister removes a retired broker's registration from a KRaft cluster.

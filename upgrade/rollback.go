@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/kupgrade/kupgrade/compat"
 )
 
@@ -83,13 +85,13 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 		}
 		for _, n := range plan.Nodes { // the plan's nodes: with the release to go back to
 			keys, ok := touched[n.ID]
-			if !ok || slices.Contains(n.Roles, RoleController) != controllers {
+			if !ok || slices.Contains(n.Roles, node.RoleController) != controllers {
 				continue
 			}
 			if n.Release.IsZero() {
 				return Plan{}, fmt.Errorf("upgrade: cannot roll back node %d: the plan does not record its old release", n.ID)
 			}
-			ch := Change{Version: n.Release.String(), Set: map[string]string{}}
+			ch := node.Change{Version: n.Release.String(), Set: map[string]string{}}
 			for _, k := range slices.Sorted(maps.Keys(keys)) {
 				old := compat.ConfigValue{}
 				switch k {

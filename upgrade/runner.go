@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -162,7 +164,7 @@ func (c *config) validate() error {
 // and to [Event]s. A Runner runs one plan at a time.
 type Runner struct {
 	cl   *kgo.Client
-	orch Orchestrator
+	orch node.Orchestrator
 	cfg  config
 	gate *health.Gate
 	err  error // from construction, reported by Run
@@ -171,7 +173,7 @@ type Runner struct {
 // NewRunner returns a Runner that observes the cluster through cl and
 // restarts nodes through orch. cl is the user's client (their TLS, SASL);
 // the Runner does not close it.
-func NewRunner(cl *kgo.Client, orch Orchestrator, opts ...Option) *Runner {
+func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...Option) *Runner {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -403,10 +405,10 @@ func (u *run) next(ctx context.Context) (int, error) {
 }
 
 // downFirst returns the step of group whose node is down, if any: a broker
-// not up in a fresh snapshot, or a node the Orchestrator's [Liveness] says is
+// not up in a fresh snapshot, or a node the Orchestrator's [node.Liveness] says is
 // not alive.
 func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
-	live, hasLive := u.r.orch.(Liveness)
+	live, hasLive := u.r.orch.(node.Liveness)
 	snap, snapErr := u.r.cfg.ops.snapshot(ctx)
 	for _, i := range group {
 		st := u.plan.Steps[i]
@@ -415,7 +417,7 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 				return i, true
 			}
 		}
-		if snapErr == nil && len(snap.Brokers) > 0 && slices.Contains(st.Roles, RoleBroker) && !snap.Up(st.Node) {
+		if snapErr == nil && len(snap.Brokers) > 0 && slices.Contains(st.Roles, node.RoleBroker) && !snap.Up(st.Node) {
 			return i, true
 		}
 	}
@@ -425,7 +427,7 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 // leader returns the node that should roll last in st's roll.
 func (u *run) leader(ctx context.Context, st Step) (int32, error) {
 	ops := u.r.cfg.ops
-	if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+	if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, node.RoleController) {
 		return ops.activeController(ctx)
 	}
 	if u.plan.Mode == compat.ZooKeeper {

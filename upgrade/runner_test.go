@@ -12,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kupgrade/kupgrade/node"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -384,7 +386,7 @@ func (p *fakeProber) Probe(ctx context.Context) (health.ProbeResults, error) {
 	p.probes++
 	var rs health.ProbeResults
 	for _, id := range slices.Sorted(maps.Keys(p.f.nodes)) {
-		if !slices.Contains(p.f.nodes[id].roles, RoleBroker) {
+		if !slices.Contains(p.f.nodes[id].roles, node.RoleBroker) {
 			continue
 		}
 		r := health.ProbeResult{Broker: id, Topic: "canary", RoundTrip: 5 * time.Millisecond}
