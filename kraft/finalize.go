@@ -127,7 +127,7 @@ func (r FinalizeResult) Err() error {
 //   - some node does not support the level ([*UnsupportedLevelError]) or
 //     could not be asked ([*UnverifiedNodeError]);
 //   - a metadata.version downgrade would cross a level that changed the
-//     metadata format ([*DowngradeError]; Kafka would refuse it too);
+//     metadata format ([*compat.DowngradeError]; Kafka would refuse it too);
 //   - kraft.version would be downgraded, or a level is invalid
 //     ([ErrInvalidUpdate]).
 //
@@ -256,7 +256,7 @@ func validateUpdates(updates []FeatureUpdate) error {
 
 // plan decides how to send one update and runs the pre-checks on it. No
 // I/O: fs is what the nodes said (nil if they could not be asked).
-func plan(u FeatureUpdate, fs Features, cfg finalizeConfig) FeatureResult {
+func plan(u FeatureUpdate, fs ClusterFeatures, cfg finalizeConfig) FeatureResult {
 	f := FeatureResult{Feature: u.Feature, From: -1, To: u.Level, Type: u.Type}
 	from, _, known := fs.Finalized(u.Feature)
 	if known {
@@ -286,7 +286,7 @@ func plan(u FeatureUpdate, fs Features, cfg finalizeConfig) FeatureResult {
 		if f.Type == Upgrade {
 			errs = append(errs, fmt.Errorf("%w: %s %s is below the finalized %s: send it as a downgrade", ErrInvalidUpdate, u.Feature, LevelName(u.Feature, f.To), LevelName(u.Feature, f.From)))
 		} else if err := checkDowngrade(u.Feature, f.From, f.To); err != nil {
-			if _, ok := errors.AsType[*DowngradeError](err); ok && cfg.allowUnsafeDowngrade {
+			if _, ok := errors.AsType[*compat.DowngradeError](err); ok && cfg.allowUnsafeDowngrade {
 				f.Type = UnsafeDowngrade
 			} else {
 				errs = append(errs, err)
@@ -362,7 +362,7 @@ const kraftVersionUpgradeMinMV = 27
 // dynamic one (KAFKA-16538). Kafka 3.9 accepts the update but only records
 // the level: ApiVersions then reports kraft.version 1 finalized while the
 // quorum stays static (observed with 3.9.2).
-func checkKRaftVersionUpgrade(fs Features) []error {
+func checkKRaftVersionUpgrade(fs ClusterFeatures) []error {
 	var errs []error
 	for _, f := range fs.Sorted() {
 		if f.Err != nil {

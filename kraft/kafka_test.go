@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // metadata.version levels the tests use.
@@ -138,7 +138,7 @@ func TestKafka39(t *testing.T) {
 				if f.APIVersion != 4 {
 					t.Errorf("via %s: %v answered ApiVersions v%d, want v4", via.name, f.NodeRef, f.APIVersion)
 				}
-				want := map[string]kraft.LevelRange{"metadata.version": {Min: 1, Max: mv39IV0}, "kraft.version": {Min: 0, Max: 1}}
+				want := map[string]compat.LevelRange{"metadata.version": {Min: 1, Max: mv39IV0}, "kraft.version": {Min: 0, Max: 1}}
 				if diff := cmp.Diff(want, f.Supported); diff != "" {
 					t.Errorf("via %s: %v supported (-want +got):\n%s", via.name, f.NodeRef, diff)
 				}
@@ -237,11 +237,11 @@ func TestKafka39(t *testing.T) {
 	step(t, "downgrade to 3.6-IV2 refused", func(t *testing.T) {
 		down := []kraft.FeatureUpdate{{Feature: "metadata.version", Level: mv36IV2}}
 		res, err := kraft.Finalize(ctx, cl, down)
-		de, ok := errors.AsType[*kraft.DowngradeError](err)
+		de, ok := errors.AsType[*compat.DowngradeError](err)
 		if !ok || !errors.Is(err, kraft.ErrUnsafeDowngrade) || res.Sent {
 			t.Fatalf("Finalize = %+v, %v; want our own *DowngradeError, nothing sent", res, err)
 		}
-		if de.From != mv38IV0 || de.To != mv36IV2 || de.Blocking != mv37IV2 || de.Floor != mv37IV2 {
+		if de.From.Level != mv38IV0 || de.To.Level != mv36IV2 || de.Blocker.Level != mv37IV2 || de.Floor.Level != mv37IV2 {
 			t.Errorf("DowngradeError = %+v, want from 20 to 14 blocked by 3.7-IV2 (17), the floor", de)
 		}
 		t.Logf("our refusal: %v", err)
@@ -253,7 +253,7 @@ func TestKafka39(t *testing.T) {
 			!strings.Contains(ue.Message, "might delete metadata") {
 			t.Fatalf("Finalize with SkipPreCheck = %+v, %v; want Kafka's INVALID_UPDATE_VERSION as an *UpdateError", res, err)
 		}
-		if _, ok := errors.AsType[*kraft.DowngradeError](res.Features[0].PreCheck); !ok {
+		if _, ok := errors.AsType[*compat.DowngradeError](res.Features[0].PreCheck); !ok {
 			t.Errorf("PreCheck = %v, want the refusal that was skipped", res.Features[0].PreCheck)
 		}
 		t.Logf("Kafka's refusal: %v", err)
@@ -346,10 +346,10 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verdict := func(id int32) (kraft.Verdict, kraft.Quorum, error) {
+	verdict := func(id int32) (kraft.QuorumVerdict, kraft.Quorum, error) {
 		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
 		if err != nil {
-			return kraft.Verdict{}, q, err
+			return kraft.QuorumVerdict{}, q, err
 		}
 		return kraft.CanRestartController(q, id, ft.Timeout), q, nil
 	}
@@ -391,7 +391,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if err := c.Node(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
-	var last kraft.Verdict
+	var last kraft.QuorumVerdict
 	took := eventually(t, "restarting a second controller is refused", time.Minute, func() (bool, string) {
 		v, _, err := verdict(other)
 		if err != nil {
@@ -863,7 +863,7 @@ func TestKafka37Combined(t *testing.T) {
 					continue
 				}
 				ctrls = append(ctrls, f.ID)
-				if f.Err != nil || f.APIVersion != 3 || f.Supported["metadata.version"] != (kraft.LevelRange{Min: 1, Max: mv37IV4}) {
+				if f.Err != nil || f.APIVersion != 3 || f.Supported["metadata.version"] != (compat.LevelRange{Min: 1, Max: mv37IV4}) {
 					t.Errorf("via %s: %v: v%d supported %v, err %v", via.name, f.NodeRef, f.APIVersion, f.Supported, f.Err)
 				}
 			}

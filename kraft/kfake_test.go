@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
+
 	"github.com/kupgrade/kupgrade/node"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -55,7 +57,7 @@ func TestFakeCluster(t *testing.T) {
 		t.Fatalf("%d entries, first error %v:\n%v", len(fs), err, fs)
 	}
 	for _, f := range fs {
-		if f.ID < 0 || f.APIVersion < 4 || f.Supported["share.version"] != (kraft.LevelRange{Min: 0, Max: 2}) {
+		if f.ID < 0 || f.APIVersion < 4 || f.Supported["share.version"] != (compat.LevelRange{Min: 0, Max: 2}) {
 			t.Errorf("%v: v%d supported %v; want an id found with DescribeCluster and share.version 0-2", f.NodeRef, f.APIVersion, f.Supported)
 		}
 	}
