@@ -16,7 +16,7 @@ import (
 // controllers first, then brokers, then metadata.version, which cannot be
 // undone and so is held until the caller allows it.
 func Example() {
-	state := compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{compat.FeatureMetadataVersion: 21}}
+	state := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{compat.FeatureMetadataVersion: 21}}
 	for id := int32(1); id <= 6; id++ {
 		role := node.RoleController
 		if id > 3 {

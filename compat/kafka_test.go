@@ -92,7 +92,7 @@ func checkUnresolvable(t *testing.T, release, missing string) {
 	case err == nil:
 		t.Fatalf("kafkatest.Resolve(%s) succeeded: the release is now published completely; "+
 			"remove its missing artifact from crossChecked so that compat is cross-checked against it", release)
-	case !errors.Is(err, kafkatest.ErrUnknownRelease) || !strings.Contains(err.Error(), missing):
+	case !errors.Is(err, kafkatest.ErrUnresolvable) || !strings.Contains(err.Error(), missing):
 		t.Fatalf("kafkatest.Resolve(%s) = %v, want kafkatest.ErrUnknownRelease naming %s", release, err, missing)
 	}
 	t.Logf("as documented, %s cannot be resolved: %v", release, err)

@@ -116,7 +116,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		return err
 	}
 	oldest, _ := c.releaseRange()
-	h := Hop{Kind: ZooKeeperUpgrade, Mode: ZooKeeper, From: oldest, To: to, Reason: reason}
+	h := Hop{Kind: ZooKeeperUpgrade, Mode: ModeZooKeeper, From: oldest, To: to, Reason: reason}
 	if to.AtLeast(v(3, 9)) && oldest.Less(v(3, 9)) {
 		h.Preconditions = append(h.Preconditions, "the ZooKeeper ensemble runs 3.8.3 or newer (3.9 upgrade notes)")
 	}
@@ -228,7 +228,7 @@ var migrationPreconditions = []string{
 func (p *planner) migration(c *sim) error {
 	bridge, _ := c.releaseRange()
 	mv := lp(bridge)
-	h := Hop{Kind: Migration, Mode: Migrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
+	h := Hop{Kind: Migration, Mode: ModeMigrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
 		Reason: fmt.Sprintf("move the metadata from ZooKeeper to a KRaft controller quorum on %v; every step can be reverted until the last one", bridge)}
 	brokers := c.ids(func(simNode) bool { return true })
 	h.Steps = append(h.Steps,
@@ -240,9 +240,9 @@ func (p *planner) migration(c *sim) error {
 	p.add(h)
 	for i := range c.nodes {
 		n := &c.nodes[i]
-		n.mode, n.ibpv, n.lmfv, n.migration = KRaft, Default(), Default(), false
+		n.mode, n.ibpv, n.lmfv, n.migration = ModeKRaft, Default(), Default(), false
 	}
-	c.mode = KRaft
+	c.mode = ModeKRaft
 	c.ghost = bridge
 	c.finalized = FeatureLevels{FeatureMetadataVersion: mv.Level}
 	return nil
@@ -299,30 +299,30 @@ func (p *planner) migrating(c *sim) error {
 	}
 	bridge := oldest
 	mv := lp(bridge)
-	h := Hop{Kind: Migration, Mode: Migrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
+	h := Hop{Kind: Migration, Mode: ModeMigrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
 		Reason: fmt.Sprintf("finish the ZooKeeper to KRaft migration under way on %v", bridge)}
-	controllers := c.ids(func(n simNode) bool { return n.controller && n.mode == KRaft })
+	controllers := c.ids(func(n simNode) bool { return n.controller && n.mode == ModeKRaft })
 	if len(controllers) == 0 {
 		h.Steps = append(h.Steps, provisionStep(bridge, mv))
 		c.ghost = bridge
 	}
-	if enter := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ZooKeeper && !n.migration }); len(enter) > 0 {
+	if enter := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper && !n.migration }); len(enter) > 0 {
 		h.Steps = append(h.Steps, enterMigrationStep(enter))
 	}
-	if zk := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ZooKeeper }); len(zk) > 0 {
+	if zk := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper }); len(zk) > 0 {
 		h.Steps = append(h.Steps, brokersToKRaftStep(zk, c.anyLMFVSet()))
 	}
-	h.Done = c.ids(func(n simNode) bool { return n.mode == KRaft && !n.migration })
+	h.Done = c.ids(func(n simNode) bool { return n.mode == ModeKRaft && !n.migration })
 	if fin := c.ids(func(n simNode) bool { return n.controller && n.migration }); len(fin) > 0 || len(controllers) == 0 {
 		h.Steps = append(h.Steps, finalizeMigrationStep(fin))
 	}
 	p.add(h)
 	for i := range c.nodes {
 		n := &c.nodes[i]
-		n.mode, n.migration = KRaft, false
+		n.mode, n.migration = ModeKRaft, false
 		n.ibpv, n.lmfv = Default(), Default()
 	}
-	c.mode = KRaft
+	c.mode = ModeKRaft
 	if c.finalized.Level(FeatureMetadataVersion) == 0 {
 		c.finalized = FeatureLevels{FeatureMetadataVersion: mv.Level}
 	}
@@ -383,7 +383,7 @@ func (p *planner) finalizeOnlyHop(c *sim, reason string) {
 	oldest, newest := c.releaseRange()
 	cur, _ := c.metadataVersion()
 	to := lp(oldest)
-	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: newest, Reason: reason}
+	h := Hop{Kind: KRaftUpgrade, Mode: ModeKRaft, From: oldest, To: newest, Reason: reason}
 	h.Steps = append(h.Steps, finalizeMVStep(cur, to))
 	p.add(h)
 	c.finalized[FeatureMetadataVersion] = to.Level
@@ -410,7 +410,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 	}
 	oldest, _ := c.releaseRange()
 	final := to == p.target
-	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: to, Reason: reason}
+	h := Hop{Kind: KRaftUpgrade, Mode: ModeKRaft, From: oldest, To: to, Reason: reason}
 	if oldest.Less(v(4, 0)) && to.AtLeast(v(4, 0)) {
 		h.Preconditions = append(h.Preconditions,
 			"clients (including Streams and Connect) run 2.1 or newer: 4.0 removed older protocol versions (KIP-896; see CheckClient)",
@@ -526,15 +526,15 @@ func (p *planner) rollback(c *sim) error {
 	tlp := lp(t)
 	h := Hop{Kind: Rollback, Mode: c.mode, From: newest, To: t,
 		Reason: fmt.Sprintf("roll the nodes back to %v", t)}
-	if p.cfg.migrate && c.mode == ZooKeeper {
+	if p.cfg.migrate && c.mode == ModeZooKeeper {
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("MigrateToKRaft with a target (%v) older than node releases (%v)", t, newest),
 			Suggestion: "plan the rollback first, then the migration"}
 	}
 	switch c.mode {
-	case Migrating:
+	case ModeMigrating:
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: "a ZooKeeper to KRaft migration is under way",
 			Suggestion: "revert the migration with Apache's migration revert steps, or finish it first"}
-	case ZooKeeper:
+	case ModeZooKeeper:
 		if oldest.Less(v(2, 4)) && t.AtLeast(v(3, 6)) {
 			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v (KIP-902)", oldest, t),
 				Suggestion: "roll every node back to " + oldest.String() + " first"}
@@ -576,7 +576,7 @@ func (p *planner) rollback(c *sim) error {
 			st.Reason += "; " + adv.Reason
 		}
 		h.Steps = append(h.Steps, st)
-	case KRaft:
+	case ModeKRaft:
 		if err := c.checkControllers(); err != nil {
 			return err
 		}

@@ -430,12 +430,12 @@ func Route(s State, target Release, opts ...RouteOption) (RoutePlan, error) {
 	if err != nil {
 		return RoutePlan{}, err
 	}
-	if cfg.migrate && s.Mode == ZooKeeper && target.Less(v(4, 0)) && target.Line() != v(3, 9) {
+	if cfg.migrate && s.Mode == ModeZooKeeper && target.Less(v(4, 0)) && target.Line() != v(3, 9) {
 		return RoutePlan{}, &RouteError{Err: ErrUnsupportedRoute,
 			Reason:     fmt.Sprintf("MigrateToKRaft with target %v: kupgrade migrates on 3.9, the last bridge release", target),
 			Suggestion: "target " + latestPatch(v(3, 9)).String() + " (or any 4.x release)"}
 	}
-	if s.Mode == ZooKeeper {
+	if s.Mode == ModeZooKeeper {
 		if err := c.checkMessageFormats(); err != nil {
 			return RoutePlan{}, err
 		}
@@ -448,9 +448,9 @@ func Route(s State, target Release, opts ...RouteOption) (RoutePlan, error) {
 	switch {
 	case target.Less(newest):
 		err = p.rollback(c)
-	case c.mode == ZooKeeper:
+	case c.mode == ModeZooKeeper:
 		err = p.zooKeeper(c)
-	case c.mode == Migrating:
+	case c.mode == ModeMigrating:
 		err = p.migrating(c)
 	default:
 		err = p.kraft(c)

@@ -36,7 +36,7 @@ func combined(id int32, release string) NodeState {
 }
 
 func kraftState(finalized FeatureLevels, nodes ...NodeState) State {
-	return State{Mode: KRaft, Nodes: nodes, Finalized: finalized}
+	return State{Mode: ModeKRaft, Nodes: nodes, Finalized: finalized}
 }
 
 // kraft39 is a 3.9.1 KRaft cluster with a static quorum, finalized at 3.9-IV0.
@@ -71,19 +71,19 @@ func routeCases() []routeCase {
 		{name: "zk-patch-upgrade", state: zk3("3.9.0", Default(), Default()), target: "3.9.2",
 			hops: []string{"zookeeper-upgrade 3.9.0→3.9.2"}},
 		{name: "zk-half-rolled", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"zookeeper-upgrade 3.6.2→3.9.2"}},
 		{name: "zk-raise-in-progress", target: "4.0.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.9"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.9.2", Static("3.6"), Default())}},
 			hops: []string{"zookeeper-upgrade 3.9.2→3.9.2", "migration 3.9.2→3.9.2", "kraft-upgrade 3.9.2→4.0.2"}},
 		{name: "zk-forgot-pin", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Default(), Default()), zkNode(2, "3.6.2", Default(), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"zookeeper-upgrade 3.6.2→3.9.2"}},
 		{name: "zk-rollback-before-raise", target: "3.6.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.6.2", Default(), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"rollback 3.9.2→3.6.2"}},
 		{name: "zk-rollback-after-raise", target: "3.6.2", state: zk3("3.9.2", Static("3.9"), Default()), wantErr: ErrDowngradePastIBPV},
@@ -93,26 +93,26 @@ func routeCases() []routeCase {
 			wantErr: ErrUnsupportedRoute},
 		{name: "zk-unknown-ibpv", target: "3.9.2", state: zk3("3.6.2", ConfigValue{}, Default()), wantErr: ErrIncompleteState},
 		{name: "migrating-midway", target: "4.0.2",
-			state: State{Mode: Migrating, Finalized: FeatureLevels{"metadata.version": 21}, Nodes: []NodeState{
-				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 2, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3001, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3002, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
+			state: State{Mode: ModeMigrating, Finalized: FeatureLevels{"metadata.version": 21}, Nodes: []NodeState{
+				{ID: 1, Release: rel("3.9.2"), Mode: ModeZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 2, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
+				{ID: 3001, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
+				{ID: 3002, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
 			}},
 			hops: []string{"migration 3.9.2→3.9.2", "kraft-upgrade 3.9.2→4.0.2"}},
 		{name: "migrating-mixed-releases", target: "4.0.2",
-			state: State{Mode: Migrating, Nodes: []NodeState{
-				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1"), Mode: KRaft, Migration: true}}},
+			state: State{Mode: ModeMigrating, Nodes: []NodeState{
+				{ID: 1, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1"), Mode: ModeKRaft, Migration: true}}},
 			wantErr: ErrUnsupportedRoute},
 		{name: "kraft-3.9-to-4.2", state: kraft39(), target: "4.2.1",
 			hops: []string{"kraft-upgrade 3.9.1→4.2.1"}},
 		{name: "kraft-3.9-to-4.4-mv-only", state: kraft39(), target: "4.4.0", opts: []RouteOption{FinalizeMetadataVersionOnly()},
 			hops: []string{"kraft-upgrade 3.9.1→4.4.0"}},
 		{name: "kraft-3.2-preview-to-4.1", target: "4.1.2",
-			state: State{Mode: KRaft, Nodes: []NodeState{
+			state: State{Mode: ModeKRaft, Nodes: []NodeState{
 				{ID: 1, Roles: []node.Role{node.RoleController}, Release: rel("3.2.3"), IBPV: Default()},
 				{ID: 2, Roles: []node.Role{node.RoleBroker}, Release: rel("3.2.3"), IBPV: Default()}}},
 			hops: []string{"kraft-upgrade 3.2.3→3.9.2", "kraft-upgrade 3.9.2→4.1.2"}},
@@ -160,11 +160,11 @@ func routeCases() []routeCase {
 			state:   kraftState(FeatureLevels{}, ctrl(1, "2.8.2"), broker(2, "2.8.2")),
 			wantErr: ErrUnsupportedRoute},
 		{name: "zk-mixed-2.0-and-3.7-no-stop-at-3.5", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "2.0.1", Default(), Default()), zkNode(2, "2.0.1", Default(), Default()), zkNode(3, "3.7.2", Static("2.0"), Default())}},
 			hops: []string{"zookeeper-upgrade 2.0.1→3.9.2"}},
 		{name: "zk-unlisted-3.9-patch-is-the-bridge", target: "4.0.2", opts: []RouteOption{AllowUnlistedPatch()},
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.8"), Default()), zkNode(2, "3.9.9", Static("3.8"), Default())}},
 			hops: []string{"zookeeper-upgrade 3.9.2→3.9.9", "migration 3.9.9→3.9.9", "kraft-upgrade 3.9.9→4.0.2"}},
 		{name: "kraft-mixed-3.2-and-4.0", target: "4.1.2",
@@ -329,7 +329,7 @@ func TestRouteStructure(t *testing.T) {
 	}
 
 	// A half-finished ZooKeeper upgrade restarts only what is left.
-	half := State{Mode: ZooKeeper, Nodes: []NodeState{
+	half := State{Mode: ModeZooKeeper, Nodes: []NodeState{
 		zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.9.2", Static("3.6-IV2"), Default()), zkNode(3, "3.6.2", Default(), Default())}}
 	plan, err = Route(half, rel("3.9.2"))
 	if err != nil {
@@ -347,7 +347,7 @@ func TestRouteStructure(t *testing.T) {
 	}
 
 	// A raise under way continues with the brokers not yet raised.
-	raising := State{Mode: ZooKeeper, Nodes: []NodeState{
+	raising := State{Mode: ModeZooKeeper, Nodes: []NodeState{
 		zkNode(1, "3.9.2", Static("3.9"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.9.2", Static("3.6"), Default())}}
 	plan, err = Route(raising, rel("3.9.2"))
 	if err != nil {

@@ -14,15 +14,15 @@ const (
 	// ModeUnknown is the zero Mode. For a [NodeState] it means "the
 	// cluster's mode".
 	ModeUnknown Mode = iota
-	// ZooKeeper mode: brokers with a ZooKeeper ensemble (up to 3.9).
-	ZooKeeper
-	// KRaft mode: a controller quorum keeps the metadata (production from 3.3).
-	KRaft
-	// Migrating is a cluster in the middle of the ZooKeeper to KRaft
+	// ModeZooKeeper: brokers with a ZooKeeper ensemble (up to 3.9).
+	ModeZooKeeper
+	// ModeKRaft: a controller quorum keeps the metadata (production from 3.3).
+	ModeKRaft
+	// ModeMigrating is a cluster in the middle of the ZooKeeper to KRaft
 	// migration (3.4–3.9): KRaft controllers run with
 	// zookeeper.metadata.migration.enable=true and the brokers are being
 	// moved.
-	Migrating
+	ModeMigrating
 )
 
 var modeNames = [...]string{"", "zookeeper", "kraft", "migrating"}
@@ -184,7 +184,7 @@ func incomplete(format string, args ...any) error {
 func (s State) Validate() error { return s.validate(true) }
 
 func (s State) validate(unlisted bool) error {
-	if s.Mode == ModeUnknown || s.Mode > Migrating {
+	if s.Mode == ModeUnknown || s.Mode > ModeMigrating {
 		return incomplete("cluster mode is unknown")
 	}
 	if len(s.Nodes) == 0 {
@@ -210,23 +210,23 @@ func (s State) validate(unlisted bool) error {
 			mode = s.Mode
 		}
 		switch mode {
-		case ZooKeeper:
+		case ModeZooKeeper:
 			if !l.zooKeeper {
 				return incomplete("node %d runs %v in ZooKeeper mode, which %v does not have", n.ID, n.Release, n.Release.Short())
 			}
 			if n.IsController() {
 				return incomplete("node %d has the controller role but runs in ZooKeeper mode", n.ID)
 			}
-		case KRaft:
+		case ModeKRaft:
 			if l.kraft == 0 {
 				return incomplete("node %d runs %v in KRaft mode, which %v does not have", n.ID, n.Release, n.Release.Short())
 			}
-		case Migrating:
+		case ModeMigrating:
 			return incomplete("node %d: in a migrating cluster every node's own Mode (zookeeper or kraft) must be set", n.ID)
 		default:
 			return incomplete("node %d: invalid mode %v", n.ID, n.Mode)
 		}
-		if s.Mode != Migrating && mode != s.Mode {
+		if s.Mode != ModeMigrating && mode != s.Mode {
 			return incomplete("node %d runs in %v mode in a %v cluster", n.ID, mode, s.Mode)
 		}
 	}

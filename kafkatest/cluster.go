@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
+
 	"github.com/kupgrade/kupgrade/node"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -212,7 +214,7 @@ func (c *Cluster) setUp(dist *Distribution) error {
 			return fmt.Errorf("kafkatest: NodeConfig for node %d, but the cluster has nodes 1..%d", id, len(c.nodes))
 		}
 	}
-	if cfg.mode == ZooKeeperMode {
+	if cfg.mode == compat.ModeZooKeeper {
 		c.zk = &zookeeper{dir: filepath.Join(c.dir, "zookeeper"), port: ports[len(ports)-1], dist: dist}
 	} else {
 		c.clusterID = newClusterID()
@@ -384,7 +386,7 @@ func runProcess(cmd *exec.Cmd) error {
 // baseConfig is kafkatest's static config of a node for a release, before
 // user overrides: loopback listeners, small internal topics and fast timeouts.
 func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
-	major, _, _, _ := ParseRelease(release)
+	major, _, _, _ := parseRelease(release)
 	brokers := 0
 	for _, m := range c.list() {
 		if m.IsBroker() {
@@ -408,7 +410,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 		"transaction.state.log.num.partitions":     "5",
 		"group.initial.rebalance.delay.ms":         "0",
 	}
-	if c.cfg.mode == ZooKeeperMode {
+	if c.cfg.mode == compat.ModeZooKeeper {
 		cfg["broker.id"] = strconv.Itoa(int(n.id))
 		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
 		cfg["zookeeper.session.timeout.ms"] = "12000" // tolerant of a busy 2-core machine; a killed broker is noticed after this
@@ -464,7 +466,7 @@ func (c *Cluster) list() []*Node {
 func (c *Cluster) Name() string { return c.name }
 
 // Mode returns the cluster's mode.
-func (c *Cluster) Mode() Mode { return c.cfg.mode }
+func (c *Cluster) Mode() compat.Mode { return c.cfg.mode }
 
 // Dir returns the cluster's directory.
 func (c *Cluster) Dir() string { return c.dir }
@@ -615,14 +617,14 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	}
 	var dist *Distribution
 	if ch.Version != "" {
-		major, minor, _, err := ParseRelease(ch.Version)
+		major, minor, _, err := parseRelease(ch.Version)
 		if err != nil {
 			return err
 		}
-		if c.cfg.mode == ZooKeeperMode && major >= 4 {
+		if c.cfg.mode == compat.ModeZooKeeper && major >= 4 {
 			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: ZooKeeper mode ends with 3.9 (migrate to KRaft first)", id, ch.Version)
 		}
-		if c.cfg.mode == KRaftMode && major == 3 && minor < 7 {
+		if c.cfg.mode == compat.ModeKRaft && major == 3 && minor < 7 {
 			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: kafkatest runs KRaft on 3.7.0 and newer", id, ch.Version)
 		}
 		if dist, err = c.distribution(ctx, ch.Version); err != nil {
@@ -827,11 +829,11 @@ func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, err
 	if release == "" {
 		release = c.cfg.release
 	}
-	major, _, _, err := ParseRelease(release)
+	major, _, _, err := parseRelease(release)
 	if err != nil {
 		return node.Node{}, err
 	}
-	if c.cfg.mode == ZooKeeperMode && major >= 4 {
+	if c.cfg.mode == compat.ModeZooKeeper && major >= 4 {
 		return node.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
 	}
 	dist, err := c.distribution(ctx, release)
@@ -853,7 +855,7 @@ func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, err
 	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
 		return node.Node{}, fmt.Errorf("kafkatest: %w", err)
 	}
-	if c.cfg.mode == KRaftMode {
+	if c.cfg.mode == compat.ModeKRaft {
 		if err := c.format(ctx, n); err != nil {
 			return node.Node{}, err
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
+
 	"github.com/kupgrade/kupgrade/node"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -177,7 +179,7 @@ func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch node.Change, wantG
 
 func TestZooKeeperCluster(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper(zkOld), kafkatest.Brokers(3))
-	if c.Mode() != kafkatest.ZooKeeperMode || c.ZooKeeperAddr() == "" || len(c.Addrs()) != 3 {
+	if c.Mode() != compat.ModeZooKeeper || c.ZooKeeperAddr() == "" || len(c.Addrs()) != 3 {
 		t.Fatalf("mode %v, zk %q, brokers %v", c.Mode(), c.ZooKeeperAddr(), c.Addrs())
 	}
 	adm := kadm.NewClient(c.Client(t))

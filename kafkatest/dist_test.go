@@ -28,19 +28,19 @@ func TestParseRelease(t *testing.T) {
 		{"", [3]int{}, true},
 		{" 3.9.1", [3]int{}, true},
 	} {
-		a, b, c, err := ParseRelease(tt.in)
+		a, b, c, err := parseRelease(tt.in)
 		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseRelease(%q) err = %v, want error %v", tt.in, err, tt.wantErr)
+			t.Errorf("parseRelease(%q) err = %v, want error %v", tt.in, err, tt.wantErr)
 			continue
 		}
 		if err != nil {
 			if !strings.Contains(err.Error(), `"`+tt.in+`"`) {
-				t.Errorf("ParseRelease(%q) error %q does not quote the input", tt.in, err)
+				t.Errorf("parseRelease(%q) error %q does not quote the input", tt.in, err)
 			}
 			continue
 		}
 		if diff := cmp.Diff(tt.want, [3]int{a, b, c}); diff != "" {
-			t.Errorf("ParseRelease(%q) (-want +got):\n%s", tt.in, diff)
+			t.Errorf("parseRelease(%q) (-want +got):\n%s", tt.in, diff)
 		}
 	}
 }
@@ -137,7 +137,7 @@ func TestMavenError(t *testing.T) {
 			"Maven cannot find org.apache.kafka:kafka-tools-api:jar:4.4.0, which Kafka 9.9.9 depends on"},
 	} {
 		err := mavenError("9.9.9", errors.New("exit status 1"), tt.lines)
-		if !errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), tt.want) {
+		if !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("mavenError(%q) = %v, want ErrUnknownRelease with %q", tt.lines, err, tt.want)
 		}
 	}

@@ -44,13 +44,3 @@ func ExampleNew() {
 	fmt.Println(c.Mode(), c.Addrs())
 }
 
-// Releases are checked before anything is downloaded or started.
-func ExampleParseRelease() {
-	major, minor, patch, err := kafkatest.ParseRelease("3.9.2")
-	fmt.Println(major, minor, patch, err)
-	_, _, _, err = kafkatest.ParseRelease("3.9")
-	fmt.Println(err)
-	// Output:
-	// 3 9 2 <nil>
-	// kafkatest: malformed Kafka release "3.9": want major.minor.patch, like "3.9.1"
-}

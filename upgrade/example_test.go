@@ -17,7 +17,7 @@ import (
 // involve? Two rolls: the new binaries with inter.broker.protocol.version
 // pinned to the old value, then a roll raising it, which cannot be undone.
 func ExampleNewPlan() {
-	state := compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}}
+	state := compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}}
 	for id := int32(1); id <= 3; id++ {
 		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Release: compat.MustParseRelease("3.6.2"),
 			IBPV: compat.Default(), LMFV: compat.Default()})

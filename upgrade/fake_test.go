@@ -82,7 +82,7 @@ func (f *fakeCluster) state() compat.State {
 		for _, r := range n.roles {
 			ns.Roles = append(ns.Roles, node.Role(r))
 		}
-		if f.mode == compat.ZooKeeper {
+		if f.mode == compat.ModeZooKeeper {
 			ns.IBPV, ns.LMFV = compat.Default(), compat.Default()
 			if v, ok := n.config["inter.broker.protocol.version"]; ok {
 				ns.IBPV = compat.Static(v)

@@ -253,23 +253,23 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	if len(cfg.controllers) > 0 {
 		kopts = append(kopts, kraft.ControllerAddrs(cfg.controllers...))
 	}
-	mode := compat.ZooKeeper
+	mode := compat.ModeZooKeeper
 	switch {
 	case kraftBrokers > 0 && zkBrokers == 0:
-		mode = compat.KRaft
+		mode = compat.ModeKRaft
 	case kraftBrokers > 0 && zkBrokers > 0:
-		mode = compat.Migrating
+		mode = compat.ModeMigrating
 	case zkBrokers == 0 && kraftBrokers == 0:
 		mode = compat.ModeUnknown
 		in.Unknown = append(in.Unknown, "mode: no broker answered ApiVersions")
 	}
 	for _, n := range infos {
 		if n.Migration {
-			mode = compat.Migrating
+			mode = compat.ModeMigrating
 		}
 	}
 	finalized := compat.FeatureLevels{}
-	if mode != compat.ZooKeeper {
+	if mode != compat.ModeZooKeeper {
 		rctx, cancel := round()
 		q, err := kraft.DescribeQuorum(rctx, cl, kopts...)
 		cancel()
@@ -376,7 +376,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 			}
 			in.Unknown = append(in.Unknown, msg)
 		}
-		if mode == compat.ZooKeeper && !n.IBPV.Known() {
+		if mode == compat.ModeZooKeeper && !n.IBPV.Known() {
 			ns.IBPV = compat.ConfigValue{}
 		}
 		in.State.Nodes = append(in.State.Nodes, ns)

@@ -22,7 +22,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper("3.6.2"), kafkatest.Brokers(3),
 		kafkatest.BrokerConfig(map[string]string{"inter.broker.protocol.version": "3.5", "log.message.format.version": "2.8"}))
 	in := inspect(t, c)
-	if in.State.Mode != compat.ZooKeeper {
+	if in.State.Mode != compat.ModeZooKeeper {
 		t.Errorf("mode %v, want zookeeper", in.State.Mode)
 	}
 	if len(in.Nodes) != 3 {
@@ -73,7 +73,7 @@ func TestInspectKRaft(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("Inspect of a 6-node KRaft cluster: min %v, median %v, max %v", took[0], took[2], took[4])
 	t.Logf("inspection:\n%v", in)
-	if in.State.Mode != compat.KRaft {
+	if in.State.Mode != compat.ModeKRaft {
 		t.Errorf("mode %v", in.State.Mode)
 	}
 	if got := in.State.Finalized[compat.FeatureMetadataVersion]; got != 20 {

@@ -150,7 +150,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper("3.6.2"), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	if in.State.Mode != compat.ZooKeeper {
+	if in.State.Mode != compat.ModeZooKeeper {
 		t.Fatalf("mode %v", in.State.Mode)
 	}
 	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "3.9.2"})
@@ -217,7 +217,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.8.1"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	if in.State.Mode != compat.KRaft || in.State.Finalized[compat.FeatureMetadataVersion] != 20 {
+	if in.State.Mode != compat.ModeKRaft || in.State.Finalized[compat.FeatureMetadataVersion] != 20 {
 		t.Fatalf("mode %v, finalized %v; want KRaft at 3.8-IV0 (20)", in.State.Mode, in.State.Finalized)
 	}
 	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2", Via: []string{"3.9.2"}})

@@ -366,7 +366,7 @@ func stateAfter(s compat.State, route compat.RoutePlan) compat.State {
 			}
 		}
 		if h.Kind == compat.Migration {
-			out.Mode = compat.KRaft
+			out.Mode = compat.ModeKRaft
 		}
 	}
 	return out

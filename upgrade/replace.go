@@ -45,7 +45,7 @@ const (
 // nodes and routes of more than one hop are refused: use [NewPlan] (with
 // Target.Via for stops on the way).
 func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
-	if state.Mode != compat.KRaft {
+	if state.Mode != compat.ModeKRaft {
 		return Plan{}, fmt.Errorf("%w: node replacement needs a KRaft cluster (this one is %v); upgrade in place with NewPlan", ErrUnsupportedPlan, state.Mode)
 	}
 	if len(target.Via) > 0 {
@@ -336,7 +336,7 @@ func (u *run) retire(ctx context.Context, i int, st Step) (string, error) {
 			return "", fmt.Errorf("retiring broker %d: %w", st.Node, err)
 		}
 	}
-	if u.plan.Mode == compat.KRaft {
+	if u.plan.Mode == compat.ModeKRaft {
 		if err := u.r.cfg.ops.unregister(ctx, st.Node); err != nil {
 			return "", fmt.Errorf("unregistering broker %d: %w", st.Node, err)
 		}

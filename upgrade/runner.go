@@ -427,10 +427,10 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 // leader returns the node that should roll last in st's roll.
 func (u *run) leader(ctx context.Context, st Step) (int32, error) {
 	ops := u.r.cfg.ops
-	if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, node.RoleController) {
+	if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 		return ops.activeController(ctx)
 	}
-	if u.plan.Mode == compat.ZooKeeper {
+	if u.plan.Mode == compat.ModeZooKeeper {
 		snap, err := ops.snapshot(ctx)
 		if err != nil {
 			return -1, err

@@ -51,7 +51,7 @@ func kraftPlan(t *testing.T, f *fakeCluster, target string, opts ...PlanOption) 
 
 func TestRunnerRollsControllersFirstActiveLast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		f.leader = 1
 		plan := kraftPlan(t, f, "4.1.2")
@@ -79,7 +79,7 @@ func TestRunnerRollsControllersFirstActiveLast(t *testing.T) {
 
 func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
@@ -109,7 +109,7 @@ func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 
 func TestRunnerResumesAfterCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		f.leader = 3
 		plan := kraftPlan(t, f, "4.1.2")
@@ -181,7 +181,7 @@ func killAfter(f *fakeCluster, id int32, back time.Duration, log *eventLog) func
 
 func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 4 dies right after its upgrade: every partition it shares
@@ -211,7 +211,7 @@ func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 
 func TestRunnerRestartsDownNodesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.down[6] = true // dead before the run: restarting it first costs nothing
@@ -226,7 +226,7 @@ func TestRunnerRestartsDownNodesFirst(t *testing.T) {
 
 func TestRunnerGateTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
@@ -247,7 +247,7 @@ func TestRunnerGateTimeout(t *testing.T) {
 
 func TestRunnerNodeFailsToStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.failNode = 5
@@ -269,7 +269,7 @@ func TestRunnerNodeFailsToStart(t *testing.T) {
 
 func TestRunnerRefusesOtherPlansJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		j := &MemoryJournal{}
 		j.Save(t.Context(), Record{PlanID: "other", Steps: make([]StepRecord, 3)})
@@ -285,7 +285,7 @@ func TestRunnerRefusesOtherPlansJournal(t *testing.T) {
 
 func TestRunnerSkipsChangesInEffect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.onRestart = func(id int32) {
@@ -330,7 +330,7 @@ func TestFileJournalRoundTrip(t *testing.T) {
 
 func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.dieNode = 5
@@ -348,7 +348,7 @@ func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 
 func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 4's process dies after its upgrade, but Kafka's metadata
@@ -403,7 +403,7 @@ func (p *fakeProber) Probe(ctx context.Context) (health.ProbeResults, error) {
 
 func TestRunnerCanaryGate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 6 serves slowly for two minutes: no broker restarts

@@ -216,7 +216,7 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				v := u.r.gate.CanRestart(u.withDead(ctx, snap), st.Node)
 				reasons = append(reasons, v.Reasons...)
 			}
-			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, node.RoleController) {
+			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 				v, err := ops.canRestartController(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
@@ -302,7 +302,7 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 				}
 			}
 			var reasons []health.Reason
-			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, node.RoleController) {
+			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 				v, err := ops.controllerCaughtUp(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
