@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -24,7 +23,7 @@ func Example() {
 		}
 		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Roles: []node.Role{role}, Release: compat.MustParseRelease("3.9.2")})
 	}
-	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		log.Fatal(err)
 	}

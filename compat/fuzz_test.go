@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Run a target with, for example:
@@ -169,7 +169,7 @@ func FuzzRoute(f *testing.F) {
 		}
 		rollback := slices.ContainsFunc(plan.Hops, func(h Hop) bool { return h.Kind == Rollback })
 		for _, h := range again.Hops {
-			for _, st := range h.Steps {
+			for _, st := range h.Actions {
 				if !rollback || st.Kind == RollBinaries || st.Kind == ProvisionControllers {
 					t.Fatalf("after applying\n%v\nRoute still plans\n%v", plan, again)
 				}
@@ -288,7 +288,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 		n.Roles = slices.Clone(n.Roles)
 		out.Nodes = append(out.Nodes, n)
 	}
-	targets := func(st Step) []*NodeState {
+	targets := func(st Action) []*NodeState {
 		var ns []*NodeState
 		for i := range out.Nodes {
 			n := &out.Nodes[i]
@@ -306,7 +306,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 		return ns
 	}
 	for _, h := range plan.Hops {
-		for _, st := range h.Steps {
+		for _, st := range h.Actions {
 			if st.Optional {
 				continue
 			}
@@ -348,7 +348,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 	return out
 }
 
-func applyConfig(n *NodeState, st Step) {
+func applyConfig(n *NodeState, st Action) {
 	for k, val := range st.Set {
 		switch k {
 		case "inter.broker.protocol.version":

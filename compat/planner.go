@@ -27,14 +27,14 @@ func (p *planner) note(format string, args ...any) {
 // only optional steps (the cluster is done, but choices remain) becomes notes.
 func (p *planner) add(h Hop) {
 	required := false
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		required = required || !s.Optional
 	}
 	if required {
 		p.plan.Hops = append(p.plan.Hops, h)
 		return
 	}
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		p.note("optional decision on %v: %v (%s)", h.To, s, s.Reason)
 	}
 }
@@ -128,7 +128,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		roll = c.needsRoll(to, pin, target, adv)
 	}
 	if len(roll) > 0 {
-		st := Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
+		st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
 		if pin.Less(target) {
 			st.Set["inter.broker.protocol.version"] = pin.Name
 			st.Reason = fmt.Sprintf("upgrade the brokers one at a time to %v with inter.broker.protocol.version pinned to %v, the protocol the cluster speaks now, so old and new brokers keep talking; until the protocol is raised the brokers can still be rolled back to %v", to, pin, oldest)
@@ -148,7 +148,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		if len(st.Set) == 0 {
 			st.Set = nil
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	if pin.Less(target) {
 		// After the binary roll every restarted broker is pinned; the others
@@ -158,7 +158,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 			mv, _ := n.effectiveIBPV()
 			return slices.Contains(roll, n.id) || mv != target
 		})
-		st := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
+		st := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
 			Reason: fmt.Sprintf("once every broker runs %v and behaves, raise inter.broker.protocol.version to %v and restart the brokers one at a time; once they use it the cluster cannot be downgraded to an older release", to, target)}
 		if pin.Less(mvNamed("2.1-IV0")) && !target.Less(mvNamed("2.1-IV0")) {
 			st.Reason += " (in particular not to one before 2.1, whose offset schemas change)"
@@ -167,20 +167,20 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 			st.Unset = []string{"log.message.format.version"}
 			st.Reason += "; remove log.message.format.version, which " + target.Name + " ignores (KIP-724): the message format becomes v2 whatever it says"
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 		if adv.ThirdRoll {
-			third := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
+			third := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
 				Reason: "the message format stays pinned; once (most) consumers are 0.11.0 or newer, move it to the new format with one more roll (older consumers then need down-conversion)"}
 			if adv.ThirdRollValue != "" {
 				third.Set = map[string]string{"log.message.format.version": adv.ThirdRollValue}
 			} else {
 				third.Unset = []string{"log.message.format.version"}
 			}
-			h.Steps = append(h.Steps, third)
+			h.Actions = append(h.Actions, third)
 		}
 	}
 	h.Done = c.ids(func(n simNode) bool { return !slices.Contains(roll, n.id) && n.release == to })
-	if len(h.Steps) == 0 {
+	if len(h.Actions) == 0 {
 		h.Done = nil
 	}
 	p.add(h)
@@ -231,7 +231,7 @@ func (p *planner) migration(c *sim) error {
 	h := Hop{Kind: Migration, Mode: ModeMigrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
 		Reason: fmt.Sprintf("move the metadata from ZooKeeper to a KRaft controller quorum on %v; every step can be reverted until the last one", bridge)}
 	brokers := c.ids(func(simNode) bool { return true })
-	h.Steps = append(h.Steps,
+	h.Actions = append(h.Actions,
 		provisionStep(bridge, mv),
 		enterMigrationStep(brokers),
 		brokersToKRaftStep(brokers, c.anyLMFVSet()),
@@ -252,23 +252,23 @@ func (c *sim) anyLMFVSet() bool {
 	return len(c.ids(func(n simNode) bool { return n.lmfvSet() })) > 0
 }
 
-func provisionStep(bridge Release, mv MetadataVersion) Step {
-	return Step{Kind: ProvisionControllers, Role: node.RoleController, Release: bridge, Reversible: true,
+func provisionStep(bridge Release, mv MetadataVersion) Action {
+	return Action{Kind: ProvisionControllers, Role: node.RoleController, Release: bridge, Reversible: true,
 		Set: map[string]string{"process.roles": "controller", "zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"node.id (distinct from every broker.id)", "controller.quorum.bootstrap.servers (or controller.quorum.voters)",
 			"controller.listener.names and listeners", "zookeeper.connect", "kafka-storage format with the ZooKeeper cluster's id and --release-version " + mv.Name},
 		Reason: fmt.Sprintf("start a KRaft controller quorum on %v in migration mode, formatted at metadata.version %v; until the brokers join it, removing it undoes the step", bridge, mv)}
 }
 
-func enterMigrationStep(brokers []int32) Step {
-	return Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
+func enterMigrationStep(brokers []int32) Action {
+	return Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"controller.quorum.bootstrap.servers (or controller.quorum.voters)", "controller.listener.names", "listener.security.protocol.map entry for the controller listener"},
 		Reason:   "restart the brokers in migration mode, keeping inter.broker.protocol.version; after the last one the controller copies the metadata from ZooKeeper (\"Completed migration of metadata from Zookeeper to KRaft\") and writes to both; reverting follows Apache's migration revert steps"}
 }
 
-func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
-	st := Step{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
+func brokersToKRaftStep(brokers []int32, lmfv bool) Action {
+	st := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"process.roles": "broker"},
 		Unset:    []string{"broker.id", "zookeeper.connect", "zookeeper.metadata.migration.enable", "inter.broker.protocol.version", "control.plane.listener.name"},
 		Requires: []string{"node.id equal to the broker's broker.id", "controller.quorum.bootstrap.servers (or controller.quorum.voters)", "StandardAuthorizer instead of AclAuthorizer, if ACLs are used"},
@@ -279,8 +279,8 @@ func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
 	return st
 }
 
-func finalizeMigrationStep(controllers []int32) Step {
-	return Step{Kind: RollConfig, Role: node.RoleController, Nodes: controllers, Reversible: false,
+func finalizeMigrationStep(controllers []int32) Action {
+	return Action{Kind: RollConfig, Role: node.RoleController, Nodes: controllers, Reversible: false,
 		Unset:  []string{"zookeeper.metadata.migration.enable", "zookeeper.connect"},
 		Reason: "finalize the migration: restart the controllers without ZooKeeper; after this the cluster cannot return to ZooKeeper mode, and ZooKeeper can be decommissioned"}
 }
@@ -303,18 +303,18 @@ func (p *planner) migrating(c *sim) error {
 		Reason: fmt.Sprintf("finish the ZooKeeper to KRaft migration under way on %v", bridge)}
 	controllers := c.ids(func(n simNode) bool { return n.controller && n.mode == ModeKRaft })
 	if len(controllers) == 0 {
-		h.Steps = append(h.Steps, provisionStep(bridge, mv))
+		h.Actions = append(h.Actions, provisionStep(bridge, mv))
 		c.ghost = bridge
 	}
 	if enter := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper && !n.migration }); len(enter) > 0 {
-		h.Steps = append(h.Steps, enterMigrationStep(enter))
+		h.Actions = append(h.Actions, enterMigrationStep(enter))
 	}
 	if zk := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper }); len(zk) > 0 {
-		h.Steps = append(h.Steps, brokersToKRaftStep(zk, c.anyLMFVSet()))
+		h.Actions = append(h.Actions, brokersToKRaftStep(zk, c.anyLMFVSet()))
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.mode == ModeKRaft && !n.migration })
 	if fin := c.ids(func(n simNode) bool { return n.controller && n.migration }); len(fin) > 0 || len(controllers) == 0 {
-		h.Steps = append(h.Steps, finalizeMigrationStep(fin))
+		h.Actions = append(h.Actions, finalizeMigrationStep(fin))
 	}
 	p.add(h)
 	for i := range c.nodes {
@@ -384,13 +384,13 @@ func (p *planner) finalizeOnlyHop(c *sim, reason string) {
 	cur, _ := c.metadataVersion()
 	to := lp(oldest)
 	h := Hop{Kind: KRaftUpgrade, Mode: ModeKRaft, From: oldest, To: newest, Reason: reason}
-	h.Steps = append(h.Steps, finalizeMVStep(cur, to))
+	h.Actions = append(h.Actions, finalizeMVStep(cur, to))
 	p.add(h)
 	c.finalized[FeatureMetadataVersion] = to.Level
 }
 
-func finalizeMVStep(cur, to MetadataVersion) Step {
-	st := Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: to.Level}}
+func finalizeMVStep(cur, to MetadataVersion) Action {
+	st := Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: to.Level}}
 	if err := CanDowngrade(to, cur); err == nil {
 		st.Reversible = true
 		st.Reason = fmt.Sprintf("finalize metadata.version %v (level %d); no level from %v up to it changed the metadata format, so a safe downgrade back stays possible", to, to.Level, cur)
@@ -432,7 +432,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		set = map[string]string{"inter.broker.protocol.version": cur.Name}
 	}
 	roll := func(role node.Role, ids []int32, why string) {
-		h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: role, Nodes: ids, Release: to, Set: maps.Clone(set), Unset: slices.Clone(unset), Reversible: true, Reason: why})
+		h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: role, Nodes: ids, Release: to, Set: maps.Clone(set), Unset: slices.Clone(unset), Reversible: true, Reason: why})
 	}
 	keep := fmt.Sprintf("metadata.version stays %v until finalized, so old and new nodes interoperate and a rollback to %v remains possible", cur, oldest)
 	if !c.ghost.IsZero() && c.ghost != to {
@@ -445,7 +445,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		roll(node.RoleBroker, ids, fmt.Sprintf("then upgrade the brokers one at a time to %v; %s", to, keep))
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.release == to })
-	if len(h.Steps) == 0 {
+	if len(h.Actions) == 0 {
 		h.Done = nil
 	}
 
@@ -455,7 +455,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		if oldest.Less(v(3, 3)) {
 			st.Reason += "; from then on inter.broker.protocol.version is ignored and can be removed"
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	// The features the target release turns on for new clusters.
 	defaults, err := ReleaseVersionLevels(target, to)
@@ -474,9 +474,9 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		notes = append(notes, f.Name+"="+strconv.Itoa(int(want))+": "+fl.Note)
 	}
 	if len(on) > 0 {
-		st := Step{Kind: UpdateFeatures, Features: on, Reversible: true, Optional: p.cfg.mvOnly,
+		st := Action{Kind: UpdateFeatures, Features: on, Reversible: true, Optional: p.cfg.mvOnly,
 			Reason: fmt.Sprintf("finalize the features %v enables on new clusters (what --release-version %v sets, without kraft.version); they can be safely downgraded: %s", to.Short(), to.Short(), strings.Join(notes, "; "))}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	if final {
 		for _, f := range featureTable {
@@ -487,12 +487,12 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 			have := max(c.finalized.Level(f.Name), defaults[f.Name])
 			if maxLevel > have {
 				fl, _ := f.Level(maxLevel)
-				h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{f.Name: maxLevel}, Reversible: true, Optional: true,
+				h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{f.Name: maxLevel}, Reversible: true, Optional: true,
 					Reason: fmt.Sprintf("%s=%d is production in %v but not on by default: %s", f.Name, maxLevel, to.Short(), fl.Note)})
 			}
 		}
 		if to.AtLeast(v(4, 1)) && c.finalized.Level(FeatureKRaftVersion) < 1 {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureKRaftVersion: 1}, Optional: true, Reversible: false,
+			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureKRaftVersion: 1}, Optional: true, Reversible: false,
 				Requires: []string{"afterwards, replace controller.quorum.voters with controller.quorum.bootstrap.servers on every node"},
 				Reason:   "a separate decision: upgrade the controller quorum from static to dynamic membership (kraft.version 1, KIP-853, supported from 4.1); it cannot be undone, and --release-version would do it silently"})
 		}
@@ -562,7 +562,7 @@ func (p *planner) rollback(c *sim) error {
 			return err
 		}
 		ids := c.needsRoll(t, pin, tlp, adv)
-		st := Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+		st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
 			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
 		if pin.Less(tlp) {
 			st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
@@ -575,7 +575,7 @@ func (p *planner) rollback(c *sim) error {
 			st.Set["log.message.format.version"] = adv.Pin
 			st.Reason += "; " + adv.Reason
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	case ModeKRaft:
 		if err := c.checkControllers(); err != nil {
 			return err
@@ -635,19 +635,19 @@ func (p *planner) rollback(c *sim) error {
 			}
 		}
 		if len(down) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
+			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
 				Reason: fmt.Sprintf("safely downgrade the features %v does not support: %s", t, strings.Join(notes, "; "))})
 		}
 		if tlp.Less(cur) {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
+			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
 				Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
 		}
 		if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+			h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
 				Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
 		}
 		if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
+			h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
 				Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
 		}
 	}

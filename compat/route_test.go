@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/route/*.golden")
@@ -214,10 +214,10 @@ func checkPlanInvariants(t *testing.T, s State, plan RoutePlan) {
 		t.Errorf("last hop ends on %v, not the target %v", plan.Hops[len(plan.Hops)-1].To, plan.Target)
 	}
 	for i, h := range plan.Hops {
-		if h.Reason == "" || len(h.Steps) == 0 {
+		if h.Reason == "" || len(h.Actions) == 0 {
 			t.Errorf("hop %d (%v) without reason or steps", i, h.Kind)
 		}
-		for j, st := range h.Steps {
+		for j, st := range h.Actions {
 			if st.Reason == "" {
 				t.Errorf("hop %d step %d without a reason", i, j)
 			}
@@ -264,7 +264,7 @@ func render(plan RoutePlan, err error) string {
 	b.WriteString("\n\nreasons:\n")
 	for i, h := range plan.Hops {
 		fmt.Fprintf(&b, "%d. %s\n", i+1, h.Reason)
-		for j, st := range h.Steps {
+		for j, st := range h.Actions {
 			fmt.Fprintf(&b, "   %c. %s\n", 'a'+rune(j), st.Reason)
 			for _, r := range st.Requires {
 				fmt.Fprintf(&b, "      requires: %s\n", r)
@@ -336,13 +336,13 @@ func TestRouteStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := plan.Hops[0]
-	if diff := cmp.Diff([]int32{3}, h.Steps[0].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{3}, h.Actions[0].Nodes); diff != "" {
 		t.Errorf("binary roll nodes (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]int32{1, 2}, h.Done); diff != "" {
 		t.Errorf("done nodes (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int32{1, 2, 3}, h.Steps[1].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{1, 2, 3}, h.Actions[1].Nodes); diff != "" {
 		t.Errorf("raise nodes (-want +got):\n%s", diff)
 	}
 
@@ -353,10 +353,10 @@ func TestRouteStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(plan.Hops[0].Steps); n != 1 || plan.Hops[0].Steps[0].Kind != RollConfig {
+	if n := len(plan.Hops[0].Actions); n != 1 || plan.Hops[0].Actions[0].Kind != RollConfig {
 		t.Fatalf("want a single raise step, got %v", plan.Hops[0])
 	}
-	if diff := cmp.Diff([]int32{2, 3}, plan.Hops[0].Steps[0].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{2, 3}, plan.Hops[0].Actions[0].Nodes); diff != "" {
 		t.Errorf("raise nodes (-want +got):\n%s", diff)
 	}
 
@@ -366,14 +366,14 @@ func TestRouteStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, st := range plan.Hops[0].Steps {
+	for _, st := range plan.Hops[0].Actions {
 		kinds = append(kinds, st.Kind.String()+" "+string(st.Role))
 	}
 	if diff := cmp.Diff([]string{"update-features ", "roll-binaries broker", "roll-binaries controller"}, kinds); diff != "" {
 		t.Errorf("rollback steps (-want +got):\n%s", diff)
 	}
-	if !plan.Hops[0].Steps[0].Downgrade || plan.Hops[0].Steps[0].Features.Level("metadata.version") != 19 {
-		t.Errorf("rollback first step = %v", plan.Hops[0].Steps[0])
+	if !plan.Hops[0].Actions[0].Downgrade || plan.Hops[0].Actions[0].Features.Level("metadata.version") != 19 {
+		t.Errorf("rollback first step = %v", plan.Hops[0].Actions[0])
 	}
 }
 
@@ -407,17 +407,17 @@ func TestKindsText(t *testing.T) {
 	}
 	for k := RollBinaries; k <= ProvisionControllers; k++ {
 		b, _ := k.MarshalText()
-		var back StepKind
+		var back ActionKind
 		if err := back.UnmarshalText(b); err != nil || back != k {
-			t.Errorf("StepKind %v round trip: %v %v", k, back, err)
+			t.Errorf("ActionKind %v round trip: %v %v", k, back, err)
 		}
 	}
 	var hk HopKind
-	var sk StepKind
+	var sk ActionKind
 	if hk.UnmarshalText([]byte("x")) == nil || sk.UnmarshalText([]byte("x")) == nil {
 		t.Errorf("bad kinds accepted")
 	}
-	if HopKind(9).String() != "HopKind(9)" || StepKind(9).String() != "StepKind(9)" {
+	if HopKind(9).String() != "HopKind(9)" || ActionKind(9).String() != "ActionKind(9)" {
 		t.Errorf("out-of-range kinds")
 	}
 }

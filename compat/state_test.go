@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestStateJSON(t *testing.T) {

@@ -20,12 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/compat"
-
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Cluster is a real Kafka cluster of local JVM processes on 127.0.0.1, made

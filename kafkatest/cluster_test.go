@@ -11,15 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/compat"
-
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Releases the real-Kafka tests run: the newest patch of each line that

@@ -6,9 +6,8 @@ import (
 	"log"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/kupgrade/kupgrade/kafkatest"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A test starts a real cluster, runs traffic, restarts a broker onto a newer
@@ -43,4 +42,3 @@ func ExampleNew() {
 	defer c.Close()
 	fmt.Println(c.Mode(), c.Addrs())
 }
-

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestOptionsValidate(t *testing.T) {

@@ -9,13 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // NodeFeatures is what one node's listener said about features in its

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/compat"
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func replicaState(id int32, leo, fetch, caught int64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {

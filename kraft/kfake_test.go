@@ -6,16 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/compat"
-
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // TestFakeCluster runs the I/O shell against kfake, in-process, so that

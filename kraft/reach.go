@@ -11,13 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/internal/hedge"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A NodeRef names one listener of one node: its role (which kind of

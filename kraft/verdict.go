@@ -56,11 +56,11 @@ type QuorumVerdict struct {
 	Voters []int32 `json:"voters"`
 	// CaughtUp are the voters other than the controller asked about that
 	// count as caught up.
-	CaughtUp []int32 `json:"caught_up"`
+	CaughtUp []int32 `json:"caughtUp"`
 	// Needed is how many of them a restart needs.
 	Needed int `json:"needed"`
 	// FetchTimeout is the controller.quorum.fetch.timeout.ms used.
-	FetchTimeout time.Duration `json:"fetch_timeout"`
+	FetchTimeout time.Duration `json:"fetchTimeout"`
 	// Warnings are things to know even though the controller may be
 	// restarted.
 	Warnings []health.Reason `json:"warnings,omitempty"`

@@ -3,7 +3,7 @@
 // The flow:
 //
 //	in, err := upgrade.Inspect(ctx, cl, upgrade.InspectWith(orch))       // what runs now
-//	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"}) // typed, ordered, explainable
+//	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")}) // typed, ordered, explainable
 //	fmt.Print(plan)                                                       // the dry run
 //	err = upgrade.NewRunner(cl, orch, upgrade.WithJournal(j)).Run(ctx, plan) // gated, journaled, resumable
 //
@@ -15,7 +15,7 @@
 // controllers, then brokers), finalize steps, and optional bake and
 // leader-election steps. Each step says whether it can be undone; the
 // irreversible ones are held until the caller allows them ([PassHolds]).
-// [Rollback] plans the way back while that is still possible.
+// [NewRollbackPlan] plans the way back while that is still possible.
 //
 // A [Runner] executes a plan. Before each restart it waits, bounded, until
 // [health.CanRestart] (and, for controllers, the KRaft quorum rule) allows

@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -22,7 +21,7 @@ func ExampleNewPlan() {
 		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Release: compat.MustParseRelease("3.6.2"),
 			IBPV: compat.Default(), LMFV: compat.Default()})
 	}
-	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,7 +64,7 @@ func ExampleRunner() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		log.Fatal(err)
 	}

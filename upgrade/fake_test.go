@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // fakeCluster is a scripted cluster for Runner tests: nodes with releases and

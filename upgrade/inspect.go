@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,6 +19,7 @@ import (
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/internal/hedge"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // An InspectOption configures [Inspect].
@@ -94,7 +93,7 @@ type Inspection struct {
 	// the finalized features.
 	State compat.State `json:"state"`
 	// ClusterID is the cluster id from metadata.
-	ClusterID string `json:"cluster_id,omitempty"`
+	ClusterID string `json:"clusterId,omitempty"`
 	// Controller is the ZooKeeper controller broker, or the active KRaft
 	// controller (the quorum leader); -1 if unknown.
 	Controller int32 `json:"controller"`
@@ -106,8 +105,8 @@ type Inspection struct {
 	// MidUpgrade reports a cluster caught in the middle of an upgrade, and
 	// MidUpgradeWhy says how: mixed releases, or pins and finalized levels
 	// below what every node's software supports.
-	MidUpgrade    bool     `json:"mid_upgrade"`
-	MidUpgradeWhy []string `json:"mid_upgrade_why,omitempty"`
+	MidUpgrade    bool     `json:"midUpgrade"`
+	MidUpgradeWhy []string `json:"midUpgradeWhy,omitempty"`
 	// Unknown lists the facts Inspect could not establish.
 	Unknown []string `json:"unknown,omitempty"`
 }

@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -49,7 +48,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 		t.Errorf("controller %d", in.Controller)
 	}
 	// The planner continues from the pins: the first roll keeps 3.5.
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +119,7 @@ func TestInspectKRaft(t *testing.T) {
 		}
 	}
 	// The planner continues the half-finished upgrade: node 6 is not restarted again.
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ type StepRecord struct {
 type Record struct {
 	// PlanID identifies the plan (see [Plan.ID]); a Runner refuses a journal
 	// of another plan.
-	PlanID string `json:"plan_id"`
+	PlanID string `json:"planId"`
 	// Steps holds one entry per step of the plan, by index.
 	Steps []StepRecord `json:"steps"`
 	// Data holds the state of components a step drives, such as the

@@ -153,7 +153,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 	if in.State.Mode != compat.ModeZooKeeper {
 		t.Fatalf("mode %v", in.State.Mode)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 	if in.State.Mode != compat.ModeKRaft || in.State.Finalized[compat.FeatureMetadataVersion] != 20 {
 		t.Fatalf("mode %v, finalized %v; want KRaft at 3.8-IV0 (20)", in.State.Mode, in.State.Finalized)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2", Via: []string{"3.9.2"}})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2"), Via: []compat.Release{compat.MustParseRelease("3.9.2")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestNodeFailsToStart(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestNodeFailsToStart(t *testing.T) {
 		t.Errorf("journal: step %d is %q, want failed", se.Index, rec.Steps[se.Index].State)
 	}
 	// Roll back what the run changed: the nodes go back to 3.9.2 without the bad setting.
-	rb, err := upgrade.Rollback(plan, rec)
+	rb, err := upgrade.NewRollbackPlan(plan, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +421,7 @@ func TestGateBlocks(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
@@ -60,8 +59,12 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 	if err != nil {
 		return Plan{}, err
 	}
-	if len(p.Route.Hops) != 1 {
-		return Plan{}, fmt.Errorf("%w: the route to %v has %d hops; node replacement handles one (replace to %v first)", ErrUnsupportedPlan, p.Target, len(p.Route.Hops), p.Route.Releases()[0])
+	if hops := p.Steps[len(p.Steps)-1].Hop; hops != 1 {
+		first := p.Target
+		if len(p.Via) > 0 {
+			first = p.Via[0]
+		}
+		return Plan{}, fmt.Errorf("%w: the route to %v has %d hops; node replacement handles one (replace to %v first)", ErrUnsupportedPlan, p.Target, hops, first)
 	}
 	var steps []Step
 	var brokers []int32
@@ -80,16 +83,16 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		steps = append(steps, s)
 	}
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepProvision, Hop: 0, Node: id, Roles: []node.Role{node.RoleBroker}, Change: node.Change{Version: p.Target.String()},
+		steps = append(steps, Step{Kind: StepProvision, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Change: node.Change{Version: p.Target.String()},
 			Reversible: true, Why: "a new broker can be retired again", Reason: fmt.Sprintf("start a broker on %v to replace broker %d, in its rack", p.Target, id)})
 	}
 	steps = append(steps,
-		Step{Kind: StepMove, Hop: 0, Node: -1, Reversible: true, Why: "partitions can be moved back",
+		Step{Kind: StepMove, Hop: 1, Node: -1, Reversible: true, Why: "partitions can be moved back",
 			Reason: fmt.Sprintf("move every replica from brokers %v to their replacements, throttled, in batches", brokers)},
-		Step{Kind: StepElectLeaders, Hop: 0, Node: -1, Reversible: true, Why: "leadership can move again at any time",
+		Step{Kind: StepElectLeaders, Hop: 1, Node: -1, Reversible: true, Why: "leadership can move again at any time",
 			Reason: "move leadership to the preferred (new) replicas"})
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepRetire, Hop: 0, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
+		steps = append(steps, Step{Kind: StepRetire, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
 			Why: "a retired broker's data is gone; its replacement stays", Hold: true,
 			Reason: fmt.Sprintf("retire broker %d once it holds no replica, and unregister it", id)})
 	}
@@ -186,7 +189,7 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 // by another step.
 func (u *run) unclaimed(nodes []node.Node, release string) (int32, bool) {
 	for _, n := range nodes {
-		if n.Version != release || slices.ContainsFunc(u.plan.Nodes, func(p PlannedNode) bool { return p.ID == n.ID }) {
+		if n.Version != release || slices.ContainsFunc(u.plan.Nodes, func(p compat.NodeState) bool { return p.ID == n.ID }) {
 			continue
 		}
 		claimed := false

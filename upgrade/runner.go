@@ -8,12 +8,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
@@ -249,6 +248,9 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if r.err != nil {
 		return r.err
+	}
+	if plan.Version != PlanVersion {
+		return fmt.Errorf("%w: plan %s has schema version %d; this kupgrade runs version %d (plan again)", ErrUnsupportedPlan, plan.ID, plan.Version, PlanVersion)
 	}
 	if _, err := r.provisioner(plan); err != nil {
 		return err

@@ -12,12 +12,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // eventLog collects events.
@@ -42,7 +41,7 @@ func (l *eventLog) kinds(kind EventKind) []int32 {
 
 func kraftPlan(t *testing.T, f *fakeCluster, target string, opts ...PlanOption) Plan {
 	t.Helper()
-	p, err := NewPlan(f.state(), Target{Version: target}, opts...)
+	p, err := NewPlan(f.state(), Target{Version: compat.MustParseRelease(target)}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

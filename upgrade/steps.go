@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kupgrade/kupgrade/node"
-
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // clusterOps is what a Runner observes and changes in the cluster, besides

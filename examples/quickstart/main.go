@@ -25,6 +25,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/upgrade"
@@ -67,13 +68,25 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 	if rate <= 0 {
 		return fmt.Errorf("-rate %d: must be positive", rate)
 	}
-	target := upgrade.Target{Version: to}
+	toRelease, err := compat.ParseRelease(to)
+	if err != nil {
+		return fmt.Errorf("-to: %w", err)
+	}
+	target := upgrade.Target{Version: toRelease}
+	var vias []string
 	if via != "" {
-		target.Via = strings.Split(via, ",")
+		vias = strings.Split(via, ",")
+	}
+	for _, v := range vias {
+		r, err := compat.ParseRelease(v)
+		if err != nil {
+			return fmt.Errorf("-via: %w", err)
+		}
+		target.Via = append(target.Via, r)
 	}
 	// Resolve every release up front (with Maven, the first time), so the
 	// upgrade itself does not wait on downloads.
-	for _, r := range append(append([]string{from}, target.Via...), to) {
+	for _, r := range append(append([]string{from}, vias...), to) {
 		if _, err := kafkatest.Resolve(ctx, r); err != nil {
 			return err
 		}
