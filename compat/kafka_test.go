@@ -87,7 +87,7 @@ func checkUnresolvable(t *testing.T, release, missing string) {
 	ctx, cancel := context.WithTimeoutCause(t.Context(), 10*time.Minute,
 		fmt.Errorf("resolving Kafka %s took over 10m", release))
 	defer cancel()
-	_, err := kafkatest.Resolve(ctx, release, kafkatest.Progress(io.Discard))
+	_, err := kafkatest.Resolve(ctx, release, kafkatest.ResolveProgress(io.Discard))
 	switch {
 	case err == nil:
 		t.Fatalf("kafkatest.Resolve(%s) succeeded: the release is now published completely; "+

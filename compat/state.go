@@ -60,12 +60,20 @@ type ConfigSource string
 // is unknown.
 const (
 	SourceUnknown ConfigSource = ""
-	// SourceDefault: not set; the node's release default applies.
+	// SourceDefault: not set; the node's release default applies
+	// (DEFAULT_CONFIG).
 	SourceDefault ConfigSource = "default"
-	// SourceStatic: set in the node's server.properties.
+	// SourceStatic: set in the node's server.properties
+	// (STATIC_BROKER_CONFIG).
 	SourceStatic ConfigSource = "static"
-	// SourceDynamic: set as a dynamic broker configuration.
-	SourceDynamic ConfigSource = "dynamic"
+	// SourceBroker: a per-broker dynamic config (DYNAMIC_BROKER_CONFIG).
+	SourceBroker ConfigSource = "broker"
+	// SourceCluster: the cluster-wide dynamic default
+	// (DYNAMIC_DEFAULT_BROKER_CONFIG).
+	SourceCluster ConfigSource = "cluster"
+	// SourceTopic: a topic override (DYNAMIC_TOPIC_CONFIG), as for the
+	// effective min.insync.replicas that package health reads.
+	SourceTopic ConfigSource = "topic"
 )
 
 // A ConfigValue is one configuration value of a node, with its source.
@@ -79,9 +87,9 @@ type ConfigValue struct {
 // Known reports whether the value's source is known.
 func (c ConfigValue) Known() bool { return c.Source != SourceUnknown }
 
-// Explicit reports whether the value is set (statically or dynamically)
-// rather than defaulted.
-func (c ConfigValue) Explicit() bool { return c.Source == SourceStatic || c.Source == SourceDynamic }
+// Explicit reports whether the value is set (statically, dynamically or as
+// a topic override) rather than defaulted.
+func (c ConfigValue) Explicit() bool { return c.Source != SourceUnknown && c.Source != SourceDefault }
 
 // Static returns a ConfigValue set in server.properties.
 func Static(value string) ConfigValue { return ConfigValue{Value: value, Source: SourceStatic} }

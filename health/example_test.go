@@ -9,11 +9,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func ExampleCanRestart() {
 	s := health.Snapshot{
-		Brokers: []health.Broker{{ID: 1}, {ID: 2}, {ID: 3}},
+		Brokers: []health.Broker{{Node: node.Node{ID: 1}}, {Node: node.Node{ID: 2}}, {Node: node.Node{ID: 3}}},
 		Topics: []health.Topic{
 			{Name: "orders", MinISR: 2, Partitions: []health.Partition{
 				{Partition: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}},
@@ -53,7 +54,7 @@ func ExampleNewGate() {
 
 func ExampleCaughtUp() {
 	s := health.Snapshot{
-		Brokers: []health.Broker{{ID: 1}, {ID: 2}, {ID: 3}},
+		Brokers: []health.Broker{{Node: node.Node{ID: 1}}, {Node: node.Node{ID: 2}}, {Node: node.Node{ID: 3}}},
 		Topics: []health.Topic{{Name: "orders", Partitions: []health.Partition{
 			{Partition: 0, Leader: 1, Replicas: []int32{2, 1, 3}, ISR: []int32{1, 3, 2}},
 		}}},

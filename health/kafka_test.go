@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/internal/hedge"
 	"github.com/kupgrade/kupgrade/kafkatest"
@@ -47,11 +48,11 @@ var flavours = []flavour{
 
 // staticSource is where a topic without an override gets the static
 // min.insync.replicas from, as DescribeConfigs says.
-func (f flavour) staticSource() health.Source {
+func (f flavour) staticSource() compat.ConfigSource {
 	if f.elr {
-		return health.SourceCluster
+		return compat.SourceCluster
 	}
-	return health.SourceStatic
+	return compat.SourceStatic
 }
 
 // Every broker gets min.insync.replicas=2 in server.properties, so that
@@ -256,10 +257,10 @@ func (r *realCluster) take(t *testing.T) {
 		partitions int
 		rf         int
 		minISR     int32
-		src        health.Source
+		src        compat.ConfigSource
 	}{
-		{orders, 3, 3, 2, health.SourceTopic},
-		{relaxed, 3, 3, 1, health.SourceTopic},
+		{orders, 3, 3, 2, compat.SourceTopic},
+		{relaxed, 3, 3, 1, compat.SourceTopic},
 		{single, 3, 1, staticMinISR, r.f.staticSource()},
 		{plain, 1, 3, staticMinISR, r.f.staticSource()},
 	} {
@@ -339,16 +340,16 @@ func (r *realCluster) alterMinISR(ctx context.Context, value string, brokers ...
 type minISR struct {
 	topic string
 	n     int32
-	src   health.Source
+	src   compat.ConfigSource
 }
 
 // kafkaSource is the DescribeConfigs source each of ours stands for.
-var kafkaSource = map[health.Source]kmsg.ConfigSource{
-	health.SourceTopic:   kmsg.ConfigSourceDynamicTopicConfig,
-	health.SourceBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
-	health.SourceCluster: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
-	health.SourceStatic:  kmsg.ConfigSourceStaticBrokerConfig,
-	health.SourceDefault: kmsg.ConfigSourceDefaultConfig,
+var kafkaSource = map[compat.ConfigSource]kmsg.ConfigSource{
+	compat.SourceTopic:   kmsg.ConfigSourceDynamicTopicConfig,
+	compat.SourceBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
+	compat.SourceCluster: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
+	compat.SourceStatic:  kmsg.ConfigSourceStaticBrokerConfig,
+	compat.SourceDefault: kmsg.ConfigSourceDefaultConfig,
 }
 
 // agreed waits until every broker describes each topic's min.insync.replicas
@@ -412,7 +413,7 @@ func (r *realCluster) agreed(t *testing.T, what string, want ...minISR) time.Dur
 func (r *realCluster) minISRSources(t *testing.T) {
 	ctx := t.Context()
 	base := r.f.staticSource()
-	r.agreed(t, "static", minISR{plain, staticMinISR, base}, minISR{orders, 2, health.SourceTopic}, minISR{relaxed, 1, health.SourceTopic})
+	r.agreed(t, "static", minISR{plain, staticMinISR, base}, minISR{orders, 2, compat.SourceTopic}, minISR{relaxed, 1, compat.SourceTopic})
 	// restore deletes the dynamic configs; with ELR, the cluster-wide one
 	// cannot be deleted and gets the static value back instead.
 	restore := func(ctx context.Context) error {
@@ -431,7 +432,7 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	if err := r.alterMinISR(ctx, "3"); err != nil {
 		t.Fatalf("set the cluster-wide default: %v", err)
 	}
-	took := r.agreed(t, "cluster-wide default", minISR{plain, 3, health.SourceCluster}, minISR{single, 3, health.SourceCluster}, minISR{orders, 2, health.SourceTopic})
+	took := r.agreed(t, "cluster-wide default", minISR{plain, 3, compat.SourceCluster}, minISR{single, 3, compat.SourceCluster}, minISR{orders, 2, compat.SourceTopic})
 	t.Logf("cluster-wide default applied by every broker after %v", took.Round(time.Millisecond))
 
 	// A per-broker dynamic config on every broker (so whichever broker
@@ -445,12 +446,12 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	case err != nil:
 		t.Fatalf("set per-broker min.insync.replicas: %v", err)
 	default:
-		took = r.agreed(t, "per-broker config", minISR{plain, 1, health.SourceBroker}, minISR{relaxed, 1, health.SourceTopic})
+		took = r.agreed(t, "per-broker config", minISR{plain, 1, compat.SourceBroker}, minISR{relaxed, 1, compat.SourceTopic})
 		t.Logf("per-broker config applied by every broker after %v", took.Round(time.Millisecond))
 		if err := r.alterMinISR(ctx, "", r.brokers()...); err != nil {
 			t.Fatalf("delete the per-broker config: %v", err)
 		}
-		r.agreed(t, "per-broker config deleted", minISR{plain, 3, health.SourceCluster})
+		r.agreed(t, "per-broker config deleted", minISR{plain, 3, compat.SourceCluster})
 	}
 
 	if r.f.elr {

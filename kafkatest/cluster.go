@@ -41,8 +41,8 @@ type Cluster struct {
 	release   func()
 
 	nodesMu sync.RWMutex
-	nodes   []*Node // sorted by id; grows with Provision, shrinks with Retire
-	retired []*Node // retired nodes, kept so that Close still ends them
+	nodes   []*Process // sorted by id; grows with Provision, shrinks with Retire
+	retired []*Process // retired nodes, kept so that Close still ends them
 	nextID  int32
 
 	closeOnce sync.Once
@@ -143,7 +143,7 @@ func (c *Cluster) distribution(ctx context.Context, release string) (*Distributi
 	if d != nil {
 		return d, nil
 	}
-	d, err := Resolve(ctx, release, append([]ResolveOption{Progress(c.cfg.progress)}, c.cfg.resolve...)...)
+	d, err := Resolve(ctx, release, append([]ResolveOption{ResolveProgress(c.cfg.progress)}, c.cfg.resolve...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	brokerIdx := 0
 	for i, roles := range layout {
 		id := int32(i + 1)
-		n := &Node{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
+		n := &Process{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
 			dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
 		if slices.Contains(roles, node.RoleBroker) {
 			n.brokerPort = ports[2*i]
@@ -300,7 +300,7 @@ func (c *Cluster) formatAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Cluster) format(ctx context.Context, n *Node) error {
+func (c *Cluster) format(ctx context.Context, n *Process) error {
 	n.mu.Lock()
 	cfg := n.configLocked()
 	dist := n.dist
@@ -384,7 +384,7 @@ func runProcess(cmd *exec.Cmd) error {
 
 // baseConfig is kafkatest's static config of a node for a release, before
 // user overrides: loopback listeners, small internal topics and fast timeouts.
-func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
+func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 	major, _, _, _ := parseRelease(release)
 	brokers := 0
 	for _, m := range c.list() {
@@ -454,7 +454,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 }
 
 // list returns the current nodes, sorted by id.
-func (c *Cluster) list() []*Node {
+func (c *Cluster) list() []*Process {
 	c.nodesMu.RLock()
 	defer c.nodesMu.RUnlock()
 	return slices.Clone(c.nodes)
@@ -507,7 +507,7 @@ func (c *Cluster) ControllerAddrs() []string {
 }
 
 // Node returns the node with the given id, or nil.
-func (c *Cluster) Node(id int32) *Node {
+func (c *Cluster) Node(id int32) *Process {
 	for _, n := range c.list() {
 		if n.id == id {
 			return n
@@ -517,11 +517,11 @@ func (c *Cluster) Node(id int32) *Node {
 }
 
 // All returns every node, sorted by id.
-func (c *Cluster) All() []*Node { return c.list() }
+func (c *Cluster) All() []*Process { return c.list() }
 
 // Brokers returns the nodes with the broker role, sorted by id.
-func (c *Cluster) Brokers() []*Node {
-	var out []*Node
+func (c *Cluster) Brokers() []*Process {
+	var out []*Process
 	for _, n := range c.list() {
 		if n.IsBroker() {
 			out = append(out, n)
@@ -531,8 +531,8 @@ func (c *Cluster) Brokers() []*Node {
 }
 
 // Controllers returns the nodes with the KRaft controller role, sorted by id.
-func (c *Cluster) Controllers() []*Node {
-	var out []*Node
+func (c *Cluster) Controllers() []*Process {
+	var out []*Process
 	for _, n := range c.list() {
 		if n.IsController() {
 			out = append(out, n)
@@ -559,7 +559,7 @@ func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func (c *Cluster) node(id int32) (*Node, error) {
+func (c *Cluster) node(id int32) (*Process, error) {
 	if n := c.Node(id); n != nil {
 		return n, nil
 	}
@@ -697,7 +697,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 // the metadata it serves (a KRaft broker is listed once unfenced) and in that
 // of every other running broker, a controller answers ApiVersions. It gives
 // up when the process exits (quoting its log) or after the start timeout.
-func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
+func (c *Cluster) waitReady(ctx context.Context, n *Process) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
 		fmt.Errorf("kafkatest: node %d not ready within %v of its start (see %s)", n.id, c.cfg.startTimeout, n.LogPath()))
 	defer cancel()
@@ -846,7 +846,7 @@ func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, err
 	c.nodesMu.Lock()
 	id := c.nextID
 	c.nextID++
-	n := &Node{c: c, id: id, roles: []node.Role{node.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
+	n := &Process{c: c, id: id, roles: []node.Role{node.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
 		override: maps.Clone(c.cfg.brokerConfig), removed: map[string]bool{}, dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
 	maps.Copy(n.override, spec.Config)
 	c.nodes = append(c.nodes, n)
@@ -882,7 +882,7 @@ func (c *Cluster) Retire(ctx context.Context, id int32) error {
 		return err
 	}
 	c.nodesMu.Lock()
-	c.nodes = slices.DeleteFunc(c.nodes, func(m *Node) bool { return m == n })
+	c.nodes = slices.DeleteFunc(c.nodes, func(m *Process) bool { return m == n })
 	c.retired = append(c.retired, n)
 	c.nodesMu.Unlock()
 	c.cfg.logger.Info("node retired", "node", id)

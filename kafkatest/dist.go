@@ -74,9 +74,9 @@ func CacheDir(dir string) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.cacheDir = dir })
 }
 
-// Progress sets where the first, slow resolution of a release reports what it
+// ResolveProgress sets where the first, slow resolution of a release reports what it
 // is doing, overriding the default of os.Stderr. Use io.Discard to silence it.
-func Progress(w io.Writer) ResolveOption {
+func ResolveProgress(w io.Writer) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.progress = w })
 }
 

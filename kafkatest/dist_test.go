@@ -84,7 +84,7 @@ func TestResolveErrors(t *testing.T) {
 	if _, _, err := findJava(ctx, ""); err != nil {
 		t.Skipf("no java here: %v", err)
 	}
-	_, err := Resolve(ctx, "3.9.1", CacheDir(cache), MavenCommand(filepath.Join(t.TempDir(), "no-mvn")), KafkaHome(""), Progress(ioDiscard{}))
+	_, err := Resolve(ctx, "3.9.1", CacheDir(cache), MavenCommand(filepath.Join(t.TempDir(), "no-mvn")), KafkaHome(""), ResolveProgress(ioDiscard{}))
 	if !errors.Is(err, ErrMavenMissing) {
 		t.Errorf("Resolve with no mvn = %v, want ErrMavenMissing", err)
 	}
@@ -162,7 +162,7 @@ func TestResolveConcurrently(t *testing.T) {
 	done := make(chan int)
 	for i := range 2 {
 		go func() {
-			dists[i], errs[i] = Resolve(t.Context(), "3.9.2", CacheDir(cache), Progress(&outs[i]), KafkaHome(""))
+			dists[i], errs[i] = Resolve(t.Context(), "3.9.2", CacheDir(cache), ResolveProgress(&outs[i]), KafkaHome(""))
 			done <- i
 		}()
 	}

@@ -122,10 +122,12 @@ func Racks(racks ...string) Option { return optionFunc(func(c *config) { c.racks
 // the default of 512 MiB. Controllers and ZooKeeper get 256 MiB.
 func HeapMB(mb int) Option { return optionFunc(func(c *config) { c.brokerHeapMB = mb }) }
 
-// MetadataVersion formats a KRaft cluster at this release version
+// FormatMetadataVersion formats a KRaft cluster at this release version
 // (kafka-storage format --release-version, e.g. "3.8" or "3.8-IV0") instead of
 // the release's latest production metadata.version.
-func MetadataVersion(v string) Option { return optionFunc(func(c *config) { c.metadataVersion = v }) }
+func FormatMetadataVersion(v string) Option {
+	return optionFunc(func(c *config) { c.metadataVersion = v })
+}
 
 // Resolving passes options to [Resolve] for every release the cluster runs.
 func Resolving(opts ...ResolveOption) Option {

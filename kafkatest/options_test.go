@@ -19,7 +19,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"zk", []Option{ZooKeeper("3.6.2")}, ""},
 		{"zk 4.x", []Option{ZooKeeper("4.0.0")}, "no ZooKeeper mode"},
 		{"zk with controllers", []Option{ZooKeeper("3.9.1"), Controllers(3)}, "KRaft options"},
-		{"zk with metadata version", []Option{ZooKeeper("3.9.1"), MetadataVersion("3.8")}, "KRaft option"},
+		{"zk with metadata version", []Option{ZooKeeper("3.9.1"), FormatMetadataVersion("3.8")}, "KRaft option"},
 		{"kraft 3.6", []Option{KRaft("3.6.2")}, "3.7.0 or newer"},
 		{"kraft", []Option{KRaft("3.9.1")}, ""},
 		{"kraft combined", []Option{KRaft("4.1.1"), Combined(3)}, ""},

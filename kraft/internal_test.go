@@ -57,7 +57,7 @@ func TestQuorumFromResponse(t *testing.T) {
 			{ID: 3, LogEndOffset: 118, Lag: 3, LastFetch: time.UnixMilli(1000), LastCaughtUp: time.UnixMilli(900)},
 		},
 		Observers: []Replica{{ID: 4, DirectoryID: UUID{1, 2, 3}, LogEndOffset: 120, Lag: 1, LastFetch: time.UnixMilli(1990), LastCaughtUp: time.UnixMilli(1990)}},
-		Nodes:     []Node{{ID: 2, Listeners: []Listener{{Name: "CONTROLLER", Host: "127.0.0.1", Port: 9093}}}},
+		Nodes:     []QuorumNode{{ID: 2, Listeners: []Listener{{Name: "CONTROLLER", Host: "127.0.0.1", Port: 9093}}}},
 	}
 	if diff := cmp.Diff(want, q); diff != "" {
 		t.Errorf("quorum (-want +got):\n%s", diff)

@@ -85,7 +85,7 @@ func step(t *testing.T, name string, fn func(t *testing.T)) {
 func TestKafka39(t *testing.T) {
 	start := time.Now()
 	ctrlCfg := map[string]string{"controller.quorum.fetch.timeout.ms": strconv.Itoa(fetchTimeoutMs)}
-	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(1), kafkatest.MetadataVersion("3.8"),
+	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(1), kafkatest.FormatMetadataVersion("3.8"),
 		kafkatest.NodeConfig(1, ctrlCfg), kafkatest.NodeConfig(2, ctrlCfg), kafkatest.NodeConfig(3, ctrlCfg))
 	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
 	cl := c.Client(t)
@@ -913,7 +913,7 @@ func TestKafka37Combined(t *testing.T) {
 // the single-voter warning, and a kraft.version upgrade that 4.1 supports.
 func TestKafka41Single(t *testing.T) {
 	start := time.Now()
-	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(1), kafkatest.MetadataVersion("4.0"))
+	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(1), kafkatest.FormatMetadataVersion("4.0"))
 	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
 	cl := c.Client(t)
 	ctx := t.Context()

@@ -26,7 +26,7 @@ type Node struct {
 	// ID is the node's broker.id (ZooKeeper mode) or node.id (KRaft).
 	ID int32 `json:"id"`
 	// Roles is what the node does; a combined KRaft node has both roles.
-	Roles []Role `json:"roles"`
+	Roles []Role `json:"roles,omitempty"`
 	// Host and Port are where clients (or, for a controller-only node, other
 	// controllers) reach the node.
 	Host string `json:"host"`

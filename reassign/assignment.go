@@ -6,13 +6,6 @@ import (
 	"strings"
 )
 
-// A Broker is a broker as the planner sees it: an id and, if the cluster sets
-// broker.rack, its rack.
-type Broker struct {
-	ID   int32  `json:"id"`
-	Rack string `json:"rack,omitempty"`
-}
-
 // A Partition is one partition's current assignment, the unit that
 // [Assignment.Add] takes and [Assignment.At] returns.
 type Partition struct {

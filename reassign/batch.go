@@ -188,7 +188,7 @@ type Batcher struct {
 }
 
 // NewBatcher returns a Batcher for moves, all pending. The moves are
-// typically a [Plan]'s; they may include several moves of one partition
+// typically a [MovePlan]'s; they may include several moves of one partition
 // (run one after the other, in the given order if the Order ties). The
 // Batcher keeps moves and the replica slices in them, which must not be
 // modified afterwards.

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // This file holds the executor's I/O: each function asks the cluster one
@@ -425,7 +427,7 @@ func alterAssignments(ctx context.Context, adm *kadm.Client, d time.Duration, re
 // replicas, from DescribeLogDirs), and every broker in the cluster with its
 // rack. It reads fresh metadata. A broker that is down is not in the list;
 // PlanMoves accepts it as a broker to retire. ctx bounds the whole call.
-func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Assignment, []Broker, error) {
+func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Assignment, []node.Node, error) {
 	const d = 30 * time.Second
 	var names []string
 	if len(topics) > 0 {
@@ -457,9 +459,9 @@ func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Ass
 			}
 		}
 	}
-	var brokers []Broker
+	var brokers []node.Node
 	for _, b := range sortedKeys(v.alive) {
-		brokers = append(brokers, Broker{ID: b, Rack: v.alive[b]})
+		brokers = append(brokers, node.Node{ID: b, Rack: v.alive[b]})
 	}
 	return a, brokers, nil
 }

@@ -5,8 +5,8 @@
 //
 //   - [PlanMoves] turns an [Assignment] (the current replicas of every
 //     partition, stored compactly enough for millions of partitions), the
-//     brokers and their racks, and a [Change] (brokers to replace, remove or
-//     add) into a [Plan]: the minimal [Moves] that keep every partition's
+//     brokers and their racks, and a [BrokerChange] (brokers to replace, remove or
+//     add) into a [MovePlan]: the minimal [Moves] that keep every partition's
 //     replication factor, keep replicas in distinct racks, keep the current
 //     leader where it stays, and balance replicas and leaders.
 //   - A [Batcher] hands the moves out a few at a time, as Cruise Control's

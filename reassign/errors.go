@@ -22,7 +22,7 @@ var (
 	ErrUnknownMove = errors.New("reassign: move is not in the batcher's plan")
 )
 
-// A BrokerError says why a broker named in a [Change] or a broker list is
+// A BrokerError says why a broker named in a [BrokerChange] or a broker list is
 // unusable. It unwraps to [ErrInvalid].
 type BrokerError struct {
 	Broker int32

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
@@ -25,8 +26,8 @@ func ExamplePlanMoves() {
 			log.Fatal(err)
 		}
 	}
-	brokers := []reassign.Broker{{ID: 1, Rack: "a"}, {ID: 2, Rack: "b"}, {ID: 3, Rack: "c"}, {ID: 4, Rack: "c"}}
-	plan, err := reassign.PlanMoves(&a, brokers, reassign.Change{
+	brokers := []node.Node{{ID: 1, Rack: "a"}, {ID: 2, Rack: "b"}, {ID: 3, Rack: "c"}, {ID: 4, Rack: "c"}}
+	plan, err := reassign.PlanMoves(&a, brokers, reassign.BrokerChange{
 		Replace: []reassign.Replacement{{Old: 3, New: 4}},
 	})
 	if err != nil {
@@ -135,7 +136,7 @@ func ExampleExecutor() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	plan, err := reassign.PlanMoves(a, brokers, reassign.Change{Remove: []int32{4}})
+	plan, err := reassign.PlanMoves(a, brokers, reassign.BrokerChange{Remove: []int32{4}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func NewExecutor(cl *kgo.Client, store Store, opts ...Option) (*Executor, error)
 	return &Executor{cl: cl, adm: kadm.NewClient(cl), store: store, cfg: cfg}, nil
 }
 
-// Run carries out moves (typically a [Plan]'s) and returns the outcome of
+// Run carries out moves (typically a [MovePlan]'s) and returns the outcome of
 // each. If the Store holds an unfinished run of the same moves, Run resumes
 // it; if it holds an unfinished run of other moves, Run returns
 // [ErrOtherRun]; a finished run of the same moves is not repeated, its

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // gen builds a balanced, rack-aware cluster: brokers 1..n, broker b in rack
@@ -13,8 +15,8 @@ import (
 // partitions each, replication factor rf. Each layer of n partitions puts
 // every broker once in every replica position, so replica and leader counts
 // are equal when parts is a multiple of n.
-func gen(n, racks, parts, rf int) (*Assignment, []Broker) {
-	bs := make([]Broker, n)
+func gen(n, racks, parts, rf int) (*Assignment, []node.Node) {
+	bs := make([]node.Node, n)
 	for i := range bs {
 		bs[i].ID = int32(i + 1)
 		if racks > 0 {
@@ -91,12 +93,12 @@ func asg(t testing.TB, lines ...string) *Assignment {
 }
 
 // brokerList parses "1:a 2:a 3:b 4" (id:rack, rack optional).
-func brokerList(spec string) []Broker {
-	var out []Broker
+func brokerList(spec string) []node.Node {
+	var out []node.Node
 	for _, f := range strings.Fields(spec) {
 		id, rack, _ := strings.Cut(f, ":")
 		n, _ := strconv.Atoi(id)
-		out = append(out, Broker{ID: int32(n), Rack: rack})
+		out = append(out, node.Node{ID: int32(n), Rack: rack})
 	}
 	return out
 }
@@ -137,7 +139,7 @@ func ids(s string) []int32 {
 
 // spread returns max-min of replica and leader counts after the plan over
 // brokers that are not retired.
-func spread(p Plan) (replicas, leaders int) {
+func spread(p MovePlan) (replicas, leaders int) {
 	minR, maxR, minL, maxL := 1<<30, -1, 1<<30, -1
 	for _, l := range p.Brokers {
 		if l.Retired {

@@ -409,7 +409,7 @@ func TestDecommission(t *testing.T) {
 		p := a.At(i)
 		before[fmt.Sprintf("%s-%d", p.Topic, p.Partition)] = slices.Clone(p.Replicas)
 	}
-	plan, err := reassign.PlanMoves(a, brokers, reassign.Change{Remove: []int32{4}})
+	plan, err := reassign.PlanMoves(a, brokers, reassign.BrokerChange{Remove: []int32{4}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,7 +171,7 @@ func (f *fakeCluster) snapshot(ctx context.Context) (health.Snapshot, error) {
 	s := health.Snapshot{Controller: f.leader}
 	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
 		if slices.Contains(f.nodes[id].roles, node.RoleBroker) && !f.down[id] {
-			s.Brokers = append(s.Brokers, health.Broker{ID: id})
+			s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: id}})
 		}
 	}
 	t := health.Topic{Name: "orders", MinISR: 2}

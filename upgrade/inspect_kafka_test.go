@@ -56,7 +56,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 }
 
 func TestInspectKRaft(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3), kafkatest.MetadataVersion("3.8"))
+	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3), kafkatest.FormatMetadataVersion("3.8"))
 	cl := c.Client(t)
 	var took []time.Duration
 	var in upgrade.Inspection

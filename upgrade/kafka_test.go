@@ -257,7 +257,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ControllerAddrs(c.ControllerAddrs()...),
+	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.KRaftControllers(c.ControllerAddrs()...),
 		upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {

@@ -70,8 +70,10 @@ func configValue(c kadm.Config) compat.ConfigValue {
 	switch c.Source {
 	case kmsg.ConfigSourceDefaultConfig:
 		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceDefault}
-	case kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig:
-		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceDynamic}
+	case kmsg.ConfigSourceDynamicBrokerConfig:
+		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceBroker}
+	case kmsg.ConfigSourceDynamicDefaultBrokerConfig:
+		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceCluster}
 	}
 	return compat.ConfigValue{}
 }

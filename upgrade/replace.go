@@ -258,9 +258,9 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
-	var brokers []reassign.Broker
+	var brokers []node.Node
 	for _, b := range meta.Brokers {
-		rb := reassign.Broker{ID: b.NodeID}
+		rb := node.Node{ID: b.NodeID}
 		if b.Rack != nil {
 			rb.Rack = *b.Rack
 		}
@@ -291,7 +291,7 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 	if _, lerr := store.Load(ctx); lerr == nil {
 		res, err = ex.Resume(ctx) // a crashed run: adopt its moves
 	} else {
-		plan, perr := reassign.PlanMoves(&a, brokers, reassign.Change{Replace: pairs})
+		plan, perr := reassign.PlanMoves(&a, brokers, reassign.BrokerChange{Replace: pairs})
 		if perr != nil {
 			return "", perr
 		}

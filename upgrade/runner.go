@@ -128,11 +128,11 @@ func CanaryGate(p Prober, within time.Duration) Option {
 	return optionFunc(func(c *config) { c.canary, c.canaryWithin = p, within })
 }
 
-// ControllerAddrs gives the KRaft controllers' listener addresses, for
+// KRaftControllers gives the KRaft controllers' listener addresses, for
 // clusters whose brokers cannot say where controllers listen (DescribeQuorum
 // reports voters' endpoints only from Kafka 3.9). The Runner reads the
 // controllers' features through them.
-func ControllerAddrs(addrs ...string) Option {
+func KRaftControllers(addrs ...string) Option {
 	return optionFunc(func(c *config) { c.controllers = append(c.controllers, addrs...) })
 }
 

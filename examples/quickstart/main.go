@@ -156,7 +156,7 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 		upgrade.CanaryGate(can, canaryWithin),
 		upgrade.OnEvent(prog.event),
 		upgrade.WithJournal(upgrade.NewFileJournal(filepath.Join(c.Dir(), "upgrade-journal.json"))),
-		upgrade.ControllerAddrs(c.ControllerAddrs()...),
+		upgrade.KRaftControllers(c.ControllerAddrs()...),
 	}
 	if finalize {
 		ropts = append(ropts, upgrade.PassHolds())
