@@ -454,7 +454,7 @@ func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Ass
 			for _, b := range ps.replicas {
 				size = max(size, sz.of(b, t, p))
 			}
-			if err := a.Add(Partition{Topic: t, Partition: p, Replicas: ps.replicas, Leader: ps.leader, Bytes: size}); err != nil {
+			if err := a.Add(PartitionAssignment{Topic: t, Partition: p, Replicas: ps.replicas, Leader: ps.leader, Bytes: size}); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -16,7 +16,7 @@ import (
 // Replace broker 3 with broker 4, in the same rack.
 func ExamplePlanMoves() {
 	var a reassign.Assignment
-	for _, p := range []reassign.Partition{
+	for _, p := range []reassign.PartitionAssignment{
 		{Topic: "orders", Partition: 0, Replicas: []int32{1, 2, 3}, Leader: 1, Bytes: 1 << 30},
 		{Topic: "orders", Partition: 1, Replicas: []int32{2, 3, 1}, Leader: 3, Bytes: 1 << 30},
 		{Topic: "orders", Partition: 2, Replicas: []int32{3, 1, 2}, Leader: 3, Bytes: 1 << 30},

@@ -38,7 +38,7 @@ func gen(n, racks, parts, rf int) (*Assignment, []node.Node) {
 			reps[j] = int32((start+j*s)%n + 1)
 		}
 		topic := "t" + strconv.Itoa(p/100)
-		if err := a.Add(Partition{Topic: topic, Partition: int32(p % 100), Replicas: reps, Leader: reps[0], Bytes: int64(p%7+1) << 20}); err != nil {
+		if err := a.Add(PartitionAssignment{Topic: topic, Partition: int32(p % 100), Replicas: reps, Leader: reps[0], Bytes: int64(p%7+1) << 20}); err != nil {
 			panic(err)
 		}
 	}
@@ -75,7 +75,7 @@ func asg(t testing.TB, lines ...string) *Assignment {
 		k := strings.LastIndexByte(tp, '-')
 		p, _ := strconv.Atoi(tp[k+1:])
 		reps := ids(f[1])
-		part := Partition{Topic: tp[:k], Partition: int32(p), Replicas: reps, Leader: reps[0]}
+		part := PartitionAssignment{Topic: tp[:k], Partition: int32(p), Replicas: reps, Leader: reps[0]}
 		for _, opt := range f[2:] {
 			v, _ := strconv.Atoi(opt[2:])
 			switch opt[:2] {

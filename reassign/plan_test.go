@@ -174,7 +174,7 @@ func checkPlan(t *testing.T, a *Assignment, bs []node.Node, ch BrokerChange, p M
 		t string
 		p int32
 	}
-	cur := map[tp]Partition{}
+	cur := map[tp]PartitionAssignment{}
 	for i := range a.Len() {
 		pt := a.At(i)
 		cur[tp{pt.Topic, pt.Partition}] = pt
@@ -401,13 +401,13 @@ func TestPlanErrors(t *testing.T) {
 func TestAssignmentAdd(t *testing.T) {
 	tests := []struct {
 		name string
-		p    Partition
+		p    PartitionAssignment
 		ok   bool
 	}{
-		{"ok", Partition{Topic: "a", Partition: 0, Replicas: []int32{1, 2}, Leader: 1}, true},
-		{"no replicas", Partition{Topic: "a", Partition: 0}, false},
-		{"negative partition", Partition{Topic: "a", Partition: -1, Replicas: []int32{1}}, false},
-		{"broker twice", Partition{Topic: "a", Partition: 0, Replicas: []int32{1, 2, 1}}, false},
+		{"ok", PartitionAssignment{Topic: "a", Partition: 0, Replicas: []int32{1, 2}, Leader: 1}, true},
+		{"no replicas", PartitionAssignment{Topic: "a", Partition: 0}, false},
+		{"negative partition", PartitionAssignment{Topic: "a", Partition: -1, Replicas: []int32{1}}, false},
+		{"broker twice", PartitionAssignment{Topic: "a", Partition: 0, Replicas: []int32{1, 2, 1}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -272,7 +272,7 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 			return "", fmt.Errorf("metadata of topic %v: %v", t.Topic, err)
 		}
 		for _, p := range t.Partitions {
-			if err := a.Add(reassign.Partition{Topic: *t.Topic, Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader}); err != nil {
+			if err := a.Add(reassign.PartitionAssignment{Topic: *t.Topic, Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader}); err != nil {
 				return "", err
 			}
 		}
