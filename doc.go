@@ -2,7 +2,7 @@
 // in ZooKeeper mode and in KRaft mode.
 //
 // kupgrade is a library: it decides what to do and when it is safe, and leaves
-// how a node is restarted to an [node.Orchestrator] that the user supplies.
+// how a node is restarted to a [node.Orchestrator] that the user supplies.
 // The packages, each with one idea (ARCHITECTURE.md in the repository shows
 // what each owns and how an upgrade flows through them):
 //

@@ -5,7 +5,8 @@
 //	in, err := upgrade.Inspect(ctx, cl, upgrade.InspectWith(orch))       // what runs now
 //	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")}) // typed, ordered, explainable
 //	fmt.Print(plan)                                                       // the dry run
-//	err = upgrade.NewRunner(cl, orch, upgrade.WithJournal(j)).Run(ctx, plan) // gated, journaled, resumable
+//	runner, err := upgrade.NewRunner(cl, orch, upgrade.WithJournal(j))  // options checked here
+//	err = runner.Run(ctx, plan)                                           // gated, journaled, resumable
 //
 // [Inspect] reads the cluster (releases, pins, finalized features, the
 // quorum) into an [Inspection] whose State is a [compat.State]. [NewPlan]

@@ -69,11 +69,14 @@ func ExampleRunner() {
 		log.Fatal(err)
 	}
 	fmt.Print(plan) // the dry run
-	runner := upgrade.NewRunner(cl, orch,
+	runner, err := upgrade.NewRunner(cl, orch,
 		upgrade.WithJournal(upgrade.NewFileJournal("upgrade-journal.json")),
 		upgrade.OnEvent(func(e upgrade.Event) { fmt.Println(e) }),
 		upgrade.PassHolds(), // also finalize metadata.version, which cannot be undone
 	)
+	if err != nil {
+		log.Fatal(err) // an option out of range: nothing has been asked of the cluster
+	}
 	if err := runner.Run(ctx, plan); err != nil {
 		log.Fatal(err)
 	}

@@ -7,7 +7,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
@@ -285,3 +288,13 @@ func (f *fakeCluster) restartOrder() []int32 {
 
 // withOps makes a Runner use scripted cluster operations.
 func withOps(o clusterOps) Option { return optionFunc(func(c *config) { c.ops = o }) }
+
+// mustRunner returns NewRunner's Runner, failing the test on an error.
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...Option) *Runner {
+	t.Helper()
+	r, err := NewRunner(cl, orch, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

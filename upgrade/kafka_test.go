@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -178,7 +180,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +259,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.KRaftControllers(c.ControllerAddrs()...),
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.KRaftControllers(c.ControllerAddrs()...),
 		upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
@@ -326,7 +328,7 @@ func TestResumeAfterCrash(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec.add), upgrade.PassHolds()).Run(ctx, plan)
+	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec.add), upgrade.PassHolds()).Run(ctx, plan)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run = %v, want it cancelled", err)
 	}
@@ -336,7 +338,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	}
 	t.Logf("journal after the crash: %+v", saved.Steps)
 	rec2 := newRecorder(t)
-	if err := upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec2.add), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec2.add), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Now()
@@ -349,7 +351,7 @@ func TestResumeAfterCrash(t *testing.T) {
 		}
 	}
 	// Running the finished plan once more does nothing.
-	if err := upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.All() {
@@ -380,7 +382,7 @@ func TestNodeFailsToStart(t *testing.T) {
 	journal := &upgrade.MemoryJournal{}
 	cl := c.Client(t)
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	se, ok := errors.AsType[*upgrade.StepError](err)
 	if !ok {
 		t.Fatalf("Run = %v, want a StepError", err)
@@ -400,7 +402,7 @@ func TestNodeFailsToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("rollback plan:\n%v", rb)
-	if err := upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), rb); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), rb); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Now()
@@ -434,7 +436,7 @@ func TestGateBlocks(t *testing.T) {
 	if err := can.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	err = upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, time.Nanosecond), upgrade.GateTimeout(5*time.Second), upgrade.PassHolds()).Run(t.Context(), plan)
+	err = mustRunner(t, c.Client(t), c, upgrade.CanaryGate(can, time.Nanosecond), upgrade.GateTimeout(5*time.Second), upgrade.PassHolds()).Run(t.Context(), plan)
 	if _, ok := errors.AsType[*upgrade.StepError](err); !ok || !strings.Contains(err.Error(), "round trip took") {
 		t.Fatalf("Run with an impossible canary = %v, want a StepError naming slow round trips", err)
 	}
@@ -470,7 +472,7 @@ func TestGateBlocks(t *testing.T) {
 	// to stop, so that it never logs after the test has failed and ended.
 	t.Cleanup(wg.Wait)
 	wg.Go(func() {
-		done <- upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, 5*time.Second), upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
+		done <- mustRunner(t, c.Client(t), c, upgrade.CanaryGate(can, 5*time.Second), upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
 	})
 	var e upgrade.Event
 	select {
@@ -503,4 +505,14 @@ func TestGateBlocks(t *testing.T) {
 			t.Errorf("node %d runs %s", n.ID(), n.Release())
 		}
 	}
+}
+
+// mustRunner returns upgrade.NewRunner's Runner, failing the test on an error.
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...upgrade.Option) *upgrade.Runner {
+	t.Helper()
+	r, err := upgrade.NewRunner(cl, orch, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

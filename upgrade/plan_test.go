@@ -150,7 +150,7 @@ func TestReplacePlan(t *testing.T) {
 	}
 	// A Runner whose Orchestrator cannot provision refuses the plan before any step.
 	f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
-	err = NewRunner(nil, restartOnly{f}, withOps(f)).Run(t.Context(), p)
+	err = mustRunner(t, nil, restartOnly{f}, withOps(f)).Run(t.Context(), p)
 	if !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), "Provisioner") || len(f.restartOrder()) != 0 {
 		t.Errorf("Run without a Provisioner = %v (restarts %v), want a refusal before the first step", err, f.restartOrder())
 	}

@@ -68,7 +68,7 @@ func TestReplaceBrokers(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ReplaceThrottle(throttle),
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ReplaceThrottle(throttle),
 		upgrade.KRaftControllers(c.ControllerAddrs()...), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {

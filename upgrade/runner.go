@@ -166,36 +166,38 @@ type Runner struct {
 	orch node.Orchestrator
 	cfg  config
 	gate *health.Gate
-	err  error // from construction, reported by Run
 }
 
 // NewRunner returns a Runner that observes the cluster through cl and
 // restarts nodes through orch. cl is the user's client (their TLS, SASL);
-// the Runner does not close it.
-func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...Option) *Runner {
+// the Runner does not close it. It validates the options before anything
+// else, and returns an error naming the first one out of range (or a
+// missing client or Orchestrator); it does no I/O.
+func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...Option) (*Runner, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	r := &Runner{cl: cl, orch: orch, cfg: cfg}
-	r.err = cfg.validate()
-	if r.err == nil {
-		r.gate, r.err = health.NewGate(cfg.gateOpts...)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if r.cfg.journal == nil {
-		r.cfg.journal = &MemoryJournal{}
+	gate, err := health.NewGate(cfg.gateOpts...)
+	if err != nil {
+		return nil, err
 	}
-	if r.cfg.ops == nil && r.err == nil {
+	if orch == nil {
+		return nil, errors.New("upgrade: NewRunner needs an Orchestrator")
+	}
+	if cfg.journal == nil {
+		cfg.journal = &MemoryJournal{}
+	}
+	if cfg.ops == nil {
 		if cl == nil {
-			r.err = errors.New("upgrade: NewRunner needs a client")
-		} else {
-			r.cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers}
+			return nil, errors.New("upgrade: NewRunner needs a client")
 		}
+		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers}
 	}
-	if orch == nil && r.err == nil {
-		r.err = errors.New("upgrade: NewRunner needs an Orchestrator")
-	}
-	return r
+	return &Runner{cl: cl, orch: orch, cfg: cfg, gate: gate}, nil
 }
 
 // ErrHeld reports that a run stopped before a held step.
@@ -246,9 +248,6 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 // does nothing. Cancelling ctx stops the run safely between actions; the
 // journal records where.
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
-	if r.err != nil {
-		return r.err
-	}
 	if plan.Version != PlanVersion {
 		return fmt.Errorf("%w: plan %s has schema version %d; this kupgrade runs version %d (plan again)", ErrUnsupportedPlan, plan.ID, plan.Version, PlanVersion)
 	}

@@ -55,7 +55,7 @@ func TestRunnerRollsControllersFirstActiveLast(t *testing.T) {
 		f.leader = 1
 		plan := kraftPlan(t, f, "4.1.2")
 		var log eventLog
-		r := NewRunner(nil, f, withOps(f), OnEvent(log.add), PassHolds())
+		r := mustRunner(t, nil, f, withOps(f), OnEvent(log.add), PassHolds())
 		if err := r.Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j)).Run(t.Context(), plan)
 		he, ok := errors.AsType[*HeldError](err)
 		if !ok || !errors.Is(err, ErrHeld) || he.Step.Kind != StepFinalize {
 			t.Fatalf("Run = %v, want a HeldError before the finalize step", err)
@@ -97,7 +97,7 @@ func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 			t.Error("metadata.version moved without PassHolds")
 		}
 		// Going on with PassHolds finishes the plan without restarting again.
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if got := len(f.restartOrder()); got != 6 || f.levels["metadata.version"] != 27 {
@@ -119,7 +119,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 				cancel()
 			}
 		}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(ctx, plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(ctx, plan)
 		if err == nil || !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want a cancelled run", err)
 		}
@@ -135,7 +135,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 		}
 		f.onRestart = nil
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		for id, n := range f.restartCounts() {
@@ -148,7 +148,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 		}
 		// A finished plan run again does nothing.
 		before := len(f.restartOrder())
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil || len(f.restartOrder()) != before {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil || len(f.restartOrder()) != before {
 			t.Errorf("re-run of a finished plan: err %v, restarts %d → %d", err, before, len(f.restartOrder()))
 		}
 	})
@@ -187,7 +187,7 @@ func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 		// with 5 sits at min ISR 2 until it is back, a minute later.
 		var log eventLog
 		start := time.Now()
-		if err := NewRunner(nil, f, withOps(f), OnEvent(killAfter(f, 4, time.Minute, &log)), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), OnEvent(killAfter(f, 4, time.Minute, &log)), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		var blocked []Event
@@ -214,7 +214,7 @@ func TestRunnerRestartsDownNodesFirst(t *testing.T) {
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.down[6] = true // dead before the run: restarting it first costs nothing
-		if err := NewRunner(nil, f, withOps(f), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff([]int32{1, 2, 3, 6, 4, 5}, f.restartOrder()); diff != "" {
@@ -229,7 +229,7 @@ func TestRunnerGateTimeout(t *testing.T) {
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds(), OnEvent(killAfter(f, 4, 0, nil))).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds(), OnEvent(killAfter(f, 4, 0, nil))).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrUnsafe) {
 			t.Fatalf("Run = %v, want a StepError timing out on the health gate", err)
@@ -251,7 +251,7 @@ func TestRunnerNodeFailsToStart(t *testing.T) {
 		plan := kraftPlan(t, f, "4.1.2")
 		f.failNode = 5
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !strings.Contains(err.Error(), "node 5 did not restart") || !strings.Contains(err.Error(), "invalid config") {
 			t.Fatalf("Run = %v, want a StepError naming node 5 and the cause", err)
@@ -272,7 +272,7 @@ func TestRunnerRefusesOtherPlansJournal(t *testing.T) {
 		f.levels["metadata.version"] = 21
 		j := &MemoryJournal{}
 		j.Save(t.Context(), Record{PlanID: "other", Steps: make([]StepRecord, 3)})
-		err := NewRunner(nil, f, withOps(f), WithJournal(j)).Run(t.Context(), kraftPlan(t, f, "4.1.2"))
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j)).Run(t.Context(), kraftPlan(t, f, "4.1.2"))
 		if !errors.Is(err, ErrJournalMismatch) {
 			t.Fatalf("Run = %v, want ErrJournalMismatch", err)
 		}
@@ -293,7 +293,7 @@ func TestRunnerSkipsChangesInEffect(t *testing.T) {
 			}
 		}
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if f.restartCounts()[2] != 0 {
@@ -334,7 +334,7 @@ func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 		plan := kraftPlan(t, f, "4.1.2")
 		f.dieNode = 5
 		start := time.Now()
-		err := NewRunner(nil, f, withOps(f), PassHolds(), CatchUpTimeout(10*time.Minute)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), PassHolds(), CatchUpTimeout(10*time.Minute)).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !strings.Contains(err.Error(), "node 5's process is not running") {
 			t.Fatalf("Run = %v, want node 5's step to fail because its process died", err)
@@ -359,7 +359,7 @@ func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
 				f.mu.Unlock()
 			}
 		}
-		err := NewRunner(nil, f, withOps(f), PassHolds(), OnEvent(hook), GateTimeout(time.Minute)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), PassHolds(), OnEvent(hook), GateTimeout(time.Minute)).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !errors.Is(err, health.ErrUnsafe) {
 			t.Fatalf("Run = %v, want broker 5's gate to refuse while broker 4 is dead", err)
@@ -410,7 +410,7 @@ func TestRunnerCanaryGate(t *testing.T) {
 		start := time.Now()
 		p := &fakeProber{f: f, slow: 6, slowUntil: start.Add(2 * time.Minute)}
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), CanaryGate(p, time.Second), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), CanaryGate(p, time.Second), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		var blocked []Event
@@ -436,7 +436,7 @@ func TestRunnerCanaryGate(t *testing.T) {
 		if p.probes < 12 {
 			t.Errorf("%d probes, want at least one before and one after each of 6 restarts", p.probes)
 		}
-		if err := NewRunner(nil, f, CanaryGate(p, 0)).Run(t.Context(), plan); err == nil || !strings.Contains(err.Error(), "CanaryGate") {
+		if _, err := NewRunner(nil, f, CanaryGate(p, 0)); err == nil || !strings.Contains(err.Error(), "CanaryGate") {
 			t.Errorf("CanaryGate(p, 0): %v, want an error naming the option", err)
 		}
 	})

@@ -162,7 +162,11 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 		ropts = append(ropts, upgrade.PassHolds())
 	}
 	start := time.Now()
-	runErr := upgrade.NewRunner(cl, c, ropts...).Run(ctx, plan)
+	runner, err := upgrade.NewRunner(cl, c, ropts...)
+	if err != nil {
+		return err
+	}
+	runErr := runner.Run(ctx, plan)
 	end := time.Now()
 	if held, ok := errors.AsType[*upgrade.HeldError](runErr); ok {
 		fmt.Printf("stopped before step %d as asked (-finalize=false): %v\n", held.Index+1, held.Step)
