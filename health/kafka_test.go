@@ -872,7 +872,7 @@ func (r *realCluster) pause(t *testing.T) {
 
 	// The other brokers recover once Kafka drops the paused one from the
 	// ISRs; the paused one keeps failing.
-	rs, took = probeUntil(t, can, time.Minute, "others recovered", func(rs health.ProbeResults) error {
+	rs, _ = probeUntil(t, can, time.Minute, "others recovered", func(rs health.ProbeResults) error {
 		var errs []error
 		for _, res := range rs {
 			if (res.Err == nil) == (res.Broker == victim) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -445,8 +444,6 @@ func escapeProperty(v string) string {
 	r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
 	return r.Replace(v)
 }
-
-var errNotReady = errors.New("not ready")
 
 // PeakRSS returns the peak resident memory of the running process (VmHWM
 // from /proc on Linux), or 0 if it is not running or the figure is not
