@@ -248,10 +248,10 @@ func logDirSizes(ctx context.Context, cl *kgo.Client, d time.Duration, brokers [
 
 // readThrottles reads the replication throttle configs set on brokers and
 // topics themselves (DYNAMIC_BROKER_CONFIG, DYNAMIC_TOPIC_CONFIG): what a
-// [Ledger] must restore. Static and cluster-default values are left out:
+// ledger must restore. Static and cluster-default values are left out:
 // deleting the per-resource value brings them back by itself.
-func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, brokers []int32, topics []string) (Throttles, error) {
-	t := Throttles{Brokers: make(map[int32]BrokerThrottle), Topics: make(map[string]TopicThrottle)}
+func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, brokers []int32, topics []string) (throttles, error) {
+	t := throttles{Brokers: make(map[int32]brokerThrottle), Topics: make(map[string]topicThrottle)}
 	ctx, cancel := bounded(ctx, d, "DescribeConfigs")
 	defer cancel()
 	if len(brokers) > 0 { // no broker at all would describe the cluster default
@@ -267,7 +267,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 			if err != nil {
 				continue
 			}
-			var bt BrokerThrottle
+			var bt brokerThrottle
 			for _, c := range rc.Configs {
 				if c.Source != kmsg.ConfigSourceDynamicBrokerConfig || c.Value == nil {
 					continue
@@ -280,7 +280,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 					bt.FollowerRate = &v
 				}
 			}
-			if bt != (BrokerThrottle{}) {
+			if bt != (brokerThrottle{}) {
 				t.Brokers[int32(id)] = bt
 			}
 		}
@@ -294,7 +294,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 			if rc.Err != nil {
 				return t, fmt.Errorf("reassign: describe configs of topic %s: %w %s", rc.Name, rc.Err, rc.ErrMessage)
 			}
-			var tt TopicThrottle
+			var tt topicThrottle
 			for _, c := range rc.Configs {
 				if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil {
 					continue
@@ -307,7 +307,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 					tt.FollowerReplicas = &v
 				}
 			}
-			if tt != (TopicThrottle{}) {
+			if tt != (topicThrottle{}) {
 				t.Topics[rc.Name] = tt
 			}
 		}

@@ -14,11 +14,11 @@
 //     cluster cap, never two moves of one partition at once, in an [Order]
 //     such as [AtRiskFirst] or [SmallFirst]. It is told what finished and
 //     refills the freed slots.
-//   - A [Ledger] owns the replication throttles of the moves in flight: it
-//     returns the [ConfigChanges] to apply (kadm IncrementalAlterConfigs
-//     sets and deletes) as moves begin and finish, merges with throttles
-//     that were there before, and restores them exactly. It is
-//     JSON-serialisable for a journal.
+//   - The executor owns the replication throttles of the moves in flight:
+//     it applies [ConfigChanges] (kadm IncrementalAlterConfigs sets and
+//     deletes) as moves begin and finish, merges with throttles that were
+//     there before, and restores them exactly; its bookkeeping is
+//     journaled in the [Store].
 //
 // The I/O shell:
 //

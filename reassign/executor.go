@@ -149,7 +149,7 @@ func OnProgress(fn func(Progress)) Option {
 //     ([*ForeignError]) unless [AdoptForeign] is given;
 //   - measures each partition's size with DescribeLogDirs and reads the
 //     throttle configs already set on the brokers and topics involved,
-//     which its [Ledger] restores exactly as moves finish and at the end;
+//     which its ledger restores exactly as moves finish and at the end;
 //   - hands the moves to a [Batcher] and submits each batch with
 //     AlterPartitionAssignments, after journaling it and setting its
 //     throttles;
@@ -429,7 +429,7 @@ func (e *Executor) begin(ctx context.Context, cfg *config, moves Moves) (*run, e
 	if err != nil {
 		return nil, err
 	}
-	if j.Ledger, err = NewLedger(existing, cfg.rate); err != nil {
+	if j.Ledger, err = newLedger(existing, cfg.rate); err != nil {
 		return nil, err
 	}
 	j.Excluded = sortedInt32(excluded)

@@ -72,7 +72,7 @@ func moveOff(t *testing.T, cl *kgo.Client, topic string, p int32) Move {
 
 // dynamicThrottles reads the throttle configs set on brokers 0..3 and the
 // topics, as the executor's ledger sees them.
-func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) Throttles {
+func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) throttles {
 	t.Helper()
 	th, err := readThrottles(t.Context(), kadm.NewClient(cl), 10*time.Second, []int32{0, 1, 2, 3}, topics)
 	if err != nil {
@@ -124,7 +124,7 @@ func TestExecutorKfakeDroppedMoves(t *testing.T) {
 	if err := rs.FirstErr(); err == nil || !strings.Contains(err.Error(), "dropped the reassignment 4 times") {
 		t.Errorf("FirstErr = %v, want the dropped reason", err)
 	}
-	if diff := cmp.Diff(Throttles{Brokers: map[int32]BrokerThrottle{}, Topics: map[string]TopicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
+	if diff := cmp.Diff(throttles{Brokers: map[int32]brokerThrottle{}, Topics: map[string]topicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
 		t.Errorf("throttles left (-want +got):\n%s", diff)
 	}
 	last := progs[len(progs)-1]
@@ -325,7 +325,7 @@ func TestExecutorKfakeStopAndResume(t *testing.T) {
 	if err := rs.FirstErr(); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 		t.Errorf("FirstErr = %v, want the unconfirmed cancel", err)
 	}
-	if diff := cmp.Diff(Throttles{Brokers: map[int32]BrokerThrottle{}, Topics: map[string]TopicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
+	if diff := cmp.Diff(throttles{Brokers: map[int32]brokerThrottle{}, Topics: map[string]topicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
 		t.Errorf("throttles left (-want +got):\n%s", diff)
 	}
 }

@@ -313,7 +313,7 @@ func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
 	var err error
 	missing := want
 	for {
-		var now Throttles
+		var now throttles
 		now, err = readThrottles(wctx, r.e.adm, d, brokers, nil)
 		if err == nil {
 			got := make(map[string]string)
@@ -342,7 +342,7 @@ func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
 	}
 }
 
-func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
+func flatBroker(m map[string]string, b int32, bt brokerThrottle) {
 	k := "broker " + strconv.Itoa(int(b)) + " "
 	if bt.LeaderRate != nil {
 		m[k+LeaderRateConfig] = *bt.LeaderRate
@@ -352,7 +352,7 @@ func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
 	}
 }
 
-func flatTopic(m map[string]string, t string, tt TopicThrottle) {
+func flatTopic(m map[string]string, t string, tt topicThrottle) {
 	k := "topic " + t + " "
 	if tt.LeaderReplicas != nil {
 		m[k+LeaderReplicasConfig] = *tt.LeaderReplicas

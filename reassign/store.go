@@ -14,7 +14,7 @@ import (
 var ErrNoState = errors.New("reassign: store holds no state")
 
 // A Store keeps an [Executor]'s journal: the moves of a run and their states,
-// which of them the executor started, and the throttle [Ledger]. The
+// which of them the executor started, and the throttle ledger. The
 // executor saves it before every change it makes to the cluster, so that
 // after a crash a new Executor given the same Store adopts the moves still
 // in flight, finishes them and restores the throttles exactly.
