@@ -89,7 +89,7 @@ func ExampleUntil() {
 
 	snap, err = health.Until(ctx, cl, func(s health.Snapshot) health.Verdict {
 		return health.CaughtUp(s, node)
-	}, health.Policy{Timeout: 10 * time.Minute})
+	}, 10*time.Minute)
 	if err != nil {
 		log.Fatal(err) // the last reason is in the error: "... node 2 is not in ISR {1,3}"
 	}
@@ -104,15 +104,12 @@ func ExampleUntil() {
 	if err := can.Ensure(ctx); err != nil {
 		log.Fatal(err)
 	}
-	err = health.Wait(ctx, func(ctx context.Context) error {
-		rs, err := can.Probe(ctx)
-		if err != nil {
-			return err
-		}
-		return rs.Within(2 * time.Second).Err()
-	}, health.Policy{Timeout: time.Minute})
+	rs, err := can.Probe(ctx)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if err := rs.Within(2 * time.Second).Err(); err != nil {
+		log.Fatal(err) // e.g. health: canary failed: broker 2: ...
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/internal/hedge"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/kafkatest"
 )
 
@@ -125,10 +126,10 @@ func (r *realCluster) brokers() []int32 {
 	return ids
 }
 
-// quick is the back-off of the tests' waits: checks close together, so that
-// the times they report are accurate to about a second.
-func quick(timeout time.Duration) health.Policy {
-	return health.Policy{Initial: 200 * time.Millisecond, Max: time.Second, Timeout: timeout}
+// quick is the back-off of the tests' waits, as health.Until's: checks close
+// together, so that the times they report are accurate to about a second.
+func quick(timeout time.Duration) poll.Policy {
+	return poll.Policy{Initial: 200 * time.Millisecond, Max: time.Second, Timeout: timeout}
 }
 
 // settled waits until every broker has caught up and returns the snapshot
@@ -142,7 +143,7 @@ func (r *realCluster) settled(t *testing.T) health.Snapshot {
 			}
 		}
 		return health.Verdict{Kind: health.KindCaughtUp, OK: true}
-	}, quick(3*time.Minute))
+	}, 3*time.Minute)
 	if err != nil {
 		t.Fatalf("cluster not settled: %v", err)
 	}
@@ -155,7 +156,7 @@ func (r *realCluster) waitSnapshot(t *testing.T, within time.Duration, what stri
 	t.Helper()
 	var last health.Snapshot
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		s, err := health.Take(ctx, r.cl)
 		if err != nil {
 			return err
@@ -360,7 +361,7 @@ var kafkaSource = map[compat.ConfigSource]kmsg.ConfigSource{
 func (r *realCluster) agreed(t *testing.T, what string, want ...minISR) time.Duration {
 	t.Helper()
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		var errs []error
 		for _, id := range r.brokers() {
 			req := kmsg.NewPtrDescribeConfigsRequest()
@@ -489,7 +490,7 @@ func probeUntil(t *testing.T, can *health.Canary, within time.Duration, what str
 	t.Helper()
 	var last health.ProbeResults
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		rs, err := can.Probe(ctx)
 		if err != nil {
 			return err
@@ -728,7 +729,7 @@ func (r *realCluster) kill(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := time.Since(start)
-	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, quick(2*time.Minute))
+	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("node %d not caught up: %v", victim, err)
 	}
@@ -790,7 +791,7 @@ func (r *realCluster) electPreferred(t *testing.T) {
 	if err := r.c.StartNode(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	s, err := health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, node) }, quick(2*time.Minute))
+	s, err := health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, node) }, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("node %d not caught up: %v", node, err)
 	}
@@ -810,7 +811,7 @@ func (r *realCluster) electPreferred(t *testing.T) {
 	}
 	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict {
 		return health.CaughtUp(s, node, health.LeadsPreferred())
-	}, quick(time.Minute))
+	}, time.Minute)
 	if err != nil {
 		t.Fatalf("leadership not back on node %d: %v", node, err)
 	}
@@ -904,7 +905,7 @@ func (r *realCluster) pause(t *testing.T) {
 	resumed := time.Now()
 	rs, took = probeUntil(t, can, 2*time.Minute, "canary after the resume", allWithin)
 	t.Logf("canary passes %v after the resume: %v", took.Round(time.Millisecond), roundTrips(rs))
-	if _, err := health.Until(t.Context(), r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, quick(2*time.Minute)); err != nil {
+	if _, err := health.Until(t.Context(), r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, 2*time.Minute); err != nil {
 		t.Errorf("node %d not caught up after the resume: %v", victim, err)
 	}
 	t.Logf("node %d caught up %v after the resume", victim, time.Since(resumed).Round(time.Millisecond))

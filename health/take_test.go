@@ -183,7 +183,7 @@ func TestTakeOptionsValidated(t *testing.T) {
 		if _, err := health.Take(t.Context(), nil, o); err == nil {
 			t.Errorf("Take with %v: no error", o)
 		}
-		if _, err := health.Until(t.Context(), nil, nil, health.Policy{}, o); err == nil {
+		if _, err := health.Until(t.Context(), nil, nil, time.Minute, o); err == nil {
 			t.Errorf("Until with %v: no error", o)
 		}
 	}
@@ -216,7 +216,7 @@ func TestUntilCaughtUp(t *testing.T) {
 			}
 		}()
 		s, err := health.Until(ctx, cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, 1) },
-			health.Policy{Initial: time.Second, Max: 5 * time.Second, Timeout: 5 * time.Minute})
+			5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestUntilCaughtUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = health.Until(ctx, cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, 2) },
-			health.Policy{Timeout: time.Minute})
+			time.Minute)
 		if !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrNotCaughtUp) {
 			t.Errorf("Until = %v, want a timeout with the not-caught-up reason", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/node"
 )
 
@@ -268,34 +269,31 @@ func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, t
 	defer cancel()
 	var last ClusterFeatures
 	var behind []string
-	for {
+	err = poll.Until(ctx, cfg.pollInterval, func(ctx context.Context) bool {
 		fs, err := DescribeFeatures(ctx, cl, opts...)
-		if err == nil {
-			last = fs
-			behind = behind[:0]
-			for _, f := range fs {
-				if f.Err != nil {
-					behind = append(behind, fmt.Sprintf("%v: %v", f.NodeRef, f.Err))
-					continue
-				}
-				for _, name := range slices.Sorted(maps.Keys(want)) {
-					if got := f.Finalized[name]; got != want[name] {
-						behind = append(behind, fmt.Sprintf("%v reports %s %s", f.NodeRef, name, LevelName(name, got)))
-					}
-				}
-			}
-			if len(behind) == 0 && len(fs) > 0 {
-				return fs, nil
-			}
-		} else {
+		if err != nil {
 			behind = []string{err.Error()}
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("%w; last seen: %s", context.Cause(ctx), strings.Join(behind, "; "))
-		case <-time.After(cfg.pollInterval):
+		last = fs
+		behind = behind[:0]
+		for _, f := range fs {
+			if f.Err != nil {
+				behind = append(behind, fmt.Sprintf("%v: %v", f.NodeRef, f.Err))
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(want)) {
+				if got := f.Finalized[name]; got != want[name] {
+					behind = append(behind, fmt.Sprintf("%v reports %s %s", f.NodeRef, name, LevelName(name, got)))
+				}
+			}
 		}
+		return len(behind) == 0 && len(fs) > 0
+	})
+	if err != nil {
+		return last, fmt.Errorf("%w; last seen: %s", err, strings.Join(behind, "; "))
 	}
+	return last, nil
 }
 
 func fmtLevels(m map[string]int16) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/poll"
 )
 
 // An UpgradeType says how [Finalize] sends a feature update. The values
@@ -321,7 +322,9 @@ func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRe
 	ctx, cancel := context.WithTimeoutCause(ctx, wait,
 		fmt.Errorf("kraft: UpdateFeatures not answered by the active controller within %v", wait))
 	defer cancel()
-	for {
+	var out *kmsg.UpdateFeaturesResponse
+	var last, final error
+	err := poll.Until(ctx, c.cfg.pollInterval, func(ctx context.Context) bool { // the leader moved: find it again after a short pause
 		var resp kmsg.Response
 		var err error
 		if c.viaControllers {
@@ -335,21 +338,25 @@ func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRe
 		if err == nil {
 			r := resp.(*kmsg.UpdateFeaturesResponse)
 			if r.ErrorCode != kerr.NotController.Code {
-				return r, nil
+				out = r
+				return true
 			}
 			err = kerr.NotController
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("kraft: UpdateFeatures: %w (last error: %v)", context.Cause(ctx), err)
+		last = err
+		if ctx.Err() == nil && !c.viaControllers && !errors.Is(err, kerr.NotController) {
+			final = fmt.Errorf("kraft: UpdateFeatures: %w", err)
+			return true
 		}
-		if !c.viaControllers && !errors.Is(err, kerr.NotController) {
-			return nil, fmt.Errorf("kraft: UpdateFeatures: %w", err)
-		}
-		select { // the leader moved: find it again after a short pause
-		case <-ctx.Done():
-		case <-time.After(c.cfg.pollInterval):
-		}
+		return false
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("kraft: UpdateFeatures: %w (last error: %v)", err, last)
+	case final != nil:
+		return nil, final
 	}
+	return out, nil
 }
 
 // kraftVersionUpgradeMinMV is 4.1-IV1, the latest production

@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kupgrade/kupgrade/internal/poll"
 )
 
 // A run is one execution in progress: the journal, the batcher rebuilt from
@@ -265,26 +267,26 @@ func (r *run) awaitRestored(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("reassign: brokers did not show the restored throttles within %v", d))
 	defer cancel()
-	for {
+	var got map[string]string
+	var last error
+	err = poll.Until(ctx, 200*time.Millisecond, func(ctx context.Context) bool { // an observed condition, bounded by ctx
 		now, err := readThrottles(ctx, r.e.adm, d, brokers, topics)
-		got := make(map[string]string)
-		if err == nil {
-			for b, bt := range now.Brokers {
-				flatBroker(got, b, bt)
-			}
-			for t, tt := range now.Topics {
-				flatTopic(got, t, tt)
-			}
-			if maps.Equal(got, want) {
-				return nil
-			}
+		got, last = make(map[string]string), err
+		if err != nil {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (want %v, have %v, last error %v)", context.Cause(ctx), want, got, err)
-		case <-time.After(200 * time.Millisecond): // polling an observed condition, bounded by ctx
+		for b, bt := range now.Brokers {
+			flatBroker(got, b, bt)
 		}
+		for t, tt := range now.Topics {
+			flatTopic(got, t, tt)
+		}
+		return maps.Equal(got, want)
+	})
+	if err != nil {
+		return fmt.Errorf("%w (want %v, have %v, last error %v)", err, want, got, last)
 	}
+	return nil
 }
 
 // awaitRates waits, at most RequestTimeout, until the brokers whose rates
@@ -310,35 +312,29 @@ func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
 	d := r.cfg.requestTimeout
 	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("brokers did not report the throttle rates within %v", d))
 	defer cancel()
-	var err error
+	var last error
 	missing := want
-	for {
-		var now throttles
-		now, err = readThrottles(wctx, r.e.adm, d, brokers, nil)
-		if err == nil {
-			got := make(map[string]string)
-			for b, bt := range now.Brokers {
-				flatBroker(got, b, bt)
-			}
-			missing = make(map[string]string)
-			for k, v := range want {
-				if got[k] != v {
-					missing[k] = v
-				}
-			}
-			if len(missing) == 0 {
-				return
+	err := poll.Until(wctx, 100*time.Millisecond, func(wctx context.Context) bool { // an observed condition, bounded by wctx
+		now, err := readThrottles(wctx, r.e.adm, d, brokers, nil)
+		last = err
+		if err != nil {
+			return false
+		}
+		got := make(map[string]string)
+		for b, bt := range now.Brokers {
+			flatBroker(got, b, bt)
+		}
+		missing = make(map[string]string)
+		for k, v := range want {
+			if got[k] != v {
+				missing[k] = v
 			}
 		}
-		select {
-		case <-wctx.Done():
-			if ctx.Err() == nil {
-				r.log.LogAttrs(ctx, slog.LevelWarn, "submitting moves before every broker reports its throttle rate",
-					slog.String("reason", context.Cause(wctx).Error()), slog.Any("missing", missing), slog.Any("lastError", err))
-			}
-			return
-		case <-time.After(100 * time.Millisecond): // polling an observed condition, bounded by wctx
-		}
+		return len(missing) == 0
+	})
+	if err != nil && ctx.Err() == nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "submitting moves before every broker reports its throttle rate",
+			slog.String("reason", err.Error()), slog.Any("missing", missing), slog.Any("lastError", last))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
@@ -31,7 +32,7 @@ type config struct {
 	gateTimeout    time.Duration
 	restartTimeout time.Duration
 	catchUpTimeout time.Duration
-	poll           health.Policy
+	poll           poll.Policy // between the checks of every wait (the timeouts above bound each)
 	gateOpts       []health.GateOption
 	passHolds      bool
 	leadersBack    bool
@@ -51,7 +52,7 @@ func defaultConfig() config {
 		gateTimeout:    10 * time.Minute,
 		restartTimeout: 10 * time.Minute,
 		catchUpTimeout: 10 * time.Minute,
-		poll:           health.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
+		poll:           poll.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
 		moveThrottle:   100 << 20,
 		now:            time.Now,
 	}
@@ -90,11 +91,6 @@ func RestartTimeout(d time.Duration) Option {
 func CatchUpTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.catchUpTimeout = d })
 }
-
-// PollPolicy sets the back-off between checks while waiting, overriding the
-// default of 200ms growing by 1.5× to at most 2s. Its Timeout is ignored: the
-// timeouts above bound each wait.
-func PollPolicy(p health.Policy) Option { return optionFunc(func(c *config) { c.poll = p }) }
 
 // GateOptions adds rules to the health gate checked before each restart
 // (see [health.NewGate]); by default the gate is [health.CanRestart]'s.
@@ -148,9 +144,6 @@ func (c *config) validate() error {
 	}
 	if c.moveThrottle <= 0 {
 		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)
-	}
-	if err := c.poll.Validate(); err != nil {
-		return fmt.Errorf("upgrade: PollPolicy: %w", err)
 	}
 	return nil
 }

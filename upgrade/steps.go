@@ -11,6 +11,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/node"
 )
@@ -50,7 +51,7 @@ func (u *run) waitFor(ctx context.Context, i int, kind EventKind, timeout time.D
 	p := u.r.cfg.poll
 	p.Timeout = timeout
 	var last string
-	err := health.Wait(ctx, func(ctx context.Context) error {
+	err := poll.Wait(ctx, func(ctx context.Context) error {
 		v, err := check(ctx)
 		if err != nil {
 			if msg := err.Error(); msg != last {
@@ -297,7 +298,7 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 		func(ctx context.Context) (health.Verdict, error) {
 			if live, ok := u.r.orch.(node.Liveness); ok {
 				if alive, err := live.Alive(ctx, st.Node); err == nil && !alive {
-					return health.Verdict{}, health.Permanent(fmt.Errorf("node %d's process is not running (the Orchestrator says so)", st.Node))
+					return health.Verdict{}, poll.Permanent(fmt.Errorf("node %d's process is not running (the Orchestrator says so)", st.Node))
 				}
 			}
 			var reasons []health.Reason
@@ -370,7 +371,7 @@ func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
 			if errors.Is(err, kraft.ErrUnverified) {
 				return health.Verdict{}, err
 			}
-			return health.Verdict{}, health.Permanent(err)
+			return health.Verdict{}, poll.Permanent(err)
 		})
 		if err != nil {
 			return "", err
