@@ -147,223 +147,277 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	if cfg.timeout <= 0 {
 		return Inspection{}, fmt.Errorf("upgrade: InspectTimeout(%v) must be positive", cfg.timeout)
 	}
-	// round bounds one round of requests, so that a node that does not
-	// answer costs at most cfg.timeout.
-	round := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("no answer within %v", cfg.timeout))
-	}
-	in := Inspection{Controller: -1}
-	// The first read is hedged: a hung seed (paused, partitioned) would
-	// otherwise hold it for the whole round while others could answer.
-	rctx, cancel := round()
-	resp, _, err := hedge.Do(rctx, hedge.ViaClient(cl, 1+hedge.MaxHedges, func() kmsg.Request {
-		req := kmsg.NewPtrMetadataRequest()
-		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only, no topics
-		return req
-	}))
-	cancel()
+	x := &inspector{cl: cl, adm: kadm.NewClient(cl), cfg: cfg, in: Inspection{Controller: -1}, infos: map[int32]*NodeInfo{}}
+	meta, err := x.brokers(ctx)
 	if err != nil {
-		return in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
+		return x.in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
 	}
-	meta := resp.(*kmsg.MetadataResponse)
-	if meta.ClusterID != nil {
-		in.ClusterID = *meta.ClusterID
-	}
-	var errs []error
-	fail := func(id int32, role node.Role, what string, err error) {
-		errs = append(errs, &NodeError{Node: id, Role: role, What: what, Err: err})
-		in.Unknown = append(in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
-	}
-	infos := map[int32]*NodeInfo{}
-	info := func(id int32) *NodeInfo {
-		if infos[id] == nil {
-			infos[id] = &NodeInfo{ID: id}
-		}
-		return infos[id]
-	}
-	for _, b := range meta.Brokers {
-		n := info(b.NodeID)
-		n.Roles = append(n.Roles, node.RoleBroker)
-		n.Addr = b.Host + ":" + strconv.Itoa(int(b.Port))
-		if b.Rack != nil {
-			n.Rack = *b.Rack
-		}
-	}
-
-	// API versions reveal each broker's line and whether it is a ZooKeeper
-	// broker (only those speak LeaderAndIsr).
-	adm := kadm.NewClient(cl)
-	zkBrokers, kraftBrokers := 0, 0
-	rctx, cancel = round()
-	vs, err := adm.ApiVersions(rctx)
-	cancel()
-	if err != nil {
-		in.Unknown = append(in.Unknown, "API versions of the brokers: "+err.Error())
-		errs = append(errs, fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
-	} else {
-		for _, id := range slices.Sorted(maps.Keys(vs)) {
-			v := vs[id]
-			if v.Err != nil {
-				fail(id, node.RoleBroker, "ApiVersions", v.Err)
-				continue
-			}
-			info(id).Line = v.VersionGuess()
-			if _, ok := v.KeyMaxVersion(4); ok {
-				zkBrokers++
-			} else {
-				kraftBrokers++
-			}
-		}
-	}
-
-	// Pins and migration flags, with their sources.
-	brokerIDs := slices.Sorted(maps.Keys(infos))
-	if len(brokerIDs) > 0 {
-		rctx, cancel := round()
-		rcs, err := adm.DescribeBrokerConfigs(rctx, brokerIDs...)
-		cancel()
-		if err != nil && len(rcs) == 0 {
-			for _, id := range brokerIDs {
-				fail(id, node.RoleBroker, "DescribeConfigs", err)
-			}
-		}
-		for _, rc := range rcs {
-			id, _ := strconv.Atoi(rc.Name)
-			n := info(int32(id))
-			if rc.Err != nil {
-				fail(n.ID, node.RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
-				continue
-			}
-			for _, c := range rc.Configs {
-				switch c.Key {
-				case "inter.broker.protocol.version":
-					n.IBPV = configValue(c)
-				case "log.message.format.version":
-					n.LMFV = configValue(c)
-				case "zookeeper.metadata.migration.enable":
-					n.Migration = c.MaybeValue() == "true"
-				}
-			}
-		}
-	}
-
-	// The quorum and every node's features (KRaft, and migrations).
-	var kopts []kraft.Option
-	if len(cfg.controllers) > 0 {
-		kopts = append(kopts, kraft.ControllerAddrs(cfg.controllers...))
-	}
-	mode := compat.ModeZooKeeper
-	switch {
-	case kraftBrokers > 0 && zkBrokers == 0:
-		mode = compat.ModeKRaft
-	case kraftBrokers > 0 && zkBrokers > 0:
-		mode = compat.ModeMigrating
-	case zkBrokers == 0 && kraftBrokers == 0:
-		mode = compat.ModeUnknown
-		in.Unknown = append(in.Unknown, "mode: no broker answered ApiVersions")
-	}
-	for _, n := range infos {
+	x.apiVersions(ctx)
+	x.configs(ctx)
+	mode := x.mode()
+	for _, n := range x.infos {
 		if n.Migration {
 			mode = compat.ModeMigrating
 		}
 	}
 	finalized := compat.FeatureLevels{}
 	if mode != compat.ModeZooKeeper {
-		rctx, cancel := round()
-		q, err := kraft.DescribeQuorum(rctx, cl, kopts...)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "controller quorum: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
-		} else {
-			in.Quorum = &q
-			in.Controller = q.LeaderID
-			for _, v := range q.Voters {
-				n := info(v.ID)
-				n.Roles = append(n.Roles, node.RoleController)
-				if n.Addr == "" {
-					for _, qn := range q.Nodes {
-						if qn.ID == v.ID {
-							n.Addr = qn.Addr()
-						}
+		finalized = x.quorum(ctx)
+	} else if meta.ControllerID >= 0 {
+		x.in.Controller = meta.ControllerID
+	}
+	x.in.State.Mode = mode
+	x.in.State.Finalized = finalized
+	x.state(mode, x.orchestrator(ctx))
+	x.in.MidUpgradeWhy = midUpgrade(x.in)
+	x.in.MidUpgrade = len(x.in.MidUpgradeWhy) > 0
+	return x.in, errors.Join(x.errs...)
+}
+
+// inspector gathers an [Inspection], one round of requests per method; each
+// round is bounded by the inspect timeout, so that a node that does not
+// answer costs at most that.
+type inspector struct {
+	cl    *kgo.Client
+	adm   *kadm.Client
+	cfg   inspectConfig
+	in    Inspection
+	infos map[int32]*NodeInfo
+	errs  []error
+	// zkBrokers and kraftBrokers count the brokers whose API versions say
+	// ZooKeeper mode (they speak LeaderAndIsr) and KRaft mode.
+	zkBrokers, kraftBrokers int
+}
+
+// round bounds one round of requests.
+func (x *inspector) round(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, x.cfg.timeout, fmt.Errorf("no answer within %v", x.cfg.timeout))
+}
+
+// fail records what could not be read from one node.
+func (x *inspector) fail(id int32, role node.Role, what string, err error) {
+	x.errs = append(x.errs, &NodeError{Node: id, Role: role, What: what, Err: err})
+	x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
+}
+
+// unknown records a fact that could not be established, and the error.
+func (x *inspector) unknown(fact string, err error) {
+	x.in.Unknown = append(x.in.Unknown, fact)
+	x.errs = append(x.errs, err)
+}
+
+func (x *inspector) info(id int32) *NodeInfo {
+	if x.infos[id] == nil {
+		x.infos[id] = &NodeInfo{ID: id}
+	}
+	return x.infos[id]
+}
+
+// brokers reads the brokers and the cluster id from a fresh Metadata
+// request. The read is hedged: a hung seed (paused, partitioned) would
+// otherwise hold it for the whole round while others could answer.
+func (x *inspector) brokers(ctx context.Context) (*kmsg.MetadataResponse, error) {
+	rctx, cancel := x.round(ctx)
+	resp, _, err := hedge.Do(rctx, hedge.ViaClient(x.cl, 1+hedge.MaxHedges, func() kmsg.Request {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only, no topics
+		return req
+	}))
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	meta := resp.(*kmsg.MetadataResponse)
+	if meta.ClusterID != nil {
+		x.in.ClusterID = *meta.ClusterID
+	}
+	for _, b := range meta.Brokers {
+		n := x.info(b.NodeID)
+		n.Roles = append(n.Roles, node.RoleBroker)
+		n.Addr = b.Host + ":" + strconv.Itoa(int(b.Port))
+		if b.Rack != nil {
+			n.Rack = *b.Rack
+		}
+	}
+	return meta, nil
+}
+
+// apiVersions reads each broker's release line and whether it is a
+// ZooKeeper broker (only those speak LeaderAndIsr).
+func (x *inspector) apiVersions(ctx context.Context) {
+	rctx, cancel := x.round(ctx)
+	vs, err := x.adm.ApiVersions(rctx)
+	cancel()
+	if err != nil {
+		x.unknown("API versions of the brokers: "+err.Error(), fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
+	} else {
+		for _, id := range slices.Sorted(maps.Keys(vs)) {
+			v := vs[id]
+			if v.Err != nil {
+				x.fail(id, node.RoleBroker, "ApiVersions", v.Err)
+				continue
+			}
+			x.info(id).Line = v.VersionGuess()
+			if _, ok := v.KeyMaxVersion(4); ok {
+				x.zkBrokers++
+			} else {
+				x.kraftBrokers++
+			}
+		}
+	}
+}
+
+// mode is the cluster's mode as the brokers' API versions tell it.
+func (x *inspector) mode() compat.Mode {
+	switch {
+	case x.kraftBrokers > 0 && x.zkBrokers == 0:
+		return compat.ModeKRaft
+	case x.kraftBrokers > 0 && x.zkBrokers > 0:
+		return compat.ModeMigrating
+	case x.zkBrokers == 0 && x.kraftBrokers == 0:
+		x.in.Unknown = append(x.in.Unknown, "mode: no broker answered ApiVersions")
+		return compat.ModeUnknown
+	}
+	return compat.ModeZooKeeper
+}
+
+// configs reads each broker's pins and migration flag, with their sources.
+func (x *inspector) configs(ctx context.Context) {
+	brokerIDs := slices.Sorted(maps.Keys(x.infos))
+	if len(brokerIDs) == 0 {
+		return
+	}
+	rctx, cancel := x.round(ctx)
+	rcs, err := x.adm.DescribeBrokerConfigs(rctx, brokerIDs...)
+	cancel()
+	if err != nil && len(rcs) == 0 {
+		for _, id := range brokerIDs {
+			x.fail(id, node.RoleBroker, "DescribeConfigs", err)
+		}
+	}
+	for _, rc := range rcs {
+		id, _ := strconv.Atoi(rc.Name)
+		n := x.info(int32(id))
+		if rc.Err != nil {
+			x.fail(n.ID, node.RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
+			continue
+		}
+		for _, c := range rc.Configs {
+			switch c.Key {
+			case "inter.broker.protocol.version":
+				n.IBPV = configValue(c)
+			case "log.message.format.version":
+				n.LMFV = configValue(c)
+			case "zookeeper.metadata.migration.enable":
+				n.Migration = c.MaybeValue() == "true"
+			}
+		}
+	}
+}
+
+// quorum reads the KRaft quorum and every node's features (KRaft, and
+// migrations), and returns the finalized levels every node agrees on (nil
+// while a finalize propagates).
+func (x *inspector) quorum(ctx context.Context) compat.FeatureLevels {
+	var kopts []kraft.Option
+	if len(x.cfg.controllers) > 0 {
+		kopts = append(kopts, kraft.ControllerAddrs(x.cfg.controllers...))
+	}
+	rctx, cancel := x.round(ctx)
+	q, err := kraft.DescribeQuorum(rctx, x.cl, kopts...)
+	cancel()
+	if err != nil {
+		x.unknown("controller quorum: "+err.Error(), fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
+	} else {
+		x.in.Quorum = &q
+		x.in.Controller = q.LeaderID
+		for _, v := range q.Voters {
+			n := x.info(v.ID)
+			n.Roles = append(n.Roles, node.RoleController)
+			if n.Addr == "" {
+				for _, qn := range q.Nodes {
+					if qn.ID == v.ID {
+						n.Addr = qn.Addr()
 					}
 				}
 			}
 		}
-		rctx, cancel = round()
-		fs, err := kraft.DescribeFeatures(rctx, cl, kopts...)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "features: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: features: %w", err))
+	}
+	rctx, cancel = x.round(ctx)
+	fs, err := kraft.DescribeFeatures(rctx, x.cl, kopts...)
+	cancel()
+	if err != nil {
+		x.unknown("features: "+err.Error(), fmt.Errorf("upgrade: inspect: features: %w", err))
+	}
+	finalized := compat.FeatureLevels{}
+	for _, nf := range fs {
+		if nf.ID < 0 {
+			continue
 		}
-		for _, nf := range fs {
-			if nf.ID < 0 {
-				continue
-			}
-			role := nf.Role
-			if nf.Err != nil {
-				fail(nf.ID, role, "ApiVersions (features)", nf.Err)
-				continue
-			}
-			n := info(nf.ID)
-			if !slices.Contains(n.Roles, role) {
-				n.Roles = append(n.Roles, role)
-			}
-			if n.Supported == nil {
-				n.Supported = maps.Clone(nf.Supported)
-			}
-			for f := range nf.Supported {
-				if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
-					finalized[f] = lvl
-				}
-			}
+		if nf.Err != nil {
+			x.fail(nf.ID, nf.Role, "ApiVersions (features)", nf.Err)
+			continue
 		}
-		if lvl, agreed, ok := fs.Finalized(compat.FeatureMetadataVersion); ok && !agreed {
-			in.Unknown = append(in.Unknown, fmt.Sprintf("metadata.version: nodes report different finalized levels (one is %d): a finalize is propagating", lvl))
-			finalized = nil
+		n := x.info(nf.ID)
+		if !slices.Contains(n.Roles, nf.Role) {
+			n.Roles = append(n.Roles, nf.Role)
 		}
-	} else {
-		if meta.ControllerID >= 0 {
-			in.Controller = meta.ControllerID
+		if n.Supported == nil {
+			n.Supported = maps.Clone(nf.Supported)
+		}
+		for f := range nf.Supported {
+			if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
+				finalized[f] = lvl
+			}
 		}
 	}
-	in.State.Mode = mode
-	in.State.Finalized = finalized
+	if lvl, agreed, ok := fs.Finalized(compat.FeatureMetadataVersion); ok && !agreed {
+		x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("metadata.version: nodes report different finalized levels (one is %d): a finalize is propagating", lvl))
+		return nil
+	}
+	return finalized
+}
 
-	// Exact releases come from the Orchestrator.
-	var orchNodes map[int32]node.Node
-	if cfg.orch != nil {
-		rctx, cancel := round()
-		ns, err := cfg.orch.Nodes(rctx)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "releases: the Orchestrator cannot list nodes: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
+// orchestrator asks the Orchestrator given with [InspectWith] for its nodes,
+// the only source of exact releases; nil without one.
+func (x *inspector) orchestrator(ctx context.Context) map[int32]node.Node {
+	if x.cfg.orch == nil {
+		return nil
+	}
+	rctx, cancel := x.round(ctx)
+	ns, err := x.cfg.orch.Nodes(rctx)
+	cancel()
+	if err != nil {
+		x.unknown("releases: the Orchestrator cannot list nodes: "+err.Error(), fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
+	}
+	orchNodes := map[int32]node.Node{}
+	for _, n := range ns {
+		orchNodes[n.ID] = n
+		ni := x.info(n.ID)
+		for _, r := range n.Roles {
+			if !slices.Contains(ni.Roles, r) {
+				ni.Roles = append(ni.Roles, r)
+			}
 		}
-		orchNodes = map[int32]node.Node{}
-		for _, n := range ns {
-			orchNodes[n.ID] = n
-			ni := info(n.ID)
-			for _, r := range n.Roles {
-				if !slices.Contains(ni.Roles, r) {
-					ni.Roles = append(ni.Roles, r)
-				}
-			}
-			if ni.Addr == "" && n.Host != "" {
-				ni.Addr = n.Host + ":" + strconv.Itoa(n.Port)
-			}
+		if ni.Addr == "" && n.Host != "" {
+			ni.Addr = n.Host + ":" + strconv.Itoa(n.Port)
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(infos)) {
-		n := infos[id]
+	return orchNodes
+}
+
+// state turns what was learned into the planning State and the node table,
+// in node id order.
+func (x *inspector) state(mode compat.Mode, orchNodes map[int32]node.Node) {
+	for _, id := range slices.Sorted(maps.Keys(x.infos)) {
+		n := x.infos[id]
 		slices.Sort(n.Roles)
 		ns := compat.NodeState{ID: id, IBPV: n.IBPV, LMFV: n.LMFV, Migration: n.Migration, SupportedFeatures: n.Supported}
 		ns.Roles = slices.Clone(n.Roles)
 		if on, ok := orchNodes[id]; ok && on.Version != "" {
 			rel, err := compat.ParseRelease(on.Version)
 			if err != nil {
-				in.Unknown = append(in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
+				x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
 			} else {
 				ns.Release, n.Release = rel, rel.String()
 			}
@@ -373,17 +427,14 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 			if n.Line != "" {
 				msg += " (its API versions say " + n.Line + ")"
 			}
-			in.Unknown = append(in.Unknown, msg)
+			x.in.Unknown = append(x.in.Unknown, msg)
 		}
 		if mode == compat.ModeZooKeeper && !n.IBPV.Known() {
 			ns.IBPV = compat.ConfigValue{}
 		}
-		in.State.Nodes = append(in.State.Nodes, ns)
-		in.Nodes = append(in.Nodes, *n)
+		x.in.State.Nodes = append(x.in.State.Nodes, ns)
+		x.in.Nodes = append(x.in.Nodes, *n)
 	}
-	in.MidUpgradeWhy = midUpgrade(in)
-	in.MidUpgrade = len(in.MidUpgradeWhy) > 0
-	return in, errors.Join(errs...)
 }
 
 func describeErr(err error, msg string) error {
