@@ -522,138 +522,165 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 // in the way.
 func (p *planner) rollback(c *sim) error {
 	t := p.target
-	oldest, newest := c.releaseRange()
-	tlp := lp(t)
+	_, newest := c.releaseRange()
 	h := Hop{Kind: Rollback, Mode: c.mode, From: newest, To: t,
 		Reason: fmt.Sprintf("roll the nodes back to %v", t)}
 	if p.cfg.migrate && c.mode == ModeZooKeeper {
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("MigrateToKRaft with a target (%v) older than node releases (%v)", t, newest),
 			Suggestion: "plan the rollback first, then the migration"}
 	}
+	var err error
 	switch c.mode {
 	case ModeMigrating:
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: "a ZooKeeper to KRaft migration is under way",
 			Suggestion: "revert the migration with Apache's migration revert steps, or finish it first"}
 	case ModeZooKeeper:
-		if oldest.Less(v(2, 4)) && t.AtLeast(v(3, 6)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v (KIP-902)", oldest, t),
-				Suggestion: "roll every node back to " + oldest.String() + " first"}
-		}
-		pin, hi, err := c.clusterIBPV()
-		if err != nil {
-			return err
-		}
-		if tlp.Less(hi) {
-			return &RouteError{Err: ErrDowngradePastIBPV,
-				Reason:     fmt.Sprintf("inter.broker.protocol.version %v is in use, and %v knows only up to %v; once brokers use a raised protocol Kafka cannot be downgraded", hi, t, tlp),
-				Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
-		}
-		for _, n := range c.nodes {
-			if !n.lmfvSet() {
-				continue
-			}
-			if _, err := ParseMetadataVersion(n.lmfv.Value, t); err != nil {
-				return &RouteError{Err: ErrDowngradePastIBPV, Reason: fmt.Sprintf("node %d sets log.message.format.version %s, which %v does not know", n.id, n.lmfv.Value, t),
-					Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
-			}
-		}
-		adv, err := c.adviseLMFV(pin, t)
-		if err != nil {
-			return err
-		}
-		ids := c.needsRoll(t, pin, tlp, adv)
-		st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
-			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
-		if pin.Less(tlp) {
-			st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
-			st.Reason += fmt.Sprintf(", keeping inter.broker.protocol.version pinned to %v", pin)
-		}
-		if adv.Pin != "" {
-			if st.Set == nil {
-				st.Set = map[string]string{}
-			}
-			st.Set["log.message.format.version"] = adv.Pin
-			st.Reason += "; " + adv.Reason
-		}
-		h.Actions = append(h.Actions, st)
+		h.Actions, err = p.rollbackZooKeeper(c)
 	case ModeKRaft:
-		if err := c.checkControllers(); err != nil {
-			return err
-		}
-		if t.Less(v(3, 3)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("target %v: KRaft before 3.3 was a preview", t), Suggestion: "stay on 3.3 or newer"}
-		}
-		if oldest.Less(v(3, 3)) && t.AtLeast(v(4, 0)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v", oldest, t), Suggestion: "roll every node back to " + oldest.String() + " first"}
-		}
-		cur, err := c.metadataVersion()
-		if err != nil {
-			return err
-		}
-		// Features first: ELR depends on metadata.version, so it goes down before it.
-		down := FeatureLevels{}
-		var notes []string
-		for _, name := range c.finalized.Names() {
-			if name == FeatureMetadataVersion {
-				continue
-			}
-			level := c.finalized[name]
-			maxLevel, err := ProductionMaxLevel(name, t)
-			if err != nil {
-				return &RouteError{Err: ErrUnknownFeature, Reason: fmt.Sprintf("finalized feature %s=%d: %v", name, level, err),
-					Suggestion: "disable the feature by hand if it is safe, then plan again"}
-			}
-			if level <= maxLevel {
-				continue
-			}
-			if name == FeatureKRaftVersion {
-				return &RouteError{Err: ErrFeatureUpdateRefused,
-					Reason:     fmt.Sprintf("kraft.version %d (a dynamic controller quorum) cannot be downgraded, and %v supports only up to %d", level, t, maxLevel),
-					Suggestion: "roll back no further than " + latestPatch(v(3, 9)).String()}
-			}
-			down[name] = maxLevel
-			if fl, ok := LookupFeature(name); ok {
-				if l, ok := fl.Level(level); ok {
-					notes = append(notes, fmt.Sprintf("%s %d→%d (%s)", name, level, maxLevel, l.Note))
-				}
-			}
-		}
-		if tlp.Less(cur) {
-			if err := CanDowngrade(cur, tlp); err != nil {
-				de, _ := err.(*DowngradeError)
-				sugg := "roll forward instead"
-				if de != nil {
-					if l, ok := oldestLineReaching(de.Floor); ok {
-						sugg = fmt.Sprintf("the oldest release this cluster can return to is %v (its latest production metadata.version is at or above the floor %v); otherwise roll forward", latestPatch(l), de.Floor)
-					}
-				}
-				reason := fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v", t, tlp, cur)
-				if de != nil {
-					reason += fmt.Sprintf(", and %v (level %d) in between changed the metadata format: Kafka refuses to downgrade across it, and no release implements the unsafe downgrade", de.Blocker, de.Blocker.Level)
-				}
-				return &RouteError{Err: ErrDowngradePastMetadataChange, Reason: reason, Suggestion: sugg}
-			}
-		}
-		if len(down) > 0 {
-			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
-				Reason: fmt.Sprintf("safely downgrade the features %v does not support: %s", t, strings.Join(notes, "; "))})
-		}
-		if tlp.Less(cur) {
-			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
-				Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
-		}
-		if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
-			h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
-				Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
-		}
-		if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
-			h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
-				Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
-		}
+		h.Actions, err = p.rollbackKRaft(c)
+	}
+	if err != nil {
+		return err
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.release == t })
 	p.add(h)
 	return nil
+}
+
+// rollbackZooKeeper returns the actions of a ZooKeeper-mode rollback to
+// p.target: one roll back, keeping the pins the cluster speaks.
+func (p *planner) rollbackZooKeeper(c *sim) ([]Action, error) {
+	t := p.target
+	oldest, newest := c.releaseRange()
+	tlp := lp(t)
+	var acts []Action
+	if oldest.Less(v(2, 4)) && t.AtLeast(v(3, 6)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v (KIP-902)", oldest, t),
+			Suggestion: "roll every node back to " + oldest.String() + " first"}
+	}
+	pin, hi, err := c.clusterIBPV()
+	if err != nil {
+		return nil, err
+	}
+	if tlp.Less(hi) {
+		return nil, &RouteError{Err: ErrDowngradePastIBPV,
+			Reason:     fmt.Sprintf("inter.broker.protocol.version %v is in use, and %v knows only up to %v; once brokers use a raised protocol Kafka cannot be downgraded", hi, t, tlp),
+			Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
+	}
+	for _, n := range c.nodes {
+		if !n.lmfvSet() {
+			continue
+		}
+		if _, err := ParseMetadataVersion(n.lmfv.Value, t); err != nil {
+			return nil, &RouteError{Err: ErrDowngradePastIBPV, Reason: fmt.Sprintf("node %d sets log.message.format.version %s, which %v does not know", n.id, n.lmfv.Value, t),
+				Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
+		}
+	}
+	adv, err := c.adviseLMFV(pin, t)
+	if err != nil {
+		return nil, err
+	}
+	ids := c.needsRoll(t, pin, tlp, adv)
+	st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+		Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
+	if pin.Less(tlp) {
+		st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
+		st.Reason += fmt.Sprintf(", keeping inter.broker.protocol.version pinned to %v", pin)
+	}
+	if adv.Pin != "" {
+		if st.Set == nil {
+			st.Set = map[string]string{}
+		}
+		st.Set["log.message.format.version"] = adv.Pin
+		st.Reason += "; " + adv.Reason
+	}
+	acts = append(acts, st)
+	return acts, nil
+}
+
+// rollbackKRaft returns the actions of a KRaft rollback to p.target:
+// features the target does not support go down first (ELR depends on
+// metadata.version, so it goes before it), then metadata.version, then the
+// brokers and the controllers roll back.
+func (p *planner) rollbackKRaft(c *sim) ([]Action, error) {
+	t := p.target
+	oldest, _ := c.releaseRange()
+	tlp := lp(t)
+	var acts []Action
+	if err := c.checkControllers(); err != nil {
+		return nil, err
+	}
+	if t.Less(v(3, 3)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("target %v: KRaft before 3.3 was a preview", t), Suggestion: "stay on 3.3 or newer"}
+	}
+	if oldest.Less(v(3, 3)) && t.AtLeast(v(4, 0)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v", oldest, t), Suggestion: "roll every node back to " + oldest.String() + " first"}
+	}
+	cur, err := c.metadataVersion()
+	if err != nil {
+		return nil, err
+	}
+	// Features first: ELR depends on metadata.version, so it goes down before it.
+	down := FeatureLevels{}
+	var notes []string
+	for _, name := range c.finalized.Names() {
+		if name == FeatureMetadataVersion {
+			continue
+		}
+		level := c.finalized[name]
+		maxLevel, err := ProductionMaxLevel(name, t)
+		if err != nil {
+			return nil, &RouteError{Err: ErrUnknownFeature, Reason: fmt.Sprintf("finalized feature %s=%d: %v", name, level, err),
+				Suggestion: "disable the feature by hand if it is safe, then plan again"}
+		}
+		if level <= maxLevel {
+			continue
+		}
+		if name == FeatureKRaftVersion {
+			return nil, &RouteError{Err: ErrFeatureUpdateRefused,
+				Reason:     fmt.Sprintf("kraft.version %d (a dynamic controller quorum) cannot be downgraded, and %v supports only up to %d", level, t, maxLevel),
+				Suggestion: "roll back no further than " + latestPatch(v(3, 9)).String()}
+		}
+		down[name] = maxLevel
+		if fl, ok := LookupFeature(name); ok {
+			if l, ok := fl.Level(level); ok {
+				notes = append(notes, fmt.Sprintf("%s %d→%d (%s)", name, level, maxLevel, l.Note))
+			}
+		}
+	}
+	if tlp.Less(cur) {
+		if err := CanDowngrade(cur, tlp); err != nil {
+			de, _ := err.(*DowngradeError)
+			sugg := "roll forward instead"
+			if de != nil {
+				if l, ok := oldestLineReaching(de.Floor); ok {
+					sugg = fmt.Sprintf("the oldest release this cluster can return to is %v (its latest production metadata.version is at or above the floor %v); otherwise roll forward", latestPatch(l), de.Floor)
+				}
+			}
+			reason := fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v", t, tlp, cur)
+			if de != nil {
+				reason += fmt.Sprintf(", and %v (level %d) in between changed the metadata format: Kafka refuses to downgrade across it, and no release implements the unsafe downgrade", de.Blocker, de.Blocker.Level)
+			}
+			return nil, &RouteError{Err: ErrDowngradePastMetadataChange, Reason: reason, Suggestion: sugg}
+		}
+	}
+	if len(down) > 0 {
+		acts = append(acts, Action{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
+			Reason: fmt.Sprintf("safely downgrade the features %v does not support: %s", t, strings.Join(notes, "; "))})
+	}
+	if tlp.Less(cur) {
+		acts = append(acts, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
+			Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
+	}
+	if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
+		acts = append(acts, Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
+	}
+	if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
+		acts = append(acts, Action{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
+			Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
+	}
+	return acts, nil
 }
 
 // oldestLineReaching returns the oldest KRaft line whose latest production
