@@ -443,195 +443,42 @@ func (r *run) step(ctx context.Context, abort bool) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	r.updateShares()
-
-	var (
-		ended   Moves // ours, whose throttles can go
-		cancels = make(kadm.AlterPartitionAssignmentsReq)
-		resub   []int
-	)
-	end := func(i int, st string, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St = st
-		rec.Kind, rec.Reason = "", ""
-		if kind != nil {
-			rec.Kind, rec.Reason = kindOf(kind), reason
-		}
-		var err error
-		if st == stateFinished {
-			err = r.b.Finished(rec.Move)
-		} else {
-			err = r.b.Cancelled(rec.Move)
-		}
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
-		}
-		if !rec.Foreign {
-			ended = append(ended, rec.Move)
-		}
-		r.dirty = true
-		lvl := slog.LevelInfo
-		if kind != nil {
-			lvl = slog.LevelWarn
-		}
-		r.log.LogAttrs(ctx, lvl, "move "+st, slog.String("move", rec.Move.String()), slog.String("reason", reason),
-			slog.Duration("took", now.Sub(r.fl[i].since)))
-	}
-	cancel := func(i int, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St, rec.Kind, rec.Reason = stateCancelling, kindOf(kind), reason
-		r.fl[i].cancelAt = now
-		cancels.CancelAssign(rec.Move.Topic, rec.Move.Partition)
-		r.dirty = true
-		r.log.LogAttrs(ctx, slog.LevelWarn, "cancelling move", slog.String("move", rec.Move.String()), slog.String("reason", reason))
-	}
-
+	t := &tick{r: r, ctx: ctx, now: time.Now(), cancels: make(kadm.AlterPartitionAssignmentsReq)}
 	for i := range r.j.Moves {
 		rec := &r.j.Moves[i]
 		m := rec.Move
 		if rec.St == statePending {
 			if abort {
-				end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+				t.end(i, stateFailed, ErrAborted, "not started: the run was aborted")
 			}
 			continue
 		}
 		if !rec.inFlight() {
 			continue
 		}
-		fl := &r.fl[i]
 		ps, exists := v.part(m.Topic, m.Partition)
 		if !exists {
-			end(i, stateFailed, ErrStale, "the partition no longer exists")
+			t.end(i, stateFailed, ErrStale, "the partition no longer exists")
 			continue
 		}
 		ra, listed := v.listed(m.Topic, m.Partition)
 		switch rec.St {
 		case stateSubmitted:
-			if listed {
-				fl.missed = 0
-				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
-				switch dead := v.deadOf(m.Adding()); {
-				case !sameSet(ra.target(), m.To):
-					end(i, stateFailed, ErrStale, fmt.Sprintf("someone else reassigned the partition to %v while the move was in flight", ra.target()))
-				case abort && rec.Foreign:
-					end(i, stateFailed, ErrAborted, "adopted reassignment left running: the run was aborted")
-				case abort:
-					cancel(i, ErrAborted, "cancelled: the run was aborted")
-				case len(dead) > 0:
-					cancel(i, ErrDeadBroker, fmt.Sprintf("cancelled: destination broker %s down", brokersAre(dead)))
-				case now.Sub(fl.since) > bud:
-					cancel(i, ErrTooSlow, fmt.Sprintf("cancelled: still copying after %v, over its budget of %v (%d bytes at %d B/s shared by %d)",
-						now.Sub(fl.since).Round(time.Second), bud, m.Bytes, r.j.Ledger.Rate(), max(fl.share, 1)))
-				}
-				continue
-			}
-			if sameSet(ps.replicas, m.To) {
-				fl.missed = 0
-				out := minus(m.To, ps.isr)
-				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
-				switch dead := v.deadOf(out); {
-				case len(out) == 0:
-					end(i, stateFinished, nil, "")
-				case len(dead) > 0:
-					end(i, stateFinished, ErrDeadBroker, fmt.Sprintf("completed, but broker %s is down, out of the ISR", brokersAre(dead)))
-				case abort || now.Sub(fl.since) > bud:
-					end(i, stateFinished, ErrTooSlow, fmt.Sprintf("completed, but replicas %v are not back in the ISR after %v", out, now.Sub(fl.since).Round(time.Second)))
-				}
-				continue
-			}
-			if sameSet(ps.replicas, union(m.From, m.To)) && fl.missed < 5 {
-				// Done at the controller a moment ago; the broker that
-				// answered the metadata request has not heard yet.
-				fl.missed++
-				continue
-			}
-			if sameSet(ps.replicas, m.From) {
-				switch fl.missed++; {
-				case fl.missed < 2: // metadata may lag the controller; look again
-				case rec.Foreign:
-					end(i, stateFailed, ErrStale, "the reassignment was cancelled by someone else")
-				case abort:
-					end(i, stateFailed, ErrAborted, "not started: the run was aborted")
-				case len(v.deadOf(m.Adding())) > 0:
-					end(i, stateFailed, ErrDeadBroker, fmt.Sprintf("the cluster dropped the move and destination broker %s down", brokersAre(v.deadOf(m.Adding()))))
-				case rec.Resubmits >= 3:
-					end(i, stateFailed, ErrStale, fmt.Sprintf("the cluster dropped the reassignment %d times", rec.Resubmits+1))
-				default:
-					resub = append(resub, i)
-				}
-				continue
-			}
-			if fl.missed++; fl.missed >= 2 { // twice in a row: not a lagging broker
-				end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
-			}
-
+			t.submitted(i, v, ps, ra, listed, abort)
 		case stateCancelling:
-			if listed {
-				if now.Sub(fl.cancelAt) > r.cfg.cancelTimeout {
-					end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; the cancel was not confirmed within %v", r.cfg.cancelTimeout))
-				} else {
-					cancels.CancelAssign(m.Topic, m.Partition) // again: harmless, and covers a lost request
-				}
-				continue
-			}
-			switch {
-			case sameSet(ps.replicas, union(m.From, m.To)) && !sameSet(m.From, m.To) && now.Sub(fl.cancelAt) <= r.cfg.cancelTimeout:
-				// Metadata lags the controller: look again.
-			case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
-				end(i, stateFinished, nil, "completed before the cancel took effect")
-			case sameSet(ps.replicas, m.To):
-				end(i, stateFinished, kinds[rec.Kind], rec.Reason+"; it completed before the cancel took effect")
-			case sameSet(ps.replicas, m.From) && !rec.Foreign && !slices.Equal(ps.replicas, m.From):
-				// Kafka reverts to the original replicas, not their order:
-				// restore it, so the preferred leader is the one before.
-				rec.St = stateReverting
-				fl.cancelAt, fl.missed = now, 0
-				cancels.Assign(m.Topic, m.Partition, m.From)
-				ended = append(ended, m)
-				r.dirty = true
-			case sameSet(ps.replicas, m.From):
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
-			default:
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replicas are now %v", ps.replicas))
-			}
-
+			t.cancelling(i, ps, listed)
 		case stateReverting:
-			switch {
-			case !listed && slices.Equal(ps.replicas, m.From):
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
-			case now.Sub(fl.cancelAt) > r.cfg.cancelTimeout:
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replica order %v not restored within %v (now %v)", m.From, r.cfg.cancelTimeout, ps.replicas))
-			case !listed:
-				if fl.missed++; fl.missed >= 2 {
-					cancels.Assign(m.Topic, m.Partition, m.From)
-					fl.missed = 0
-				}
-			}
+			t.reverting(i, ps, listed)
 		}
 	}
-
-	// Send the cancellations and replica-order restores.
-	if len(cancels) > 0 {
-		if err := r.saveIfDirty(ctx); err != nil {
-			return err
-		}
-		perr, err := alterAssignments(ctx, r.e.adm, d, cancels)
-		if err != nil {
-			return err
-		}
-		for t, ps := range perr {
-			for p, err := range ps {
-				if !errors.Is(err, kerr.NoReassignmentInProgress) {
-					r.log.LogAttrs(ctx, slog.LevelWarn, "cancel or reorder refused", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("err", err))
-				}
-			}
-		}
+	if err := r.sendCancels(ctx, t.cancels); err != nil {
+		return err
 	}
 
 	// Lift the throttles of the moves that ended: journal, then apply.
-	r.note(r.j.Ledger.Finish(ended...))
-	if len(ended) > 0 {
+	r.note(r.j.Ledger.Finish(t.ended...))
+	if len(t.ended) > 0 {
 		r.dirty = true
 	}
 	if err := r.saveIfDirty(ctx); err != nil {
@@ -646,13 +493,208 @@ func (r *run) step(ctx context.Context, abort bool) error {
 			r.progress(ctx, v)
 			return applyErr // no new moves until their throttles are in place
 		}
-		if err := r.submit(ctx, v, resub); err != nil {
+		if err := r.submit(ctx, v, t.resub); err != nil {
 			r.progress(ctx, v)
 			return err
 		}
 	}
 	r.progress(ctx, v)
 	return applyErr
+}
+
+// sendCancels sends the cancellations and replica-order restores of a step,
+// after journaling them.
+func (r *run) sendCancels(ctx context.Context, cancels kadm.AlterPartitionAssignmentsReq) error {
+	if len(cancels) == 0 {
+		return nil
+	}
+	if err := r.saveIfDirty(ctx); err != nil {
+		return err
+	}
+	perr, err := alterAssignments(ctx, r.e.adm, r.cfg.requestTimeout, cancels)
+	if err != nil {
+		return err
+	}
+	for t, ps := range perr {
+		for p, err := range ps {
+			if !errors.Is(err, kerr.NoReassignmentInProgress) {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "cancel or reorder refused", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("err", err))
+			}
+		}
+	}
+	return nil
+}
+
+// A tick is one step's judgement of the moves in flight: the moves that
+// ended (whose throttles can go), the cancellations and replica-order
+// restores to send, and the moves to submit again.
+type tick struct {
+	r       *run
+	ctx     context.Context // for logging
+	now     time.Time
+	ended   Moves // ours, whose throttles can go
+	cancels kadm.AlterPartitionAssignmentsReq
+	resub   []int
+}
+
+// end records move i as ended in state st (with kind and reason if it did
+// not simply finish) and tells the batcher.
+func (t *tick) end(i int, st string, kind error, reason string) {
+	r := t.r
+	rec := &r.j.Moves[i]
+	rec.St = st
+	rec.Kind, rec.Reason = "", ""
+	if kind != nil {
+		rec.Kind, rec.Reason = kindOf(kind), reason
+	}
+	var err error
+	if st == stateFinished {
+		err = r.b.Finished(rec.Move)
+	} else {
+		err = r.b.Cancelled(rec.Move)
+	}
+	if err != nil {
+		r.log.LogAttrs(t.ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+	}
+	if !rec.Foreign {
+		t.ended = append(t.ended, rec.Move)
+	}
+	r.dirty = true
+	lvl := slog.LevelInfo
+	if kind != nil {
+		lvl = slog.LevelWarn
+	}
+	r.log.LogAttrs(t.ctx, lvl, "move "+st, slog.String("move", rec.Move.String()), slog.String("reason", reason),
+		slog.Duration("took", t.now.Sub(r.fl[i].since)))
+}
+
+// cancel starts cancelling move i, for kind and reason.
+func (t *tick) cancel(i int, kind error, reason string) {
+	r := t.r
+	rec := &r.j.Moves[i]
+	rec.St, rec.Kind, rec.Reason = stateCancelling, kindOf(kind), reason
+	r.fl[i].cancelAt = t.now
+	t.cancels.CancelAssign(rec.Move.Topic, rec.Move.Partition)
+	r.dirty = true
+	r.log.LogAttrs(t.ctx, slog.LevelWarn, "cancelling move", slog.String("move", rec.Move.String()), slog.String("reason", reason))
+}
+
+// submitted judges a submitted move i: still copying (within its budget, to
+// live brokers), done, dropped by the cluster, or changed by someone else.
+func (t *tick) submitted(i int, v *view, ps partState, ra reassignee, listed, abort bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	if listed {
+		fl.missed = 0
+		bud := budget(m.Bytes, fl.share, t.r.j.Ledger.Rate(), t.r.cfg.budgetFactor, t.r.cfg.budgetFloor)
+		switch dead := v.deadOf(m.Adding()); {
+		case !sameSet(ra.target(), m.To):
+			t.end(i, stateFailed, ErrStale, fmt.Sprintf("someone else reassigned the partition to %v while the move was in flight", ra.target()))
+		case abort && rec.Foreign:
+			t.end(i, stateFailed, ErrAborted, "adopted reassignment left running: the run was aborted")
+		case abort:
+			t.cancel(i, ErrAborted, "cancelled: the run was aborted")
+		case len(dead) > 0:
+			t.cancel(i, ErrDeadBroker, fmt.Sprintf("cancelled: destination broker %s down", brokersAre(dead)))
+		case t.now.Sub(fl.since) > bud:
+			t.cancel(i, ErrTooSlow, fmt.Sprintf("cancelled: still copying after %v, over its budget of %v (%d bytes at %d B/s shared by %d)",
+				t.now.Sub(fl.since).Round(time.Second), bud, m.Bytes, t.r.j.Ledger.Rate(), max(fl.share, 1)))
+		}
+		return
+	}
+	if sameSet(ps.replicas, m.To) {
+		fl.missed = 0
+		out := minus(m.To, ps.isr)
+		bud := budget(m.Bytes, fl.share, t.r.j.Ledger.Rate(), t.r.cfg.budgetFactor, t.r.cfg.budgetFloor)
+		switch dead := v.deadOf(out); {
+		case len(out) == 0:
+			t.end(i, stateFinished, nil, "")
+		case len(dead) > 0:
+			t.end(i, stateFinished, ErrDeadBroker, fmt.Sprintf("completed, but broker %s is down, out of the ISR", brokersAre(dead)))
+		case abort || t.now.Sub(fl.since) > bud:
+			t.end(i, stateFinished, ErrTooSlow, fmt.Sprintf("completed, but replicas %v are not back in the ISR after %v", out, t.now.Sub(fl.since).Round(time.Second)))
+		}
+		return
+	}
+	if sameSet(ps.replicas, union(m.From, m.To)) && fl.missed < 5 {
+		// Done at the controller a moment ago; the broker that
+		// answered the metadata request has not heard yet.
+		fl.missed++
+		return
+	}
+	if sameSet(ps.replicas, m.From) {
+		switch fl.missed++; {
+		case fl.missed < 2: // metadata may lag the controller; look again
+		case rec.Foreign:
+			t.end(i, stateFailed, ErrStale, "the reassignment was cancelled by someone else")
+		case abort:
+			t.end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+		case len(v.deadOf(m.Adding())) > 0:
+			t.end(i, stateFailed, ErrDeadBroker, fmt.Sprintf("the cluster dropped the move and destination broker %s down", brokersAre(v.deadOf(m.Adding()))))
+		case rec.Resubmits >= 3:
+			t.end(i, stateFailed, ErrStale, fmt.Sprintf("the cluster dropped the reassignment %d times", rec.Resubmits+1))
+		default:
+			t.resub = append(t.resub, i)
+		}
+		return
+	}
+	if fl.missed++; fl.missed >= 2 { // twice in a row: not a lagging broker
+		t.end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
+	}
+}
+
+// cancelling judges move i while its cancel takes effect.
+func (t *tick) cancelling(i int, ps partState, listed bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	if listed {
+		if t.now.Sub(fl.cancelAt) > t.r.cfg.cancelTimeout {
+			t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; the cancel was not confirmed within %v", t.r.cfg.cancelTimeout))
+		} else {
+			t.cancels.CancelAssign(m.Topic, m.Partition) // again: harmless, and covers a lost request
+		}
+		return
+	}
+	switch {
+	case sameSet(ps.replicas, union(m.From, m.To)) && !sameSet(m.From, m.To) && t.now.Sub(fl.cancelAt) <= t.r.cfg.cancelTimeout:
+		// Metadata lags the controller: look again.
+	case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
+		t.end(i, stateFinished, nil, "completed before the cancel took effect")
+	case sameSet(ps.replicas, m.To):
+		t.end(i, stateFinished, kinds[rec.Kind], rec.Reason+"; it completed before the cancel took effect")
+	case sameSet(ps.replicas, m.From) && !rec.Foreign && !slices.Equal(ps.replicas, m.From):
+		// Kafka reverts to the original replicas, not their order:
+		// restore it, so the preferred leader is the one before.
+		rec.St = stateReverting
+		fl.cancelAt, fl.missed = t.now, 0
+		t.cancels.Assign(m.Topic, m.Partition, m.From)
+		t.ended = append(t.ended, m)
+		t.r.dirty = true
+	case sameSet(ps.replicas, m.From):
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+	default:
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replicas are now %v", ps.replicas))
+	}
+}
+
+// reverting judges move i while its original replica order is restored.
+func (t *tick) reverting(i int, ps partState, listed bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	switch {
+	case !listed && slices.Equal(ps.replicas, m.From):
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+	case t.now.Sub(fl.cancelAt) > t.r.cfg.cancelTimeout:
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replica order %v not restored within %v (now %v)", m.From, t.r.cfg.cancelTimeout, ps.replicas))
+	case !listed:
+		if fl.missed++; fl.missed >= 2 {
+			t.cancels.Assign(m.Topic, m.Partition, m.From)
+			fl.missed = 0
+		}
+	}
 }
 
 // updateShares records, for each move in flight, the most moves in flight
