@@ -719,13 +719,8 @@ func (r *run) updateShares() {
 
 // submit sends the moves the cluster dropped again, and the next batch.
 func (r *run) submit(ctx context.Context, v *view, resub []int) error {
-	d := r.cfg.requestTimeout
 	now := time.Now()
-	var (
-		send   []int
-		begins Moves
-		fresh  []int
-	)
+	var send []int
 	for _, i := range resub {
 		rec := &r.j.Moves[i]
 		rec.Resubmits++
@@ -733,28 +728,50 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 		send = append(send, i)
 		r.log.LogAttrs(ctx, slog.LevelWarn, "the cluster dropped a move; submitting it again", slog.String("move", rec.Move.String()))
 	}
-	fail := func(i int, st string, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St = st
-		var err error
-		if st == stateFinished {
-			err = r.b.Finished(rec.Move)
-		} else {
-			rec.Kind, rec.Reason = kindOf(kind), reason
-			err = r.b.Cancelled(rec.Move)
-		}
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
-		}
-		r.dirty = true
-		lvl := slog.LevelWarn
-		if st == stateFinished {
-			lvl = slog.LevelInfo
-		}
-		r.log.LogAttrs(ctx, lvl, "move not submitted", slog.String("move", rec.Move.String()), slog.String("state", st), slog.String("reason", reason))
+	begins, fresh, err := r.takeBatches(ctx)
+	if err != nil {
+		return err
 	}
-	// Take batches until the batcher has nothing more: a move that fails
-	// its checks frees its slots for another.
+	send = append(send, fresh...)
+	if c := r.b.Counts(); c.InFlight == 0 && c.Pending > 0 {
+		r.starved = true
+	}
+	if len(send) == 0 {
+		return r.saveIfDirty(ctx)
+	}
+	return r.send(ctx, v, now, send, fresh, begins, len(resub))
+}
+
+// notSubmitted records that move i was not submitted: it ended in state st
+// (finished, or failed for kind and reason) when its checks ran.
+func (r *run) notSubmitted(ctx context.Context, i int, st string, kind error, reason string) {
+	rec := &r.j.Moves[i]
+	rec.St = st
+	var err error
+	if st == stateFinished {
+		err = r.b.Finished(rec.Move)
+	} else {
+		rec.Kind, rec.Reason = kindOf(kind), reason
+		err = r.b.Cancelled(rec.Move)
+	}
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+	}
+	r.dirty = true
+	lvl := slog.LevelWarn
+	if st == stateFinished {
+		lvl = slog.LevelInfo
+	}
+	r.log.LogAttrs(ctx, lvl, "move not submitted", slog.String("move", rec.Move.String()), slog.String("state", st), slog.String("reason", reason))
+}
+
+// takeBatches takes batches until the batcher has nothing more, checking
+// each move against the partition as it is now: a move that fails its checks
+// frees its slots for another. It returns the moves to submit (fresh, by
+// index) and their throttles to begin (begins, with From as it is now).
+func (r *run) takeBatches(ctx context.Context) (Moves, []int, error) {
+	var begins Moves
+	var fresh []int
 	for {
 		batch := r.b.Next().Moves
 		if len(batch) == 0 {
@@ -765,48 +782,48 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 		for _, m := range batch {
 			set.Add(m.Topic, m.Partition)
 		}
-		bv, err := observe(ctx, r.e.cl, r.e.adm, d, slices.Sorted(maps.Keys(set)), set)
+		bv, err := observe(ctx, r.e.cl, r.e.adm, r.cfg.requestTimeout, slices.Sorted(maps.Keys(set)), set)
 		if err != nil {
 			var ms Moves
 			for _, i := range fresh {
 				ms = append(ms, r.j.Moves[i].Move)
 			}
-			return errors.Join(err, r.b.Requeue(append(ms, batch...)...))
+			return nil, nil, errors.Join(err, r.b.Requeue(append(ms, batch...)...))
 		}
 		for _, m := range batch {
 			i := r.index(m)
 			if i < 0 {
-				return fmt.Errorf("reassign: internal error: batcher handed out unknown move %v", m)
+				return nil, nil, fmt.Errorf("reassign: internal error: batcher handed out unknown move %v", m)
 			}
 			ps, ok := bv.part(m.Topic, m.Partition)
 			_, listed := bv.listed(m.Topic, m.Partition)
 			switch dead := bv.deadOf(m.Adding()); {
 			case !ok:
-				fail(i, stateFailed, ErrStale, "the partition does not exist")
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, "the partition does not exist")
 			case listed:
-				fail(i, stateFailed, ErrStale, "someone else is reassigning the partition")
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, "someone else is reassigning the partition")
 			case slices.Equal(ps.replicas, m.To):
-				fail(i, stateFinished, nil, "already done")
+				r.notSubmitted(ctx, i, stateFinished, nil, "already done")
 			case !sameSet(ps.replicas, m.From) && !sameSet(ps.replicas, m.To):
-				fail(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, the plan assumed %v", ps.replicas, m.From))
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, the plan assumed %v", ps.replicas, m.From))
 			case len(dead) > 0:
-				fail(i, stateFailed, ErrDeadBroker, fmt.Sprintf("not submitted: destination broker %s down", brokersAre(dead)))
+				r.notSubmitted(ctx, i, stateFailed, ErrDeadBroker, fmt.Sprintf("not submitted: destination broker %s down", brokersAre(dead)))
 			default:
 				// Throttle what actually moves, from the replicas there
 				// now, and remember them as the move's origin.
 				r.j.Moves[i].Move.From = slices.Clone(ps.replicas)
 				begins = append(begins, r.j.Moves[i].Move)
-				send = append(send, i)
 				fresh = append(fresh, i)
 			}
 		}
 	}
-	if c := r.b.Counts(); c.InFlight == 0 && c.Pending > 0 {
-		r.starved = true
-	}
-	if len(send) == 0 {
-		return r.saveIfDirty(ctx)
-	}
+	return begins, fresh, nil
+}
+
+// send journals the moves to send with their throttles, applies the
+// throttles, then submits the moves; the fresh ones are in flight from now,
+// and resubmitted is how many the cluster had dropped before.
+func (r *run) send(ctx context.Context, v *view, now time.Time, send, fresh []int, begins Moves, resubmitted int) error {
 	// Journal the moves with their throttles, apply the throttles, then
 	// submit. A crash in between leaves moves journaled as submitted that
 	// the cluster does not know: a resumed run submits them again.
@@ -828,7 +845,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	for _, i := range send {
 		req.Assign(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition, r.j.Moves[i].Move.To)
 	}
-	perr, err := alterAssignments(ctx, r.e.adm, d, req)
+	perr, err := alterAssignments(ctx, r.e.adm, r.cfg.requestTimeout, req)
 	if err != nil {
 		// The controller may have taken some: the next polls tell, and
 		// submit again what it did not.
@@ -851,7 +868,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "move rejected", slog.String("move", rec.Move.String()), slog.Any("err", err))
 		}
 	}
-	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", len(resub)))
+	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", resubmitted))
 	if len(rejected) > 0 {
 		r.note(r.j.Ledger.Finish(rejected...))
 		r.dirty = true
