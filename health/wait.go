@@ -12,7 +12,7 @@ import (
 // ErrTimeout reports that a wait ([Until], or a Runner's gate or catch-up
 // wait) ran out of time; the error that wraps it also carries the last
 // reason observed, so errors.Is(err, ErrUnsafe) and the like still work.
-var ErrTimeout = poll.ErrTimeout
+var ErrTimeout = poll.ErrTimedOut
 
 // untilPolicy is how often [Until] takes a snapshot: at once, then after a
 // pause growing from 200ms to at most 1s, so that a caller's timings are

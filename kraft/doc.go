@@ -39,7 +39,7 @@
 // go to the controllers directly; brokers then cannot be reached. Which
 // kind of seeds a client has is found out from one seed's ApiVersions.
 //
-// Every request to one node is bounded by [RequestTimeout]; a node that
+// Every request to one node is bounded by [NodeTimeout]; a node that
 // does not answer is reported by name, never waited on forever and never
 // left out silently.
 //

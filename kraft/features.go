@@ -174,10 +174,10 @@ func (fs ClusterFeatures) String() string {
 //
 // Brokers come from a fresh Metadata request; controllers, which are not in
 // broker metadata, are reached as [ControllerAddrs] describes. Requests go
-// to all nodes at once, each bounded by [RequestTimeout]; a node that cannot
+// to all nodes at once, each bounded by [NodeTimeout]; a node that cannot
 // be asked or does not answer is an entry with Err, never left out. The
 // error is non-nil only if the cluster could not be asked at all.
-func DescribeFeatures(ctx context.Context, cl *kgo.Client, opts ...Option) (ClusterFeatures, error) {
+func DescribeFeatures(ctx context.Context, cl *kgo.Client, opts ...ReachOption) (ClusterFeatures, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -256,7 +256,7 @@ func featuresFromResponse(ref NodeRef, av *kmsg.ApiVersionsResponse) NodeFeature
 // keeps the wait going. The wait ends at ctx's deadline or after timeout,
 // whichever is first, with an error that names the nodes still behind and
 // what they report. It returns the last Features seen.
-func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, timeout time.Duration, opts ...Option) (ClusterFeatures, error) {
+func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, timeout time.Duration, opts ...ReachOption) (ClusterFeatures, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, t
 	defer cancel()
 	var last ClusterFeatures
 	var behind []string
-	err = poll.Until(ctx, cfg.pollInterval, func(ctx context.Context) bool {
+	err = poll.Every(ctx, cfg.pollInterval, func(ctx context.Context) bool {
 		fs, err := DescribeFeatures(ctx, cl, opts...)
 		if err != nil {
 			behind = []string{err.Error()}

@@ -324,7 +324,7 @@ func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRe
 	defer cancel()
 	var out *kmsg.UpdateFeaturesResponse
 	var last, final error
-	err := poll.Until(ctx, c.cfg.pollInterval, func(ctx context.Context) bool { // the leader moved: find it again after a short pause
+	err := poll.Every(ctx, c.cfg.pollInterval, func(ctx context.Context) bool { // the leader moved: find it again after a short pause
 		var resp kmsg.Response
 		var err error
 		if c.viaControllers {

@@ -111,10 +111,10 @@ func TestKafka39(t *testing.T) {
 		for _, via := range []struct {
 			name string
 			cl   *kgo.Client
-			opts []kraft.Option
+			opts []kraft.ReachOption
 		}{
 			{"brokers", cl, nil},
-			{"brokers with ControllerAddrs", cl, []kraft.Option{kraft.ControllerAddrs(c.ControllerAddrs()...)}},
+			{"brokers with ControllerAddrs", cl, []kraft.ReachOption{kraft.ControllerAddrs(c.ControllerAddrs()...)}},
 			{"controllers", ccl, nil},
 		} {
 			fs, err := kraft.DescribeFeatures(ctx, via.cl, via.opts...)
@@ -347,7 +347,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 		t.Fatal(err)
 	}
 	verdict := func(id int32) (kraft.QuorumVerdict, kraft.Quorum, error) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
 			return kraft.QuorumVerdict{}, q, err
 		}
@@ -355,7 +355,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	}
 	var approved kraft.Quorum // the quorum allOK last judged
 	allOK := func() (bool, string) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -426,7 +426,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if qc, err := kraft.DescribeQuorum(ctx, ccl); err != nil || qc.LeaderID != leader {
 		t.Errorf("DescribeQuorum via controllers with %d down: leader %d, %v", dead, qc.LeaderID, err)
 	}
-	fs, err := kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(5*time.Second))
+	fs, err := kraft.DescribeFeatures(ctx, cl, kraft.NodeTimeout(5*time.Second))
 	if f, ok := fs.Node(node.RoleController, dead); err != nil || !ok || f.Err == nil {
 		t.Errorf("DescribeFeatures with controller %d down: %v, %v; want an entry with an error", dead, f, err)
 	}
@@ -448,7 +448,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	}
 	var newQ kraft.Quorum
 	took = eventually(t, "a new leader", time.Minute, func() (bool, string) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -488,7 +488,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	fs, err = kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(2*time.Second))
+	fs, err = kraft.DescribeFeatures(ctx, cl, kraft.NodeTimeout(2*time.Second))
 	took = time.Since(start)
 	if err := c.Node(hung).Resume(); err != nil {
 		t.Fatal(err)
@@ -596,7 +596,7 @@ func crossCheckQuorum(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, bootst
 
 // crossCheckFeatures compares DescribeFeatures with kafka-features describe,
 // asked through a broker and through the controllers.
-func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts ...kraft.Option) {
+func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts ...kraft.ReachOption) {
 	t.Helper()
 	ctx := t.Context()
 	leader := leaderOf(t, cl)
@@ -850,8 +850,8 @@ func TestKafka37Combined(t *testing.T) {
 		for _, via := range []struct {
 			name string
 			cl   *kgo.Client
-			opts []kraft.Option
-		}{{"brokers with ControllerAddrs", cl, []kraft.Option{withAddrs}}, {"controllers", ccl, nil}} {
+			opts []kraft.ReachOption
+		}{{"brokers with ControllerAddrs", cl, []kraft.ReachOption{withAddrs}}, {"controllers", ccl, nil}} {
 			fs, err := kraft.DescribeFeatures(ctx, via.cl, via.opts...)
 			if err != nil {
 				t.Fatal(err)

@@ -72,7 +72,7 @@ func TestFakeCluster(t *testing.T) {
 		return resp, nil, true
 	})
 	down := []kraft.FeatureUpdate{{Feature: "share.version", Level: 1}}
-	res, err := kraft.Finalize(ctx, cl, down, withAddrs, kraft.ValidateOnly(), kraft.RequestTimeout(7*time.Second))
+	res, err := kraft.Finalize(ctx, cl, down, withAddrs, kraft.ValidateOnly(), kraft.NodeTimeout(7*time.Second))
 	if sent == nil {
 		t.Fatalf("nothing sent: %+v, %v", res, err)
 	}
@@ -100,7 +100,7 @@ func TestFakeCluster(t *testing.T) {
 	if err := cl.UpdateSeedBrokers("127.0.0.1:1"); err != nil {
 		t.Fatal(err)
 	}
-	fs, err = kraft.DescribeFeatures(ctx, cl, withAddrs, kraft.RequestTimeout(3*time.Second))
+	fs, err = kraft.DescribeFeatures(ctx, cl, withAddrs, kraft.NodeTimeout(3*time.Second))
 	if err != nil || fs.FirstErr() != nil || len(fs) != 4 {
 		t.Errorf("with dead seeds: %v, %v:\n%v", err, fs.FirstErr(), fs)
 	}

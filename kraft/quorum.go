@@ -221,9 +221,9 @@ func ids(rs []Replica) []int32 {
 //     leader's answer is used: only the leader answers DescribeQuorum.
 //
 // Which kind of seeds cl has is found out by asking one seed for its
-// ApiVersions (controllers serve no Metadata). Only [RequestTimeout] of opts
+// ApiVersions (controllers serve no Metadata). Only [NodeTimeout] of opts
 // applies. An answer without a leader is an error wrapping [ErrNoLeader].
-func DescribeQuorum(ctx context.Context, cl *kgo.Client, opts ...Option) (Quorum, error) {
+func DescribeQuorum(ctx context.Context, cl *kgo.Client, opts ...ReachOption) (Quorum, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return Quorum{}, err

@@ -81,8 +81,8 @@ func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) throttles 
 	return th
 }
 
-func fastOpts(opts ...Option) []Option {
-	return append([]Option{PollInterval(10 * time.Millisecond), RequestTimeout(5 * time.Second), Throttle(1 << 20)}, opts...)
+func fastOpts(opts ...ExecutorOption) []ExecutorOption {
+	return append([]ExecutorOption{CheckInterval(10 * time.Millisecond), RequestTimeout(5 * time.Second), Throttle(1 << 20)}, opts...)
 }
 
 // kinds of results, for comparisons: "" for success, else the sentinel.
@@ -311,7 +311,7 @@ func TestExecutorKfakeStopAndResume(t *testing.T) {
 	// abort it instead. Abort cancels it (kfake answers
 	// NO_REASSIGNMENT_IN_PROGRESS and goes on listing it, so the cancel is
 	// never confirmed) and restores the throttles.
-	e3, err := NewExecutor(cl, store, fastOpts(CancelTimeout(100*time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))...)
+	e3, err := NewExecutor(cl, store, fastOpts(CancelTimeout(100*time.Millisecond), ExecutorLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,15 +362,15 @@ func TestNewExecutorOptions(t *testing.T) {
 	defer cl.Close()
 	for _, tt := range []struct {
 		name string
-		opt  Option
+		opt  ExecutorOption
 		want string
 	}{
 		{"zero throttle", Throttle(0), "Throttle(0)"},
-		{"zero poll", PollInterval(0), "PollInterval(0s)"},
+		{"zero poll", CheckInterval(0), "PollInterval(0s)"},
 		{"zero budget factor", MoveBudget(0, time.Minute), "MoveBudget(0, 1m0s)"},
 		{"zero cancel timeout", CancelTimeout(0), "CancelTimeout(0s)"},
 		{"zero request timeout", RequestTimeout(0), "RequestTimeout(0s)"},
-		{"nil logger", WithLogger(nil), "WithLogger(nil)"},
+		{"nil logger", ExecutorLogger(nil), "WithLogger(nil)"},
 		{"bad batching", Batching(SlotsPerBroker(0)), "SlotsPerBroker(0)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

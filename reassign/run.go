@@ -269,7 +269,7 @@ func (r *run) awaitRestored(ctx context.Context) error {
 	defer cancel()
 	var got map[string]string
 	var last error
-	err = poll.Until(ctx, 200*time.Millisecond, func(ctx context.Context) bool { // an observed condition, bounded by ctx
+	err = poll.Every(ctx, 200*time.Millisecond, func(ctx context.Context) bool { // an observed condition, bounded by ctx
 		now, err := readThrottles(ctx, r.e.adm, d, brokers, topics)
 		got, last = make(map[string]string), err
 		if err != nil {
@@ -314,7 +314,7 @@ func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
 	defer cancel()
 	var last error
 	missing := want
-	err := poll.Until(wctx, 100*time.Millisecond, func(wctx context.Context) bool { // an observed condition, bounded by wctx
+	err := poll.Every(wctx, 100*time.Millisecond, func(wctx context.Context) bool { // an observed condition, bounded by wctx
 		now, err := readThrottles(wctx, r.e.adm, d, brokers, nil)
 		last = err
 		if err != nil {

@@ -287,10 +287,10 @@ func (f *fakeCluster) restartOrder() []int32 {
 }
 
 // withOps makes a Runner use scripted cluster operations.
-func withOps(o clusterOps) Option { return optionFunc(func(c *config) { c.ops = o }) }
+func withOps(o clusterOps) RunnerOption { return optionFunc(func(c *config) { c.ops = o }) }
 
 // mustRunner returns NewRunner's Runner, failing the test on an error.
-func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...Option) *Runner {
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) *Runner {
 	t.Helper()
 	r, err := NewRunner(cl, orch, opts...)
 	if err != nil {

@@ -319,7 +319,7 @@ func (x *inspector) configs(ctx context.Context) {
 // migrations), and returns the finalized levels every node agrees on (nil
 // while a finalize propagates).
 func (x *inspector) quorum(ctx context.Context) compat.FeatureLevels {
-	var kopts []kraft.Option
+	var kopts []kraft.ReachOption
 	if len(x.cfg.controllers) > 0 {
 		kopts = append(kopts, kraft.ControllerAddrs(x.cfg.controllers...))
 	}

@@ -508,7 +508,7 @@ func TestGateBlocks(t *testing.T) {
 }
 
 // mustRunner returns upgrade.NewRunner's Runner, failing the test on an error.
-func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...upgrade.Option) *upgrade.Runner {
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...upgrade.RunnerOption) *upgrade.Runner {
 	t.Helper()
 	r, err := upgrade.NewRunner(cl, orch, opts...)
 	if err != nil {

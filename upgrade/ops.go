@@ -107,11 +107,11 @@ func (o *liveOps) electAll(ctx context.Context) error {
 }
 
 // kraftOpts are the kraft options of a run (controller addresses).
-func (o *liveOps) kraftOpts() []kraft.Option {
+func (o *liveOps) kraftOpts() []kraft.ReachOption {
 	if len(o.controllers) == 0 {
 		return nil
 	}
-	return []kraft.Option{kraft.ControllerAddrs(o.controllers...)}
+	return []kraft.ReachOption{kraft.ControllerAddrs(o.controllers...)}
 }
 
 func (o *liveOps) activeController(ctx context.Context) (int32, error) {

@@ -110,7 +110,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 // ReplaceThrottle sets the replication throttle of partition moves in
 // node-replacement plans, in bytes per second, overriding the default of
 // 100 MiB/s.
-func ReplaceThrottle(bytesPerSecond int64) Option {
+func ReplaceThrottle(bytesPerSecond int64) RunnerOption {
 	return optionFunc(func(c *config) { c.moveThrottle = bytesPerSecond })
 }
 
@@ -118,7 +118,7 @@ func ReplaceThrottle(bytesPerSecond int64) Option {
 // plans (see package reassign: batching, budgets, progress). The Runner sets
 // the throttle ([ReplaceThrottle]) and a poll interval of 1s; options given
 // here come after, so they override both.
-func ReassignOptions(opts ...reassign.Option) Option {
+func ReassignOptions(opts ...reassign.ExecutorOption) RunnerOption {
 	return optionFunc(func(c *config) { c.moveOpts = append(c.moveOpts, opts...) })
 }
 
@@ -278,7 +278,7 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 		}
 	}
 	store := journalStore{u: u, key: "reassign/" + strconv.Itoa(i)}
-	opts := append([]reassign.Option{reassign.Throttle(u.r.cfg.moveThrottle), reassign.WithLogger(u.r.cfg.logger), reassign.PollInterval(time.Second),
+	opts := append([]reassign.ExecutorOption{reassign.Throttle(u.r.cfg.moveThrottle), reassign.ExecutorLogger(u.r.cfg.logger), reassign.CheckInterval(time.Second),
 		reassign.OnProgress(func(p reassign.Progress) {
 			u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("moves %d/%d done, %d in flight, %d of %d bytes copied, ETA %v",
 				p.Done(), p.Moves, p.InFlight, p.BytesMoved, p.Bytes, p.ETA.Round(time.Second))})

@@ -17,8 +17,8 @@ import (
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
-// An Option configures a [Runner].
-type Option interface{ apply(*config) }
+// A RunnerOption configures a [Runner].
+type RunnerOption interface{ apply(*config) }
 
 type optionFunc func(*config)
 
@@ -40,7 +40,7 @@ type config struct {
 	canaryWithin   time.Duration
 	controllers    []string
 	moveThrottle   int64
-	moveOpts       []reassign.Option
+	moveOpts       []reassign.ExecutorOption
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
 }
@@ -61,52 +61,56 @@ func defaultConfig() config {
 // WithJournal keeps the run's progress in j, overriding the default of a
 // journal in memory (which cannot resume across processes). A Runner given
 // the journal of an interrupted run continues where it stopped.
-func WithJournal(j Journal) Option { return optionFunc(func(c *config) { c.journal = j }) }
+func WithJournal(j Journal) RunnerOption { return optionFunc(func(c *config) { c.journal = j }) }
 
 // OnEvent calls fn for every [Event], overriding the default of no callback.
 // fn is called from the goroutine running Run and must return quickly.
-func OnEvent(fn func(Event)) Option { return optionFunc(func(c *config) { c.onEvent = fn }) }
+func OnEvent(fn func(Event)) RunnerOption { return optionFunc(func(c *config) { c.onEvent = fn }) }
 
 // WithLogger sets the logger for progress and diagnostics, overriding the
 // default, which discards.
-func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+func WithLogger(l *slog.Logger) RunnerOption { return optionFunc(func(c *config) { c.logger = l }) }
 
 // StepTimeout bounds one step as a whole (gate, restart, catch-up), overriding
 // the default of 30m.
-func StepTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.stepTimeout = d }) }
+func StepTimeout(d time.Duration) RunnerOption {
+	return optionFunc(func(c *config) { c.stepTimeout = d })
+}
 
 // GateTimeout bounds how long a step waits for its health and quorum gates to
 // allow it, overriding the default of 10m.
-func GateTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.gateTimeout = d }) }
+func GateTimeout(d time.Duration) RunnerOption {
+	return optionFunc(func(c *config) { c.gateTimeout = d })
+}
 
 // RestartTimeout bounds the Orchestrator's Restart of one node, overriding
 // the default of 10m.
-func RestartTimeout(d time.Duration) Option {
+func RestartTimeout(d time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.restartTimeout = d })
 }
 
 // CatchUpTimeout bounds the wait for a restarted node to be back in every
 // ISR (and for finalized features to show on every node), overriding the
 // default of 10m.
-func CatchUpTimeout(d time.Duration) Option {
+func CatchUpTimeout(d time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.catchUpTimeout = d })
 }
 
 // GateOptions adds rules to the health gate checked before each restart
 // (see [health.NewGate]); by default the gate is [health.CanRestart]'s.
-func GateOptions(opts ...health.GateOption) Option {
+func GateOptions(opts ...health.GateOption) RunnerOption {
 	return optionFunc(func(c *config) { c.gateOpts = append(c.gateOpts, opts...) })
 }
 
 // PassHolds lets the Runner run held steps (see [Step.Hold]): irreversible
 // steps, and finalize steps of a plan made with [FinalizeLater]. Without it,
 // Run stops before the first held step with a *[HeldError].
-func PassHolds() Option { return optionFunc(func(c *config) { c.passHolds = true }) }
+func PassHolds() RunnerOption { return optionFunc(func(c *config) { c.passHolds = true }) }
 
 // LeadersBack makes each restart wait, after the node is back in ISR, until
 // it leads its preferred partitions again (asking for a preferred leader
 // election if needed), overriding the default of not waiting.
-func LeadersBack() Option { return optionFunc(func(c *config) { c.leadersBack = true }) }
+func LeadersBack() RunnerOption { return optionFunc(func(c *config) { c.leadersBack = true }) }
 
 // A Prober sends traffic through every broker and reports each round trip,
 // as [health.Canary] does: what [CanaryGate] needs.
@@ -120,7 +124,7 @@ type Prober interface {
 // itself included, does. p is typically a [health.Canary] whose topic
 // exists ([health.Canary.Ensure]). The health gate alone reads what Kafka
 // reports; the canary proves that clients are served.
-func CanaryGate(p Prober, within time.Duration) Option {
+func CanaryGate(p Prober, within time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.canary, c.canaryWithin = p, within })
 }
 
@@ -128,7 +132,7 @@ func CanaryGate(p Prober, within time.Duration) Option {
 // clusters whose brokers cannot say where controllers listen (DescribeQuorum
 // reports voters' endpoints only from Kafka 3.9). The Runner reads the
 // controllers' features through them.
-func KRaftControllers(addrs ...string) Option {
+func KRaftControllers(addrs ...string) RunnerOption {
 	return optionFunc(func(c *config) { c.controllers = append(c.controllers, addrs...) })
 }
 
@@ -166,7 +170,7 @@ type Runner struct {
 // the Runner does not close it. It validates the options before anything
 // else, and returns an error naming the first one out of range (or a
 // missing client or Orchestrator); it does no I/O.
-func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...Option) (*Runner, error) {
+func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) (*Runner, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)

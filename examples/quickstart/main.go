@@ -152,7 +152,7 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 	const canaryWithin = 5 * time.Second
 	fmt.Printf("canary gate: every broker round-trips a record through topic %s within %v before and after each restart\n", can.Topic(), canaryWithin)
 	prog := newProgress(plan)
-	ropts := []upgrade.Option{
+	ropts := []upgrade.RunnerOption{
 		upgrade.CanaryGate(can, canaryWithin),
 		upgrade.OnEvent(prog.event),
 		upgrade.WithJournal(upgrade.NewFileJournal(filepath.Join(c.Dir(), "upgrade-journal.json"))),

@@ -27,7 +27,7 @@ func ExampleWait() {
 func ExampleUntil() {
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 20*time.Millisecond, errors.New("brokers never agreed"))
 	defer cancel()
-	err := poll.Until(ctx, 5*time.Millisecond, func(context.Context) bool { return false })
+	err := poll.Every(ctx, 5*time.Millisecond, func(context.Context) bool { return false })
 	fmt.Println(err)
 	// Output: brokers never agreed
 }

@@ -1,6 +1,6 @@
 // Package poll is the one bounded back-off loop of kupgrade: [Wait] runs a
 // condition until it holds, pausing as a [Policy] says and giving up with the
-// last reason; [Until] is the fixed-interval form.
+// last reason; [Every] is the fixed-interval form.
 package poll
 
 import (
@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// ErrTimeout reports that a [Wait] reached its [Policy.Timeout]; the
+// ErrTimedOut reports that a [Wait] reached its [Policy.Timeout]; the
 // [*WaitError] that wraps it also carries the last reason observed.
-var ErrTimeout = errors.New("health: wait timed out")
+var ErrTimedOut = errors.New("health: wait timed out")
 
 // The defaults of a zero [Policy].
 const (
@@ -142,7 +142,7 @@ func Wait(ctx context.Context, cond Condition, p Policy) error {
 	}
 	p = p.withDefaults()
 	start := time.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, p.Timeout, fmt.Errorf("%w (timeout %v)", ErrTimeout, p.Timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, p.Timeout, fmt.Errorf("%w (timeout %v)", ErrTimedOut, p.Timeout))
 	defer cancel()
 	var last error
 	giveUp := func(checks int) error {
@@ -172,10 +172,10 @@ func Wait(ctx context.Context, cond Condition, p Policy) error {
 	}
 }
 
-// Until runs check at once and then every interval until it reports done,
+// Every runs check at once and then every interval until it reports done,
 // and returns nil then; if ctx ends first it returns context.Cause(ctx).
 // Callers keep what they want to report about the last check themselves.
-func Until(ctx context.Context, interval time.Duration, check func(ctx context.Context) (done bool)) error {
+func Every(ctx context.Context, interval time.Duration, check func(ctx context.Context) (done bool)) error {
 	for {
 		if check(ctx) {
 			return nil

@@ -100,8 +100,8 @@ func TestWaitTimesOutWithLastReason(t *testing.T) {
 		if got := time.Since(start); got != 10*time.Minute {
 			t.Errorf("gave up after %v, want exactly the 10m timeout", got)
 		}
-		if !errors.Is(err, poll.ErrTimeout) || !errors.Is(err, health.ErrNotCaughtUp) {
-			t.Errorf("errors.Is(ErrTimeout), errors.Is(ErrNotCaughtUp) = %v, %v", errors.Is(err, poll.ErrTimeout), errors.Is(err, health.ErrNotCaughtUp))
+		if !errors.Is(err, poll.ErrTimedOut) || !errors.Is(err, health.ErrNotCaughtUp) {
+			t.Errorf("errors.Is(ErrTimeout), errors.Is(ErrNotCaughtUp) = %v, %v", errors.Is(err, poll.ErrTimedOut), errors.Is(err, health.ErrNotCaughtUp))
 		}
 		we, ok := errors.AsType[*poll.WaitError](err)
 		if !ok {
@@ -165,7 +165,7 @@ func TestWaitParentContext(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		defer cancel()
 		err := poll.Wait(ctx, func(context.Context) error { return errors.New("never") }, poll.Policy{})
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, poll.ErrTimeout) {
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, poll.ErrTimedOut) {
 			t.Errorf("Wait = %v, want the parent's deadline, not the policy's", err)
 		}
 	})
