@@ -309,7 +309,7 @@ func ReleaseVersionLevels(mv MetadataVersion, reader Release) (FeatureLevels, er
 	return out, nil
 }
 
-// A Quorum says how a KRaft controller quorum is configured.
+// A QuorumKind says how a KRaft controller quorum is configured.
 type QuorumKind int
 
 const (
