@@ -56,30 +56,20 @@ func InspectControllers(addrs ...string) InspectOption {
 	return inspectOptionFunc(func(c *inspectConfig) { c.controllers = append(c.controllers, addrs...) })
 }
 
-// NodeInfo is what [Inspect] learned about one node.
+// NodeInfo is what [Inspect] learned about one node: its [compat.NodeState]
+// (id, roles, exact release as the Orchestrator reported it, pins with their
+// sources, migration flag, supported feature ranges; unknown facts zero),
+// and what an operator wants to see besides.
 type NodeInfo struct {
-	ID    int32       `json:"id"`
-	Roles []node.Role `json:"roles"`
+	compat.NodeState
 	// Addr is the node's broker listener, or its controller listener for a
 	// controller-only node; empty if unknown.
 	Addr string `json:"addr,omitempty"`
 	Rack string `json:"rack,omitempty"`
-	// Release is the exact release the node runs, as the Orchestrator
-	// reported it; empty if unknown.
-	Release string `json:"release,omitempty"`
 	// Line is the release line the node's ApiVersions answer reveals,
 	// franz-go's guess (for example "v3.9" or "at least v4.1"); empty if the
 	// node did not answer.
 	Line string `json:"line,omitempty"`
-	// IBPV and LMFV are the node's inter.broker.protocol.version and
-	// log.message.format.version with their sources (brokers only; unknown
-	// where the release has no such setting).
-	IBPV compat.ConfigValue `json:"ibpv"`
-	LMFV compat.ConfigValue `json:"lmfv"`
-	// Migration reports zookeeper.metadata.migration.enable=true.
-	Migration bool `json:"migration,omitempty"`
-	// Supported are the feature ranges the node's software supports.
-	Supported map[string]compat.LevelRange `json:"supported,omitempty"`
 	// Errors are what could not be read from this node, and why.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -208,7 +198,7 @@ func (x *inspector) unknown(fact string, err error) {
 
 func (x *inspector) info(id int32) *NodeInfo {
 	if x.infos[id] == nil {
-		x.infos[id] = &NodeInfo{ID: id}
+		x.infos[id] = &NodeInfo{NodeState: compat.NodeState{ID: id}}
 	}
 	return x.infos[id]
 }
@@ -362,8 +352,8 @@ func (x *inspector) quorum(ctx context.Context) compat.FeatureLevels {
 		if !slices.Contains(n.Roles, nf.Role) {
 			n.Roles = append(n.Roles, nf.Role)
 		}
-		if n.Supported == nil {
-			n.Supported = maps.Clone(nf.Supported)
+		if n.SupportedFeatures == nil {
+			n.SupportedFeatures = maps.Clone(nf.Supported)
 		}
 		for f := range nf.Supported {
 			if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
@@ -412,23 +402,23 @@ func (x *inspector) state(mode compat.Mode, orchNodes map[int32]node.Node) {
 	for _, id := range slices.Sorted(maps.Keys(x.infos)) {
 		n := x.infos[id]
 		slices.Sort(n.Roles)
-		ns := compat.NodeState{ID: id, IBPV: n.IBPV, LMFV: n.LMFV, Migration: n.Migration, SupportedFeatures: n.Supported}
-		ns.Roles = slices.Clone(n.Roles)
 		if on, ok := orchNodes[id]; ok && on.Version != "" {
 			rel, err := compat.ParseRelease(on.Version)
 			if err != nil {
 				x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
 			} else {
-				ns.Release, n.Release = rel, rel.String()
+				n.Release = rel
 			}
 		}
-		if n.Release == "" {
+		if n.Release.IsZero() {
 			msg := fmt.Sprintf("node %d: exact release", id)
 			if n.Line != "" {
 				msg += " (its API versions say " + n.Line + ")"
 			}
 			x.in.Unknown = append(x.in.Unknown, msg)
 		}
+		ns := n.NodeState
+		ns.Roles = slices.Clone(n.Roles)
 		if mode == compat.ModeZooKeeper && !n.IBPV.Known() {
 			ns.IBPV = compat.ConfigValue{}
 		}
@@ -449,9 +439,9 @@ func midUpgrade(in Inspection) []string {
 	var why []string
 	releases := map[string][]int32{}
 	for _, n := range in.Nodes {
-		key := n.Release
-		if key == "" {
-			key = n.Line
+		key := n.Line
+		if !n.Release.IsZero() {
+			key = n.Release.String()
 		}
 		if key != "" {
 			releases[key] = append(releases[key], n.ID)
@@ -506,12 +496,12 @@ func (in Inspection) String() string {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tROLES\tADDRESS\tRACK\tRELEASE\tAPI LINE\tIBPV\tLMFV\tmetadata.version")
 	for _, n := range in.Nodes {
-		rel := n.Release
-		if rel == "" {
-			rel = "?"
+		rel := "?"
+		if !n.Release.IsZero() {
+			rel = n.Release.String()
 		}
 		mv := "-"
-		if r, ok := n.Supported[compat.FeatureMetadataVersion]; ok {
+		if r, ok := n.SupportedFeatures[compat.FeatureMetadataVersion]; ok {
 			mv = fmt.Sprintf("%d..%d", r.Min, r.Max)
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, rolesString(n.Roles), orDash(n.Addr), orDash(n.Rack), rel,

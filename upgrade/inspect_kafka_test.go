@@ -28,7 +28,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 		t.Fatalf("nodes %v", in.Nodes)
 	}
 	for _, n := range in.Nodes {
-		if n.Release != "3.6.2" || n.Line != "v3.6" {
+		if n.Release.String() != "3.6.2" || n.Line != "v3.6" {
 			t.Errorf("node %d: release %q line %q, want 3.6.2 / v3.6", n.ID, n.Release, n.Line)
 		}
 		if n.IBPV != compat.Static("3.5") {
@@ -89,10 +89,10 @@ func TestInspectKRaft(t *testing.T) {
 		if n.ID <= 3 {
 			wantRole = node.RoleController
 		}
-		if !slices.Equal(n.Roles, []node.Role{wantRole}) || n.Release != "3.9.2" {
+		if !slices.Equal(n.Roles, []node.Role{wantRole}) || n.Release.String() != "3.9.2" {
 			t.Errorf("node %d: roles %v release %q", n.ID, n.Roles, n.Release)
 		}
-		if r := n.Supported[compat.FeatureMetadataVersion]; r.Max != 21 {
+		if r := n.SupportedFeatures[compat.FeatureMetadataVersion]; r.Max != 21 {
 			t.Errorf("node %d supports metadata.version up to %d, want 21 (3.9-IV0)", n.ID, r.Max)
 		}
 	}
@@ -114,7 +114,7 @@ func TestInspectKRaft(t *testing.T) {
 		if n.ID == 6 {
 			want, line = "4.1.2", "v4.1"
 		}
-		if n.Release != want || (n.ID > 3 && n.Line != line) {
+		if n.Release.String() != want || (n.ID > 3 && n.Line != line) {
 			t.Errorf("node %d: release %q line %q, want %s / %s", n.ID, n.Release, n.Line, want, line)
 		}
 	}

@@ -192,7 +192,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 
 	after := inspect(t, c)
 	for _, n := range after.Nodes {
-		if n.Release != "3.9.2" || n.IBPV.Value != "3.9-IV0" || n.IBPV.Source != compat.SourceStatic {
+		if n.Release.String() != "3.9.2" || n.IBPV.Value != "3.9-IV0" || n.IBPV.Source != compat.SourceStatic {
 			t.Errorf("node %d after the upgrade: release %q, IBPV %+v; want 3.9.2 with a static IBPV 3.9-IV0", n.ID, n.Release, n.IBPV)
 		}
 		if n.Line != "v3.9" {
@@ -304,7 +304,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 	}
 	after := inspect(t, c)
 	for _, n := range after.Nodes {
-		if n.Release != "4.1.2" {
+		if n.Release.String() != "4.1.2" {
 			t.Errorf("node %d runs %q after the upgrade", n.ID, n.Release)
 		}
 	}
