@@ -6,7 +6,7 @@
 // during the upgrade, and records produced, acknowledged and lost. It exits
 // non-zero if any acknowledged record was lost.
 //
-//	go run ./examples/quickstart                          # KRaft 3.9.2 → 4.3.1, 3 controllers + 3 brokers
+//	go run ./examples/quickstart                          # KRaft 3.9.2 → 4.4.0, 3 controllers + 3 brokers
 //	go run ./examples/quickstart -combined                # 3 combined nodes instead
 //	go run ./examples/quickstart -mode zookeeper          # ZooKeeper 3.6.2 → 3.9.2
 //	go run ./examples/quickstart -from 3.8.1 -via 3.9.2 -to 4.1.2
@@ -33,7 +33,7 @@ import (
 func main() {
 	mode := flag.String("mode", "kraft", "cluster mode: kraft or zookeeper")
 	from := flag.String("from", "", "release to start on (default 3.9.2 for KRaft, 3.6.2 for ZooKeeper)")
-	to := flag.String("to", "", "release to upgrade to (default 4.3.1 for KRaft, 3.9.2 for ZooKeeper)")
+	to := flag.String("to", "", "release to upgrade to (default 4.4.0 for KRaft, 3.9.2 for ZooKeeper)")
 	via := flag.String("via", "", "comma-separated releases to stop at on the way (each fully upgraded and finalized)")
 	combined := flag.Bool("combined", false, "KRaft: 3 combined nodes instead of 3 controllers + 3 brokers")
 	rate := flag.Int("rate", 500, "records per second of traffic")
@@ -53,7 +53,7 @@ func run(mode, from, to, via string, combined bool, rate int, finalize bool) err
 	var opts []kafkatest.Option
 	switch mode {
 	case "kraft":
-		from, to = or(from, "3.9.2"), or(to, "4.3.1")
+		from, to = or(from, "3.9.2"), or(to, "4.4.0")
 		opts = append(opts, kafkatest.KRaft(from))
 		if combined {
 			opts = append(opts, kafkatest.Combined(3))
