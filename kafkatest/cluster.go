@@ -46,6 +46,7 @@ type Cluster struct {
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
+	stateMu   sync.Mutex // serialises writes of StateFile
 	dists     map[string]*Distribution
 }
 
@@ -217,6 +218,7 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	} else {
 		c.clusterID = newClusterID()
 	}
+	c.saveState()
 	return nil
 }
 
@@ -466,7 +468,8 @@ func (c *Cluster) Name() string { return c.name }
 // Mode returns the cluster's mode.
 func (c *Cluster) Mode() Mode { return c.cfg.mode }
 
-// Dir returns the cluster's directory.
+// Dir returns the cluster's directory. It holds [StateFile], so that
+// [Reopen] can start the cluster again from it.
 func (c *Cluster) Dir() string { return c.dir }
 
 // ClusterID returns the KRaft cluster id the storage was formatted with ("" in
@@ -633,6 +636,7 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) erro
 		return fmt.Errorf("kafkatest: restart node %d: %w", id, err)
 	}
 	n.apply(dist, ch)
+	c.saveState()
 	if err := n.start(); err != nil {
 		return err
 	}
@@ -853,6 +857,7 @@ func (c *Cluster) Provision(ctx context.Context, spec upgrade.NodeSpec) (upgrade
 	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
 		return upgrade.Node{}, fmt.Errorf("kafkatest: %w", err)
 	}
+	c.saveState()
 	if c.cfg.mode == KRaftMode {
 		if err := c.format(ctx, n); err != nil {
 			return upgrade.Node{}, err
@@ -884,6 +889,7 @@ func (c *Cluster) Retire(ctx context.Context, id int32) error {
 	c.nodes = slices.DeleteFunc(c.nodes, func(m *Node) bool { return m == n })
 	c.retired = append(c.retired, n)
 	c.nodesMu.Unlock()
+	c.saveState()
 	c.cfg.logger.Info("node retired", "node", id)
 	return nil
 }
