@@ -10,15 +10,28 @@
 //	go run ./examples/quickstart -combined                # 3 combined nodes instead
 //	go run ./examples/quickstart -mode zookeeper          # ZooKeeper 3.6.2 → 3.9.2
 //	go run ./examples/quickstart -from 3.8.1 -via 3.9.2 -to 4.1.2
+//	go run ./examples/quickstart -journal /tmp/qs.json    # resumable: rerun after a crash or Ctrl-C
 //
 // The latency baseline is taken on a warm cluster: traffic first runs until
 // the p99 of consecutive 5 s windows agree (at most 90 s; the report says if
 // it never settled), then a 20 s window is measured before the upgrade and
 // another after it.
+//
+// With -journal FILE the Runner keeps its progress in FILE, the cluster lives
+// in FILE.cluster/ and the plan is kept beside it. If the program is
+// interrupted or killed mid-upgrade, its JVMs die with it (on Linux; see
+// kafkatest), but their data stays: running it again with the same -journal
+// starts the same nodes again from FILE.cluster/ (each on the release it was
+// on, see kafkatest.Reopen) and the Runner resumes the same plan from the
+// journal. FILE.cluster/ is removed once the upgrade is finished; FILE stays
+// as the record of the run. Against a cluster that outlives the program, the
+// same holds with your own Orchestrator: Runner.Run with the same plan and
+// the same FileJournal resumes.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +54,7 @@ type options struct {
 	combined            bool
 	rate                int
 	finalize            bool
+	journal             string
 }
 
 func main() {
@@ -52,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.combined, "combined", false, "KRaft: 3 combined nodes instead of 3 controllers + 3 brokers")
 	flag.IntVar(&o.rate, "rate", 500, "records per second of traffic")
 	flag.BoolVar(&o.finalize, "finalize", true, "run irreversible steps (the IBPV raise, finalizing metadata.version); false stops before them")
+	flag.StringVar(&o.journal, "journal", "", "keep the Runner's journal in this file and the cluster in FILE.cluster/, so that a rerun with the same -journal resumes an interrupted upgrade (default: a journal inside a temporary cluster directory, removed at the end)")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -60,7 +75,47 @@ func main() {
 	}
 }
 
-func run(o options) error {
+// session is what a -journal run keeps beside its cluster, so that a rerun
+// can reopen the cluster and resume the same plan.
+type session struct {
+	ClusterDir string         `json:"cluster_dir"`
+	Mode       string         `json:"mode"`
+	From       string         `json:"from"`
+	Releases   []string       `json:"releases"` // every release the plan uses
+	Plan       upgrade.Plan   `json:"plan"`
+	Target     upgrade.Target `json:"target"`
+}
+
+const sessionFile = "quickstart.json"
+
+func loadSession(root string) (*session, error) {
+	b, err := os.ReadFile(filepath.Join(root, sessionFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s session
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", filepath.Join(root, sessionFile), err)
+	}
+	return &s, nil
+}
+
+func (s *session) save(root string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, sessionFile)
+	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+func run(o options) (err error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
@@ -94,29 +149,100 @@ func run(o options) error {
 	if o.via != "" {
 		target.Via = strings.Split(o.via, ",")
 	}
+	releases := append(append([]string{o.from}, target.Via...), o.to)
+
+	// With -journal, everything of this run lives at paths derived from it.
+	var root string // FILE.cluster: the cluster's parent directory and the session
+	var sess *session
+	if o.journal != "" {
+		if o.journal, err = filepath.Abs(o.journal); err != nil {
+			return err
+		}
+		root = o.journal + ".cluster"
+		if sess, err = loadSession(root); err != nil {
+			return fmt.Errorf("%w (remove %s and %s to start afresh)", err, root, o.journal)
+		}
+		if sess == nil {
+			if _, err := os.Stat(root); err == nil {
+				fmt.Printf("removing %s: left by a run that ended before its plan was made, so there is nothing to resume\n", root)
+				if err := os.RemoveAll(root); err != nil {
+					return err
+				}
+			}
+			if _, err := os.Stat(o.journal); err == nil {
+				fmt.Printf("journal %s belongs to an earlier run whose cluster is gone (finished or removed): starting a new run and a new journal\n", o.journal)
+				if err := os.Remove(o.journal); err != nil {
+					return err
+				}
+			}
+		} else {
+			releases = sess.Releases
+			fmt.Printf("resuming the upgrade journaled in %s: %s cluster in %s, plan %s (%s → %s); -mode, -from, -to, -via and -combined of the first run apply\n",
+				o.journal, sess.Mode, sess.ClusterDir, sess.Plan.ID, sess.From, sess.Target.Version)
+			o.mode, o.from, target = sess.Mode, sess.From, sess.Target
+		}
+	}
+
 	// Resolve every release up front (with Maven, the first time), so the
 	// upgrade itself does not wait on downloads.
-	for _, r := range append(append([]string{o.from}, target.Via...), o.to) {
+	for _, r := range releases {
 		if _, err := kafkatest.Resolve(ctx, r); err != nil {
 			return err
 		}
 	}
 
-	section("Starting a %s cluster on Kafka %s", o.mode, o.from)
+	resumed := sess != nil
+	var c *kafkatest.Cluster
 	began := time.Now()
-	c, err := kafkatest.New(ctx, opts...)
-	if err != nil {
-		return err
+	if resumed {
+		section("Starting the %s cluster in %s again, each node on the release it was on", o.mode, sess.ClusterDir)
+		if c, err = kafkatest.Reopen(ctx, sess.ClusterDir); err != nil {
+			return fmt.Errorf("%w\nto start afresh instead: rm -r %s %s", err, root, o.journal)
+		}
+	} else {
+		section("Starting a %s cluster on Kafka %s", o.mode, o.from)
+		if root != "" {
+			opts = append(opts, kafkatest.Dir(root))
+		}
+		if c, err = kafkatest.New(ctx, opts...); err != nil {
+			if root != "" {
+				os.RemoveAll(root)
+			}
+			return err
+		}
 	}
+	// resumable says whether an interrupted upgrade could be resumed from
+	// root (a plan is kept there): then the cluster's directory stays;
+	// otherwise it goes.
+	resumable := resumed
 	defer func() {
-		c.Close() // kills the JVMs and removes the directory kafkatest made
-		fmt.Printf("cluster stopped; removed its directory %s\n", c.Dir())
+		c.Close() // kills the JVMs; removes the directory if kafkatest made it
+		switch {
+		case root == "":
+			fmt.Printf("cluster stopped; removed its directory %s\n", c.Dir())
+		case resumable:
+			fmt.Printf("\nthe upgrade is not finished; the cluster's processes are gone but its data stays in %s\n"+
+				"  resume:          go run ./examples/quickstart -journal %s\n"+
+				"  or start afresh: rm -r %s %s\n", c.Dir(), o.journal, root, o.journal)
+		default:
+			if rerr := os.RemoveAll(root); rerr != nil && err == nil {
+				err = rerr
+			}
+			fmt.Printf("cluster stopped; removed %s (the journal %s stays)\n", root, o.journal)
+		}
 	}()
 	fmt.Printf("cluster %s ready in %v: brokers %v\n", c.Name(), time.Since(began).Round(time.Millisecond), c.Addrs())
-	fmt.Printf("cluster directory %s (removed at the end; if this program is killed, remove it by hand)\n", c.Dir())
+	if root == "" {
+		fmt.Printf("cluster directory %s (removed at the end; if this program is killed, remove it by hand)\n", c.Dir())
+	} else {
+		fmt.Printf("cluster directory %s, journal %s\n"+
+			"  (kept if the upgrade is interrupted, so that a rerun with the same -journal resumes it; removed once it is finished)\n", c.Dir(), o.journal)
+	}
 
-	if err := c.CreateTopic(ctx, "orders", 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
-		return err
+	if !resumed {
+		if err := c.CreateTopic(ctx, "orders", 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
+			return err
+		}
 	}
 	traffic, err := kafkatest.StartTraffic(ctx, c.Addrs(), "orders", kafkatest.Rate(o.rate))
 	if err != nil {
@@ -124,6 +250,9 @@ func run(o options) error {
 	}
 	defer traffic.Stop(context.Background())
 	fmt.Printf("traffic: %d records/s to topic orders (6 partitions, RF 3, min.insync.replicas 2), read back by a consumer group\n", o.rate)
+	if resumed {
+		fmt.Println("  (records of the interrupted run are not counted: their producer died with it)")
+	}
 
 	section("Warming up, then measuring a baseline")
 	warm, err := warmUp(ctx, traffic)
@@ -148,10 +277,15 @@ func run(o options) error {
 	}
 	fmt.Print(in)
 
-	section("Plan (the dry run)")
-	plan, err := upgrade.NewPlan(in.State, target)
-	if err != nil {
-		return err
+	var plan upgrade.Plan
+	if resumed {
+		section("Plan (of the first run, kept in %s)", filepath.Join(root, sessionFile))
+		plan = sess.Plan
+	} else {
+		section("Plan (the dry run)")
+		if plan, err = upgrade.NewPlan(in.State, target); err != nil {
+			return err
+		}
 	}
 	fmt.Print(plan)
 
@@ -168,6 +302,17 @@ func run(o options) error {
 	const canaryWithin = 5 * time.Second
 	fmt.Printf("canary gate: every broker round-trips a record through topic %s within %v before and after each restart\n", can.Topic(), canaryWithin)
 	journal := filepath.Join(c.Dir(), "upgrade-journal.json")
+	if root != "" {
+		journal = o.journal
+		if !resumed {
+			sess = &session{ClusterDir: c.Dir(), Mode: o.mode, From: o.from, Releases: releases, Plan: plan, Target: target}
+			if err := sess.save(root); err != nil {
+				return fmt.Errorf("save the plan for a resumption: %w", err)
+			}
+		}
+		resumable = true
+	}
+	fmt.Printf("journal %s\n", journal)
 	prog := newProgress(plan)
 	ropts := []upgrade.Option{
 		upgrade.CanaryGate(can, canaryWithin),
@@ -183,7 +328,12 @@ func run(o options) error {
 	end := time.Now()
 	if held, ok := errors.AsType[*upgrade.HeldError](runErr); ok {
 		fmt.Printf("stopped before step %d as asked (-finalize=false): %v\n", held.Index+1, held.Step)
+		if root != "" {
+			fmt.Println("  (rerun with the same -journal and -finalize=true to go on)")
+		}
 		runErr = nil
+	} else if runErr == nil {
+		resumable = false
 	}
 
 	var after latency
@@ -214,7 +364,11 @@ func run(o options) error {
 	row := func(name string, l latency) {
 		fmt.Fprintf(w, "%s\t%v\t%d\t%v\t%v\t%v\n", name, l.took.Round(time.Second), l.Count, ms(l.P50), ms(l.P99), ms(l.Max))
 	}
-	row("before the upgrade", before)
+	if resumed {
+		row("before resuming", before)
+	} else {
+		row("before the upgrade", before)
+	}
 	row("during the upgrade", latency{during, end.Sub(start)})
 	if after.Count > 0 {
 		row("after the upgrade", after)
@@ -235,6 +389,10 @@ func run(o options) error {
 		return trafficErr
 	case rep.LostAcknowledged > 0:
 		return rep.Err()
+	}
+	if resumed {
+		fmt.Printf("\nzero acknowledged records lost since resuming (those of the interrupted run are not verified): the rest of the upgrade %v → %v had no downtime for this topic\n", o.from, target.Version)
+		return nil
 	}
 	fmt.Printf("\nzero acknowledged records lost: the upgrade %v → %v had no downtime for this topic\n", o.from, target.Version)
 	return nil
@@ -363,6 +521,10 @@ func (p *progress) event(e upgrade.Event) {
 	switch e.Kind {
 	case upgrade.EventRunStarted:
 		fmt.Println(e.Message)
+	case upgrade.EventStepStarted:
+		if strings.HasPrefix(e.Message, "resuming") {
+			fmt.Printf("%s%s\n", prefix, e.Message)
+		}
 	case upgrade.EventRestarting:
 		p.restart[e.Step] = e.Time
 		fmt.Printf("%srestarting node %d…\n", prefix, e.Node)
