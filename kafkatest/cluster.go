@@ -111,25 +111,14 @@ func New(ctx context.Context, opts ...Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	lockDir := cfg.lockDir
-	if lockDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		lockDir = filepath.Join(base, "kupgrade")
-	}
-	lockCtx, cancel := context.WithTimeoutCause(ctx, cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", cfg.lockTimeout))
-	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
-	cancel()
-	if err != nil {
+	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.setUp(dist); err != nil {
 		c.Close()
 		return nil, err
 	}
-	if err := c.boot(ctx); err != nil {
+	if err := c.boot(ctx, true); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -256,15 +245,36 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// boot formats storage (KRaft) or starts ZooKeeper, then starts every node.
-func (c *Cluster) boot(ctx context.Context) error {
+// lock takes the machine-wide cluster lock (see [LockTimeout]).
+func (c *Cluster) lock(ctx context.Context) error {
+	lockDir := c.cfg.lockDir
+	if lockDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		lockDir = filepath.Join(base, "kupgrade")
+	}
+	lockCtx, cancel := context.WithTimeoutCause(ctx, c.cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", c.cfg.lockTimeout))
+	defer cancel()
+	var err error
+	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
+	return err
+}
+
+// boot starts ZooKeeper (ZooKeeper mode) or, when format is set, formats
+// every KRaft node's storage; then it starts every node and waits until all
+// are ready.
+func (c *Cluster) boot(ctx context.Context, format bool) error {
 	start := time.Now()
 	if c.zk != nil {
 		if err := c.zk.start(ctx, c); err != nil {
 			return err
 		}
-	} else if err := c.formatAll(ctx); err != nil {
-		return err
+	} else if format {
+		if err := c.formatAll(ctx); err != nil {
+			return err
+		}
 	}
 	for _, n := range c.list() {
 		if err := n.start(); err != nil {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/kupgrade/kupgrade/upgrade"
 )
@@ -136,25 +135,18 @@ func Reopen(ctx context.Context, dir string, opts ...Option) (*Cluster, error) {
 	if cfg.mode == ZooKeeperMode {
 		c.zk = &zookeeper{dir: filepath.Join(dir, "zookeeper"), port: s.ZooKeeperPort, dist: first}
 	}
-	lockDir := cfg.lockDir
-	if lockDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		lockDir = filepath.Join(base, "kupgrade")
-	}
-	lockCtx, cancel := context.WithTimeoutCause(ctx, cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", cfg.lockTimeout))
-	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
-	cancel()
-	if err != nil {
+	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.portsFree(); err != nil {
 		c.Close()
 		return nil, err
 	}
-	if err := c.restartAll(ctx); err != nil {
+	if err := writeLogConfigs(c.dir); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.boot(ctx, false); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -181,33 +173,4 @@ func (c *Cluster) portsFree() error {
 		errs = append(errs, check(fmt.Sprintf("node %d", n.id), n.brokerPort), check(fmt.Sprintf("node %d", n.id), n.controllerPort))
 	}
 	return errors.Join(errs...)
-}
-
-// restartAll starts ZooKeeper (if any) and every node on existing data, then
-// waits until all are ready.
-func (c *Cluster) restartAll(ctx context.Context) error {
-	if err := writeLogConfigs(c.dir); err != nil {
-		return err
-	}
-	if c.zk != nil {
-		if err := c.zk.start(ctx, c); err != nil {
-			return err
-		}
-	}
-	for _, n := range c.list() {
-		if err := n.start(); err != nil {
-			return err
-		}
-	}
-	errs := make([]error, len(c.list()))
-	var wg sync.WaitGroup
-	for i, n := range c.list() {
-		wg.Go(func() { errs[i] = c.waitReady(ctx, n) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	c.cfg.logger.Info("cluster reopened", "name", c.name, "dir", c.dir, "nodes", len(c.list()))
-	return nil
 }
