@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -23,24 +22,17 @@ import (
 	"github.com/kupgrade/kupgrade/node"
 )
 
-// crossChecked lists every release kafkatest can run, newest patch of each
-// KRaft line, plus releases Maven Central serves only in part.
-var crossChecked = []struct {
-	release string
-	// missing names the artifact Maven cannot find for a release that is
-	// published incompletely; the subtest then asserts exactly that
-	// failure, so that it fails (and asks for a cross-check) the day the
-	// release becomes resolvable.
-	missing string
-}{
-	{release: "3.7.2"},
-	{release: "3.8.1"},
-	{release: "3.9.2"},
-	{release: "4.0.2"},
-	{release: "4.1.2"},
-	{release: "4.2.1"},
-	{release: "4.3.1"},
-	{release: "4.4.0", missing: "org.apache.kafka:kafka-tools-api:jar:4.4.0"},
+// crossChecked lists every release kafkatest can run: the newest patch of
+// each KRaft line.
+var crossChecked = []string{
+	"3.7.2",
+	"3.8.1",
+	"3.9.2",
+	"4.0.2",
+	"4.1.2",
+	"4.2.2",
+	"4.3.2",
+	"4.4.0",
 }
 
 // TestCompatMatchesRealKafka starts one combined KRaft node of each release
@@ -69,33 +61,9 @@ func TestCompatMatchesRealKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Kafka JVM per release; run without -short")
 	}
-	for _, tt := range crossChecked {
-		t.Run(tt.release, func(t *testing.T) {
-			if tt.missing != "" {
-				checkUnresolvable(t, tt.release, tt.missing)
-				return
-			}
-			crossCheck(t, compat.MustParseRelease(tt.release))
-		})
+	for _, rel := range crossChecked {
+		t.Run(rel, func(t *testing.T) { crossCheck(t, compat.MustParseRelease(rel)) })
 	}
-}
-
-// checkUnresolvable asserts that kafkatest cannot resolve release because
-// Maven lacks the artifact missing.
-func checkUnresolvable(t *testing.T, release, missing string) {
-	kafkatest.RequireTools(t)
-	ctx, cancel := context.WithTimeoutCause(t.Context(), 10*time.Minute,
-		fmt.Errorf("resolving Kafka %s took over 10m", release))
-	defer cancel()
-	_, err := kafkatest.Resolve(ctx, release, kafkatest.ResolveProgress(io.Discard))
-	switch {
-	case err == nil:
-		t.Fatalf("kafkatest.Resolve(%s) succeeded: the release is now published completely; "+
-			"remove its missing artifact from crossChecked so that compat is cross-checked against it", release)
-	case !errors.Is(err, kafkatest.ErrUnresolvable) || !strings.Contains(err.Error(), missing):
-		t.Fatalf("kafkatest.Resolve(%s) = %v, want kafkatest.ErrUnknownRelease naming %s", release, err, missing)
-	}
-	t.Logf("as documented, %s cannot be resolved: %v", release, err)
 }
 
 // crossCheck runs every comparison against one node of rel.

@@ -47,6 +47,7 @@ type Cluster struct {
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
+	stateMu   sync.Mutex // serialises writes of StateFile
 	dists     map[string]*Distribution
 }
 
@@ -111,25 +112,14 @@ func New(ctx context.Context, opts ...Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	lockDir := cfg.lockDir
-	if lockDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		lockDir = filepath.Join(base, "kupgrade")
-	}
-	lockCtx, cancel := context.WithTimeoutCause(ctx, cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", cfg.lockTimeout))
-	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
-	cancel()
-	if err != nil {
+	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.setUp(dist); err != nil {
 		c.Close()
 		return nil, err
 	}
-	if err := c.boot(ctx); err != nil {
+	if err := c.boot(ctx, true); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -218,6 +208,7 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	} else {
 		c.clusterID = newClusterID()
 	}
+	c.saveState()
 	return nil
 }
 
@@ -255,15 +246,36 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// boot formats storage (KRaft) or starts ZooKeeper, then starts every node.
-func (c *Cluster) boot(ctx context.Context) error {
+// lock takes the machine-wide cluster lock (see [LockTimeout]).
+func (c *Cluster) lock(ctx context.Context) error {
+	lockDir := c.cfg.lockDir
+	if lockDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		lockDir = filepath.Join(base, "kupgrade")
+	}
+	lockCtx, cancel := context.WithTimeoutCause(ctx, c.cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", c.cfg.lockTimeout))
+	defer cancel()
+	var err error
+	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
+	return err
+}
+
+// boot starts ZooKeeper (ZooKeeper mode) or, when format is set, formats
+// every KRaft node's storage; then it starts every node and waits until all
+// are ready.
+func (c *Cluster) boot(ctx context.Context, format bool) error {
 	start := time.Now()
 	if c.zk != nil {
 		if err := c.zk.start(ctx, c); err != nil {
 			return err
 		}
-	} else if err := c.formatAll(ctx); err != nil {
-		return err
+	} else if format {
+		if err := c.formatAll(ctx); err != nil {
+			return err
+		}
 	}
 	for _, n := range c.list() {
 		if err := n.start(); err != nil {
@@ -467,7 +479,8 @@ func (c *Cluster) Name() string { return c.name }
 // Mode returns the cluster's mode.
 func (c *Cluster) Mode() compat.Mode { return c.cfg.mode }
 
-// Dir returns the cluster's directory.
+// Dir returns the cluster's directory. It holds [StateFile], so that
+// [Reopen] can start the cluster again from it.
 func (c *Cluster) Dir() string { return c.dir }
 
 // ClusterID returns the KRaft cluster id the storage was formatted with ("" in
@@ -634,6 +647,7 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 		return fmt.Errorf("kafkatest: restart node %d: %w", id, err)
 	}
 	n.apply(dist, ch)
+	c.saveState()
 	if err := n.start(); err != nil {
 		return err
 	}
@@ -854,6 +868,7 @@ func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, err
 	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
 		return node.Node{}, fmt.Errorf("kafkatest: %w", err)
 	}
+	c.saveState()
 	if c.cfg.mode == compat.ModeKRaft {
 		if err := c.format(ctx, n); err != nil {
 			return node.Node{}, err
@@ -885,6 +900,7 @@ func (c *Cluster) Retire(ctx context.Context, id int32) error {
 	c.nodes = slices.DeleteFunc(c.nodes, func(m *Process) bool { return m == n })
 	c.retired = append(c.retired, n)
 	c.nodesMu.Unlock()
+	c.saveState()
 	c.cfg.logger.Info("node retired", "node", id)
 	return nil
 }

@@ -275,10 +275,10 @@ func TestNoOrphans(t *testing.T) {
 	if os.Getenv("KAFKATEST_ORPHAN_CHILD") != "" {
 		return // the child's work is in TestOrphanChild
 	}
-	kafkatest.RequireTools(t)
 	if testing.Short() {
 		t.Skip("starts real Kafka JVMs")
 	}
+	kafkatest.RequireTools(t)
 	for _, how := range []string{"fail", "panic", "sigkill"} {
 		t.Run(how, func(t *testing.T) {
 			nameFile := filepath.Join(t.TempDir(), "name")

@@ -65,6 +65,7 @@ type resolveConfig struct {
 	progress io.Writer
 	home     string
 	mvn      string
+	mvnArgs  []string
 	java     string
 }
 
@@ -91,6 +92,18 @@ func KafkaHome(dir string) ResolveOption {
 // MavenCommand sets the Maven launcher, overriding the default: "mvn" on PATH.
 func MavenCommand(path string) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.mvn = path })
+}
+
+// MavenArgs adds command-line arguments to every Maven run, before the goal;
+// the default is none. Several MavenArgs add up, in order. Use it for what
+// Maven's own settings do not already cover, for example
+// MavenArgs("-s", "ci-settings.xml") for a settings file with a corporate
+// mirror, MavenArgs("-o") to resolve only from the local repository, or
+// MavenArgs("-Dmaven.repo.local=/tmp/m2") for another local repository.
+// Releases already in the cache directory are not resolved again, whatever
+// the arguments.
+func MavenArgs(args ...string) ResolveOption {
+	return resolveOptionFunc(func(c *resolveConfig) { c.mvnArgs = append(c.mvnArgs, args...) })
 }
 
 // JavaCommand sets the java launcher, overriding the default: $JAVA_HOME/bin/java
@@ -279,9 +292,7 @@ func mavenResolve(ctx context.Context, cfg *resolveConfig, release string, major
 	start := time.Now()
 	fmt.Fprintf(cfg.progress, "kafkatest: resolving Kafka %s with Maven into %s (first use only)\n", release, dir)
 	tmp := filepath.Join(dir, "libs.partial")
-	cmd := exec.CommandContext(ctx, mvnPath, "-B", "-U", "-f", filepath.Join(dir, "pom.xml"),
-		"org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
-		"-DincludeScope=runtime", "-DoutputDirectory="+tmp)
+	cmd := exec.CommandContext(ctx, mvnPath, cfg.mavenArgs(filepath.Join(dir, "pom.xml"), tmp)...)
 	cmd.Dir = dir
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -326,9 +337,22 @@ func mavenResolve(ctx context.Context, cfg *resolveConfig, release string, major
 	return nil
 }
 
+// mavenArgs is the Maven command line (after the launcher) that copies the
+// runtime dependencies of pom into out: the user's [MavenArgs] go before the
+// goal.
+func (c *resolveConfig) mavenArgs(pom, out string) []string {
+	args := append([]string{"-B", "-U"}, c.mvnArgs...)
+	return append(args, "-f", pom,
+		"org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
+		"-DincludeScope=runtime", "-DoutputDirectory="+out)
+}
+
 // mavenError turns Maven's failure into one that says what is missing.
 func mavenError(release string, err error, lines []string) error {
 	detail := strings.Join(lines, "\n")
+	if m := offlineRE.FindStringSubmatch(detail); m != nil {
+		return fmt.Errorf("kafkatest: Maven is offline (-o) and its local repository lacks %s, which resolving Kafka %s needs (resolve once online, or drop -o from MavenArgs)", m[1], release)
+	}
 	for _, l := range lines {
 		if m := missingRE.FindStringSubmatch(l); m != nil {
 			if strings.HasPrefix(m[1], "org.apache.kafka:kafka_2.13:") || strings.HasPrefix(m[1], "org.apache.kafka:kafka-tools:") && strings.Contains(detail, "kafka_2.13:jar:"+release+" was not found") {
@@ -347,6 +371,11 @@ func mavenError(release string, err error, lines []string) error {
 // 3.8 ("Could not find artifact g:a:jar:v") and 3.9 ("artifacts could not be
 // resolved: g:a:jar:v, …").
 var missingRE = regexp.MustCompile(`(?:Could not find artifact|could not be resolved:) ([\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+)`)
+
+// offlineRE finds the artifact an offline Maven (-o) lacks: "Cannot access
+// central (…) in offline mode and the artifact g:a:jar:v has not been
+// downloaded from it before".
+var offlineRE = regexp.MustCompile(`in offline mode and the artifact ([\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+) has not been downloaded`)
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
