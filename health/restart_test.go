@@ -12,8 +12,9 @@ import (
 	"github.com/kupgrade/kupgrade/health"
 )
 
-// canRestart runs g (nil: the default rules) on the snapshot both unindexed
-// and indexed, checks that both agree, and returns the verdict.
+// canRestart runs g (nil: the default rules) on the snapshot unindexed, with
+// an index not built yet (which scans) and with a built index, checks that
+// all agree, and returns the verdict.
 func canRestart(t *testing.T, g *health.Gate, s health.Snapshot, nodes ...int32) health.Verdict {
 	t.Helper()
 	run := health.CanRestart
@@ -21,8 +22,10 @@ func canRestart(t *testing.T, g *health.Gate, s health.Snapshot, nodes ...int32)
 		run = g.CanRestart
 	}
 	plain := run(s, nodes...)
-	indexed := run(s.Indexed(), nodes...)
-	if diff := cmp.Diff(plain, indexed); diff != "" {
+	if diff := cmp.Diff(plain, run(s.Indexed(), nodes...)); diff != "" {
+		t.Fatalf("verdicts before the index is built and unindexed differ (-plain +fresh):\n%s", diff)
+	}
+	if diff := cmp.Diff(plain, run(health.Built(s), nodes...)); diff != "" {
 		t.Fatalf("indexed and unindexed verdicts differ (-plain +indexed):\n%s", diff)
 	}
 	if plain.OK != (len(plain.Reasons) == 0) {
