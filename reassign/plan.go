@@ -142,9 +142,16 @@ const (
 // planner holds the working state of one PlanMoves call. Brokers are
 // "dense" indexes 0..n-1: first the broker list sorted by id, then unknown
 // brokers found in replica lists.
+//
+// The partitions the plan may change are its working set, numbered w. With
+// brokers to add (full), every partition may move: w is the partition's
+// index and rep parallels a.reps. Otherwise only the partitions with a
+// replica on a retiring broker may: w numbers them in topic, partition
+// order, and rep holds only theirs, so that the planner's memory grows with
+// the change, not with the cluster.
 type planner struct {
 	a   *Assignment
-	ord []int32 // partitions in topic, partition order; nil if identity
+	seq sequence // partitions in topic, partition order
 
 	ids       []int32  // dense → broker id
 	rack      []int32  // dense → rack index, -1 if none
@@ -159,12 +166,16 @@ type planner struct {
 	nTarget   int
 	nAdded    int
 
-	rep     []int32 // working replicas, dense, parallel to a.reps
-	touched []bool  // per partition: rotated and possibly changed
-	nrep    []int32
-	nlead   []int32
-	nrep0   []int32 // counts before the plan
-	nlead0  []int32
+	full     bool
+	wpart    []int32 // not full: w → partition index
+	woff     []int32 // not full: w → offset of its replicas in rep
+	rep      []int32 // working replicas, dense
+	affected []int32 // full: working partitions with a retired replica, in order
+	touched  []bool  // per working partition: rotated and possibly changed
+	nrep     []int32
+	nlead    []int32
+	nrep0    []int32 // counts before the plan
+	nlead0   []int32
 
 	placed []placement
 	pools  []*pool // structures to fix when counts change
@@ -179,11 +190,11 @@ func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
 	if a == nil {
 		a = new(Assignment)
 	}
-	ord, err := a.order()
+	seq, err := a.order()
 	if err != nil {
 		return nil, err
 	}
-	p := &planner{a: a, ord: ord}
+	p := &planner{a: a, seq: seq}
 
 	bs := slices.Clone(brokers)
 	slices.SortFunc(bs, func(x, y Broker) int { return int(x.ID) - int(y.ID) })
@@ -267,34 +278,100 @@ func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
 		}
 	}
 
-	// Working replicas in dense form, and the counts.
-	p.rep = make([]int32, len(a.reps))
-	for i, id := range a.reps {
-		d, ok := p.idx.get(id)
-		if !ok {
-			d = p.addBroker(id, -1)
-		}
-		p.rep[i] = d
-	}
+	p.count()
 	for d := range p.ids {
 		if d < p.nKnown && !p.retiring[d] {
 			p.target[d] = true
 			p.nTarget++
 		}
 	}
-	n := len(p.ids)
-	p.nrep = make([]int32, n)
-	p.nlead = make([]int32, n)
-	for _, pt := range a.parts {
-		p.nlead[p.rep[pt.off]]++
-	}
-	for _, d := range p.rep {
-		p.nrep[d]++
-	}
 	p.nrep0 = slices.Clone(p.nrep)
 	p.nlead0 = slices.Clone(p.nlead)
-	p.touched = make([]bool, len(a.parts))
+	p.touched = make([]bool, p.works())
 	return p, nil
+}
+
+// count makes, in one pass over the partitions in order, the replica and
+// leader counts and the working set with its replicas in dense form.
+func (p *planner) count() {
+	a := p.a
+	p.full = p.nAdded > 0
+	if p.full {
+		p.rep = make([]int32, len(a.reps))
+	}
+	for _, sp := range p.seq.spans {
+		for k := sp.lo; k < sp.hi; k++ {
+			i := p.seq.at(k)
+			pt := a.parts[i]
+			src := a.reps[pt.off : pt.off+pt.n]
+			hit := false
+			for j, id := range src {
+				d, ok := p.idx.get(id)
+				if !ok {
+					d = p.addBroker(id, -1)
+				}
+				p.nrep[d]++
+				if j == 0 {
+					p.nlead[d]++
+				}
+				hit = hit || p.retiring[d]
+				if p.full {
+					p.rep[int(pt.off)+j] = d
+				}
+			}
+			switch {
+			case !hit:
+			case p.full:
+				p.affected = append(p.affected, int32(i))
+			default:
+				p.wpart = append(p.wpart, int32(i))
+				p.woff = append(p.woff, int32(len(p.rep)))
+				for _, id := range src {
+					d, _ := p.idx.get(id)
+					p.rep = append(p.rep, d)
+				}
+			}
+		}
+	}
+}
+
+// works returns the size of the working set.
+func (p *planner) works() int {
+	if p.full {
+		return len(p.a.parts)
+	}
+	return len(p.wpart)
+}
+
+// nAffected returns how many working partitions have a retired replica;
+// affectedAt(k) is the k-th, in topic, partition order.
+func (p *planner) nAffected() int {
+	if p.full {
+		return len(p.affected)
+	}
+	return len(p.wpart)
+}
+
+func (p *planner) affectedAt(k int) int {
+	if p.full {
+		return int(p.affected[k])
+	}
+	return k
+}
+
+// inOrder calls fn for every working partition in topic, partition order.
+func (p *planner) inOrder(fn func(w int)) {
+	if !p.full {
+		for w := range p.wpart {
+			fn(w)
+		}
+		return
+	}
+	for _, sp := range p.seq.spans {
+		for k := sp.lo; k < sp.hi; k++ {
+			fn(p.seq.at(k))
+		}
+	}
 }
 
 // addBroker appends a dense broker and returns its index.
@@ -306,32 +383,39 @@ func (p *planner) addBroker(id, rack int32) int32 {
 	p.target = append(p.target, false)
 	p.added = append(p.added, false)
 	p.pair = append(p.pair, -1)
+	p.nrep = append(p.nrep, 0)
+	p.nlead = append(p.nlead, 0)
 	p.idx.put(id, d)
 	return d
 }
 
-// partition returns the i-th partition in topic, partition order.
-func (p *planner) partition(k int) int {
-	if p.ord == nil {
-		return k
+// part returns the partition index of working partition w.
+func (p *planner) part(w int) int {
+	if p.full {
+		return w
 	}
-	return int(p.ord[k])
+	return int(p.wpart[w])
 }
 
-func (p *planner) replicas(i int) []int32 {
-	pt := p.a.parts[i]
-	return p.rep[pt.off : pt.off+pt.n]
+// replicas returns the working replicas of working partition w.
+func (p *planner) replicas(w int) []int32 {
+	if p.full {
+		pt := p.a.parts[w]
+		return p.rep[pt.off : pt.off+pt.n : pt.off+pt.n]
+	}
+	off, n := p.woff[w], p.a.parts[p.wpart[w]].n
+	return p.rep[off : off+n : off+n]
 }
 
-// leader returns the dense index of partition i's current leader if it is
-// one of its replicas now, else -1.
-func (p *planner) leader(i int) int32 {
-	id := p.a.parts[i].leader
+// leader returns the dense index of working partition w's current leader if
+// it is one of its replicas now, else -1.
+func (p *planner) leader(w int) int32 {
+	id := p.a.parts[p.part(w)].leader
 	if id < 0 {
 		return -1
 	}
 	d, ok := p.idx.get(id)
-	if !ok || !slices.Contains(p.replicas(i), d) {
+	if !ok || !slices.Contains(p.replicas(w), d) {
 		return -1
 	}
 	return d
@@ -446,6 +530,7 @@ func (p *planner) clash(r []int32, k int, rack int32) int {
 // already holds the partition. Best is, in order: fewest rack clashes, in
 // prefRack (if >= 0), least loaded by kind, lowest id.
 func (p *planner) choose(pl *pool, r []int32, k int, kind int, prefRack int32) (int32, int) {
+	pl.use()
 	best, bestClash, bestPen := int32(-1), 0, 0
 	for g := range pl.heaps {
 		less := pl.heaps[g][kind].less
@@ -473,13 +558,6 @@ func (p *planner) evacuate() error {
 	pl := p.newPool(p.target)
 	p.pools = append(p.pools, pl)
 	defer func() { p.pools = p.pools[:0] }()
-	var affected []int32 // partitions with a retired replica, in order
-	for k := range p.a.parts {
-		i := p.partition(k)
-		if slices.ContainsFunc(p.replicas(i), func(d int32) bool { return p.retiring[d] }) {
-			affected = append(affected, int32(i))
-		}
-	}
 	// Two passes: first the slots that will lead, by leader count, then the
 	// others by replica count, which evens out what the first pass skewed.
 	// Greedy placement in partition order can leave a broker two or more
@@ -487,7 +565,7 @@ func (p *planner) evacuate() error {
 	// a new replica elsewhere costs no extra move, so each pass is refined
 	// before the next.
 	for _, kind := range []int{byLeaders, byReplicas} {
-		if err := p.evacuatePass(pl, affected, kind); err != nil {
+		if err := p.evacuatePass(pl, kind); err != nil {
 			return err
 		}
 		p.refine(pl, kind)
@@ -542,9 +620,9 @@ func (p *planner) refine(pl *pool, kind int) {
 	}
 }
 
-func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
-	for _, i := range affected {
-		i := int(i)
+func (p *planner) evacuatePass(pl *pool, kind int) error {
+	for k := range p.nAffected() {
+		i := p.affectedAt(k)
 		r := p.replicas(i)
 		p.touch(i)
 		for s, old := range r {
@@ -572,7 +650,7 @@ func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
 				}
 			}
 			if c < 0 {
-				pt := p.a.parts[i]
+				pt := p.a.parts[p.part(i)]
 				return &PartitionError{
 					Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
 					Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
@@ -596,13 +674,12 @@ func (p *planner) prepareBalance() {
 	}
 	p.list = make([]int32, len(p.rep))
 	next := slices.Clone(p.listOff[:n])
-	for k := range p.a.parts {
-		i := p.partition(k)
+	p.inOrder(func(i int) {
 		for _, d := range p.replicas(i) {
 			p.list[next[d]] = int32(i)
 			next[d]++
 		}
-	}
+	})
 }
 
 // balance moves replicas from the most loaded remaining brokers onto the
@@ -677,39 +754,41 @@ func (p *planner) balance(kind int) {
 // moves builds the plan's moves from the partitions that changed.
 func (p *planner) moves() Moves {
 	n, size := 0, 0
-	for i, t := range p.touched {
+	for w, t := range p.touched {
 		if t {
 			n++
-			size += 2 * int(p.a.parts[i].n)
+			size += 2 * int(p.a.parts[p.part(w)].n)
 		}
 	}
-	arena := make([]int32, 0, size)
+	arena := make([]int32, size)
 	out := make(Moves, 0, n)
-	for k := range p.a.parts {
-		i := p.partition(k)
-		if !p.touched[i] {
-			continue
+	at := 0
+	p.inOrder(func(w int) {
+		if !p.touched[w] {
+			return
 		}
+		i := p.part(w)
 		pt := p.a.parts[i]
-		from := p.a.reps[pt.off : pt.off+pt.n]
-		start := len(arena)
-		arena = append(arena, from...)
-		for _, d := range p.replicas(i) {
-			arena = append(arena, p.ids[d])
+		from := arena[at : at+int(pt.n) : at+int(pt.n)]
+		to := arena[at+int(pt.n) : at+2*int(pt.n) : at+2*int(pt.n)]
+		copy(from, p.a.reps[pt.off:pt.off+pt.n])
+		same := true
+		for j, d := range p.replicas(w) {
+			to[j] = p.ids[d]
+			same = same && to[j] == from[j]
 		}
-		mid, end := start+int(pt.n), len(arena)
-		if slices.Equal(arena[start:mid], arena[mid:end]) {
-			arena = arena[:start]
-			continue
+		if same {
+			return
 		}
+		at += 2 * int(pt.n)
 		out = append(out, Move{
 			Topic:     p.a.topics[pt.topic],
 			Partition: pt.partition,
-			From:      arena[start:mid:mid],
-			To:        arena[mid:end:end],
+			From:      from,
+			To:        to,
 			Bytes:     p.a.sizeOf(i),
 		})
-	}
+	})
 	return out
 }
 
@@ -764,10 +843,21 @@ func (x *brokerIndex) put(id, d int32) {
 
 // A pool is a set of candidate brokers grouped by rack, each group held in
 // two heaps: by replicas and by leaders.
+//
+// The heaps are kept in order only while they are consulted. Evacuating
+// brokers that all have partners changes counts hundreds of thousands of
+// times and never asks the pool; so once the counts changed more times since
+// the pool was last consulted than it has members, fix stops reordering and
+// the next consultation reorders every heap at once, which costs about as
+// much as that many fixes. Either way the heaps are in order whenever they
+// are read.
 type pool struct {
 	group []int32    // dense → group index, -1 if not a member
 	heaps [][2]iheap // per group
 	racks []int32    // per group: rack index or -1
+	size  int        // members
+	fixes int        // fixes since the pool was last consulted
+	stale bool       // the heaps are out of order
 }
 
 func (p *planner) newPool(member []bool) *pool {
@@ -789,6 +879,7 @@ func (p *planner) newPool(member []bool) *pool {
 			pl.racks = append(pl.racks, p.rack[d])
 		}
 		pl.group[d] = g
+		pl.size++
 		for k := range 2 {
 			pl.heaps[g][k].push(int32(d))
 		}
@@ -796,15 +887,38 @@ func (p *planner) newPool(member []bool) *pool {
 	return pl
 }
 
+// fix restores the heap order after d's counts changed, or leaves it to the
+// next [pool.use].
 func (pl *pool) fix(d int32) {
-	if g := pl.group[d]; g >= 0 {
-		pl.heaps[g][0].fix(d)
-		pl.heaps[g][1].fix(d)
+	g := pl.group[d]
+	if g < 0 || pl.stale {
+		return
+	}
+	if pl.fixes++; pl.fixes > pl.size {
+		pl.stale = true
+		return
+	}
+	pl.heaps[g][0].fix(d)
+	pl.heaps[g][1].fix(d)
+}
+
+// use makes the heaps ready to be read: it reorders them if fix stopped
+// doing so.
+func (pl *pool) use() {
+	pl.fixes = 0
+	if !pl.stale {
+		return
+	}
+	pl.stale = false
+	for g := range pl.heaps {
+		pl.heaps[g][0].heapify()
+		pl.heaps[g][1].heapify()
 	}
 }
 
 // min returns the smallest count of any member, by kind.
 func (pl *pool) min(kind int, count []int32) int32 {
+	pl.use()
 	m := int32(-1)
 	for g := range pl.heaps {
 		if h := &pl.heaps[g][kind]; h.len() > 0 {
@@ -833,6 +947,13 @@ func newIheap(n int, less func(x, y int32) bool) *iheap {
 }
 
 func (h *iheap) len() int { return len(h.items) }
+
+// heapify restores the heap order of every element.
+func (h *iheap) heapify() {
+	for i := len(h.items)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
 
 func (h *iheap) push(d int32) {
 	h.items = append(h.items, d)
