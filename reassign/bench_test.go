@@ -73,17 +73,22 @@ var sink []int32
 // both see the same machine load, and reports the median over iterations of
 // f's cost ÷ bare's cost: "x-bare" by process CPU time (user and system, all
 // threads, so the garbage collector's background work counts) and
-// "x-bare-wall" by wall time. Only f counts in ns/op. On a shared, loaded
-// machine, CPU time is barely affected by other processes while wall time
-// includes waiting for a core: x-bare is the figure to compare across runs.
+// "x-bare-wall" by wall time. Each of the two starts after a full collection
+// (not timed), so that neither pays for collecting the other's garbage: each
+// pays for the collections its own allocations trigger. Only f counts in
+// ns/op. On a shared, loaded machine, CPU time is barely affected by other
+// processes while wall time includes waiting for a core: x-bare is the
+// figure to compare across runs.
 func loopRatio(b *testing.B, bare, f func()) {
 	b.Helper()
 	var cpu, wall []float64
 	for b.Loop() {
 		b.StopTimer()
+		runtime.GC()
 		c0, t0 := cpuTime(), time.Now()
 		bare()
 		cb, tb := cpuTime()-c0, time.Since(t0)
+		runtime.GC()
 		b.StartTimer()
 		c1, t1 := cpuTime(), time.Now()
 		f()

@@ -148,7 +148,10 @@ const (
 // index and rep parallels a.reps. Otherwise only the partitions with a
 // replica on a retiring broker may: w numbers them in topic, partition
 // order, and rep holds only theirs, so that the planner's memory grows with
-// the change, not with the cluster.
+// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] is laid out
+// as the plan's move will be: the n replica ids before the plan, then the n
+// working replicas (dense); moves turns the latter into ids in place, and
+// the moves' From and To share rep.
 type planner struct {
 	a   *Assignment
 	seq sequence // partitions in topic, partition order
@@ -168,7 +171,8 @@ type planner struct {
 
 	full     bool
 	wpart    []int32 // not full: w → partition index
-	woff     []int32 // not full: w → offset of its replicas in rep
+	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
+	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
 	rep      []int32 // working replicas, dense
 	affected []int32 // full: working partitions with a retired replica, in order
 	touched  []bool  // per working partition: rotated and possibly changed
@@ -298,7 +302,31 @@ func (p *planner) count() {
 	p.full = p.nAdded > 0
 	if p.full {
 		p.rep = make([]int32, len(a.reps))
+	} else if len(p.ids) > 0 && len(a.parts) > 0 {
+		// Room for the partitions with a retired replica if the retiring
+		// brokers hold their share, and a quarter more.
+		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*5/4 + 16
+		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
+		p.wpart = make([]int32, 0, est)
+		p.wlead = make([]int32, 0, est)
+		p.woff = make([]int32, 1, est+1)
+		p.rep = make([]int32, 0, 2*rf*est)
 	}
+	tab, nrep, nlead, retiring := p.idx.tab, p.nrep, p.nlead, p.retiring
+	dense := func(id int32) int32 {
+		if uint32(id) < uint32(len(tab)) {
+			if d := tab[id]; d > 0 {
+				return d - 1
+			}
+		}
+		d, ok := p.idx.get(id)
+		if !ok {
+			d = p.addBroker(id, -1)
+		}
+		tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
+		return d
+	}
+	full := p.full
 	for _, sp := range p.seq.spans {
 		for k := sp.lo; k < sp.hi; k++ {
 			i := p.seq.at(k)
@@ -306,30 +334,33 @@ func (p *planner) count() {
 			src := a.reps[pt.off : pt.off+pt.n]
 			hit := false
 			for j, id := range src {
-				d, ok := p.idx.get(id)
-				if !ok {
-					d = p.addBroker(id, -1)
-				}
-				p.nrep[d]++
+				d := dense(id)
+				nrep[d]++
 				if j == 0 {
-					p.nlead[d]++
+					nlead[d]++
 				}
-				hit = hit || p.retiring[d]
-				if p.full {
+				hit = hit || retiring[d]
+				if full {
 					p.rep[int(pt.off)+j] = d
 				}
 			}
 			switch {
 			case !hit:
-			case p.full:
+			case full:
 				p.affected = append(p.affected, int32(i))
 			default:
 				p.wpart = append(p.wpart, int32(i))
-				p.woff = append(p.woff, int32(len(p.rep)))
+				p.rep = append(p.rep, src...)
+				lead := int32(-1)
 				for _, id := range src {
-					d, _ := p.idx.get(id)
+					d := dense(id)
 					p.rep = append(p.rep, d)
+					if id == pt.leader {
+						lead = d
+					}
 				}
+				p.wlead = append(p.wlead, lead)
+				p.woff = append(p.woff, int32(len(p.rep)))
 			}
 		}
 	}
@@ -403,14 +434,20 @@ func (p *planner) replicas(w int) []int32 {
 		pt := p.a.parts[w]
 		return p.rep[pt.off : pt.off+pt.n : pt.off+pt.n]
 	}
-	off, n := p.woff[w], p.a.parts[p.wpart[w]].n
-	return p.rep[off : off+n : off+n]
+	lo, hi := p.woff[w], p.woff[w+1]
+	return p.rep[(lo+hi)/2 : hi : hi]
 }
 
 // leader returns the dense index of working partition w's current leader if
 // it is one of its replicas now, else -1.
 func (p *planner) leader(w int) int32 {
-	id := p.a.parts[p.part(w)].leader
+	if !p.full {
+		if d := p.wlead[w]; d >= 0 && slices.Contains(p.replicas(w), d) {
+			return d
+		}
+		return -1
+	}
+	id := p.a.parts[w].leader
 	if id < 0 {
 		return -1
 	}
@@ -753,43 +790,63 @@ func (p *planner) balance(kind int) {
 
 // moves builds the plan's moves from the partitions that changed.
 func (p *planner) moves() Moves {
+	if !p.full {
+		return p.movesInPlace()
+	}
 	n, size := 0, 0
 	for w, t := range p.touched {
 		if t {
 			n++
-			size += 2 * int(p.a.parts[p.part(w)].n)
+			size += 2 * int(p.a.parts[w].n)
 		}
 	}
 	arena := make([]int32, size)
 	out := make(Moves, 0, n)
 	at := 0
-	p.inOrder(func(w int) {
-		if !p.touched[w] {
+	p.inOrder(func(i int) {
+		if !p.touched[i] {
 			return
 		}
-		i := p.part(w)
 		pt := p.a.parts[i]
-		from := arena[at : at+int(pt.n) : at+int(pt.n)]
-		to := arena[at+int(pt.n) : at+2*int(pt.n) : at+2*int(pt.n)]
+		n := int(pt.n)
+		from := arena[at : at+n : at+n]
+		to := arena[at+n : at+2*n : at+2*n]
 		copy(from, p.a.reps[pt.off:pt.off+pt.n])
-		same := true
-		for j, d := range p.replicas(w) {
-			to[j] = p.ids[d]
-			same = same && to[j] == from[j]
-		}
-		if same {
+		if !p.toIDs(to, p.replicas(i), from) {
 			return
 		}
-		at += 2 * int(pt.n)
-		out = append(out, Move{
-			Topic:     p.a.topics[pt.topic],
-			Partition: pt.partition,
-			From:      from,
-			To:        to,
-			Bytes:     p.a.sizeOf(i),
-		})
+		at += 2 * n
+		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(i)})
 	})
 	return out
+}
+
+// movesInPlace is moves without brokers to add: every working partition was
+// touched, and rep holds each one's From and To, To still dense.
+func (p *planner) movesInPlace() Moves {
+	out := make(Moves, 0, len(p.wpart))
+	for w, i := range p.wpart {
+		lo, hi := p.woff[w], p.woff[w+1]
+		mid := (lo + hi) / 2
+		from, to := p.rep[lo:mid:mid], p.rep[mid:hi:hi]
+		if !p.toIDs(to, to, from) {
+			continue
+		}
+		pt := &p.a.parts[i]
+		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(int(i))})
+	}
+	return out
+}
+
+// toIDs writes the ids of the dense brokers reps to to (which may be reps)
+// and reports whether they differ from from.
+func (p *planner) toIDs(to, reps, from []int32) bool {
+	changed := false
+	for j, d := range reps {
+		to[j] = p.ids[d]
+		changed = changed || to[j] != from[j]
+	}
+	return changed
 }
 
 func (p *planner) loads() []BrokerLoad {
