@@ -174,8 +174,11 @@ type planner struct {
 	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
 	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
 	rep      []int32 // working replicas, dense
-	affected []int32 // full: working partitions with a retired replica, in order
-	touched  []bool  // per working partition: rotated and possibly changed
+	affected []int32 // full: working partitions with a retired replica
+	// The partitions with a retired replica, in topic, partition order, are
+	// affectedAt(k) for k in affSpans, in order.
+	affSpans []span
+	touched  []bool // per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
@@ -295,8 +298,12 @@ func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
 	return p, nil
 }
 
-// count makes, in one pass over the partitions in order, the replica and
-// leader counts and the working set with its replicas in dense form.
+// count makes, in one pass over the partitions, the replica and leader
+// counts and the working set with its replicas in dense form. The pass goes
+// through the partitions as they are stored, which is faster than in topic
+// order when the topics were added out of order (each topic's partitions
+// are then a jump away): the working set is numbered in storage order, and
+// affSpans puts it in topic order.
 func (p *planner) count() {
 	a := p.a
 	p.full = p.nAdded > 0
@@ -305,36 +312,35 @@ func (p *planner) count() {
 	} else if len(p.ids) > 0 && len(a.parts) > 0 {
 		// Room for the partitions with a retired replica if the retiring
 		// brokers hold their share, and a quarter more.
-		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*5/4 + 16
+		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8 + 16
 		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
 		p.wpart = make([]int32, 0, est)
 		p.wlead = make([]int32, 0, est)
 		p.woff = make([]int32, 1, est+1)
 		p.rep = make([]int32, 0, 2*rf*est)
 	}
+	// The loop reads the broker table and counts through locals, reloaded
+	// after an unknown broker is added.
 	tab, nrep, nlead, retiring := p.idx.tab, p.nrep, p.nlead, p.retiring
-	dense := func(id int32) int32 {
-		if uint32(id) < uint32(len(tab)) {
-			if d := tab[id]; d > 0 {
-				return d - 1
-			}
-		}
-		d, ok := p.idx.get(id)
-		if !ok {
-			d = p.addBroker(id, -1)
-		}
-		tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
-		return d
-	}
 	full := p.full
-	for _, sp := range p.seq.spans {
+	scan := p.seq
+	if scan.perm == nil {
+		scan.spans = []span{{0, int32(len(a.parts))}}
+	}
+	for _, sp := range scan.spans {
 		for k := sp.lo; k < sp.hi; k++ {
-			i := p.seq.at(k)
+			i := scan.at(k)
 			pt := a.parts[i]
 			src := a.reps[pt.off : pt.off+pt.n]
 			hit := false
 			for j, id := range src {
-				d := dense(id)
+				var d int32
+				if uint32(id) < uint32(len(tab)) && tab[id] > 0 {
+					d = tab[id] - 1
+				} else {
+					d = p.dense(id)
+					tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
+				}
 				nrep[d]++
 				if j == 0 {
 					nlead[d]++
@@ -353,7 +359,7 @@ func (p *planner) count() {
 				p.rep = append(p.rep, src...)
 				lead := int32(-1)
 				for _, id := range src {
-					d := dense(id)
+					d, _ := p.idx.get(id) // known since the loop above
 					p.rep = append(p.rep, d)
 					if id == pt.leader {
 						lead = d
@@ -364,6 +370,37 @@ func (p *planner) count() {
 			}
 		}
 	}
+	list := p.wpart
+	if full {
+		list = p.affected
+	}
+	p.affSpans = []span{{0, int32(len(list))}}
+	if scan.perm == nil && len(p.seq.spans) > 1 {
+		p.affSpans = within(list, p.seq.spans)
+	}
+}
+
+// dense returns the dense index of broker id, adding it if unknown.
+func (p *planner) dense(id int32) int32 {
+	d, ok := p.idx.get(id)
+	if !ok {
+		d = p.addBroker(id, -1)
+	}
+	return d
+}
+
+// within returns, for each of spans in turn, the positions in the sorted
+// list of the partitions in that span, omitting empty ones.
+func within(list []int32, spans []span) []span {
+	var out []span
+	for _, sp := range spans {
+		lo, _ := slices.BinarySearch(list, sp.lo)
+		hi, _ := slices.BinarySearch(list[lo:], sp.hi)
+		if hi > 0 {
+			out = append(out, span{int32(lo), int32(lo + hi)})
+		}
+	}
+	return out
 }
 
 // works returns the size of the working set.
@@ -374,15 +411,8 @@ func (p *planner) works() int {
 	return len(p.wpart)
 }
 
-// nAffected returns how many working partitions have a retired replica;
-// affectedAt(k) is the k-th, in topic, partition order.
-func (p *planner) nAffected() int {
-	if p.full {
-		return len(p.affected)
-	}
-	return len(p.wpart)
-}
-
+// affectedAt returns the k-th working partition with a retired replica (see
+// affSpans).
 func (p *planner) affectedAt(k int) int {
 	if p.full {
 		return int(p.affected[k])
@@ -393,8 +423,10 @@ func (p *planner) affectedAt(k int) int {
 // inOrder calls fn for every working partition in topic, partition order.
 func (p *planner) inOrder(fn func(w int)) {
 	if !p.full {
-		for w := range p.wpart {
-			fn(w)
+		for _, sp := range p.affSpans {
+			for w := sp.lo; w < sp.hi; w++ {
+				fn(int(w))
+			}
 		}
 		return
 	}
@@ -658,7 +690,17 @@ func (p *planner) refine(pl *pool, kind int) {
 }
 
 func (p *planner) evacuatePass(pl *pool, kind int) error {
-	for k := range p.nAffected() {
+	for _, sp := range p.affSpans {
+		if err := p.evacuateSpan(pl, kind, int(sp.lo), int(sp.hi)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// evacuateSpan is evacuatePass for the affected partitions lo..hi-1.
+func (p *planner) evacuateSpan(pl *pool, kind int, lo, hi int) error {
+	for k := lo; k < hi; k++ {
 		i := p.affectedAt(k)
 		r := p.replicas(i)
 		p.touch(i)
@@ -825,10 +867,19 @@ func (p *planner) moves() Moves {
 // touched, and rep holds each one's From and To, To still dense.
 func (p *planner) movesInPlace() Moves {
 	out := make(Moves, 0, len(p.wpart))
-	for w, i := range p.wpart {
-		lo, hi := p.woff[w], p.woff[w+1]
-		mid := (lo + hi) / 2
-		from, to := p.rep[lo:mid:mid], p.rep[mid:hi:hi]
+	for _, sp := range p.affSpans {
+		out = p.appendMoves(out, int(sp.lo), int(sp.hi))
+	}
+	return out
+}
+
+// appendMoves appends the moves of working partitions lo..hi-1 to out.
+func (p *planner) appendMoves(out Moves, lo, hi int) Moves {
+	for w := lo; w < hi; w++ {
+		i := p.wpart[w]
+		start, end := p.woff[w], p.woff[w+1]
+		mid := (start + end) / 2
+		from, to := p.rep[start:mid:mid], p.rep[mid:end:end]
 		if !p.toIDs(to, to, from) {
 			continue
 		}
