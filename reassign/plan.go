@@ -471,13 +471,11 @@ func (p *planner) replicas(w int) []int32 {
 }
 
 // leader returns the dense index of working partition w's current leader if
-// it is one of its replicas now, else -1.
+// it is one of its replicas, else -1. w must not be touched yet: its
+// replicas are still those of the assignment.
 func (p *planner) leader(w int) int32 {
 	if !p.full {
-		if d := p.wlead[w]; d >= 0 && slices.Contains(p.replicas(w), d) {
-			return d
-		}
-		return -1
+		return p.wlead[w] // found among its replicas by count
 	}
 	id := p.a.parts[w].leader
 	if id < 0 {
@@ -998,8 +996,11 @@ func (p *planner) newPool(member []bool) *pool {
 // fix restores the heap order after d's counts changed, or leaves it to the
 // next [pool.use].
 func (pl *pool) fix(d int32) {
+	if pl.stale {
+		return
+	}
 	g := pl.group[d]
-	if g < 0 || pl.stale {
+	if g < 0 {
 		return
 	}
 	if pl.fixes++; pl.fixes > pl.size {
