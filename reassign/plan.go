@@ -993,6 +993,11 @@ func (p *planner) newPool(member []bool) *pool {
 	return pl
 }
 
+// staleAfter is how many fixes per member a pool makes between two
+// consultations before it stops fixing; a test raises it to check that
+// plans do not depend on it.
+var staleAfter = 1
+
 // fix restores the heap order after d's counts changed, or leaves it to the
 // next [pool.use].
 func (pl *pool) fix(d int32) {
@@ -1003,7 +1008,7 @@ func (pl *pool) fix(d int32) {
 	if g < 0 {
 		return
 	}
-	if pl.fixes++; pl.fixes > pl.size {
+	if pl.fixes++; pl.fixes > pl.size*staleAfter {
 		pl.stale = true
 		return
 	}

@@ -2,6 +2,7 @@ package reassign
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -423,5 +424,95 @@ func TestAssignmentAdd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlanStalePools checks that pools which stop fixing their heaps while
+// nobody consults them, and reorder them when consulted, give the plans that
+// pools kept in order at every change give.
+func TestPlanStalePools(t *testing.T) {
+	// Long runs of partitions whose retired replica goes to its partner (4)
+	// without consulting the pool, each run ended by one whose removed
+	// replica (7) goes where the pool says. The partner starts the least
+	// loaded, at the root of the pool's heap, and ends up above 5, so a pool
+	// read out of order would pick it.
+	lines := []string{}
+	for k := range 100 {
+		lines = append(lines, fmt.Sprintf("a-%d 5,2,3", k))
+	}
+	for k := range 200 {
+		reps := "1,2,3"
+		if k%50 == 49 {
+			reps = "2,3,7"
+		}
+		lines = append(lines, fmt.Sprintf("b-%d %s", k, reps))
+	}
+	runs := asg(t, lines...)
+	for _, tt := range []struct {
+		a  *Assignment
+		bs []Broker
+		ch Change
+	}{
+		{runs, brokerList("1 2 3 4 5 7"), Change{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{7}}},
+	} {
+		lazy, err := PlanMoves(tt.a, tt.bs, tt.ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staleAfter = 1 << 30
+		eager, err := PlanMoves(tt.a, tt.bs, tt.ch)
+		staleAfter = 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(eager, lazy); diff != "" {
+			t.Errorf("%+v: plans differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
+		// The greedy placements alone, before refine could repair a wrong
+		// choice.
+		greedy := func() []int32 {
+			p, err := newPlanner(tt.a, tt.bs, tt.ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl := p.newPool(p.target)
+			p.pools = append(p.pools, pl)
+			for _, kind := range []int{byLeaders, byReplicas} {
+				if err := p.evacuatePass(pl, kind); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return p.rep
+		}
+		lazyRep := greedy()
+		staleAfter = 1 << 30
+		eagerRep := greedy()
+		staleAfter = 1
+		if diff := cmp.Diff(eagerRep, lazyRep); diff != "" {
+			t.Errorf("%+v: greedy placements differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
+	}
+	for _, tt := range []struct {
+		n, racks int
+		ch       Change
+	}{
+		{60, 3, Change{Replace: []Replacement{{Old: 1, New: 61}, {Old: 2, New: 62}}, Remove: []int32{7}}},
+		{60, 3, Change{Remove: []int32{4, 5, 6}, Add: []int32{61, 62}}},
+	} {
+		a, bs := gen(tt.n, tt.racks, tt.n*40, 3)
+		bs = append(bs, Broker{ID: int32(tt.n + 1), Rack: bs[0].Rack}, Broker{ID: int32(tt.n + 2), Rack: bs[1].Rack})
+		lazy, err := PlanMoves(a, bs, tt.ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staleAfter = 1 << 30
+		eager, err := PlanMoves(a, bs, tt.ch)
+		staleAfter = 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(eager, lazy); diff != "" {
+			t.Errorf("%+v: plans differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
 	}
 }
