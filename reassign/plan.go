@@ -146,9 +146,10 @@ const (
 // The partitions the plan may change are its working set, numbered w. With
 // brokers to add (full), every partition may move: w is the partition's
 // index and rep parallels a.reps. Otherwise only the partitions with a
-// replica on a retiring broker may: w numbers them in topic, partition
-// order, and rep holds only theirs, so that the planner's memory grows with
-// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] is laid out
+// replica on a retiring broker may: w numbers them as they are stored in the
+// Assignment (affSpans lists them in topic, partition order), and rep holds
+// only theirs, so that the planner's memory grows with the change, not with
+// the cluster. Then rep[woff[w]:woff[w+1]] is laid out
 // as the plan's move will be: the n replica ids before the plan, then the n
 // working replicas (dense); moves turns the latter into ids in place, and
 // the moves' From and To share rep.
@@ -311,7 +312,7 @@ func (p *planner) count() {
 		p.rep = make([]int32, len(a.reps))
 	} else if len(p.ids) > 0 && len(a.parts) > 0 {
 		// Room for the partitions with a retired replica if the retiring
-		// brokers hold their share, and a quarter more.
+		// brokers hold their share, and an eighth more.
 		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8 + 16
 		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
 		p.wpart = make([]int32, 0, est)
