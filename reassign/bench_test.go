@@ -217,6 +217,8 @@ func replicaChanges(ms Moves) int {
 //   - changes/min: replica changes ÷ replicas on the retired brokers (1 is
 //     minimal), and the replica and leader spreads after the plan (max -
 //     min over remaining brokers);
+//   - batch-share: NewBatcher and Next's part of the CPU time (median), so
+//     that x-bare splits into the planner's and the batcher's;
 //   - partitions-moved and replica-changes, the absolute figures.
 func BenchmarkPlanAndBatch(b *testing.B) {
 	a, bs := bigCluster(b)
@@ -224,17 +226,22 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	partner := partnerTable(ch)
 	var p Plan
 	var first int
+	var share []float64 // per run: the batcher's part of its CPU time
 	run := func() {
+		c0 := cpuTime()
 		var err error
 		p, err = PlanMoves(a, bs, ch)
 		if err != nil {
 			b.Fatal(err)
 		}
+		c1 := cpuTime()
 		bt, err := NewBatcher(p.Moves)
 		if err != nil {
 			b.Fatal(err)
 		}
 		first = bt.Next().Len()
+		c2 := cpuTime()
+		share = append(share, float64(c2-c1)/float64(max(c2-c0, 1)))
 	}
 	run()
 	changes, minimum := replicaChanges(p.Moves), retiredReplicas(a, ch)
@@ -242,10 +249,12 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	p = Plan{}
 	extra := medianPeak(run, func() { p = Plan{} })
 	in := assignmentBytes(a)
+	share = nil
 	b.ReportAllocs()
 	b.ResetTimer()
 	loopRatio(b, func() { sink = barePass(a, partner) }, run)
 	sink = nil
+	b.ReportMetric(median(share), "batch-share")
 	b.ReportMetric(float64(in+extra)/float64(in), "peak-heap/input")
 	b.ReportMetric(float64(changes)/float64(minimum), "changes/min")
 	b.ReportMetric(float64(rs), "replica-spread")
