@@ -516,3 +516,68 @@ func TestPlanStalePools(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLargeBrokerIDs checks that broker ids too large for the planner's
+// table (kept in a map instead) plan the same as small ones: planning with
+// every id x replaced by big(x), which keeps their order, gives the plan
+// with the same replacement. The retired broker 40 is missing from the
+// broker list, as a dead broker may be.
+func TestPlanLargeBrokerIDs(t *testing.T) {
+	big := func(x int32) int32 { return x*1_000_000 + 7 }
+	bigs := func(xs []int32) []int32 {
+		out := make([]int32, len(xs))
+		for i, x := range xs {
+			out[i] = big(x)
+		}
+		return out
+	}
+	a, bs := gen(30, 3, 30*40, 3)
+	if err := a.Add(Partition{Topic: "z", Partition: 0, Replicas: []int32{40, 2, 3}, Leader: 40}); err != nil {
+		t.Fatal(err)
+	}
+	bs = append(bs, Broker{ID: 31, Rack: bs[0].Rack}, Broker{ID: 32, Rack: bs[1].Rack})
+	var aBig Assignment
+	for i := range a.Len() {
+		p := a.At(i)
+		p.Replicas = bigs(p.Replicas)
+		p.Leader = big(p.Leader)
+		if err := aBig.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bsBig := slices.Clone(bs)
+	for i := range bsBig {
+		bsBig[i].ID = big(bsBig[i].ID)
+	}
+	for _, ch := range []Change{
+		{Replace: []Replacement{{Old: 1, New: 31}}, Remove: []int32{40}},
+		{Remove: []int32{4, 40}, Add: []int32{31, 32}},
+	} {
+		small, err := PlanMoves(a, bs, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chBig Change
+		for _, r := range ch.Replace {
+			chBig.Replace = append(chBig.Replace, Replacement{Old: big(r.Old), New: big(r.New)})
+		}
+		chBig.Remove, chBig.Add = bigs(ch.Remove), bigs(ch.Add)
+		got, err := PlanMoves(&aBig, bsBig, chBig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := small
+		want.Moves = slices.Clone(small.Moves)
+		for i, m := range want.Moves {
+			m.From, m.To = bigs(m.From), bigs(m.To)
+			want.Moves[i] = m
+		}
+		want.Brokers = slices.Clone(small.Brokers)
+		for i := range want.Brokers {
+			want.Brokers[i].ID = big(want.Brokers[i].ID)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%+v: plan with large ids (-small ids mapped +large ids):\n%s", ch, diff)
+		}
+	}
+}
