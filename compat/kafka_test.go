@@ -19,7 +19,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // crossChecked lists every release kafkatest can run: the newest patch of
@@ -435,12 +435,12 @@ func parseMapping(out string) (compat.FeatureLevels, error) {
 // ranges; and the controller accepts the highest unstable level, which
 // compat.CheckFeatureUpdate refuses.
 func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
-	node := c.All()[0]
+	nd := c.All()[0]
 	flag := "unstable.feature.versions.enable"
 	if rel.Line() == compat.MustParseRelease("3.7.0") {
 		flag = "unstable.metadata.versions.enable" // renamed in 3.8 (KIP-1022)
 	}
-	if err := c.Restart(t.Context(), node.ID(), upgrade.Change{Set: map[string]string{flag: "true"}}); err != nil {
+	if err := c.Restart(t.Context(), nd.ID(), node.Change{Set: map[string]string{flag: "true"}}); err != nil {
 		t.Fatalf("restart with %s=true: %v", flag, err)
 	}
 	production, err := compat.SupportedFeatures(rel)
@@ -462,7 +462,7 @@ func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
 		}
 	}
 
-	got := supported(apiVersions(t, node.Addr()))
+	got := supported(apiVersions(t, nd.Addr()))
 	want := production[compat.FeatureMetadataVersion]
 	want.Max = top.Level
 	if r := got[compat.FeatureMetadataVersion]; r != want {
@@ -487,7 +487,7 @@ func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
 	// The controller listener's ApiVersions follows
 	// unstable.api.versions.enable instead (ControllerServer's
 	// SimpleApiVersionManager).
-	if diff := cmp.Diff(production, supported(apiVersions(t, node.ControllerAddr()))); diff != "" {
+	if diff := cmp.Diff(production, supported(apiVersions(t, nd.ControllerAddr()))); diff != "" {
 		t.Errorf("controller: with only %s=true, advertises other than production ranges (-compat.SupportedFeatures +kafka):\n%s", flag, diff)
 	}
 

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kupgrade/kupgrade/compat"
 )
 
 // EnvKafkaHome names an environment variable that points at existing Kafka
@@ -41,20 +43,15 @@ func (d *Distribution) Classpath() string {
 	return filepath.Join(d.Dir, "libs") + string(filepath.Separator) + "*"
 }
 
-// ParseRelease checks that s names a Kafka release as Maven Central publishes
-// them (major.minor.patch, e.g. "3.9.1") and returns its numbers.
-func ParseRelease(s string) (major, minor, patch int, err error) {
-	m := releaseRE.FindStringSubmatch(s)
-	if m == nil {
+// parseRelease checks that s names a Kafka release as Maven Central publishes
+// them: a [compat.Release] written with all three numbers ("3.9.1").
+func parseRelease(s string) (major, minor, patch int, err error) {
+	r, err := compat.ParseRelease(s)
+	if err != nil || strings.Count(s, ".") != 2 {
 		return 0, 0, 0, fmt.Errorf("kafkatest: malformed Kafka release %q: want major.minor.patch, like \"3.9.1\"", s)
 	}
-	major, _ = strconv.Atoi(m[1])
-	minor, _ = strconv.Atoi(m[2])
-	patch, _ = strconv.Atoi(m[3])
-	return major, minor, patch, nil
+	return r.Major, r.Minor, r.Patch, nil
 }
-
-var releaseRE = regexp.MustCompile(`^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$`)
 
 // A ResolveOption configures [Resolve].
 type ResolveOption interface{ applyResolve(*resolveConfig) }
@@ -78,9 +75,9 @@ func CacheDir(dir string) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.cacheDir = dir })
 }
 
-// Progress sets where the first, slow resolution of a release reports what it
+// ResolveProgress sets where the first, slow resolution of a release reports what it
 // is doing, overriding the default of os.Stderr. Use io.Discard to silence it.
-func Progress(w io.Writer) ResolveOption {
+func ResolveProgress(w io.Writer) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.progress = w })
 }
 
@@ -121,8 +118,9 @@ var ErrJavaMissing = errors.New("kafkatest: java not found: install a JDK (17 or
 // ErrMavenMissing reports that no Maven launcher was found.
 var ErrMavenMissing = errors.New("kafkatest: mvn not found: install Maven 3.8+ (it resolves the Kafka jars), or point " + EnvKafkaHome + " at unpacked Kafka distributions")
 
-// ErrUnknownRelease reports a release that Maven could not resolve.
-var ErrUnknownRelease = errors.New("kafkatest: unknown Kafka release")
+// ErrUnresolvable reports a release that Maven could not resolve: not a real
+// release, or one published incompletely.
+var ErrUnresolvable = errors.New("kafkatest: unknown Kafka release")
 
 // Resolve returns a runnable distribution of a Kafka release. The first call
 // for a release resolves org.apache.kafka:kafka_2.13 and kafka-tools with their
@@ -130,7 +128,7 @@ var ErrUnknownRelease = errors.New("kafkatest: unknown Kafka release")
 // Maven into the cache directory; later calls (from any process) find it there.
 // Two processes resolving the same release at once wait for each other.
 func Resolve(ctx context.Context, release string, opts ...ResolveOption) (*Distribution, error) {
-	major, minor, _, err := ParseRelease(release)
+	major, minor, _, err := parseRelease(release)
 	if err != nil {
 		return nil, err
 	}
@@ -358,9 +356,9 @@ func mavenError(release string, err error, lines []string) error {
 	for _, l := range lines {
 		if m := missingRE.FindStringSubmatch(l); m != nil {
 			if strings.HasPrefix(m[1], "org.apache.kafka:kafka_2.13:") || strings.HasPrefix(m[1], "org.apache.kafka:kafka-tools:") && strings.Contains(detail, "kafka_2.13:jar:"+release+" was not found") {
-				return fmt.Errorf("%w %s: Maven cannot find org.apache.kafka:kafka_2.13:%s (is it a real release?)", ErrUnknownRelease, release, release)
+				return fmt.Errorf("%w %s: Maven cannot find org.apache.kafka:kafka_2.13:%s (is it a real release?)", ErrUnresolvable, release, release)
 			}
-			return fmt.Errorf("%w %s: Maven cannot find %s, which Kafka %s depends on (the release is published incompletely)", ErrUnknownRelease, release, m[1], release)
+			return fmt.Errorf("%w %s: Maven cannot find %s, which Kafka %s depends on (the release is published incompletely)", ErrUnresolvable, release, m[1], release)
 		}
 	}
 	if strings.Contains(detail, "Could not transfer") || strings.Contains(detail, "Unknown host") {

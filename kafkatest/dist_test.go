@@ -35,19 +35,19 @@ func TestParseRelease(t *testing.T) {
 		{"", [3]int{}, true},
 		{" 3.9.1", [3]int{}, true},
 	} {
-		a, b, c, err := ParseRelease(tt.in)
+		a, b, c, err := parseRelease(tt.in)
 		if (err != nil) != tt.wantErr {
-			t.Errorf("ParseRelease(%q) err = %v, want error %v", tt.in, err, tt.wantErr)
+			t.Errorf("parseRelease(%q) err = %v, want error %v", tt.in, err, tt.wantErr)
 			continue
 		}
 		if err != nil {
 			if !strings.Contains(err.Error(), `"`+tt.in+`"`) {
-				t.Errorf("ParseRelease(%q) error %q does not quote the input", tt.in, err)
+				t.Errorf("parseRelease(%q) error %q does not quote the input", tt.in, err)
 			}
 			continue
 		}
 		if diff := cmp.Diff(tt.want, [3]int{a, b, c}); diff != "" {
-			t.Errorf("ParseRelease(%q) (-want +got):\n%s", tt.in, diff)
+			t.Errorf("parseRelease(%q) (-want +got):\n%s", tt.in, diff)
 		}
 	}
 }
@@ -91,7 +91,7 @@ func TestResolveErrors(t *testing.T) {
 	if _, _, err := findJava(ctx, ""); err != nil {
 		t.Skipf("no java here: %v", err)
 	}
-	_, err := Resolve(ctx, "3.9.1", CacheDir(cache), MavenCommand(filepath.Join(t.TempDir(), "no-mvn")), KafkaHome(""), Progress(ioDiscard{}))
+	_, err := Resolve(ctx, "3.9.1", CacheDir(cache), MavenCommand(filepath.Join(t.TempDir(), "no-mvn")), KafkaHome(""), ResolveProgress(ioDiscard{}))
 	if !errors.Is(err, ErrMavenMissing) {
 		t.Errorf("Resolve with no mvn = %v, want ErrMavenMissing", err)
 	}
@@ -144,13 +144,13 @@ func TestMavenError(t *testing.T) {
 			"Maven cannot find org.apache.kafka:kafka-tools-api:jar:4.4.0, which Kafka 9.9.9 depends on"},
 	} {
 		err := mavenError("9.9.9", errors.New("exit status 1"), tt.lines)
-		if !errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("mavenError(%q) = %v, want ErrUnknownRelease with %q", tt.lines, err, tt.want)
+		if !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("mavenError(%q) = %v, want ErrUnresolvable with %q", tt.lines, err, tt.want)
 		}
 	}
 	offline := []string{"[ERROR] Failed to execute goal on project kafka-distribution: Could not resolve dependencies for project x: Cannot access central (file:///m2) in offline mode and the artifact org.slf4j:slf4j-api:jar:1.7.36 has not been downloaded from it before. -> [Help 1]"}
 	err := mavenError("9.9.9", errors.New("exit status 1"), offline)
-	if errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), "offline (-o) and its local repository lacks org.slf4j:slf4j-api:jar:1.7.36") {
+	if errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "offline (-o) and its local repository lacks org.slf4j:slf4j-api:jar:1.7.36") {
 		t.Errorf("mavenError(offline) = %v, want the artifact the local repository lacks", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestResolveConcurrently(t *testing.T) {
 	done := make(chan int)
 	for i := range 2 {
 		go func() {
-			dists[i], errs[i] = Resolve(t.Context(), "3.9.2", CacheDir(cache), Progress(&outs[i]), KafkaHome(""))
+			dists[i], errs[i] = Resolve(t.Context(), "3.9.2", CacheDir(cache), ResolveProgress(&outs[i]), KafkaHome(""))
 			done <- i
 		}()
 	}
@@ -232,7 +232,7 @@ func TestResolveIncompleteRelease(t *testing.T) {
 		// A real release brings the plugin into the user's local
 		// repository; published releases never change.
 		t.Logf("no %s yet: resolving Kafka 3.9.2 once to get it", dependencyPluginJar)
-		if _, err := Resolve(t.Context(), "3.9.2", CacheDir(t.TempDir()), KafkaHome(""), Progress(t.Output())); err != nil {
+		if _, err := Resolve(t.Context(), "3.9.2", CacheDir(t.TempDir()), KafkaHome(""), ResolveProgress(t.Output())); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(userRepo, dependencyPluginJar)); err != nil {
@@ -259,13 +259,13 @@ func TestResolveIncompleteRelease(t *testing.T) {
 		// Offline (-o), Maven still reads file repositories when told so;
 		// the settings replace the global ones too, whose mirrors could
 		// redirect the file repositories.
-		return Resolve(t.Context(), release, CacheDir(t.TempDir()), KafkaHome(""), Progress(io.Discard),
+		return Resolve(t.Context(), release, CacheDir(t.TempDir()), KafkaHome(""), ResolveProgress(io.Discard),
 			MavenArgs("-o", "-Daether.offline.protocols=file", "-s", settings, "-gs", settings))
 	}
 
 	_, err := resolve("3.999.0")
-	if !errors.Is(err, ErrUnknownRelease) {
-		t.Fatalf("Resolve(3.999.0) = %v, want ErrUnknownRelease", err)
+	if !errors.Is(err, ErrUnresolvable) {
+		t.Fatalf("Resolve(3.999.0) = %v, want ErrUnresolvable", err)
 	}
 	for _, want := range []string{"org.apache.kafka:kafka-tools-api:jar:3.999.0", "published incompletely"} {
 		if !strings.Contains(err.Error(), want) {

@@ -8,7 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // TestReopen upgrades one node, ends every process at once as a killed
@@ -19,7 +19,7 @@ func TestReopen(t *testing.T) {
 	if err := c.CreateTopic(t.Context(), "kept", 1, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Restart(t.Context(), 1, upgrade.Change{Version: "4.1.2"}); err != nil {
+	if err := c.Restart(t.Context(), 1, node.Change{Version: "4.1.2"}); err != nil {
 		t.Fatal(err)
 	}
 	cl := c.Client(t, kgo.DefaultProduceTopic("kept"))

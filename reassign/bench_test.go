@@ -2,16 +2,18 @@ package reassign
 
 import (
 	"testing"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // bigCluster is the benchmark's cluster: 1,000,000 partitions with
 // replication factor 3 on brokers 1..1000 in 10 racks, plus brokers
 // 1001..1100 (empty) in the racks of 1..100.
-func bigCluster(b *testing.B) (*Assignment, []Broker) {
+func bigCluster(b *testing.B) (*Assignment, []node.Node) {
 	b.Helper()
 	a, bs := gen(1000, 10, 1_000_000, 3)
 	for i := range int32(100) {
-		bs = append(bs, Broker{ID: 1001 + i, Rack: bs[i].Rack})
+		bs = append(bs, node.Node{ID: 1001 + i, Rack: bs[i].Rack})
 	}
 	return a, bs
 }
@@ -20,7 +22,7 @@ func bigCluster(b *testing.B) (*Assignment, []Broker) {
 // holding 1,000,000 partitions (RF 3) and hands out the first batch.
 func BenchmarkPlanAndBatch(b *testing.B) {
 	a, bs := bigCluster(b)
-	var ch Change
+	var ch BrokerChange
 	for i := range int32(100) {
 		ch.Replace = append(ch.Replace, Replacement{Old: 1 + i, New: 1001 + i})
 	}
@@ -53,10 +55,10 @@ func BenchmarkPlan(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		ch   Change
+		ch   BrokerChange
 	}{
-		{"decommission100", Change{Remove: remove}},
-		{"add100", Change{Add: add}},
+		{"decommission100", BrokerChange{Remove: remove}},
+		{"add100", BrokerChange{Add: add}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var moves int
@@ -78,7 +80,7 @@ func BenchmarkPlan(b *testing.B) {
 // over an execution.
 func BenchmarkBatcherDrain(b *testing.B) {
 	a, bs := bigCluster(b)
-	var ch Change
+	var ch BrokerChange
 	for i := range int32(100) {
 		ch.Replace = append(ch.Replace, Replacement{Old: 1 + i, New: 1001 + i})
 	}

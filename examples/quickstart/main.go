@@ -44,6 +44,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/upgrade"
@@ -78,7 +79,7 @@ func main() {
 // session is what a -journal run keeps beside its cluster, so that a rerun
 // can reopen the cluster and resume the same plan.
 type session struct {
-	ClusterDir string         `json:"cluster_dir"`
+	ClusterDir string         `json:"clusterDir"`
 	Mode       string         `json:"mode"`
 	From       string         `json:"from"`
 	Releases   []string       `json:"releases"` // every release the plan uses
@@ -145,11 +146,23 @@ func run(o options) (err error) {
 	if o.rate <= 0 {
 		return fmt.Errorf("-rate %d: must be positive", o.rate)
 	}
-	target := upgrade.Target{Version: o.to}
-	if o.via != "" {
-		target.Via = strings.Split(o.via, ",")
+	toRelease, err := compat.ParseRelease(o.to)
+	if err != nil {
+		return fmt.Errorf("-to: %w", err)
 	}
-	releases := append(append([]string{o.from}, target.Via...), o.to)
+	target := upgrade.Target{Version: toRelease}
+	var vias []string
+	if o.via != "" {
+		vias = strings.Split(o.via, ",")
+	}
+	for _, v := range vias {
+		r, err := compat.ParseRelease(v)
+		if err != nil {
+			return fmt.Errorf("-via: %w", err)
+		}
+		target.Via = append(target.Via, r)
+	}
+	releases := append(append([]string{o.from}, vias...), o.to)
 
 	// With -journal, everything of this run lives at paths derived from it.
 	var root string // FILE.cluster: the cluster's parent directory and the session
@@ -314,17 +327,21 @@ func run(o options) (err error) {
 	}
 	fmt.Printf("journal %s\n", journal)
 	prog := newProgress(plan)
-	ropts := []upgrade.Option{
+	ropts := []upgrade.RunnerOption{
 		upgrade.CanaryGate(can, canaryWithin),
 		upgrade.OnEvent(prog.event),
 		upgrade.WithJournal(upgrade.NewFileJournal(journal)),
-		upgrade.ControllerAddrs(c.ControllerAddrs()...),
+		upgrade.KRaftControllers(c.ControllerAddrs()...),
 	}
 	if o.finalize {
 		ropts = append(ropts, upgrade.PassHolds())
 	}
 	start := time.Now()
-	runErr := upgrade.NewRunner(cl, c, ropts...).Run(ctx, plan)
+	runner, err := upgrade.NewRunner(cl, c, ropts...)
+	if err != nil {
+		return err
+	}
+	runErr := runner.Run(ctx, plan)
 	end := time.Now()
 	if held, ok := errors.AsType[*upgrade.HeldError](runErr); ok {
 		fmt.Printf("stopped before step %d as asked (-finalize=false): %v\n", held.Index+1, held.Step)
