@@ -2,9 +2,13 @@
 // in ZooKeeper mode and in KRaft mode.
 //
 // kupgrade is a library: it decides what to do and when it is safe, and leaves
-// how a node is restarted to an [upgrade.Orchestrator] that the user supplies.
-// The packages, each with one idea:
+// how a node is restarted to a [node.Orchestrator] that the user supplies.
+// The packages, each with one idea (ARCHITECTURE.md in the repository shows
+// what each owns and how an upgrade flows through them):
 //
+//   - [github.com/kupgrade/kupgrade/node]: the [node.Orchestrator] interface
+//     you implement, its optional capabilities and the types they use. It
+//     imports nothing of the engine.
 //   - [github.com/kupgrade/kupgrade/compat]: Kafka releases, inter.broker.protocol.version,
 //     log.message.format.version, KRaft metadata.version and feature levels, legal
 //     upgrade routes and safe-downgrade floors. Pure functions and data, no I/O.
@@ -15,8 +19,8 @@
 //     finalized features, UpdateFeatures.
 //   - [github.com/kupgrade/kupgrade/reassign]: planned, batched and throttled
 //     partition moves.
-//   - [github.com/kupgrade/kupgrade/upgrade]: the [upgrade.Orchestrator] interface,
-//     Inspect, typed plans and a Runner that executes them with health gates, a
+//   - [github.com/kupgrade/kupgrade/upgrade]: Inspect, typed plans and a Runner
+//     that executes them through a [node.Orchestrator] with health gates, a
 //     journal and events.
 //   - [github.com/kupgrade/kupgrade/kafkatest]: real Kafka clusters (ZooKeeper or
 //     KRaft, any release from Maven Central jars) as local JVM processes, for tests

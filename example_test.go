@@ -5,6 +5,7 @@ import (
 	"log"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -14,15 +15,15 @@ import (
 // controllers first, then brokers, then metadata.version, which cannot be
 // undone and so is held until the caller allows it.
 func Example() {
-	state := compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{compat.FeatureMetadataVersion: 21}}
+	state := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{compat.FeatureMetadataVersion: 21}}
 	for id := int32(1); id <= 6; id++ {
-		role := compat.RoleController
+		role := node.RoleController
 		if id > 3 {
-			role = compat.RoleBroker
+			role = node.RoleBroker
 		}
-		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Roles: []compat.Role{role}, Release: compat.MustParseRelease("3.9.2")})
+		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Roles: []node.Role{role}, Release: compat.MustParseRelease("3.9.2")})
 	}
-	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -22,7 +22,7 @@
 //   - downgrades ([SafeDowngradeFloor], [CanDowngrade]);
 //   - how to get a cluster from its current [State] to a target release
 //     ([Route], which returns a [RoutePlan]: ordered [Hop] values, each a list
-//     of [Step] values that say what to pin, raise and finalize, and whether
+//     of [Action] values that say what to pin, raise and finalize, and whether
 //     it can be undone);
 //   - whether clients survive 4.x's removal of old protocol versions
 //     (KIP-896: [CheckClient], [CheckClientAPIVersions],

@@ -10,7 +10,7 @@ import (
 
 // What does upgrading a three-broker ZooKeeper cluster on 3.6 to 4.1 involve?
 func ExampleRoute() {
-	state := compat.State{Mode: compat.ZooKeeper}
+	state := compat.State{Mode: compat.ModeZooKeeper}
 	for id := int32(1); id <= 3; id++ {
 		state.Nodes = append(state.Nodes, compat.NodeState{
 			ID:      id,

@@ -309,13 +309,13 @@ func ReleaseVersionLevels(mv MetadataVersion, reader Release) (FeatureLevels, er
 	return out, nil
 }
 
-// A Quorum says how a KRaft controller quorum is configured.
-type Quorum int
+// A QuorumKind says how a KRaft controller quorum is configured.
+type QuorumKind int
 
 const (
 	// StaticQuorum is a controller quorum fixed by controller.quorum.voters
 	// (kraft.version 0). Every KRaft release supports it.
-	StaticQuorum Quorum = iota
+	StaticQuorum QuorumKind = iota
 	// DynamicQuorum is a quorum formatted with --standalone or
 	// --initial-controllers and configured with
 	// controller.quorum.bootstrap.servers (kraft.version 1, KIP-853; 3.9+).
@@ -323,7 +323,7 @@ const (
 )
 
 // String returns "static" or "dynamic".
-func (q Quorum) String() string {
+func (q QuorumKind) String() string {
 	if q == DynamicQuorum {
 		return "dynamic"
 	}
@@ -339,7 +339,7 @@ func (q Quorum) String() string {
 // 3.9 is an error wrapping [ErrUnknownFeature].
 //
 // Level-0 entries are included; see [FeatureLevels.NonZero].
-func DefaultFeatureLevels(rel Release, quorum Quorum) (FeatureLevels, error) {
+func DefaultFeatureLevels(rel Release, quorum QuorumKind) (FeatureLevels, error) {
 	lp, err := LatestProduction(rel)
 	if err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func TestSupportedFeatures(t *testing.T) {
 func TestDefaultFeatureLevels(t *testing.T) {
 	tests := []struct {
 		rel    string
-		quorum Quorum
+		quorum QuorumKind
 		want   FeatureLevels
 	}{
 		{"3.3.2", StaticQuorum, FeatureLevels{"metadata.version": 7}},

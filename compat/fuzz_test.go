@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Run a target with, for example:
@@ -167,7 +169,7 @@ func FuzzRoute(f *testing.F) {
 		}
 		rollback := slices.ContainsFunc(plan.Hops, func(h Hop) bool { return h.Kind == Rollback })
 		for _, h := range again.Hops {
-			for _, st := range h.Steps {
+			for _, st := range h.Actions {
 				if !rollback || st.Kind == RollBinaries || st.Kind == ProvisionControllers {
 					t.Fatalf("after applying\n%v\nRoute still plans\n%v", plan, again)
 				}
@@ -183,45 +185,45 @@ func genState(mode uint8, nodes []byte, level, flags uint8) (State, bool) {
 		return State{}, false
 	}
 	var pool []Release
-	m := []Mode{ZooKeeper, KRaft, Migrating}[int(mode)%3]
+	m := []Mode{ModeZooKeeper, ModeKRaft, ModeMigrating}[int(mode)%3]
 	for _, r := range Releases() {
 		l, _ := lineOf(r)
-		if (m == ZooKeeper && l.zooKeeper) || (m == KRaft && l.kraft > 0) || (m == Migrating && l.zooKeeper && r.AtLeast(v(3, 4))) {
+		if (m == ModeZooKeeper && l.zooKeeper) || (m == ModeKRaft && l.kraft > 0) || (m == ModeMigrating && l.zooKeeper && r.AtLeast(v(3, 4))) {
 			pool = append(pool, r)
 		}
 	}
 	s := State{Mode: m}
 	for i, b := range nodes {
 		r := pool[int(b&0x7f)%len(pool)]
-		if m == Migrating {
+		if m == ModeMigrating {
 			r = pool[int(nodes[0]&0x7f)%len(pool)] // a migration runs on one release
 		}
 		n := NodeState{ID: int32(i + 1), Release: r, IBPV: Default(), LMFV: Default()}
 		switch m {
-		case KRaft:
-			n.Roles = []Role{RoleBroker}
+		case ModeKRaft:
+			n.Roles = []node.Role{node.RoleBroker}
 			if b&0x80 != 0 || i == 0 {
-				n.Roles = []Role{RoleController}
+				n.Roles = []node.Role{node.RoleController}
 			}
-		case Migrating:
-			n.Mode = ZooKeeper
+		case ModeMigrating:
+			n.Mode = ModeZooKeeper
 			n.Migration = b&0x80 != 0
 			if i == 0 {
-				n.Roles, n.Mode, n.Migration = []Role{RoleController}, KRaft, true
+				n.Roles, n.Mode, n.Migration = []node.Role{node.RoleController}, ModeKRaft, true
 			} else if b&0x40 != 0 {
-				n.Mode, n.Migration = KRaft, false
+				n.Mode, n.Migration = ModeKRaft, false
 			}
 		}
-		if flags&1 != 0 && m == ZooKeeper {
+		if flags&1 != 0 && m == ModeZooKeeper {
 			// Pin the IBPV to a version at or below the node's default.
 			lp, _ := LatestProduction(r)
 			defs := slices.DeleteFunc(MetadataVersions(), func(mv MetadataVersion) bool { return lp.Less(mv) })
 			n.IBPV = Static(defs[int(level)%len(defs)].Name)
 		}
-		if flags&2 != 0 && m == ZooKeeper && r.AtLeast(v0(10, 0)) {
+		if flags&2 != 0 && m == ModeZooKeeper && r.AtLeast(v0(10, 0)) {
 			n.LMFV = Static(r.Short())
 		}
-		if m == ZooKeeper && r.AtLeast(v0(10, 0)) && flags&32 == 0 {
+		if m == ModeZooKeeper && r.AtLeast(v0(10, 0)) && flags&32 == 0 {
 			// Keep the node's configuration one it can start with (the
 			// planner refuses impossible ones, tested with flags&32).
 			ibpv, _ := ParseMetadataVersion(n.IBPV.Value, r)
@@ -239,7 +241,7 @@ func genState(mode uint8, nodes []byte, level, flags uint8) (State, bool) {
 		s.Nodes = append(s.Nodes, n)
 	}
 	switch m {
-	case KRaft:
+	case ModeKRaft:
 		s.Finalized = FeatureLevels{}
 		if flags&4 == 0 {
 			s.Finalized[FeatureMetadataVersion] = int16(level % 34)
@@ -250,7 +252,7 @@ func genState(mode uint8, nodes []byte, level, flags uint8) (State, bool) {
 		if flags&16 != 0 {
 			s.Finalized[FeatureGroupVersion] = 1
 		}
-	case Migrating:
+	case ModeMigrating:
 		lp, _ := LatestProduction(s.Nodes[0].Release)
 		s.Finalized = FeatureLevels{FeatureMetadataVersion: lp.Level}
 	}
@@ -286,7 +288,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 		n.Roles = slices.Clone(n.Roles)
 		out.Nodes = append(out.Nodes, n)
 	}
-	targets := func(st Step) []*NodeState {
+	targets := func(st Action) []*NodeState {
 		var ns []*NodeState
 		for i := range out.Nodes {
 			n := &out.Nodes[i]
@@ -295,16 +297,16 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 				if slices.Contains(st.Nodes, n.ID) {
 					ns = append(ns, n)
 				}
-			case st.Role == RoleController && n.IsController():
+			case st.Role == node.RoleController && n.IsController():
 				ns = append(ns, n)
-			case st.Role == RoleBroker && !n.IsController():
+			case st.Role == node.RoleBroker && !n.IsController():
 				ns = append(ns, n)
 			}
 		}
 		return ns
 	}
 	for _, h := range plan.Hops {
-		for _, st := range h.Steps {
+		for _, st := range h.Actions {
 			if st.Optional {
 				continue
 			}
@@ -317,12 +319,12 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 					applyConfig(n, st)
 				}
 			case ProvisionControllers:
-				out.Mode = Migrating
+				out.Mode = ModeMigrating
 				for i := range out.Nodes {
-					out.Nodes[i].Mode = ZooKeeper
+					out.Nodes[i].Mode = ModeZooKeeper
 				}
 				for id := int32(9000); id < 9003; id++ {
-					out.Nodes = append(out.Nodes, NodeState{ID: id, Roles: []Role{RoleController}, Release: st.Release, Mode: KRaft, Migration: true})
+					out.Nodes = append(out.Nodes, NodeState{ID: id, Roles: []node.Role{node.RoleController}, Release: st.Release, Mode: ModeKRaft, Migration: true})
 				}
 				lp, _ := LatestProduction(st.Release)
 				out.Finalized = FeatureLevels{FeatureMetadataVersion: lp.Level}
@@ -334,8 +336,8 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 			}
 		}
 	}
-	if out.Mode == Migrating && !slices.ContainsFunc(out.Nodes, func(n NodeState) bool { return n.Mode == ZooKeeper || n.Migration }) {
-		out.Mode = KRaft
+	if out.Mode == ModeMigrating && !slices.ContainsFunc(out.Nodes, func(n NodeState) bool { return n.Mode == ModeZooKeeper || n.Migration }) {
+		out.Mode = ModeKRaft
 		for i := range out.Nodes {
 			out.Nodes[i].Mode = ModeUnknown
 		}
@@ -346,7 +348,7 @@ func applyPlan(t *testing.T, s State, plan RoutePlan) State {
 	return out
 }
 
-func applyConfig(n *NodeState, st Step) {
+func applyConfig(n *NodeState, st Action) {
 	for k, val := range st.Set {
 		switch k {
 		case "inter.broker.protocol.version":
@@ -356,8 +358,8 @@ func applyConfig(n *NodeState, st Step) {
 		case "zookeeper.metadata.migration.enable":
 			n.Migration = true
 		case "process.roles":
-			n.Mode = KRaft
-			n.Roles = []Role{RoleBroker}
+			n.Mode = ModeKRaft
+			n.Roles = []node.Role{node.RoleBroker}
 		}
 	}
 	for _, k := range st.Unset {

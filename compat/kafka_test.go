@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -20,27 +19,20 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
-// crossChecked lists every release kafkatest can run, newest patch of each
-// KRaft line, plus releases Maven Central serves only in part.
-var crossChecked = []struct {
-	release string
-	// missing names the artifact Maven cannot find for a release that is
-	// published incompletely; the subtest then asserts exactly that
-	// failure, so that it fails (and asks for a cross-check) the day the
-	// release becomes resolvable.
-	missing string
-}{
-	{release: "3.7.2"},
-	{release: "3.8.1"},
-	{release: "3.9.2"},
-	{release: "4.0.2"},
-	{release: "4.1.2"},
-	{release: "4.2.1"},
-	{release: "4.3.1"},
-	{release: "4.4.0", missing: "org.apache.kafka:kafka-tools-api:jar:4.4.0"},
+// crossChecked lists every release kafkatest can run: the newest patch of
+// each KRaft line.
+var crossChecked = []string{
+	"3.7.2",
+	"3.8.1",
+	"3.9.2",
+	"4.0.2",
+	"4.1.2",
+	"4.2.2",
+	"4.3.2",
+	"4.4.0",
 }
 
 // TestCompatMatchesRealKafka starts one combined KRaft node of each release
@@ -69,33 +61,9 @@ func TestCompatMatchesRealKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Kafka JVM per release; run without -short")
 	}
-	for _, tt := range crossChecked {
-		t.Run(tt.release, func(t *testing.T) {
-			if tt.missing != "" {
-				checkUnresolvable(t, tt.release, tt.missing)
-				return
-			}
-			crossCheck(t, compat.MustParseRelease(tt.release))
-		})
+	for _, rel := range crossChecked {
+		t.Run(rel, func(t *testing.T) { crossCheck(t, compat.MustParseRelease(rel)) })
 	}
-}
-
-// checkUnresolvable asserts that kafkatest cannot resolve release because
-// Maven lacks the artifact missing.
-func checkUnresolvable(t *testing.T, release, missing string) {
-	kafkatest.RequireTools(t)
-	ctx, cancel := context.WithTimeoutCause(t.Context(), 10*time.Minute,
-		fmt.Errorf("resolving Kafka %s took over 10m", release))
-	defer cancel()
-	_, err := kafkatest.Resolve(ctx, release, kafkatest.Progress(io.Discard))
-	switch {
-	case err == nil:
-		t.Fatalf("kafkatest.Resolve(%s) succeeded: the release is now published completely; "+
-			"remove its missing artifact from crossChecked so that compat is cross-checked against it", release)
-	case !errors.Is(err, kafkatest.ErrUnknownRelease) || !strings.Contains(err.Error(), missing):
-		t.Fatalf("kafkatest.Resolve(%s) = %v, want kafkatest.ErrUnknownRelease naming %s", release, err, missing)
-	}
-	t.Logf("as documented, %s cannot be resolved: %v", release, err)
 }
 
 // crossCheck runs every comparison against one node of rel.
@@ -467,12 +435,12 @@ func parseMapping(out string) (compat.FeatureLevels, error) {
 // ranges; and the controller accepts the highest unstable level, which
 // compat.CheckFeatureUpdate refuses.
 func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
-	node := c.All()[0]
+	nd := c.All()[0]
 	flag := "unstable.feature.versions.enable"
 	if rel.Line() == compat.MustParseRelease("3.7.0") {
 		flag = "unstable.metadata.versions.enable" // renamed in 3.8 (KIP-1022)
 	}
-	if err := c.Restart(t.Context(), node.ID(), upgrade.Change{Set: map[string]string{flag: "true"}}); err != nil {
+	if err := c.Restart(t.Context(), nd.ID(), node.Change{Set: map[string]string{flag: "true"}}); err != nil {
 		t.Fatalf("restart with %s=true: %v", flag, err)
 	}
 	production, err := compat.SupportedFeatures(rel)
@@ -494,7 +462,7 @@ func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
 		}
 	}
 
-	got := supported(apiVersions(t, node.Addr()))
+	got := supported(apiVersions(t, nd.Addr()))
 	want := production[compat.FeatureMetadataVersion]
 	want.Max = top.Level
 	if r := got[compat.FeatureMetadataVersion]; r != want {
@@ -519,7 +487,7 @@ func checkUnstable(t *testing.T, c *kafkatest.Cluster, rel compat.Release) {
 	// The controller listener's ApiVersions follows
 	// unstable.api.versions.enable instead (ControllerServer's
 	// SimpleApiVersionManager).
-	if diff := cmp.Diff(production, supported(apiVersions(t, node.ControllerAddr()))); diff != "" {
+	if diff := cmp.Diff(production, supported(apiVersions(t, nd.ControllerAddr()))); diff != "" {
 		t.Errorf("controller: with only %s=true, advertises other than production ranges (-compat.SupportedFeatures +kafka):\n%s", flag, diff)
 	}
 

@@ -69,7 +69,7 @@ func TestDefaultMessageFormat(t *testing.T) {
 }
 
 func zkState(release string, ibpv, lmfv ConfigValue, ids ...int32) State {
-	s := State{Mode: ZooKeeper}
+	s := State{Mode: ModeZooKeeper}
 	for _, id := range ids {
 		s.Nodes = append(s.Nodes, NodeState{ID: id, Release: rel(release), IBPV: ibpv, LMFV: lmfv})
 	}

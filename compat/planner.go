@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // The planner behind Route: one method per kind of hop, each advancing the
@@ -25,14 +27,14 @@ func (p *planner) note(format string, args ...any) {
 // only optional steps (the cluster is done, but choices remain) becomes notes.
 func (p *planner) add(h Hop) {
 	required := false
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		required = required || !s.Optional
 	}
 	if required {
 		p.plan.Hops = append(p.plan.Hops, h)
 		return
 	}
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		p.note("optional decision on %v: %v (%s)", h.To, s, s.Reason)
 	}
 }
@@ -114,7 +116,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		return err
 	}
 	oldest, _ := c.releaseRange()
-	h := Hop{Kind: ZooKeeperUpgrade, Mode: ZooKeeper, From: oldest, To: to, Reason: reason}
+	h := Hop{Kind: ZooKeeperUpgrade, Mode: ModeZooKeeper, From: oldest, To: to, Reason: reason}
 	if to.AtLeast(v(3, 9)) && oldest.Less(v(3, 9)) {
 		h.Preconditions = append(h.Preconditions, "the ZooKeeper ensemble runs 3.8.3 or newer (3.9 upgrade notes)")
 	}
@@ -126,7 +128,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		roll = c.needsRoll(to, pin, target, adv)
 	}
 	if len(roll) > 0 {
-		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
+		st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: roll, Release: to, Set: map[string]string{}, Reversible: true}
 		if pin.Less(target) {
 			st.Set["inter.broker.protocol.version"] = pin.Name
 			st.Reason = fmt.Sprintf("upgrade the brokers one at a time to %v with inter.broker.protocol.version pinned to %v, the protocol the cluster speaks now, so old and new brokers keep talking; until the protocol is raised the brokers can still be rolled back to %v", to, pin, oldest)
@@ -146,7 +148,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 		if len(st.Set) == 0 {
 			st.Set = nil
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	if pin.Less(target) {
 		// After the binary roll every restarted broker is pinned; the others
@@ -156,7 +158,7 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 			mv, _ := n.effectiveIBPV()
 			return slices.Contains(roll, n.id) || mv != target
 		})
-		st := Step{Kind: RollConfig, Role: RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
+		st := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: raise, Set: map[string]string{"inter.broker.protocol.version": target.Name},
 			Reason: fmt.Sprintf("once every broker runs %v and behaves, raise inter.broker.protocol.version to %v and restart the brokers one at a time; once they use it the cluster cannot be downgraded to an older release", to, target)}
 		if pin.Less(mvNamed("2.1-IV0")) && !target.Less(mvNamed("2.1-IV0")) {
 			st.Reason += " (in particular not to one before 2.1, whose offset schemas change)"
@@ -165,20 +167,20 @@ func (p *planner) zooKeeperHop(c *sim, to Release, reason string) error {
 			st.Unset = []string{"log.message.format.version"}
 			st.Reason += "; remove log.message.format.version, which " + target.Name + " ignores (KIP-724): the message format becomes v2 whatever it says"
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 		if adv.ThirdRoll {
-			third := Step{Kind: RollConfig, Role: RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
+			third := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: c.ids(func(simNode) bool { return true }), Optional: true,
 				Reason: "the message format stays pinned; once (most) consumers are 0.11.0 or newer, move it to the new format with one more roll (older consumers then need down-conversion)"}
 			if adv.ThirdRollValue != "" {
 				third.Set = map[string]string{"log.message.format.version": adv.ThirdRollValue}
 			} else {
 				third.Unset = []string{"log.message.format.version"}
 			}
-			h.Steps = append(h.Steps, third)
+			h.Actions = append(h.Actions, third)
 		}
 	}
 	h.Done = c.ids(func(n simNode) bool { return !slices.Contains(roll, n.id) && n.release == to })
-	if len(h.Steps) == 0 {
+	if len(h.Actions) == 0 {
 		h.Done = nil
 	}
 	p.add(h)
@@ -226,10 +228,10 @@ var migrationPreconditions = []string{
 func (p *planner) migration(c *sim) error {
 	bridge, _ := c.releaseRange()
 	mv := lp(bridge)
-	h := Hop{Kind: Migration, Mode: Migrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
+	h := Hop{Kind: Migration, Mode: ModeMigrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
 		Reason: fmt.Sprintf("move the metadata from ZooKeeper to a KRaft controller quorum on %v; every step can be reverted until the last one", bridge)}
 	brokers := c.ids(func(simNode) bool { return true })
-	h.Steps = append(h.Steps,
+	h.Actions = append(h.Actions,
 		provisionStep(bridge, mv),
 		enterMigrationStep(brokers),
 		brokersToKRaftStep(brokers, c.anyLMFVSet()),
@@ -238,9 +240,9 @@ func (p *planner) migration(c *sim) error {
 	p.add(h)
 	for i := range c.nodes {
 		n := &c.nodes[i]
-		n.mode, n.ibpv, n.lmfv, n.migration = KRaft, Default(), Default(), false
+		n.mode, n.ibpv, n.lmfv, n.migration = ModeKRaft, Default(), Default(), false
 	}
-	c.mode = KRaft
+	c.mode = ModeKRaft
 	c.ghost = bridge
 	c.finalized = FeatureLevels{FeatureMetadataVersion: mv.Level}
 	return nil
@@ -250,23 +252,23 @@ func (c *sim) anyLMFVSet() bool {
 	return len(c.ids(func(n simNode) bool { return n.lmfvSet() })) > 0
 }
 
-func provisionStep(bridge Release, mv MetadataVersion) Step {
-	return Step{Kind: ProvisionControllers, Role: RoleController, Release: bridge, Reversible: true,
+func provisionStep(bridge Release, mv MetadataVersion) Action {
+	return Action{Kind: ProvisionControllers, Role: node.RoleController, Release: bridge, Reversible: true,
 		Set: map[string]string{"process.roles": "controller", "zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"node.id (distinct from every broker.id)", "controller.quorum.bootstrap.servers (or controller.quorum.voters)",
 			"controller.listener.names and listeners", "zookeeper.connect", "kafka-storage format with the ZooKeeper cluster's id and --release-version " + mv.Name},
 		Reason: fmt.Sprintf("start a KRaft controller quorum on %v in migration mode, formatted at metadata.version %v; until the brokers join it, removing it undoes the step", bridge, mv)}
 }
 
-func enterMigrationStep(brokers []int32) Step {
-	return Step{Kind: RollConfig, Role: RoleBroker, Nodes: brokers, Reversible: true,
+func enterMigrationStep(brokers []int32) Action {
+	return Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"zookeeper.metadata.migration.enable": "true"},
 		Requires: []string{"controller.quorum.bootstrap.servers (or controller.quorum.voters)", "controller.listener.names", "listener.security.protocol.map entry for the controller listener"},
 		Reason:   "restart the brokers in migration mode, keeping inter.broker.protocol.version; after the last one the controller copies the metadata from ZooKeeper (\"Completed migration of metadata from Zookeeper to KRaft\") and writes to both; reverting follows Apache's migration revert steps"}
 }
 
-func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
-	st := Step{Kind: RollConfig, Role: RoleBroker, Nodes: brokers, Reversible: true,
+func brokersToKRaftStep(brokers []int32, lmfv bool) Action {
+	st := Action{Kind: RollConfig, Role: node.RoleBroker, Nodes: brokers, Reversible: true,
 		Set:      map[string]string{"process.roles": "broker"},
 		Unset:    []string{"broker.id", "zookeeper.connect", "zookeeper.metadata.migration.enable", "inter.broker.protocol.version", "control.plane.listener.name"},
 		Requires: []string{"node.id equal to the broker's broker.id", "controller.quorum.bootstrap.servers (or controller.quorum.voters)", "StandardAuthorizer instead of AclAuthorizer, if ACLs are used"},
@@ -277,8 +279,8 @@ func brokersToKRaftStep(brokers []int32, lmfv bool) Step {
 	return st
 }
 
-func finalizeMigrationStep(controllers []int32) Step {
-	return Step{Kind: RollConfig, Role: RoleController, Nodes: controllers, Reversible: false,
+func finalizeMigrationStep(controllers []int32) Action {
+	return Action{Kind: RollConfig, Role: node.RoleController, Nodes: controllers, Reversible: false,
 		Unset:  []string{"zookeeper.metadata.migration.enable", "zookeeper.connect"},
 		Reason: "finalize the migration: restart the controllers without ZooKeeper; after this the cluster cannot return to ZooKeeper mode, and ZooKeeper can be decommissioned"}
 }
@@ -297,30 +299,30 @@ func (p *planner) migrating(c *sim) error {
 	}
 	bridge := oldest
 	mv := lp(bridge)
-	h := Hop{Kind: Migration, Mode: Migrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
+	h := Hop{Kind: Migration, Mode: ModeMigrating, From: bridge, To: bridge, Preconditions: migrationPreconditions,
 		Reason: fmt.Sprintf("finish the ZooKeeper to KRaft migration under way on %v", bridge)}
-	controllers := c.ids(func(n simNode) bool { return n.controller && n.mode == KRaft })
+	controllers := c.ids(func(n simNode) bool { return n.controller && n.mode == ModeKRaft })
 	if len(controllers) == 0 {
-		h.Steps = append(h.Steps, provisionStep(bridge, mv))
+		h.Actions = append(h.Actions, provisionStep(bridge, mv))
 		c.ghost = bridge
 	}
-	if enter := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ZooKeeper && !n.migration }); len(enter) > 0 {
-		h.Steps = append(h.Steps, enterMigrationStep(enter))
+	if enter := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper && !n.migration }); len(enter) > 0 {
+		h.Actions = append(h.Actions, enterMigrationStep(enter))
 	}
-	if zk := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ZooKeeper }); len(zk) > 0 {
-		h.Steps = append(h.Steps, brokersToKRaftStep(zk, c.anyLMFVSet()))
+	if zk := c.ids(func(n simNode) bool { return n.broker && !n.controller && n.mode == ModeZooKeeper }); len(zk) > 0 {
+		h.Actions = append(h.Actions, brokersToKRaftStep(zk, c.anyLMFVSet()))
 	}
-	h.Done = c.ids(func(n simNode) bool { return n.mode == KRaft && !n.migration })
+	h.Done = c.ids(func(n simNode) bool { return n.mode == ModeKRaft && !n.migration })
 	if fin := c.ids(func(n simNode) bool { return n.controller && n.migration }); len(fin) > 0 || len(controllers) == 0 {
-		h.Steps = append(h.Steps, finalizeMigrationStep(fin))
+		h.Actions = append(h.Actions, finalizeMigrationStep(fin))
 	}
 	p.add(h)
 	for i := range c.nodes {
 		n := &c.nodes[i]
-		n.mode, n.migration = KRaft, false
+		n.mode, n.migration = ModeKRaft, false
 		n.ibpv, n.lmfv = Default(), Default()
 	}
-	c.mode = KRaft
+	c.mode = ModeKRaft
 	if c.finalized.Level(FeatureMetadataVersion) == 0 {
 		c.finalized = FeatureLevels{FeatureMetadataVersion: mv.Level}
 	}
@@ -381,14 +383,14 @@ func (p *planner) finalizeOnlyHop(c *sim, reason string) {
 	oldest, newest := c.releaseRange()
 	cur, _ := c.metadataVersion()
 	to := lp(oldest)
-	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: newest, Reason: reason}
-	h.Steps = append(h.Steps, finalizeMVStep(cur, to))
+	h := Hop{Kind: KRaftUpgrade, Mode: ModeKRaft, From: oldest, To: newest, Reason: reason}
+	h.Actions = append(h.Actions, finalizeMVStep(cur, to))
 	p.add(h)
 	c.finalized[FeatureMetadataVersion] = to.Level
 }
 
-func finalizeMVStep(cur, to MetadataVersion) Step {
-	st := Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: to.Level}}
+func finalizeMVStep(cur, to MetadataVersion) Action {
+	st := Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: to.Level}}
 	if err := CanDowngrade(to, cur); err == nil {
 		st.Reversible = true
 		st.Reason = fmt.Sprintf("finalize metadata.version %v (level %d); no level from %v up to it changed the metadata format, so a safe downgrade back stays possible", to, to.Level, cur)
@@ -408,7 +410,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 	}
 	oldest, _ := c.releaseRange()
 	final := to == p.target
-	h := Hop{Kind: KRaftUpgrade, Mode: KRaft, From: oldest, To: to, Reason: reason}
+	h := Hop{Kind: KRaftUpgrade, Mode: ModeKRaft, From: oldest, To: to, Reason: reason}
 	if oldest.Less(v(4, 0)) && to.AtLeast(v(4, 0)) {
 		h.Preconditions = append(h.Preconditions,
 			"clients (including Streams and Connect) run 2.1 or newer: 4.0 removed older protocol versions (KIP-896; see CheckClient)",
@@ -429,21 +431,21 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		// inter.broker.protocol.version as its metadata.version: keep it.
 		set = map[string]string{"inter.broker.protocol.version": cur.Name}
 	}
-	roll := func(role Role, ids []int32, why string) {
-		h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: role, Nodes: ids, Release: to, Set: maps.Clone(set), Unset: slices.Clone(unset), Reversible: true, Reason: why})
+	roll := func(role node.Role, ids []int32, why string) {
+		h.Actions = append(h.Actions, Action{Kind: RollBinaries, Role: role, Nodes: ids, Release: to, Set: maps.Clone(set), Unset: slices.Clone(unset), Reversible: true, Reason: why})
 	}
 	keep := fmt.Sprintf("metadata.version stays %v until finalized, so old and new nodes interoperate and a rollback to %v remains possible", cur, oldest)
 	if !c.ghost.IsZero() && c.ghost != to {
-		roll(RoleController, nil, fmt.Sprintf("upgrade the controllers one at a time to %v, the active controller last; %s", to, keep))
+		roll(node.RoleController, nil, fmt.Sprintf("upgrade the controllers one at a time to %v, the active controller last; %s", to, keep))
 	}
 	if ids := c.ids(func(n simNode) bool { return n.controller && n.release != to }); len(ids) > 0 {
-		roll(RoleController, ids, fmt.Sprintf("upgrade the controllers (and combined nodes) one at a time to %v, the active controller last; %s", to, keep))
+		roll(node.RoleController, ids, fmt.Sprintf("upgrade the controllers (and combined nodes) one at a time to %v, the active controller last; %s", to, keep))
 	}
 	if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != to }); len(ids) > 0 {
-		roll(RoleBroker, ids, fmt.Sprintf("then upgrade the brokers one at a time to %v; %s", to, keep))
+		roll(node.RoleBroker, ids, fmt.Sprintf("then upgrade the brokers one at a time to %v; %s", to, keep))
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.release == to })
-	if len(h.Steps) == 0 {
+	if len(h.Actions) == 0 {
 		h.Done = nil
 	}
 
@@ -453,7 +455,7 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		if oldest.Less(v(3, 3)) {
 			st.Reason += "; from then on inter.broker.protocol.version is ignored and can be removed"
 		}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	// The features the target release turns on for new clusters.
 	defaults, err := ReleaseVersionLevels(target, to)
@@ -472,9 +474,9 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 		notes = append(notes, f.Name+"="+strconv.Itoa(int(want))+": "+fl.Note)
 	}
 	if len(on) > 0 {
-		st := Step{Kind: UpdateFeatures, Features: on, Reversible: true, Optional: p.cfg.mvOnly,
+		st := Action{Kind: UpdateFeatures, Features: on, Reversible: true, Optional: p.cfg.mvOnly,
 			Reason: fmt.Sprintf("finalize the features %v enables on new clusters (what --release-version %v sets, without kraft.version); they can be safely downgraded: %s", to.Short(), to.Short(), strings.Join(notes, "; "))}
-		h.Steps = append(h.Steps, st)
+		h.Actions = append(h.Actions, st)
 	}
 	if final {
 		for _, f := range featureTable {
@@ -485,12 +487,12 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 			have := max(c.finalized.Level(f.Name), defaults[f.Name])
 			if maxLevel > have {
 				fl, _ := f.Level(maxLevel)
-				h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{f.Name: maxLevel}, Reversible: true, Optional: true,
+				h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{f.Name: maxLevel}, Reversible: true, Optional: true,
 					Reason: fmt.Sprintf("%s=%d is production in %v but not on by default: %s", f.Name, maxLevel, to.Short(), fl.Note)})
 			}
 		}
 		if to.AtLeast(v(4, 1)) && c.finalized.Level(FeatureKRaftVersion) < 1 {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureKRaftVersion: 1}, Optional: true, Reversible: false,
+			h.Actions = append(h.Actions, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureKRaftVersion: 1}, Optional: true, Reversible: false,
 				Requires: []string{"afterwards, replace controller.quorum.voters with controller.quorum.bootstrap.servers on every node"},
 				Reason:   "a separate decision: upgrade the controller quorum from static to dynamic membership (kraft.version 1, KIP-853, supported from 4.1); it cannot be undone, and --release-version would do it silently"})
 		}
@@ -520,138 +522,165 @@ func (p *planner) kraftHop(c *sim, to Release, reason string) error {
 // in the way.
 func (p *planner) rollback(c *sim) error {
 	t := p.target
-	oldest, newest := c.releaseRange()
-	tlp := lp(t)
+	_, newest := c.releaseRange()
 	h := Hop{Kind: Rollback, Mode: c.mode, From: newest, To: t,
 		Reason: fmt.Sprintf("roll the nodes back to %v", t)}
-	if p.cfg.migrate && c.mode == ZooKeeper {
+	if p.cfg.migrate && c.mode == ModeZooKeeper {
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("MigrateToKRaft with a target (%v) older than node releases (%v)", t, newest),
 			Suggestion: "plan the rollback first, then the migration"}
 	}
+	var err error
 	switch c.mode {
-	case Migrating:
+	case ModeMigrating:
 		return &RouteError{Err: ErrUnsupportedRoute, Reason: "a ZooKeeper to KRaft migration is under way",
 			Suggestion: "revert the migration with Apache's migration revert steps, or finish it first"}
-	case ZooKeeper:
-		if oldest.Less(v(2, 4)) && t.AtLeast(v(3, 6)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v (KIP-902)", oldest, t),
-				Suggestion: "roll every node back to " + oldest.String() + " first"}
-		}
-		pin, hi, err := c.clusterIBPV()
-		if err != nil {
-			return err
-		}
-		if tlp.Less(hi) {
-			return &RouteError{Err: ErrDowngradePastIBPV,
-				Reason:     fmt.Sprintf("inter.broker.protocol.version %v is in use, and %v knows only up to %v; once brokers use a raised protocol Kafka cannot be downgraded", hi, t, tlp),
-				Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
-		}
-		for _, n := range c.nodes {
-			if !n.lmfvSet() {
-				continue
-			}
-			if _, err := ParseMetadataVersion(n.lmfv.Value, t); err != nil {
-				return &RouteError{Err: ErrDowngradePastIBPV, Reason: fmt.Sprintf("node %d sets log.message.format.version %s, which %v does not know", n.id, n.lmfv.Value, t),
-					Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
-			}
-		}
-		adv, err := c.adviseLMFV(pin, t)
-		if err != nil {
-			return err
-		}
-		ids := c.needsRoll(t, pin, tlp, adv)
-		st := Step{Kind: RollBinaries, Role: RoleBroker, Nodes: ids, Release: t, Reversible: true,
-			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
-		if pin.Less(tlp) {
-			st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
-			st.Reason += fmt.Sprintf(", keeping inter.broker.protocol.version pinned to %v", pin)
-		}
-		if adv.Pin != "" {
-			if st.Set == nil {
-				st.Set = map[string]string{}
-			}
-			st.Set["log.message.format.version"] = adv.Pin
-			st.Reason += "; " + adv.Reason
-		}
-		h.Steps = append(h.Steps, st)
-	case KRaft:
-		if err := c.checkControllers(); err != nil {
-			return err
-		}
-		if t.Less(v(3, 3)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("target %v: KRaft before 3.3 was a preview", t), Suggestion: "stay on 3.3 or newer"}
-		}
-		if oldest.Less(v(3, 3)) && t.AtLeast(v(4, 0)) {
-			return &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v", oldest, t), Suggestion: "roll every node back to " + oldest.String() + " first"}
-		}
-		cur, err := c.metadataVersion()
-		if err != nil {
-			return err
-		}
-		// Features first: ELR depends on metadata.version, so it goes down before it.
-		down := FeatureLevels{}
-		var notes []string
-		for _, name := range c.finalized.Names() {
-			if name == FeatureMetadataVersion {
-				continue
-			}
-			level := c.finalized[name]
-			maxLevel, err := ProductionMaxLevel(name, t)
-			if err != nil {
-				return &RouteError{Err: ErrUnknownFeature, Reason: fmt.Sprintf("finalized feature %s=%d: %v", name, level, err),
-					Suggestion: "disable the feature by hand if it is safe, then plan again"}
-			}
-			if level <= maxLevel {
-				continue
-			}
-			if name == FeatureKRaftVersion {
-				return &RouteError{Err: ErrFeatureUpdateRefused,
-					Reason:     fmt.Sprintf("kraft.version %d (a dynamic controller quorum) cannot be downgraded, and %v supports only up to %d", level, t, maxLevel),
-					Suggestion: "roll back no further than " + latestPatch(v(3, 9)).String()}
-			}
-			down[name] = maxLevel
-			if fl, ok := LookupFeature(name); ok {
-				if l, ok := fl.Level(level); ok {
-					notes = append(notes, fmt.Sprintf("%s %d→%d (%s)", name, level, maxLevel, l.Note))
-				}
-			}
-		}
-		if tlp.Less(cur) {
-			if err := CanDowngrade(cur, tlp); err != nil {
-				de, _ := err.(*DowngradeError)
-				sugg := "roll forward instead"
-				if de != nil {
-					if l, ok := oldestLineReaching(de.Floor); ok {
-						sugg = fmt.Sprintf("the oldest release this cluster can return to is %v (its latest production metadata.version is at or above the floor %v); otherwise roll forward", latestPatch(l), de.Floor)
-					}
-				}
-				reason := fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v", t, tlp, cur)
-				if de != nil {
-					reason += fmt.Sprintf(", and %v (level %d) in between changed the metadata format: Kafka refuses to downgrade across it, and no release implements the unsafe downgrade", de.Blocker, de.Blocker.Level)
-				}
-				return &RouteError{Err: ErrDowngradePastMetadataChange, Reason: reason, Suggestion: sugg}
-			}
-		}
-		if len(down) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
-				Reason: fmt.Sprintf("safely downgrade the features %v does not support: %s", t, strings.Join(notes, "; "))})
-		}
-		if tlp.Less(cur) {
-			h.Steps = append(h.Steps, Step{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
-				Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
-		}
-		if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: RoleBroker, Nodes: ids, Release: t, Reversible: true,
-				Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
-		}
-		if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
-			h.Steps = append(h.Steps, Step{Kind: RollBinaries, Role: RoleController, Nodes: ids, Release: t, Reversible: true,
-				Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
-		}
+	case ModeZooKeeper:
+		h.Actions, err = p.rollbackZooKeeper(c)
+	case ModeKRaft:
+		h.Actions, err = p.rollbackKRaft(c)
+	}
+	if err != nil {
+		return err
 	}
 	h.Done = c.ids(func(n simNode) bool { return n.release == t })
 	p.add(h)
 	return nil
+}
+
+// rollbackZooKeeper returns the actions of a ZooKeeper-mode rollback to
+// p.target: one roll back, keeping the pins the cluster speaks.
+func (p *planner) rollbackZooKeeper(c *sim) ([]Action, error) {
+	t := p.target
+	oldest, newest := c.releaseRange()
+	tlp := lp(t)
+	var acts []Action
+	if oldest.Less(v(2, 4)) && t.AtLeast(v(3, 6)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v (KIP-902)", oldest, t),
+			Suggestion: "roll every node back to " + oldest.String() + " first"}
+	}
+	pin, hi, err := c.clusterIBPV()
+	if err != nil {
+		return nil, err
+	}
+	if tlp.Less(hi) {
+		return nil, &RouteError{Err: ErrDowngradePastIBPV,
+			Reason:     fmt.Sprintf("inter.broker.protocol.version %v is in use, and %v knows only up to %v; once brokers use a raised protocol Kafka cannot be downgraded", hi, t, tlp),
+			Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
+	}
+	for _, n := range c.nodes {
+		if !n.lmfvSet() {
+			continue
+		}
+		if _, err := ParseMetadataVersion(n.lmfv.Value, t); err != nil {
+			return nil, &RouteError{Err: ErrDowngradePastIBPV, Reason: fmt.Sprintf("node %d sets log.message.format.version %s, which %v does not know", n.id, n.lmfv.Value, t),
+				Suggestion: fmt.Sprintf("roll forward: finish the upgrade to %v", newest)}
+		}
+	}
+	adv, err := c.adviseLMFV(pin, t)
+	if err != nil {
+		return nil, err
+	}
+	ids := c.needsRoll(t, pin, tlp, adv)
+	st := Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+		Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)}
+	if pin.Less(tlp) {
+		st.Set = map[string]string{"inter.broker.protocol.version": pin.Name}
+		st.Reason += fmt.Sprintf(", keeping inter.broker.protocol.version pinned to %v", pin)
+	}
+	if adv.Pin != "" {
+		if st.Set == nil {
+			st.Set = map[string]string{}
+		}
+		st.Set["log.message.format.version"] = adv.Pin
+		st.Reason += "; " + adv.Reason
+	}
+	acts = append(acts, st)
+	return acts, nil
+}
+
+// rollbackKRaft returns the actions of a KRaft rollback to p.target:
+// features the target does not support go down first (ELR depends on
+// metadata.version, so it goes before it), then metadata.version, then the
+// brokers and the controllers roll back.
+func (p *planner) rollbackKRaft(c *sim) ([]Action, error) {
+	t := p.target
+	oldest, _ := c.releaseRange()
+	tlp := lp(t)
+	var acts []Action
+	if err := c.checkControllers(); err != nil {
+		return nil, err
+	}
+	if t.Less(v(3, 3)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("target %v: KRaft before 3.3 was a preview", t), Suggestion: "stay on 3.3 or newer"}
+	}
+	if oldest.Less(v(3, 3)) && t.AtLeast(v(4, 0)) {
+		return nil, &RouteError{Err: ErrUnsupportedRoute, Reason: fmt.Sprintf("nodes on %v cannot move straight to %v", oldest, t), Suggestion: "roll every node back to " + oldest.String() + " first"}
+	}
+	cur, err := c.metadataVersion()
+	if err != nil {
+		return nil, err
+	}
+	// Features first: ELR depends on metadata.version, so it goes down before it.
+	down := FeatureLevels{}
+	var notes []string
+	for _, name := range c.finalized.Names() {
+		if name == FeatureMetadataVersion {
+			continue
+		}
+		level := c.finalized[name]
+		maxLevel, err := ProductionMaxLevel(name, t)
+		if err != nil {
+			return nil, &RouteError{Err: ErrUnknownFeature, Reason: fmt.Sprintf("finalized feature %s=%d: %v", name, level, err),
+				Suggestion: "disable the feature by hand if it is safe, then plan again"}
+		}
+		if level <= maxLevel {
+			continue
+		}
+		if name == FeatureKRaftVersion {
+			return nil, &RouteError{Err: ErrFeatureUpdateRefused,
+				Reason:     fmt.Sprintf("kraft.version %d (a dynamic controller quorum) cannot be downgraded, and %v supports only up to %d", level, t, maxLevel),
+				Suggestion: "roll back no further than " + latestPatch(v(3, 9)).String()}
+		}
+		down[name] = maxLevel
+		if fl, ok := LookupFeature(name); ok {
+			if l, ok := fl.Level(level); ok {
+				notes = append(notes, fmt.Sprintf("%s %d→%d (%s)", name, level, maxLevel, l.Note))
+			}
+		}
+	}
+	if tlp.Less(cur) {
+		if err := CanDowngrade(cur, tlp); err != nil {
+			de, _ := err.(*DowngradeError)
+			sugg := "roll forward instead"
+			if de != nil {
+				if l, ok := oldestLineReaching(de.Floor); ok {
+					sugg = fmt.Sprintf("the oldest release this cluster can return to is %v (its latest production metadata.version is at or above the floor %v); otherwise roll forward", latestPatch(l), de.Floor)
+				}
+			}
+			reason := fmt.Sprintf("%v supports metadata.version up to %v, but the cluster has finalized %v", t, tlp, cur)
+			if de != nil {
+				reason += fmt.Sprintf(", and %v (level %d) in between changed the metadata format: Kafka refuses to downgrade across it, and no release implements the unsafe downgrade", de.Blocker, de.Blocker.Level)
+			}
+			return nil, &RouteError{Err: ErrDowngradePastMetadataChange, Reason: reason, Suggestion: sugg}
+		}
+	}
+	if len(down) > 0 {
+		acts = append(acts, Action{Kind: UpdateFeatures, Features: down, Downgrade: true, Reversible: true,
+			Reason: fmt.Sprintf("safely downgrade the features %v does not support: %s", t, strings.Join(notes, "; "))})
+	}
+	if tlp.Less(cur) {
+		acts = append(acts, Action{Kind: UpdateFeatures, Features: FeatureLevels{FeatureMetadataVersion: tlp.Level}, Downgrade: true, Reversible: true,
+			Reason: fmt.Sprintf("safely downgrade metadata.version from %v to %v, the newest %v supports; no level in between changed the metadata format", cur, tlp, t)})
+	}
+	if ids := c.ids(func(n simNode) bool { return !n.controller && n.release != t }); len(ids) > 0 {
+		acts = append(acts, Action{Kind: RollBinaries, Role: node.RoleBroker, Nodes: ids, Release: t, Reversible: true,
+			Reason: fmt.Sprintf("roll the brokers one at a time back to %v", t)})
+	}
+	if ids := c.ids(func(n simNode) bool { return n.controller && n.release != t }); len(ids) > 0 {
+		acts = append(acts, Action{Kind: RollBinaries, Role: node.RoleController, Nodes: ids, Release: t, Reversible: true,
+			Reason: fmt.Sprintf("then roll the controllers one at a time back to %v, the active controller last", t)})
+	}
+	return acts, nil
 }
 
 // oldestLineReaching returns the oldest KRaft line whose latest production

@@ -20,10 +20,6 @@ type Release struct {
 	Major, Minor, Patch, Fix int
 }
 
-// maxReleaseNumber bounds each number so that arithmetic never overflows and
-// absurd input is refused early. Kafka's largest component so far is 11.
-const maxReleaseNumber = 999
-
 // ParseRelease parses a Kafka release: "3.9.1", "4.1" (its .0 patch),
 // "0.10.2.1" or "0.8.2" (its .0 fix). Numbers are decimal without signs or
 // leading zeros. Releases before 1.0 need three or four numbers (there is no

@@ -178,7 +178,7 @@ func TestKnownReleases(t *testing.T) {
 	// The releases Maven served from 3.3.0 on when the catalogue was last
 	// updated (December 2026; `go run ./examples/resolve -check` lists newer ones).
 	maven := "3.3.0 3.3.1 3.3.2 3.4.0 3.4.1 3.5.0 3.5.1 3.5.2 3.6.0 3.6.1 3.6.2 3.7.0 3.7.1 3.7.2 3.8.0 3.8.1 " +
-		"3.9.0 3.9.1 3.9.2 4.0.0 4.0.1 4.0.2 4.1.0 4.1.1 4.1.2 4.2.0 4.2.1 4.3.0 4.3.1 4.3.2 4.4.0"
+		"3.9.0 3.9.1 3.9.2 4.0.0 4.0.1 4.0.2 4.1.0 4.1.1 4.1.2 4.2.0 4.2.1 4.2.2 4.3.0 4.3.1 4.3.2 4.4.0"
 	var got []string
 	for _, r := range all {
 		if r.AtLeast(v(3, 3)) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A RouteOption configures [Route].
@@ -87,54 +89,56 @@ func (k *HopKind) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// A StepKind says what a [Step] does.
-type StepKind int
+// An ActionKind says what an [Action] does.
+type ActionKind int
 
 const (
-	// RollBinaries restarts nodes one at a time on Step.Release, with
-	// Step.Set and Step.Unset applied to their static configuration.
-	RollBinaries StepKind = iota
+	// RollBinaries restarts nodes one at a time on Action.Release, with
+	// Action.Set and Action.Unset applied to their static configuration.
+	RollBinaries ActionKind = iota
 	// RollConfig restarts nodes one at a time on the same binary with
-	// Step.Set and Step.Unset applied.
+	// Action.Set and Action.Unset applied.
 	RollConfig
-	// UpdateFeatures finalizes Step.Features with UpdateFeatures (an
-	// upgrade, or a safe downgrade when Step.Downgrade is set). No restart.
+	// UpdateFeatures finalizes Action.Features with UpdateFeatures (an
+	// upgrade, or a safe downgrade when Action.Downgrade is set). No restart.
 	UpdateFeatures
 	// ProvisionControllers starts a new KRaft controller quorum on
-	// Step.Release for a ZooKeeper to KRaft migration.
+	// Action.Release for a ZooKeeper to KRaft migration.
 	ProvisionControllers
 )
 
-var stepKindNames = [...]string{"roll-binaries", "roll-config", "update-features", "provision-controllers"}
+var actionKindNames = [...]string{"roll-binaries", "roll-config", "update-features", "provision-controllers"}
 
 // String returns "roll-binaries", "roll-config", "update-features" or
 // "provision-controllers".
-func (k StepKind) String() string {
-	if k < 0 || int(k) >= len(stepKindNames) {
-		return "StepKind(" + strconv.Itoa(int(k)) + ")"
+func (k ActionKind) String() string {
+	if k < 0 || int(k) >= len(actionKindNames) {
+		return "ActionKind(" + strconv.Itoa(int(k)) + ")"
 	}
-	return stepKindNames[k]
+	return actionKindNames[k]
 }
 
 // MarshalText implements [encoding.TextMarshaler].
-func (k StepKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+func (k ActionKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // UnmarshalText implements [encoding.TextUnmarshaler].
-func (k *StepKind) UnmarshalText(b []byte) error {
-	i := slices.Index(stepKindNames[:], string(b))
+func (k *ActionKind) UnmarshalText(b []byte) error {
+	i := slices.Index(actionKindNames[:], string(b))
 	if i < 0 {
-		return fmt.Errorf("compat: invalid step kind %q", b)
+		return fmt.Errorf("compat: invalid action kind %q", b)
 	}
-	*k = StepKind(i)
+	*k = ActionKind(i)
 	return nil
 }
 
-// A Step is one action of a [Hop].
-type Step struct {
-	Kind StepKind `json:"kind"`
-	// Role says which nodes a roll or provision step concerns: brokers
+// An Action is one thing a [Hop] does: roll nodes, finalize features,
+// provision controllers. Planning (upgrade.NewPlan) turns each roll into one
+// step per node.
+type Action struct {
+	Kind ActionKind `json:"kind"`
+	// Role says which nodes a roll or provision action concerns: brokers
 	// (broker-only nodes) or controllers (including combined nodes).
-	Role Role `json:"role,omitempty"`
+	Role node.Role `json:"role,omitempty"`
 	// Nodes lists the node IDs to restart, ascending; the runner picks the
 	// order (for example the active controller last). Empty with a Role
 	// means every node of that role, such as controllers that a migration
@@ -150,9 +154,9 @@ type Step struct {
 	Requires []string `json:"requires,omitempty"`
 	// Features are the levels to finalize (UpdateFeatures).
 	Features FeatureLevels `json:"features,omitempty"`
-	// Downgrade marks an UpdateFeatures step as a safe downgrade.
+	// Downgrade marks an UpdateFeatures action as a safe downgrade.
 	Downgrade bool `json:"downgrade,omitempty"`
-	// Reversible reports whether the step can be undone: rolls can be
+	// Reversible reports whether the action can be undone: rolls can be
 	// rolled back; raising inter.broker.protocol.version, finalizing a
 	// metadata.version across a metadata change, finalizing a migration and
 	// upgrading kraft.version cannot.
@@ -160,19 +164,19 @@ type Step struct {
 	// Optional marks a decision for the operator: the route is complete
 	// without it, and it must never be taken implicitly.
 	Optional bool `json:"optional,omitempty"`
-	// Reason explains the step to a human.
+	// Reason explains the action to a human.
 	Reason string `json:"reason"`
 }
 
-// String describes the step in one line, without its reason.
-func (s Step) String() string {
+// String describes the action in one line, without its reason.
+func (s Action) String() string {
 	var b strings.Builder
 	if s.Optional {
 		b.WriteString("optional: ")
 	}
 	who := func() {
 		switch s.Role {
-		case RoleController:
+		case node.RoleController:
 			b.WriteString(" controllers")
 		default:
 			b.WriteString(" brokers")
@@ -250,15 +254,15 @@ type Hop struct {
 	// Preconditions are facts this package cannot observe that the
 	// operator must make true before the hop.
 	Preconditions []string `json:"preconditions,omitempty"`
-	Steps         []Step   `json:"steps"`
+	Actions       []Action `json:"actions"`
 }
 
 // Pins returns the settings that the hop holds fixed while new binaries roll
-// out (the Set of its RollBinaries steps), such as
+// out (the Set of its RollBinaries actions), such as
 // inter.broker.protocol.version in ZooKeeper mode.
 func (h Hop) Pins() map[string]string {
 	out := map[string]string{}
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		if s.Kind == RollBinaries {
 			maps.Copy(out, s.Set)
 		}
@@ -267,10 +271,10 @@ func (h Hop) Pins() map[string]string {
 }
 
 // Raises returns the settings that the hop raises once every node runs To
-// (the Set of its required RollConfig steps).
+// (the Set of its required RollConfig actions).
 func (h Hop) Raises() map[string]string {
 	out := map[string]string{}
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		if s.Kind == RollConfig && !s.Optional && h.Kind != Migration {
 			maps.Copy(out, s.Set)
 		}
@@ -279,10 +283,10 @@ func (h Hop) Raises() map[string]string {
 }
 
 // Finalizes returns the feature levels the hop finalizes (its required,
-// upgrading UpdateFeatures steps).
+// upgrading UpdateFeatures actions).
 func (h Hop) Finalizes() FeatureLevels {
 	out := FeatureLevels{}
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		if s.Kind == UpdateFeatures && !s.Optional && !s.Downgrade {
 			maps.Copy(out, s.Features)
 		}
@@ -290,9 +294,9 @@ func (h Hop) Finalizes() FeatureLevels {
 	return out
 }
 
-// Reversible reports whether every required step of the hop is reversible.
+// Reversible reports whether every required action of the hop is reversible.
 func (h Hop) Reversible() bool {
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		if !s.Optional && !s.Reversible {
 			return false
 		}
@@ -300,11 +304,11 @@ func (h Hop) Reversible() bool {
 	return true
 }
 
-// Decisions returns the hop's optional steps: choices such as upgrading
+// Decisions returns the hop's optional actions: choices such as upgrading
 // kraft.version that the route never takes implicitly.
-func (h Hop) Decisions() []Step {
-	var out []Step
-	for _, s := range h.Steps {
+func (h Hop) Decisions() []Action {
+	var out []Action
+	for _, s := range h.Actions {
 		if s.Optional {
 			out = append(out, s)
 		}
@@ -312,7 +316,7 @@ func (h Hop) Decisions() []Step {
 	return out
 }
 
-// String describes the hop and its steps on several lines.
+// String describes the hop and its actions on several lines.
 func (h Hop) String() string {
 	var b strings.Builder
 	if h.From == h.To {
@@ -326,7 +330,7 @@ func (h Hop) String() string {
 	for _, p := range h.Preconditions {
 		b.WriteString("\n   before: " + p)
 	}
-	for i, s := range h.Steps {
+	for i, s := range h.Actions {
 		fmt.Fprintf(&b, "\n   %c. %v", 'a'+rune(i%26), s)
 	}
 	return b.String()
@@ -342,7 +346,7 @@ type RoutePlan struct {
 	Notes []string `json:"notes,omitempty"`
 }
 
-// Reversible reports whether every required step of every hop is reversible.
+// Reversible reports whether every required action of every hop is reversible.
 func (p RoutePlan) Reversible() bool {
 	for _, h := range p.Hops {
 		if !h.Reversible() {
@@ -382,8 +386,8 @@ func (p RoutePlan) String() string {
 
 // Route plans how to take the cluster described by s to release target. It
 // is pure: it reads s and Kafka's rules and returns hops, each with ordered
-// steps that say what to pin during a roll, what to raise after it, which
-// features to finalize, and whether each step can be undone.
+// actions that say what to pin during a roll, what to raise after it, which
+// features to finalize, and whether each action can be undone.
 //
 // The rules it applies:
 //
@@ -428,12 +432,12 @@ func Route(s State, target Release, opts ...RouteOption) (RoutePlan, error) {
 	if err != nil {
 		return RoutePlan{}, err
 	}
-	if cfg.migrate && s.Mode == ZooKeeper && target.Less(v(4, 0)) && target.Line() != v(3, 9) {
+	if cfg.migrate && s.Mode == ModeZooKeeper && target.Less(v(4, 0)) && target.Line() != v(3, 9) {
 		return RoutePlan{}, &RouteError{Err: ErrUnsupportedRoute,
 			Reason:     fmt.Sprintf("MigrateToKRaft with target %v: kupgrade migrates on 3.9, the last bridge release", target),
 			Suggestion: "target " + latestPatch(v(3, 9)).String() + " (or any 4.x release)"}
 	}
-	if s.Mode == ZooKeeper {
+	if s.Mode == ModeZooKeeper {
 		if err := c.checkMessageFormats(); err != nil {
 			return RoutePlan{}, err
 		}
@@ -446,9 +450,9 @@ func Route(s State, target Release, opts ...RouteOption) (RoutePlan, error) {
 	switch {
 	case target.Less(newest):
 		err = p.rollback(c)
-	case c.mode == ZooKeeper:
+	case c.mode == ModeZooKeeper:
 		err = p.zooKeeper(c)
-	case c.mode == Migrating:
+	case c.mode == ModeMigrating:
 		err = p.migrating(c)
 	default:
 		err = p.kraft(c)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/route/*.golden")
@@ -22,19 +24,19 @@ func zkNode(id int32, release string, ibpv, lmfv ConfigValue) NodeState {
 }
 
 func ctrl(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleController}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleController}, Release: rel(release)}
 }
 
 func broker(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleBroker}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleBroker}, Release: rel(release)}
 }
 
 func combined(id int32, release string) NodeState {
-	return NodeState{ID: id, Roles: []Role{RoleBroker, RoleController}, Release: rel(release)}
+	return NodeState{ID: id, Roles: []node.Role{node.RoleBroker, node.RoleController}, Release: rel(release)}
 }
 
 func kraftState(finalized FeatureLevels, nodes ...NodeState) State {
-	return State{Mode: KRaft, Nodes: nodes, Finalized: finalized}
+	return State{Mode: ModeKRaft, Nodes: nodes, Finalized: finalized}
 }
 
 // kraft39 is a 3.9.1 KRaft cluster with a static quorum, finalized at 3.9-IV0.
@@ -69,19 +71,19 @@ func routeCases() []routeCase {
 		{name: "zk-patch-upgrade", state: zk3("3.9.0", Default(), Default()), target: "3.9.2",
 			hops: []string{"zookeeper-upgrade 3.9.0→3.9.2"}},
 		{name: "zk-half-rolled", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"zookeeper-upgrade 3.6.2→3.9.2"}},
 		{name: "zk-raise-in-progress", target: "4.0.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.9"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.9.2", Static("3.6"), Default())}},
 			hops: []string{"zookeeper-upgrade 3.9.2→3.9.2", "migration 3.9.2→3.9.2", "kraft-upgrade 3.9.2→4.0.2"}},
 		{name: "zk-forgot-pin", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Default(), Default()), zkNode(2, "3.6.2", Default(), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"zookeeper-upgrade 3.6.2→3.9.2"}},
 		{name: "zk-rollback-before-raise", target: "3.6.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.6.2", Default(), Default()), zkNode(3, "3.6.2", Default(), Default())}},
 			hops: []string{"rollback 3.9.2→3.6.2"}},
 		{name: "zk-rollback-after-raise", target: "3.6.2", state: zk3("3.9.2", Static("3.9"), Default()), wantErr: ErrDowngradePastIBPV},
@@ -91,28 +93,28 @@ func routeCases() []routeCase {
 			wantErr: ErrUnsupportedRoute},
 		{name: "zk-unknown-ibpv", target: "3.9.2", state: zk3("3.6.2", ConfigValue{}, Default()), wantErr: ErrIncompleteState},
 		{name: "migrating-midway", target: "4.0.2",
-			state: State{Mode: Migrating, Finalized: FeatureLevels{"metadata.version": 21}, Nodes: []NodeState{
-				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 2, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3001, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
-				{ID: 3002, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true},
+			state: State{Mode: ModeMigrating, Finalized: FeatureLevels{"metadata.version": 21}, Nodes: []NodeState{
+				{ID: 1, Release: rel("3.9.2"), Mode: ModeZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 2, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
+				{ID: 3001, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
+				{ID: 3002, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true},
 			}},
 			hops: []string{"migration 3.9.2→3.9.2", "kraft-upgrade 3.9.2→4.0.2"}},
 		{name: "migrating-mixed-releases", target: "4.0.2",
-			state: State{Mode: Migrating, Nodes: []NodeState{
-				{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
-				{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.1"), Mode: KRaft, Migration: true}}},
+			state: State{Mode: ModeMigrating, Nodes: []NodeState{
+				{ID: 1, Release: rel("3.9.2"), Mode: ModeZooKeeper, IBPV: Static("3.9"), LMFV: Default()},
+				{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1"), Mode: ModeKRaft, Migration: true}}},
 			wantErr: ErrUnsupportedRoute},
 		{name: "kraft-3.9-to-4.2", state: kraft39(), target: "4.2.1",
 			hops: []string{"kraft-upgrade 3.9.1→4.2.1"}},
 		{name: "kraft-3.9-to-4.4-mv-only", state: kraft39(), target: "4.4.0", opts: []RouteOption{FinalizeMetadataVersionOnly()},
 			hops: []string{"kraft-upgrade 3.9.1→4.4.0"}},
 		{name: "kraft-3.2-preview-to-4.1", target: "4.1.2",
-			state: State{Mode: KRaft, Nodes: []NodeState{
-				{ID: 1, Roles: []Role{RoleController}, Release: rel("3.2.3"), IBPV: Default()},
-				{ID: 2, Roles: []Role{RoleBroker}, Release: rel("3.2.3"), IBPV: Default()}}},
+			state: State{Mode: ModeKRaft, Nodes: []NodeState{
+				{ID: 1, Roles: []node.Role{node.RoleController}, Release: rel("3.2.3"), IBPV: Default()},
+				{ID: 2, Roles: []node.Role{node.RoleBroker}, Release: rel("3.2.3"), IBPV: Default()}}},
 			hops: []string{"kraft-upgrade 3.2.3→3.9.2", "kraft-upgrade 3.9.2→4.1.2"}},
 		{name: "kraft-3.3-IV0-to-4.0", target: "4.0.2",
 			state: kraftState(FeatureLevels{"metadata.version": 4}, combined(1, "3.3.2"), combined(2, "3.3.2"), combined(3, "3.3.2")),
@@ -158,11 +160,11 @@ func routeCases() []routeCase {
 			state:   kraftState(FeatureLevels{}, ctrl(1, "2.8.2"), broker(2, "2.8.2")),
 			wantErr: ErrUnsupportedRoute},
 		{name: "zk-mixed-2.0-and-3.7-no-stop-at-3.5", target: "3.9.2",
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "2.0.1", Default(), Default()), zkNode(2, "2.0.1", Default(), Default()), zkNode(3, "3.7.2", Static("2.0"), Default())}},
 			hops: []string{"zookeeper-upgrade 2.0.1→3.9.2"}},
 		{name: "zk-unlisted-3.9-patch-is-the-bridge", target: "4.0.2", opts: []RouteOption{AllowUnlistedPatch()},
-			state: State{Mode: ZooKeeper, Nodes: []NodeState{
+			state: State{Mode: ModeZooKeeper, Nodes: []NodeState{
 				zkNode(1, "3.9.2", Static("3.8"), Default()), zkNode(2, "3.9.9", Static("3.8"), Default())}},
 			hops: []string{"zookeeper-upgrade 3.9.2→3.9.9", "migration 3.9.9→3.9.9", "kraft-upgrade 3.9.9→4.0.2"}},
 		{name: "kraft-mixed-3.2-and-4.0", target: "4.1.2",
@@ -212,10 +214,10 @@ func checkPlanInvariants(t *testing.T, s State, plan RoutePlan) {
 		t.Errorf("last hop ends on %v, not the target %v", plan.Hops[len(plan.Hops)-1].To, plan.Target)
 	}
 	for i, h := range plan.Hops {
-		if h.Reason == "" || len(h.Steps) == 0 {
+		if h.Reason == "" || len(h.Actions) == 0 {
 			t.Errorf("hop %d (%v) without reason or steps", i, h.Kind)
 		}
-		for j, st := range h.Steps {
+		for j, st := range h.Actions {
 			if st.Reason == "" {
 				t.Errorf("hop %d step %d without a reason", i, j)
 			}
@@ -262,7 +264,7 @@ func render(plan RoutePlan, err error) string {
 	b.WriteString("\n\nreasons:\n")
 	for i, h := range plan.Hops {
 		fmt.Fprintf(&b, "%d. %s\n", i+1, h.Reason)
-		for j, st := range h.Steps {
+		for j, st := range h.Actions {
 			fmt.Fprintf(&b, "   %c. %s\n", 'a'+rune(j), st.Reason)
 			for _, r := range st.Requires {
 				fmt.Fprintf(&b, "      requires: %s\n", r)
@@ -327,34 +329,34 @@ func TestRouteStructure(t *testing.T) {
 	}
 
 	// A half-finished ZooKeeper upgrade restarts only what is left.
-	half := State{Mode: ZooKeeper, Nodes: []NodeState{
+	half := State{Mode: ModeZooKeeper, Nodes: []NodeState{
 		zkNode(1, "3.9.2", Static("3.6"), Default()), zkNode(2, "3.9.2", Static("3.6-IV2"), Default()), zkNode(3, "3.6.2", Default(), Default())}}
 	plan, err = Route(half, rel("3.9.2"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := plan.Hops[0]
-	if diff := cmp.Diff([]int32{3}, h.Steps[0].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{3}, h.Actions[0].Nodes); diff != "" {
 		t.Errorf("binary roll nodes (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]int32{1, 2}, h.Done); diff != "" {
 		t.Errorf("done nodes (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int32{1, 2, 3}, h.Steps[1].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{1, 2, 3}, h.Actions[1].Nodes); diff != "" {
 		t.Errorf("raise nodes (-want +got):\n%s", diff)
 	}
 
 	// A raise under way continues with the brokers not yet raised.
-	raising := State{Mode: ZooKeeper, Nodes: []NodeState{
+	raising := State{Mode: ModeZooKeeper, Nodes: []NodeState{
 		zkNode(1, "3.9.2", Static("3.9"), Default()), zkNode(2, "3.9.2", Static("3.6"), Default()), zkNode(3, "3.9.2", Static("3.6"), Default())}}
 	plan, err = Route(raising, rel("3.9.2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(plan.Hops[0].Steps); n != 1 || plan.Hops[0].Steps[0].Kind != RollConfig {
+	if n := len(plan.Hops[0].Actions); n != 1 || plan.Hops[0].Actions[0].Kind != RollConfig {
 		t.Fatalf("want a single raise step, got %v", plan.Hops[0])
 	}
-	if diff := cmp.Diff([]int32{2, 3}, plan.Hops[0].Steps[0].Nodes); diff != "" {
+	if diff := cmp.Diff([]int32{2, 3}, plan.Hops[0].Actions[0].Nodes); diff != "" {
 		t.Errorf("raise nodes (-want +got):\n%s", diff)
 	}
 
@@ -364,14 +366,14 @@ func TestRouteStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, st := range plan.Hops[0].Steps {
+	for _, st := range plan.Hops[0].Actions {
 		kinds = append(kinds, st.Kind.String()+" "+string(st.Role))
 	}
 	if diff := cmp.Diff([]string{"update-features ", "roll-binaries broker", "roll-binaries controller"}, kinds); diff != "" {
 		t.Errorf("rollback steps (-want +got):\n%s", diff)
 	}
-	if !plan.Hops[0].Steps[0].Downgrade || plan.Hops[0].Steps[0].Features.Level("metadata.version") != 19 {
-		t.Errorf("rollback first step = %v", plan.Hops[0].Steps[0])
+	if !plan.Hops[0].Actions[0].Downgrade || plan.Hops[0].Actions[0].Features.Level("metadata.version") != 19 {
+		t.Errorf("rollback first step = %v", plan.Hops[0].Actions[0])
 	}
 }
 
@@ -405,17 +407,17 @@ func TestKindsText(t *testing.T) {
 	}
 	for k := RollBinaries; k <= ProvisionControllers; k++ {
 		b, _ := k.MarshalText()
-		var back StepKind
+		var back ActionKind
 		if err := back.UnmarshalText(b); err != nil || back != k {
-			t.Errorf("StepKind %v round trip: %v %v", k, back, err)
+			t.Errorf("ActionKind %v round trip: %v %v", k, back, err)
 		}
 	}
 	var hk HopKind
-	var sk StepKind
+	var sk ActionKind
 	if hk.UnmarshalText([]byte("x")) == nil || sk.UnmarshalText([]byte("x")) == nil {
 		t.Errorf("bad kinds accepted")
 	}
-	if HopKind(9).String() != "HopKind(9)" || StepKind(9).String() != "StepKind(9)" {
+	if HopKind(9).String() != "HopKind(9)" || ActionKind(9).String() != "ActionKind(9)" {
 		t.Errorf("out-of-range kinds")
 	}
 }

@@ -3,6 +3,8 @@ package compat
 import (
 	"fmt"
 	"slices"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Mode is how a cluster (or a node) keeps its metadata.
@@ -12,15 +14,15 @@ const (
 	// ModeUnknown is the zero Mode. For a [NodeState] it means "the
 	// cluster's mode".
 	ModeUnknown Mode = iota
-	// ZooKeeper mode: brokers with a ZooKeeper ensemble (up to 3.9).
-	ZooKeeper
-	// KRaft mode: a controller quorum keeps the metadata (production from 3.3).
-	KRaft
-	// Migrating is a cluster in the middle of the ZooKeeper to KRaft
+	// ModeZooKeeper: brokers with a ZooKeeper ensemble (up to 3.9).
+	ModeZooKeeper
+	// ModeKRaft: a controller quorum keeps the metadata (production from 3.3).
+	ModeKRaft
+	// ModeMigrating is a cluster in the middle of the ZooKeeper to KRaft
 	// migration (3.4–3.9): KRaft controllers run with
 	// zookeeper.metadata.migration.enable=true and the brokers are being
 	// moved.
-	Migrating
+	ModeMigrating
 )
 
 var modeNames = [...]string{"", "zookeeper", "kraft", "migrating"}
@@ -51,16 +53,6 @@ func (m *Mode) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// A Role is what a KRaft node does (process.roles). ZooKeeper-mode nodes are
-// brokers.
-type Role string
-
-// Node roles.
-const (
-	RoleBroker     Role = "broker"
-	RoleController Role = "controller"
-)
-
 // A ConfigSource says where a node's configuration value comes from.
 type ConfigSource string
 
@@ -68,12 +60,20 @@ type ConfigSource string
 // is unknown.
 const (
 	SourceUnknown ConfigSource = ""
-	// SourceDefault: not set; the node's release default applies.
+	// SourceDefault: not set; the node's release default applies
+	// (DEFAULT_CONFIG).
 	SourceDefault ConfigSource = "default"
-	// SourceStatic: set in the node's server.properties.
+	// SourceStatic: set in the node's server.properties
+	// (STATIC_BROKER_CONFIG).
 	SourceStatic ConfigSource = "static"
-	// SourceDynamic: set as a dynamic broker configuration.
-	SourceDynamic ConfigSource = "dynamic"
+	// SourceBroker: a per-broker dynamic config (DYNAMIC_BROKER_CONFIG).
+	SourceBroker ConfigSource = "broker"
+	// SourceCluster: the cluster-wide dynamic default
+	// (DYNAMIC_DEFAULT_BROKER_CONFIG).
+	SourceCluster ConfigSource = "cluster"
+	// SourceTopic: a topic override (DYNAMIC_TOPIC_CONFIG), as for the
+	// effective min.insync.replicas that package health reads.
+	SourceTopic ConfigSource = "topic"
 )
 
 // A ConfigValue is one configuration value of a node, with its source.
@@ -87,9 +87,9 @@ type ConfigValue struct {
 // Known reports whether the value's source is known.
 func (c ConfigValue) Known() bool { return c.Source != SourceUnknown }
 
-// Explicit reports whether the value is set (statically or dynamically)
-// rather than defaulted.
-func (c ConfigValue) Explicit() bool { return c.Source == SourceStatic || c.Source == SourceDynamic }
+// Explicit reports whether the value is set (statically, dynamically or as
+// a topic override) rather than defaulted.
+func (c ConfigValue) Explicit() bool { return c.Source != SourceUnknown && c.Source != SourceDefault }
 
 // Static returns a ConfigValue set in server.properties.
 func Static(value string) ConfigValue { return ConfigValue{Value: value, Source: SourceStatic} }
@@ -103,7 +103,7 @@ type NodeState struct {
 	ID int32 `json:"id"`
 	// Roles are the node's process.roles; empty means broker (and is the
 	// only possibility in ZooKeeper mode).
-	Roles []Role `json:"roles,omitempty"`
+	Roles []node.Role `json:"roles,omitempty"`
 	// Release is the software the node runs; the zero Release is unknown.
 	Release Release `json:"release"`
 	// Mode is the node's own mode, needed while the cluster is Migrating (a
@@ -126,10 +126,12 @@ type NodeState struct {
 
 // IsController reports whether the node has the controller role (combined
 // nodes are controllers for ordering purposes).
-func (n NodeState) IsController() bool { return slices.Contains(n.Roles, RoleController) }
+func (n NodeState) IsController() bool { return slices.Contains(n.Roles, node.RoleController) }
 
 // IsBroker reports whether the node has the broker role, or no roles.
-func (n NodeState) IsBroker() bool { return len(n.Roles) == 0 || slices.Contains(n.Roles, RoleBroker) }
+func (n NodeState) IsBroker() bool {
+	return len(n.Roles) == 0 || slices.Contains(n.Roles, node.RoleBroker)
+}
 
 // A State is the snapshot of a cluster that planning consumes:
 // upgrade.Inspect produces it and upgrade.NewPlan hands it to [Route]. It
@@ -190,7 +192,7 @@ func incomplete(format string, args ...any) error {
 func (s State) Validate() error { return s.validate(true) }
 
 func (s State) validate(unlisted bool) error {
-	if s.Mode == ModeUnknown || s.Mode > Migrating {
+	if s.Mode == ModeUnknown || s.Mode > ModeMigrating {
 		return incomplete("cluster mode is unknown")
 	}
 	if len(s.Nodes) == 0 {
@@ -216,23 +218,23 @@ func (s State) validate(unlisted bool) error {
 			mode = s.Mode
 		}
 		switch mode {
-		case ZooKeeper:
+		case ModeZooKeeper:
 			if !l.zooKeeper {
 				return incomplete("node %d runs %v in ZooKeeper mode, which %v does not have", n.ID, n.Release, n.Release.Short())
 			}
 			if n.IsController() {
 				return incomplete("node %d has the controller role but runs in ZooKeeper mode", n.ID)
 			}
-		case KRaft:
+		case ModeKRaft:
 			if l.kraft == 0 {
 				return incomplete("node %d runs %v in KRaft mode, which %v does not have", n.ID, n.Release, n.Release.Short())
 			}
-		case Migrating:
+		case ModeMigrating:
 			return incomplete("node %d: in a migrating cluster every node's own Mode (zookeeper or kraft) must be set", n.ID)
 		default:
 			return incomplete("node %d: invalid mode %v", n.ID, n.Mode)
 		}
-		if s.Mode != Migrating && mode != s.Mode {
+		if s.Mode != ModeMigrating && mode != s.Mode {
 			return incomplete("node %d runs in %v mode in a %v cluster", n.ID, mode, s.Mode)
 		}
 	}

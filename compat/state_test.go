@@ -7,14 +7,16 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestStateJSON(t *testing.T) {
 	in := State{
-		Mode: Migrating,
+		Mode: ModeMigrating,
 		Nodes: []NodeState{
-			{ID: 1, Release: rel("3.9.2"), Mode: ZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
-			{ID: 3000, Roles: []Role{RoleController}, Release: rel("3.9.2"), Mode: KRaft, Migration: true,
+			{ID: 1, Release: rel("3.9.2"), Mode: ModeZooKeeper, Migration: true, IBPV: Static("3.9"), LMFV: Default()},
+			{ID: 3000, Roles: []node.Role{node.RoleController}, Release: rel("3.9.2"), Mode: ModeKRaft, Migration: true,
 				SupportedFeatures: map[string]LevelRange{"metadata.version": {1, 21}}},
 		},
 		Finalized: FeatureLevels{"metadata.version": 21},
@@ -52,7 +54,9 @@ func TestStateJSON(t *testing.T) {
 }
 
 func TestStateValidate(t *testing.T) {
-	kraft := func(nodes ...NodeState) State { return State{Mode: KRaft, Nodes: nodes, Finalized: FeatureLevels{}} }
+	kraft := func(nodes ...NodeState) State {
+		return State{Mode: ModeKRaft, Nodes: nodes, Finalized: FeatureLevels{}}
+	}
 	tests := []struct {
 		name    string
 		state   State
@@ -61,15 +65,15 @@ func TestStateValidate(t *testing.T) {
 	}{
 		{"ok", zkState("3.5.2", Default(), Default(), 1, 2), nil, ""},
 		{"no mode", State{Nodes: []NodeState{{ID: 1, Release: rel("3.9.1")}}}, ErrIncompleteState, "mode"},
-		{"no nodes", State{Mode: KRaft}, ErrIncompleteState, "no nodes"},
+		{"no nodes", State{Mode: ModeKRaft}, ErrIncompleteState, "no nodes"},
 		{"duplicate", kraft(NodeState{ID: 1, Release: rel("3.9.1")}, NodeState{ID: 1, Release: rel("3.9.1")}), ErrIncompleteState, "twice"},
 		{"unknown release", kraft(NodeState{ID: 7}), ErrIncompleteState, "node 7: release unknown"},
 		{"future release", kraft(NodeState{ID: 7, Release: rel("4.7.0")}), ErrUnknownRelease, "4.7.0"},
 		{"ZooKeeper 4.x", zkState("4.0.0", Default(), Default(), 1), ErrIncompleteState, "ZooKeeper mode"},
-		{"ZooKeeper controller", State{Mode: ZooKeeper, Nodes: []NodeState{{ID: 1, Roles: []Role{RoleController}, Release: rel("3.9.1")}}}, ErrIncompleteState, "controller role"},
+		{"ZooKeeper controller", State{Mode: ModeZooKeeper, Nodes: []NodeState{{ID: 1, Roles: []node.Role{node.RoleController}, Release: rel("3.9.1")}}}, ErrIncompleteState, "controller role"},
 		{"KRaft 2.7", kraft(NodeState{ID: 1, Release: rel("2.7.0")}), ErrIncompleteState, "KRaft mode"},
-		{"mixed modes outside a migration", kraft(NodeState{ID: 1, Release: rel("3.9.1"), Mode: ZooKeeper}), ErrIncompleteState, "zookeeper mode in a kraft cluster"},
-		{"migrating node without its mode", State{Mode: Migrating, Nodes: []NodeState{{ID: 1, Release: rel("3.9.1")}}}, ErrIncompleteState, "own Mode"},
+		{"mixed modes outside a migration", kraft(NodeState{ID: 1, Release: rel("3.9.1"), Mode: ModeZooKeeper}), ErrIncompleteState, "zookeeper mode in a kraft cluster"},
+		{"migrating node without its mode", State{Mode: ModeMigrating, Nodes: []NodeState{{ID: 1, Release: rel("3.9.1")}}}, ErrIncompleteState, "own Mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,8 +89,8 @@ func TestStateValidate(t *testing.T) {
 }
 
 func TestStateHelpers(t *testing.T) {
-	s := State{Mode: KRaft, Nodes: []NodeState{
-		{ID: 1, Roles: []Role{RoleController, RoleBroker}, Release: rel("3.9.1")},
+	s := State{Mode: ModeKRaft, Nodes: []NodeState{
+		{ID: 1, Roles: []node.Role{node.RoleController, node.RoleBroker}, Release: rel("3.9.1")},
 		{ID: 2, Release: rel("4.1.0")},
 		{ID: 3},
 	}}
@@ -104,7 +108,7 @@ func TestStateHelpers(t *testing.T) {
 	if _, ok := s.Node(9); ok {
 		t.Errorf("Node(9) found")
 	}
-	for _, m := range []Mode{ModeUnknown, ZooKeeper, KRaft, Migrating} {
+	for _, m := range []Mode{ModeUnknown, ModeZooKeeper, ModeKRaft, ModeMigrating} {
 		b, err := m.MarshalText()
 		if err != nil {
 			t.Fatal(err)

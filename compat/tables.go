@@ -22,14 +22,14 @@ package compat
 //     ShareVersion SV_2 from apache/kafka PR #21994 (KAFKA-20415, bootstraps at
 //     4.4-IV0) made production by PR #22803 (KAFKA-20793) for 4.4.
 //   - Checked against the published jars (kafka-server-common of 3.7.2, 3.8.1,
-//     3.9.2, 4.0.2, 4.1.2, 4.2.1, 4.3.1 and 4.4.0, read with javap; 4.3.2
-//     declares the same MetadataVersion constants as 4.3.1): every
+//     3.9.2, 4.0.2, 4.1.2, 4.2.1, 4.3.1 and 4.4.0, read with javap; 4.2.2 and
+//     4.3.2 declare the same MetadataVersion constants as 4.2.1 and 4.3.1): every
 //     MetadataVersion constant of each line with its level and
 //     didMetadataChange, each line's LATEST_PRODUCTION, and every *Version
 //     enum's levels, bootstrap versions, dependencies and LATEST_PRODUCTION.
 //     This corrected the unstable rows of 4.0, 4.1 and 4.3, whose
 //     didMetadataChange had been assumed true: it is false in each.
-//   - Checked against real nodes of 3.7.2, 3.8.1, 3.9.2, 4.0.2, 4.1.2, 4.2.1,
+//   - Checked against real nodes of 3.7.2, 3.8.1, 3.9.2, 4.0.2, 4.1.2, 4.2.2,
 //     4.3.2 and 4.4.0 by TestCompatMatchesRealKafka
 //     (kafka_test.go): ApiVersions, validate-only UpdateFeatures, unstable
 //     feature versions and, on 4.x, kafka-features version-mapping.
@@ -256,8 +256,8 @@ var lines = []lineFacts{
 			{"4.2-IV0", 28, false, "unstable in 4.1: bootstraps share.version 1, as in 4.2"},
 			{"4.2-IV1", 29, false, "unstable in 4.1: bootstraps streams.version 1, as in 4.2"},
 		}},
-	// 4.2.x (4.2.1): IBP_4_3_IV0(30, …, false) unstable; 4.3 made it true.
-	{line: v(4, 2), patches: seq(2), latest: "4.2-IV1", kraft: 2, minMV: 7, minFinalize: 7, features: feat42, parse: parseRejectUnstable,
+	// 4.2.x (4.2.0 … 4.2.2): IBP_4_3_IV0(30, …, false) unstable; 4.3 made it true.
+	{line: v(4, 2), patches: seq(3), latest: "4.2-IV1", kraft: 2, minMV: 7, minFinalize: 7, features: feat42, parse: parseRejectUnstable,
 		unstable: []unstableRow{{"4.3-IV0", 30, false, "unstable in 4.2: new version for 4.3; 4.3 made it a metadata change"}}},
 	// 4.3.x (4.3.0 … 4.3.2): LATEST_PRODUCTION = IBP_4_3_IV0; IBP_4_4_IV0 unstable.
 	{line: v(4, 3), patches: seq(3), latest: "4.3-IV0", kraft: 2, minMV: 7, minFinalize: 7, features: feat42, parse: parseRejectUnstable,

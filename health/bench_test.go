@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 const (
@@ -25,7 +27,7 @@ const (
 func synthetic(atMin bool) health.Snapshot {
 	s := health.Snapshot{Controller: 0}
 	for b := range benchBrokers {
-		s.Brokers = append(s.Brokers, health.Broker{ID: int32(b)})
+		s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: int32(b)}})
 	}
 	arena := make([]int32, 0, 3*benchTopics*benchPartitions)
 	s.Topics = make([]health.Topic, benchTopics)
@@ -44,7 +46,7 @@ func synthetic(atMin bool) health.Snapshot {
 			}
 			parts[p] = health.Partition{Partition: int32(p), Leader: r0, Replicas: reps, ISR: isr}
 		}
-		s.Topics[t] = health.Topic{Name: fmt.Sprintf("topic-%04d", t), MinISR: 2, MinISRSource: health.SourceTopic, Partitions: parts}
+		s.Topics[t] = health.Topic{Name: fmt.Sprintf("topic-%04d", t), MinISR: 2, MinISRSource: compat.SourceTopic, Partitions: parts}
 	}
 	return s.Indexed()
 }

@@ -20,9 +20,8 @@
 //     canary in time?". [Verdict.Err] turns a refusal into a [*BlockedError].
 //   - [Canary]: a topic with a partition led by every broker, and a probe
 //     that produces and fetches one record through each broker.
-//   - [Wait] and [Policy]: poll a condition with bounded exponential back-off
-//     until it holds or a deadline passes, reporting the last reason seen.
-//     [Until] combines Take, a check and Wait.
+//   - [Until]: take snapshots with a bounded back-off until a check approves
+//     one or a deadline passes ([ErrTimeout]), reporting the last reason seen.
 //
 // Everything here reads, except [ElectPreferred] (which asks the controller
 // to move leadership back to preferred replicas) and the [Canary] (which

@@ -9,11 +9,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func ExampleCanRestart() {
 	s := health.Snapshot{
-		Brokers: []health.Broker{{ID: 1}, {ID: 2}, {ID: 3}},
+		Brokers: []health.Broker{{Node: node.Node{ID: 1}}, {Node: node.Node{ID: 2}}, {Node: node.Node{ID: 3}}},
 		Topics: []health.Topic{
 			{Name: "orders", MinISR: 2, Partitions: []health.Partition{
 				{Partition: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}},
@@ -53,7 +54,7 @@ func ExampleNewGate() {
 
 func ExampleCaughtUp() {
 	s := health.Snapshot{
-		Brokers: []health.Broker{{ID: 1}, {ID: 2}, {ID: 3}},
+		Brokers: []health.Broker{{Node: node.Node{ID: 1}}, {Node: node.Node{ID: 2}}, {Node: node.Node{ID: 3}}},
 		Topics: []health.Topic{{Name: "orders", Partitions: []health.Partition{
 			{Partition: 0, Leader: 1, Replicas: []int32{2, 1, 3}, ISR: []int32{1, 3, 2}},
 		}}},
@@ -88,7 +89,7 @@ func ExampleUntil() {
 
 	snap, err = health.Until(ctx, cl, func(s health.Snapshot) health.Verdict {
 		return health.CaughtUp(s, node)
-	}, health.Policy{Timeout: 10 * time.Minute})
+	}, 10*time.Minute)
 	if err != nil {
 		log.Fatal(err) // the last reason is in the error: "... node 2 is not in ISR {1,3}"
 	}
@@ -103,15 +104,12 @@ func ExampleUntil() {
 	if err := can.Ensure(ctx); err != nil {
 		log.Fatal(err)
 	}
-	err = health.Wait(ctx, func(ctx context.Context) error {
-		rs, err := can.Probe(ctx)
-		if err != nil {
-			return err
-		}
-		return rs.Within(2 * time.Second).Err()
-	}, health.Policy{Timeout: time.Minute})
+	rs, err := can.Probe(ctx)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if err := rs.Within(2 * time.Second).Err(); err != nil {
+		log.Fatal(err) // e.g. health: canary failed: broker 2: ...
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // snap builds a Snapshot from lines in the test notation, one fact per line:
@@ -42,7 +44,7 @@ func snap(t testing.TB, lines ...string) health.Snapshot {
 				}
 			}
 			for _, id := range ids(t, strings.TrimPrefix(f[0], "brokers=")) {
-				s.Brokers = append(s.Brokers, health.Broker{ID: id, Fenced: fenced[id]})
+				s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: id}, Fenced: fenced[id]})
 			}
 			continue
 		}
@@ -81,9 +83,9 @@ func snap(t testing.TB, lines ...string) health.Snapshot {
 				if err != nil {
 					t.Fatalf("snap: %q: %v", line, err)
 				}
-				tp.MinISR, tp.MinISRSource = int32(n), health.SourceTopic
+				tp.MinISR, tp.MinISRSource = int32(n), compat.SourceTopic
 			case "unknown":
-				tp.MinISRSource, tp.MinISRError = health.SourceUnknown, "TOPIC_AUTHORIZATION_FAILED"
+				tp.MinISRSource, tp.MinISRError = compat.SourceUnknown, "TOPIC_AUTHORIZATION_FAILED"
 			default:
 				t.Fatalf("snap: %q: unknown field %q", line, k)
 			}

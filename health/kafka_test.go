@@ -14,8 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/internal/hedge"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/kafkatest"
 )
 
@@ -47,11 +49,11 @@ var flavours = []flavour{
 
 // staticSource is where a topic without an override gets the static
 // min.insync.replicas from, as DescribeConfigs says.
-func (f flavour) staticSource() health.Source {
+func (f flavour) staticSource() compat.ConfigSource {
 	if f.elr {
-		return health.SourceCluster
+		return compat.SourceCluster
 	}
-	return health.SourceStatic
+	return compat.SourceStatic
 }
 
 // Every broker gets min.insync.replicas=2 in server.properties, so that
@@ -124,10 +126,10 @@ func (r *realCluster) brokers() []int32 {
 	return ids
 }
 
-// quick is the back-off of the tests' waits: checks close together, so that
-// the times they report are accurate to about a second.
-func quick(timeout time.Duration) health.Policy {
-	return health.Policy{Initial: 200 * time.Millisecond, Max: time.Second, Timeout: timeout}
+// quick is the back-off of the tests' waits, as health.Until's: checks close
+// together, so that the times they report are accurate to about a second.
+func quick(timeout time.Duration) poll.Policy {
+	return poll.Policy{Initial: 200 * time.Millisecond, Max: time.Second, Timeout: timeout}
 }
 
 // settled waits until every broker has caught up and returns the snapshot
@@ -141,7 +143,7 @@ func (r *realCluster) settled(t *testing.T) health.Snapshot {
 			}
 		}
 		return health.Verdict{Kind: health.KindCaughtUp, OK: true}
-	}, quick(3*time.Minute))
+	}, 3*time.Minute)
 	if err != nil {
 		t.Fatalf("cluster not settled: %v", err)
 	}
@@ -154,7 +156,7 @@ func (r *realCluster) waitSnapshot(t *testing.T, within time.Duration, what stri
 	t.Helper()
 	var last health.Snapshot
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		s, err := health.Take(ctx, r.cl)
 		if err != nil {
 			return err
@@ -256,10 +258,10 @@ func (r *realCluster) take(t *testing.T) {
 		partitions int
 		rf         int
 		minISR     int32
-		src        health.Source
+		src        compat.ConfigSource
 	}{
-		{orders, 3, 3, 2, health.SourceTopic},
-		{relaxed, 3, 3, 1, health.SourceTopic},
+		{orders, 3, 3, 2, compat.SourceTopic},
+		{relaxed, 3, 3, 1, compat.SourceTopic},
 		{single, 3, 1, staticMinISR, r.f.staticSource()},
 		{plain, 1, 3, staticMinISR, r.f.staticSource()},
 	} {
@@ -339,16 +341,16 @@ func (r *realCluster) alterMinISR(ctx context.Context, value string, brokers ...
 type minISR struct {
 	topic string
 	n     int32
-	src   health.Source
+	src   compat.ConfigSource
 }
 
 // kafkaSource is the DescribeConfigs source each of ours stands for.
-var kafkaSource = map[health.Source]kmsg.ConfigSource{
-	health.SourceTopic:   kmsg.ConfigSourceDynamicTopicConfig,
-	health.SourceBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
-	health.SourceCluster: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
-	health.SourceStatic:  kmsg.ConfigSourceStaticBrokerConfig,
-	health.SourceDefault: kmsg.ConfigSourceDefaultConfig,
+var kafkaSource = map[compat.ConfigSource]kmsg.ConfigSource{
+	compat.SourceTopic:   kmsg.ConfigSourceDynamicTopicConfig,
+	compat.SourceBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
+	compat.SourceCluster: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
+	compat.SourceStatic:  kmsg.ConfigSourceStaticBrokerConfig,
+	compat.SourceDefault: kmsg.ConfigSourceDefaultConfig,
 }
 
 // agreed waits until every broker describes each topic's min.insync.replicas
@@ -359,7 +361,7 @@ var kafkaSource = map[health.Source]kmsg.ConfigSource{
 func (r *realCluster) agreed(t *testing.T, what string, want ...minISR) time.Duration {
 	t.Helper()
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		var errs []error
 		for _, id := range r.brokers() {
 			req := kmsg.NewPtrDescribeConfigsRequest()
@@ -412,7 +414,7 @@ func (r *realCluster) agreed(t *testing.T, what string, want ...minISR) time.Dur
 func (r *realCluster) minISRSources(t *testing.T) {
 	ctx := t.Context()
 	base := r.f.staticSource()
-	r.agreed(t, "static", minISR{plain, staticMinISR, base}, minISR{orders, 2, health.SourceTopic}, minISR{relaxed, 1, health.SourceTopic})
+	r.agreed(t, "static", minISR{plain, staticMinISR, base}, minISR{orders, 2, compat.SourceTopic}, minISR{relaxed, 1, compat.SourceTopic})
 	// restore deletes the dynamic configs; with ELR, the cluster-wide one
 	// cannot be deleted and gets the static value back instead.
 	restore := func(ctx context.Context) error {
@@ -431,7 +433,7 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	if err := r.alterMinISR(ctx, "3"); err != nil {
 		t.Fatalf("set the cluster-wide default: %v", err)
 	}
-	took := r.agreed(t, "cluster-wide default", minISR{plain, 3, health.SourceCluster}, minISR{single, 3, health.SourceCluster}, minISR{orders, 2, health.SourceTopic})
+	took := r.agreed(t, "cluster-wide default", minISR{plain, 3, compat.SourceCluster}, minISR{single, 3, compat.SourceCluster}, minISR{orders, 2, compat.SourceTopic})
 	t.Logf("cluster-wide default applied by every broker after %v", took.Round(time.Millisecond))
 
 	// A per-broker dynamic config on every broker (so whichever broker
@@ -445,12 +447,12 @@ func (r *realCluster) minISRSources(t *testing.T) {
 	case err != nil:
 		t.Fatalf("set per-broker min.insync.replicas: %v", err)
 	default:
-		took = r.agreed(t, "per-broker config", minISR{plain, 1, health.SourceBroker}, minISR{relaxed, 1, health.SourceTopic})
+		took = r.agreed(t, "per-broker config", minISR{plain, 1, compat.SourceBroker}, minISR{relaxed, 1, compat.SourceTopic})
 		t.Logf("per-broker config applied by every broker after %v", took.Round(time.Millisecond))
 		if err := r.alterMinISR(ctx, "", r.brokers()...); err != nil {
 			t.Fatalf("delete the per-broker config: %v", err)
 		}
-		r.agreed(t, "per-broker config deleted", minISR{plain, 3, health.SourceCluster})
+		r.agreed(t, "per-broker config deleted", minISR{plain, 3, compat.SourceCluster})
 	}
 
 	if r.f.elr {
@@ -488,7 +490,7 @@ func probeUntil(t *testing.T, can *health.Canary, within time.Duration, what str
 	t.Helper()
 	var last health.ProbeResults
 	start := time.Now()
-	err := health.Wait(t.Context(), func(ctx context.Context) error {
+	err := poll.Wait(t.Context(), func(ctx context.Context) error {
 		rs, err := can.Probe(ctx)
 		if err != nil {
 			return err
@@ -727,7 +729,7 @@ func (r *realCluster) kill(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := time.Since(start)
-	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, quick(2*time.Minute))
+	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("node %d not caught up: %v", victim, err)
 	}
@@ -789,7 +791,7 @@ func (r *realCluster) electPreferred(t *testing.T) {
 	if err := r.c.StartNode(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	s, err := health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, node) }, quick(2*time.Minute))
+	s, err := health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, node) }, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("node %d not caught up: %v", node, err)
 	}
@@ -809,7 +811,7 @@ func (r *realCluster) electPreferred(t *testing.T) {
 	}
 	s, err = health.Until(ctx, r.cl, func(s health.Snapshot) health.Verdict {
 		return health.CaughtUp(s, node, health.LeadsPreferred())
-	}, quick(time.Minute))
+	}, time.Minute)
 	if err != nil {
 		t.Fatalf("leadership not back on node %d: %v", node, err)
 	}
@@ -871,7 +873,7 @@ func (r *realCluster) pause(t *testing.T) {
 
 	// The other brokers recover once Kafka drops the paused one from the
 	// ISRs; the paused one keeps failing.
-	rs, took = probeUntil(t, can, time.Minute, "others recovered", func(rs health.ProbeResults) error {
+	rs, _ = probeUntil(t, can, time.Minute, "others recovered", func(rs health.ProbeResults) error {
 		var errs []error
 		for _, res := range rs {
 			if (res.Err == nil) == (res.Broker == victim) {
@@ -903,7 +905,7 @@ func (r *realCluster) pause(t *testing.T) {
 	resumed := time.Now()
 	rs, took = probeUntil(t, can, 2*time.Minute, "canary after the resume", allWithin)
 	t.Logf("canary passes %v after the resume: %v", took.Round(time.Millisecond), roundTrips(rs))
-	if _, err := health.Until(t.Context(), r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, quick(2*time.Minute)); err != nil {
+	if _, err := health.Until(t.Context(), r.cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, victim) }, 2*time.Minute); err != nil {
 		t.Errorf("node %d not caught up after the resume: %v", victim, err)
 	}
 	t.Logf("node %d caught up %v after the resume", victim, time.Since(resumed).Round(time.Millisecond))

@@ -241,7 +241,7 @@ func (g *Gate) partitionRule(x *liveness, t *Topic, p *Partition, set []int32) R
 	switch {
 	case before > 0 && after == 0 && !(rf == 1 && g.cfg.allowOfflineRF1):
 		return RuleGoesOffline
-	case t.MinISRSource == SourceUnknown && rf > 1:
+	case t.MinISRError != "" && rf > 1:
 		return RuleMinISRUnknown
 	case rf > m && before < m:
 		return RuleUnderMinISR

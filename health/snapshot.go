@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Snapshot is what a cluster looked like at one moment: its brokers, its
@@ -57,13 +60,10 @@ type Snapshot struct {
 
 // A Broker is one registered broker.
 type Broker struct {
-	// ID is the broker's node id.
-	ID int32 `json:"id"`
-	// Host and Port are the broker's advertised client endpoint.
-	Host string `json:"host,omitempty"`
-	Port int32  `json:"port,omitempty"`
-	// Rack is the broker's broker.rack, empty if none.
-	Rack string `json:"rack,omitempty"`
+	// Node is the broker's identity: ID, advertised client endpoint (Host
+	// and Port) and Rack (empty if none); Roles and Version stay empty, as
+	// metadata does not say them.
+	node.Node
 	// Fenced reports that the KRaft controller has fenced the broker: it is
 	// registered but does not serve (starting, catching up, or shut down).
 	Fenced bool `json:"fenced,omitempty"`
@@ -82,11 +82,13 @@ type Topic struct {
 	// the broker or cluster dynamic default, else the static broker
 	// config, else Kafka's default of 1. Zero or less means 1.
 	MinISR int32 `json:"minIsr,omitempty"`
-	// MinISRSource says where MinISR came from; empty for hand-built topics.
-	// [SourceUnknown] means it could not be read, and restarts of this
-	// topic's replica holders are refused (rule [RuleMinISRUnknown]).
-	MinISRSource Source `json:"minIsrSource,omitempty"`
-	// MinISRError says why MinISR could not be read, if it could not.
+	// MinISRSource says where MinISR came from; empty
+	// ([compat.SourceUnknown]) for hand-built topics and when it could not
+	// be read.
+	MinISRSource compat.ConfigSource `json:"minIsrSource,omitempty"`
+	// MinISRError says why MinISR could not be read, if it could not; then
+	// restarts of this topic's replica holders are refused (rule
+	// [RuleMinISRUnknown]).
 	MinISRError string `json:"minIsrError,omitempty"`
 	// ErrorCode is the topic-level metadata error code, 0 if none.
 	ErrorCode int16 `json:"errorCode,omitempty"`
@@ -115,20 +117,6 @@ type Partition struct {
 	// Offline are replicas whose log directory is offline.
 	Offline []int32 `json:"offline,omitempty"`
 }
-
-// A Source is where an effective config value came from.
-type Source string
-
-// The sources of an effective min.insync.replicas, from most to least
-// specific.
-const (
-	SourceTopic   Source = "topic"   // a topic override (DYNAMIC_TOPIC_CONFIG)
-	SourceBroker  Source = "broker"  // a per-broker dynamic config (DYNAMIC_BROKER_CONFIG)
-	SourceCluster Source = "cluster" // the cluster-wide dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG)
-	SourceStatic  Source = "static"  // server.properties (STATIC_BROKER_CONFIG)
-	SourceDefault Source = "default" // Kafka's built-in default (DEFAULT_CONFIG)
-	SourceUnknown Source = "unknown" // could not be read; see Topic.MinISRError
-)
 
 // A TopicID is a Kafka topic id (a UUID). It marshals as Kafka prints it:
 // URL-safe base64 without padding.

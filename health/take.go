@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/internal/hedge"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A TakeOption configures [Take].
@@ -75,7 +77,7 @@ const minISRKey = "min.insync.replicas"
 // every topic's effective min.insync.replicas with DescribeConfigs in batches
 // (the value and source are those of the broker that answers, for topics
 // without an override). A topic whose config cannot be read gets
-// [SourceUnknown]. The returned Snapshot is indexed.
+// a [Topic.MinISRError] saying why. The returned Snapshot is indexed.
 //
 // Every read is hedged: if a broker has not answered within a second, the
 // same read goes to another broker as well (at most two more), and the first
@@ -116,7 +118,7 @@ func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, er
 		s.ClusterID = *meta.ClusterID
 	}
 	for _, b := range meta.Brokers {
-		s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: deref(b.Rack)})
+		s.Brokers = append(s.Brokers, Broker{Node: node.Node{ID: b.NodeID, Host: b.Host, Port: int(b.Port), Rack: deref(b.Rack)}})
 	}
 	slices.SortFunc(s.Brokers, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
 	// The later reads go to the broker that just answered first, then to
@@ -194,7 +196,7 @@ func fenced(ctx context.Context, cl *kgo.Client, brokers []int32, s *Snapshot) {
 	for _, b := range resp.Brokers {
 		i := slices.IndexFunc(s.Brokers, func(x Broker) bool { return x.ID == b.NodeID })
 		if i < 0 {
-			s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: deref(b.Rack), Fenced: b.IsFenced})
+			s.Brokers = append(s.Brokers, Broker{Node: node.Node{ID: b.NodeID, Host: b.Host, Port: int(b.Port), Rack: deref(b.Rack)}, Fenced: b.IsFenced})
 			continue
 		}
 		s.Brokers[i].Fenced = b.IsFenced
@@ -236,7 +238,7 @@ func describeMinISR(ctx context.Context, cl *kgo.Client, brokers []int32, topics
 	for i := range topics {
 		t := &topics[i]
 		byName[t.Name] = t
-		t.MinISRSource = SourceUnknown
+		t.MinISRSource = compat.SourceUnknown
 		t.MinISRError = "no answer"
 	}
 	mk := func() kmsg.Request {
@@ -278,18 +280,18 @@ func describeMinISR(ctx context.Context, cl *kgo.Client, brokers []int32, topics
 
 // setMinISR sets t's min ISR from a DescribeConfigs answer.
 func setMinISR(t *Topic, configs []kmsg.DescribeConfigsResponseResourceConfig) {
-	t.MinISR, t.MinISRSource, t.MinISRError = 1, SourceDefault, ""
+	t.MinISR, t.MinISRSource, t.MinISRError = 1, compat.SourceDefault, ""
 	for _, c := range configs {
 		if c.Name != minISRKey {
 			continue
 		}
 		if c.Value == nil {
-			t.MinISRSource, t.MinISRError = SourceUnknown, "min.insync.replicas has no value"
+			t.MinISRSource, t.MinISRError = compat.SourceUnknown, "min.insync.replicas has no value"
 			return
 		}
 		n, err := strconv.ParseInt(*c.Value, 10, 32)
 		if err != nil || n < 1 {
-			t.MinISRSource, t.MinISRError = SourceUnknown, fmt.Sprintf("min.insync.replicas is %q", *c.Value)
+			t.MinISRSource, t.MinISRError = compat.SourceUnknown, fmt.Sprintf("min.insync.replicas is %q", *c.Value)
 			return
 		}
 		t.MinISR, t.MinISRSource = int32(n), source(c.Source, c.IsDefault)
@@ -298,23 +300,23 @@ func setMinISR(t *Topic, configs []kmsg.DescribeConfigsResponseResourceConfig) {
 }
 
 // source maps a Kafka config source to ours.
-func source(s kmsg.ConfigSource, isDefault bool) Source {
+func source(s kmsg.ConfigSource, isDefault bool) compat.ConfigSource {
 	switch s {
 	case kmsg.ConfigSourceDynamicTopicConfig:
-		return SourceTopic
+		return compat.SourceTopic
 	case kmsg.ConfigSourceDynamicBrokerConfig:
-		return SourceBroker
+		return compat.SourceBroker
 	case kmsg.ConfigSourceDynamicDefaultBrokerConfig:
-		return SourceCluster
+		return compat.SourceCluster
 	case kmsg.ConfigSourceStaticBrokerConfig:
-		return SourceStatic
+		return compat.SourceStatic
 	case kmsg.ConfigSourceDefaultConfig:
-		return SourceDefault
+		return compat.SourceDefault
 	}
 	if isDefault { // DescribeConfigs v0 has no source
-		return SourceDefault
+		return compat.SourceDefault
 	}
-	return SourceTopic
+	return compat.SourceTopic
 }
 
 func deref(s *string) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 )
 
@@ -82,10 +83,10 @@ func TestTake(t *testing.T) {
 		t.Fatalf("topics %v, want [logs orders] (sorted)", names)
 	}
 	logs, orders := s.Topics[0], s.Topics[1]
-	if orders.MinISR != 2 || orders.MinISRSource != health.SourceTopic {
+	if orders.MinISR != 2 || orders.MinISRSource != compat.SourceTopic {
 		t.Errorf("orders min ISR %d from %q, want 2 from topic", orders.MinISR, orders.MinISRSource)
 	}
-	if logs.MinISR != 1 || logs.MinISRSource != health.SourceDefault {
+	if logs.MinISR != 1 || logs.MinISRSource != compat.SourceDefault {
 		t.Errorf("logs min ISR %d from %q, want 1 from default", logs.MinISR, logs.MinISRSource)
 	}
 	for _, tp := range s.Topics {
@@ -125,10 +126,10 @@ func TestTakeBrokerDefault(t *testing.T) {
 	}
 	logs, _ := s.Topic("logs")
 	orders, _ := s.Topic("orders")
-	if logs.MinISR != 3 || logs.MinISRSource != health.SourceBroker {
+	if logs.MinISR != 3 || logs.MinISRSource != compat.SourceBroker {
 		t.Errorf("logs min ISR %d from %q, want 3 from the broker default", logs.MinISR, logs.MinISRSource)
 	}
-	if orders.MinISR != 2 || orders.MinISRSource != health.SourceTopic {
+	if orders.MinISR != 2 || orders.MinISRSource != compat.SourceTopic {
 		t.Errorf("orders min ISR %d from %q, want the topic override 2", orders.MinISR, orders.MinISRSource)
 	}
 }
@@ -142,10 +143,10 @@ func TestTakeUnreadableMinISR(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders, _ := s.Topic("orders")
-	if orders.MinISRSource != health.SourceUnknown || !strings.Contains(orders.MinISRError, "TOPIC_AUTHORIZATION_FAILED") {
+	if orders.MinISRSource != compat.SourceUnknown || !strings.Contains(orders.MinISRError, "TOPIC_AUTHORIZATION_FAILED") {
 		t.Errorf("orders min ISR from %q (%q), want unknown with the error", orders.MinISRSource, orders.MinISRError)
 	}
-	if logs, _ := s.Topic("logs"); logs.MinISRSource != health.SourceDefault {
+	if logs, _ := s.Topic("logs"); logs.MinISRSource != compat.SourceDefault {
 		t.Errorf("logs min ISR from %q, want default: one topic's failure is its own", logs.MinISRSource)
 	}
 	if v := health.CanRestart(s, 0); v.Rules()[health.RuleMinISRUnknown] != 3 {
@@ -182,7 +183,7 @@ func TestTakeOptionsValidated(t *testing.T) {
 		if _, err := health.Take(t.Context(), nil, o); err == nil {
 			t.Errorf("Take with %v: no error", o)
 		}
-		if _, err := health.Until(t.Context(), nil, nil, health.Policy{}, o); err == nil {
+		if _, err := health.Until(t.Context(), nil, nil, time.Minute, o); err == nil {
 			t.Errorf("Until with %v: no error", o)
 		}
 	}
@@ -215,7 +216,7 @@ func TestUntilCaughtUp(t *testing.T) {
 			}
 		}()
 		s, err := health.Until(ctx, cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, 1) },
-			health.Policy{Initial: time.Second, Max: 5 * time.Second, Timeout: 5 * time.Minute})
+			5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestUntilCaughtUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = health.Until(ctx, cl, func(s health.Snapshot) health.Verdict { return health.CaughtUp(s, 2) },
-			health.Policy{Timeout: time.Minute})
+			time.Minute)
 		if !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrNotCaughtUp) {
 			t.Errorf("Until = %v, want a timeout with the not-caught-up reason", err)
 		}

@@ -23,11 +23,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Cluster is a real Kafka cluster of local JVM processes on 127.0.0.1, made
-// with [New] or [Start]. It implements [upgrade.Orchestrator]. Its methods are
+// with [New] or [Start]. It implements [node.Orchestrator]. Its methods are
 // safe for concurrent use, but only one Cluster runs on a machine at a time:
 // [New] waits for any other to close.
 type Cluster struct {
@@ -40,16 +41,17 @@ type Cluster struct {
 	release   func()
 
 	nodesMu sync.RWMutex
-	nodes   []*Node // sorted by id; grows with Provision, shrinks with Retire
-	retired []*Node // retired nodes, kept so that Close still ends them
+	nodes   []*Process // sorted by id; grows with Provision, shrinks with Retire
+	retired []*Process // retired nodes, kept so that Close still ends them
 	nextID  int32
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
+	stateMu   sync.Mutex // serialises writes of StateFile
 	dists     map[string]*Distribution
 }
 
-var _ upgrade.Orchestrator = (*Cluster)(nil)
+var _ node.Orchestrator = (*Cluster)(nil)
 
 // Start starts a cluster for a test and closes it when the test ends. If the
 // test fails, the tail of every node's log is logged. Start fails the test if
@@ -110,25 +112,14 @@ func New(ctx context.Context, opts ...Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	lockDir := cfg.lockDir
-	if lockDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		lockDir = filepath.Join(base, "kupgrade")
-	}
-	lockCtx, cancel := context.WithTimeoutCause(ctx, cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", cfg.lockTimeout))
-	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
-	cancel()
-	if err != nil {
+	if err := c.lock(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.setUp(dist); err != nil {
 		c.Close()
 		return nil, err
 	}
-	if err := c.boot(ctx); err != nil {
+	if err := c.boot(ctx, true); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -142,7 +133,7 @@ func (c *Cluster) distribution(ctx context.Context, release string) (*Distributi
 	if d != nil {
 		return d, nil
 	}
-	d, err := Resolve(ctx, release, append([]ResolveOption{Progress(c.cfg.progress)}, c.cfg.resolve...)...)
+	d, err := Resolve(ctx, release, append([]ResolveOption{ResolveProgress(c.cfg.progress)}, c.cfg.resolve...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -170,15 +161,15 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	if err := writeLogConfigs(c.dir); err != nil {
 		return err
 	}
-	var layout [][]upgrade.Role
+	var layout [][]node.Role
 	for range cfg.controllers {
-		layout = append(layout, []upgrade.Role{upgrade.RoleController})
+		layout = append(layout, []node.Role{node.RoleController})
 	}
 	for range cfg.combined {
-		layout = append(layout, []upgrade.Role{upgrade.RoleBroker, upgrade.RoleController})
+		layout = append(layout, []node.Role{node.RoleBroker, node.RoleController})
 	}
 	for range cfg.brokers {
-		layout = append(layout, []upgrade.Role{upgrade.RoleBroker})
+		layout = append(layout, []node.Role{node.RoleBroker})
 	}
 	ports, err := freePorts(2*len(layout) + 1)
 	if err != nil {
@@ -187,16 +178,16 @@ func (c *Cluster) setUp(dist *Distribution) error {
 	brokerIdx := 0
 	for i, roles := range layout {
 		id := int32(i + 1)
-		n := &Node{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
+		n := &Process{c: c, id: id, roles: roles, dist: dist, override: map[string]string{}, removed: map[string]bool{},
 			dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
-		if slices.Contains(roles, upgrade.RoleBroker) {
+		if slices.Contains(roles, node.RoleBroker) {
 			n.brokerPort = ports[2*i]
 			if len(cfg.racks) > 0 {
 				n.rack = cfg.racks[brokerIdx%len(cfg.racks)]
 			}
 			brokerIdx++
 		}
-		if slices.Contains(roles, upgrade.RoleController) {
+		if slices.Contains(roles, node.RoleController) {
 			n.controllerPort = ports[2*i+1]
 		}
 		maps.Copy(n.override, cfg.brokerConfig)
@@ -212,11 +203,12 @@ func (c *Cluster) setUp(dist *Distribution) error {
 			return fmt.Errorf("kafkatest: NodeConfig for node %d, but the cluster has nodes 1..%d", id, len(c.nodes))
 		}
 	}
-	if cfg.mode == ZooKeeperMode {
+	if cfg.mode == compat.ModeZooKeeper {
 		c.zk = &zookeeper{dir: filepath.Join(c.dir, "zookeeper"), port: ports[len(ports)-1], dist: dist}
 	} else {
 		c.clusterID = newClusterID()
 	}
+	c.saveState()
 	return nil
 }
 
@@ -254,15 +246,36 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// boot formats storage (KRaft) or starts ZooKeeper, then starts every node.
-func (c *Cluster) boot(ctx context.Context) error {
+// lock takes the machine-wide cluster lock (see [LockTimeout]).
+func (c *Cluster) lock(ctx context.Context) error {
+	lockDir := c.cfg.lockDir
+	if lockDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		lockDir = filepath.Join(base, "kupgrade")
+	}
+	lockCtx, cancel := context.WithTimeoutCause(ctx, c.cfg.lockTimeout, fmt.Errorf("kafkatest: another cluster ran for longer than %v", c.cfg.lockTimeout))
+	defer cancel()
+	var err error
+	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
+	return err
+}
+
+// boot starts ZooKeeper (ZooKeeper mode) or, when format is set, formats
+// every KRaft node's storage; then it starts every node and waits until all
+// are ready.
+func (c *Cluster) boot(ctx context.Context, format bool) error {
 	start := time.Now()
 	if c.zk != nil {
 		if err := c.zk.start(ctx, c); err != nil {
 			return err
 		}
-	} else if err := c.formatAll(ctx); err != nil {
-		return err
+	} else if format {
+		if err := c.formatAll(ctx); err != nil {
+			return err
+		}
 	}
 	for _, n := range c.list() {
 		if err := n.start(); err != nil {
@@ -299,7 +312,7 @@ func (c *Cluster) formatAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Cluster) format(ctx context.Context, n *Node) error {
+func (c *Cluster) format(ctx context.Context, n *Process) error {
 	n.mu.Lock()
 	cfg := n.configLocked()
 	dist := n.dist
@@ -383,8 +396,8 @@ func runProcess(cmd *exec.Cmd) error {
 
 // baseConfig is kafkatest's static config of a node for a release, before
 // user overrides: loopback listeners, small internal topics and fast timeouts.
-func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
-	major, _, _, _ := ParseRelease(release)
+func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
+	major, _, _, _ := parseRelease(release)
 	brokers := 0
 	for _, m := range c.list() {
 		if m.IsBroker() {
@@ -408,7 +421,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 		"transaction.state.log.num.partitions":     "5",
 		"group.initial.rebalance.delay.ms":         "0",
 	}
-	if c.cfg.mode == ZooKeeperMode {
+	if c.cfg.mode == compat.ModeZooKeeper {
 		cfg["broker.id"] = strconv.Itoa(int(n.id))
 		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
 		cfg["zookeeper.session.timeout.ms"] = "12000" // tolerant of a busy 2-core machine; a killed broker is noticed after this
@@ -453,7 +466,7 @@ func (c *Cluster) baseConfig(n *Node, release string) map[string]string {
 }
 
 // list returns the current nodes, sorted by id.
-func (c *Cluster) list() []*Node {
+func (c *Cluster) list() []*Process {
 	c.nodesMu.RLock()
 	defer c.nodesMu.RUnlock()
 	return slices.Clone(c.nodes)
@@ -464,9 +477,10 @@ func (c *Cluster) list() []*Node {
 func (c *Cluster) Name() string { return c.name }
 
 // Mode returns the cluster's mode.
-func (c *Cluster) Mode() Mode { return c.cfg.mode }
+func (c *Cluster) Mode() compat.Mode { return c.cfg.mode }
 
-// Dir returns the cluster's directory.
+// Dir returns the cluster's directory. It holds [StateFile], so that
+// [Reopen] can start the cluster again from it.
 func (c *Cluster) Dir() string { return c.dir }
 
 // ClusterID returns the KRaft cluster id the storage was formatted with ("" in
@@ -506,7 +520,7 @@ func (c *Cluster) ControllerAddrs() []string {
 }
 
 // Node returns the node with the given id, or nil.
-func (c *Cluster) Node(id int32) *Node {
+func (c *Cluster) Node(id int32) *Process {
 	for _, n := range c.list() {
 		if n.id == id {
 			return n
@@ -516,11 +530,11 @@ func (c *Cluster) Node(id int32) *Node {
 }
 
 // All returns every node, sorted by id.
-func (c *Cluster) All() []*Node { return c.list() }
+func (c *Cluster) All() []*Process { return c.list() }
 
 // Brokers returns the nodes with the broker role, sorted by id.
-func (c *Cluster) Brokers() []*Node {
-	var out []*Node
+func (c *Cluster) Brokers() []*Process {
+	var out []*Process
 	for _, n := range c.list() {
 		if n.IsBroker() {
 			out = append(out, n)
@@ -530,8 +544,8 @@ func (c *Cluster) Brokers() []*Node {
 }
 
 // Controllers returns the nodes with the KRaft controller role, sorted by id.
-func (c *Cluster) Controllers() []*Node {
-	var out []*Node
+func (c *Cluster) Controllers() []*Process {
+	var out []*Process
 	for _, n := range c.list() {
 		if n.IsController() {
 			out = append(out, n)
@@ -558,7 +572,7 @@ func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func (c *Cluster) node(id int32) (*Node, error) {
+func (c *Cluster) node(id int32) (*Process, error) {
 	if n := c.Node(id); n != nil {
 		return n, nil
 	}
@@ -587,14 +601,14 @@ func (c *Cluster) StartNode(ctx context.Context, id int32) error {
 }
 
 // Nodes lists the cluster's Kafka nodes with the release each runs. It
-// implements [upgrade.Orchestrator].
-func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
-	out := []upgrade.Node{}
+// implements [node.Orchestrator].
+func (c *Cluster) Nodes(ctx context.Context) ([]node.Node, error) {
+	out := []node.Node{}
 	for _, n := range c.list() {
 		addr := n.Addr()
 		host, port, _ := net.SplitHostPort(addr)
 		p, _ := strconv.Atoi(port)
-		out = append(out, upgrade.Node{ID: n.id, Roles: n.Roles(), Host: host, Port: p, Rack: n.rack, Version: n.Release()})
+		out = append(out, node.Node{ID: n.id, Roles: n.Roles(), Host: host, Port: p, Rack: n.rack, Version: n.Release()})
 	}
 	return out, ctx.Err()
 }
@@ -604,8 +618,8 @@ func (c *Cluster) Nodes(ctx context.Context) ([]upgrade.Node, error) {
 // (a broker listed in metadata, a controller answering). A release that cannot
 // be resolved is reported before the node is touched. If the node does not
 // come back, the error names it and quotes its log. It implements
-// [upgrade.Orchestrator].
-func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) error {
+// [node.Orchestrator].
+func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
@@ -615,14 +629,14 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) erro
 	}
 	var dist *Distribution
 	if ch.Version != "" {
-		major, minor, _, err := ParseRelease(ch.Version)
+		major, minor, _, err := parseRelease(ch.Version)
 		if err != nil {
 			return err
 		}
-		if c.cfg.mode == ZooKeeperMode && major >= 4 {
+		if c.cfg.mode == compat.ModeZooKeeper && major >= 4 {
 			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: ZooKeeper mode ends with 3.9 (migrate to KRaft first)", id, ch.Version)
 		}
-		if c.cfg.mode == KRaftMode && major == 3 && minor < 7 {
+		if c.cfg.mode == compat.ModeKRaft && major == 3 && minor < 7 {
 			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: kafkatest runs KRaft on 3.7.0 and newer", id, ch.Version)
 		}
 		if dist, err = c.distribution(ctx, ch.Version); err != nil {
@@ -633,6 +647,7 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch upgrade.Change) erro
 		return fmt.Errorf("kafkatest: restart node %d: %w", id, err)
 	}
 	n.apply(dist, ch)
+	c.saveState()
 	if err := n.start(); err != nil {
 		return err
 	}
@@ -696,7 +711,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 // the metadata it serves (a KRaft broker is listed once unfenced) and in that
 // of every other running broker, a controller answers ApiVersions. It gives
 // up when the process exits (quoting its log) or after the start timeout.
-func (c *Cluster) waitReady(ctx context.Context, n *Node) error {
+func (c *Cluster) waitReady(ctx context.Context, n *Process) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
 		fmt.Errorf("kafkatest: node %d not ready within %v of its start (see %s)", n.id, c.cfg.startTimeout, n.LogPath()))
 	defer cancel()
@@ -801,10 +816,10 @@ func answersAPIVersions(ctx context.Context, addr string) error {
 	return err
 }
 
-var _ upgrade.Liveness = (*Cluster)(nil)
+var _ node.Liveness = (*Cluster)(nil)
 
 // Alive reports whether node id's process runs (not paused, stopped or
-// exited). It implements [upgrade.Liveness].
+// exited). It implements [node.Liveness].
 func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
 	n, err := c.node(id)
 	if err != nil {
@@ -813,62 +828,63 @@ func (c *Cluster) Alive(ctx context.Context, id int32) (bool, error) {
 	return n.Status() == Running, nil
 }
 
-var _ upgrade.Provisioner = (*Cluster)(nil)
+var _ node.Provisioner = (*Cluster)(nil)
 
 // Provision starts a new broker on spec.Version (the cluster's first release
 // if empty) with the next free node id, and returns once it is ready (listed
-// in metadata). It implements [upgrade.Provisioner]. Only broker-only nodes
+// in metadata). It implements [node.Provisioner]. Only broker-only nodes
 // can be added.
-func (c *Cluster) Provision(ctx context.Context, spec upgrade.NodeSpec) (upgrade.Node, error) {
-	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []upgrade.Role{upgrade.RoleBroker}) {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
+func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, error) {
+	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []node.Role{node.RoleBroker}) {
+		return node.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
 	}
 	release := spec.Version
 	if release == "" {
 		release = c.cfg.release
 	}
-	major, _, _, err := ParseRelease(release)
+	major, _, _, err := parseRelease(release)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
-	if c.cfg.mode == ZooKeeperMode && major >= 4 {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
+	if c.cfg.mode == compat.ModeZooKeeper && major >= 4 {
+		return node.Node{}, fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode", release)
 	}
 	dist, err := c.distribution(ctx, release)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	ports, err := freePorts(1)
 	if err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	c.nodesMu.Lock()
 	id := c.nextID
 	c.nextID++
-	n := &Node{c: c, id: id, roles: []upgrade.Role{upgrade.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
+	n := &Process{c: c, id: id, roles: []node.Role{node.RoleBroker}, dist: dist, brokerPort: ports[0], rack: spec.Rack,
 		override: maps.Clone(c.cfg.brokerConfig), removed: map[string]bool{}, dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(id)))}
 	maps.Copy(n.override, spec.Config)
 	c.nodes = append(c.nodes, n)
 	c.nodesMu.Unlock()
 	if err := os.MkdirAll(filepath.Join(n.dir, "data"), 0o755); err != nil {
-		return upgrade.Node{}, fmt.Errorf("kafkatest: %w", err)
+		return node.Node{}, fmt.Errorf("kafkatest: %w", err)
 	}
-	if c.cfg.mode == KRaftMode {
+	c.saveState()
+	if c.cfg.mode == compat.ModeKRaft {
 		if err := c.format(ctx, n); err != nil {
-			return upgrade.Node{}, err
+			return node.Node{}, err
 		}
 	}
 	if err := n.start(); err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
 	if err := c.waitReady(ctx, n); err != nil {
-		return upgrade.Node{}, err
+		return node.Node{}, err
 	}
-	return upgrade.Node{ID: id, Roles: n.Roles(), Host: "127.0.0.1", Port: n.brokerPort, Rack: n.rack, Version: release}, nil
+	return node.Node{ID: id, Roles: n.Roles(), Host: "127.0.0.1", Port: n.brokerPort, Rack: n.rack, Version: release}, nil
 }
 
 // Retire stops node id gracefully and removes it from the cluster for good
-// (its directory stays until Close). It implements [upgrade.Provisioner].
+// (its directory stays until Close). It implements [node.Provisioner].
 func (c *Cluster) Retire(ctx context.Context, id int32) error {
 	n, err := c.node(id)
 	if err != nil {
@@ -881,9 +897,10 @@ func (c *Cluster) Retire(ctx context.Context, id int32) error {
 		return err
 	}
 	c.nodesMu.Lock()
-	c.nodes = slices.DeleteFunc(c.nodes, func(m *Node) bool { return m == n })
+	c.nodes = slices.DeleteFunc(c.nodes, func(m *Process) bool { return m == n })
 	c.retired = append(c.retired, n)
 	c.nodesMu.Unlock()
+	c.saveState()
 	c.cfg.logger.Info("node retired", "node", id)
 	return nil
 }

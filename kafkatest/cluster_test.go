@@ -15,8 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Releases the real-Kafka tests run: the newest patch of each line that
@@ -123,7 +124,7 @@ func underReplicated(t *testing.T, cl *kgo.Client) int {
 
 // rollOne restarts node id onto release with ch under traffic and checks the
 // node reports the new release and config through the Kafka protocol.
-func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch upgrade.Change, wantGuess string) {
+func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch node.Change, wantGuess string) {
 	t.Helper()
 	const topic = "orders"
 	if err := c.CreateTopic(t.Context(), topic, 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
@@ -176,7 +177,7 @@ func rollOne(t *testing.T, c *kafkatest.Cluster, id int32, ch upgrade.Change, wa
 
 func TestZooKeeperCluster(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper(zkOld), kafkatest.Brokers(3))
-	if c.Mode() != kafkatest.ZooKeeperMode || c.ZooKeeperAddr() == "" || len(c.Addrs()) != 3 {
+	if c.Mode() != compat.ModeZooKeeper || c.ZooKeeperAddr() == "" || len(c.Addrs()) != 3 {
 		t.Fatalf("mode %v, zk %q, brokers %v", c.Mode(), c.ZooKeeperAddr(), c.Addrs())
 	}
 	adm := kadm.NewClient(c.Client(t))
@@ -185,7 +186,7 @@ func TestZooKeeperCluster(t *testing.T) {
 			t.Fatalf("broker %d guess %q, want v3.6", n.ID(), got)
 		}
 	}
-	rollOne(t, c, 3, upgrade.Change{Version: zkNew, Set: map[string]string{"inter.broker.protocol.version": "3.6"}}, "v3.9")
+	rollOne(t, c, 3, node.Change{Version: zkNew, Set: map[string]string{"inter.broker.protocol.version": "3.6"}}, "v3.9")
 	for _, id := range []int32{1, 2} {
 		if got := c.Node(id).Release(); got != zkOld {
 			t.Errorf("node %d runs %s; only node 3 was restarted", id, got)
@@ -203,7 +204,7 @@ func TestKRaftCluster(t *testing.T) {
 			t.Fatalf("node %d: broker %v, controller addr %q", n.ID(), n.IsBroker(), n.ControllerAddr())
 		}
 	}
-	rollOne(t, c, 5, upgrade.Change{Version: kraftNext, Set: map[string]string{"num.replica.fetchers": "2"}}, "v4.1")
+	rollOne(t, c, 5, node.Change{Version: kraftNext, Set: map[string]string{"num.replica.fetchers": "2"}}, "v4.1")
 }
 
 func TestKillAndRecover(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kupgrade/kupgrade/compat"
 )
 
 // EnvKafkaHome names an environment variable that points at existing Kafka
@@ -41,20 +43,15 @@ func (d *Distribution) Classpath() string {
 	return filepath.Join(d.Dir, "libs") + string(filepath.Separator) + "*"
 }
 
-// ParseRelease checks that s names a Kafka release as Maven Central publishes
-// them (major.minor.patch, e.g. "3.9.1") and returns its numbers.
-func ParseRelease(s string) (major, minor, patch int, err error) {
-	m := releaseRE.FindStringSubmatch(s)
-	if m == nil {
+// parseRelease checks that s names a Kafka release as Maven Central publishes
+// them: a [compat.Release] written with all three numbers ("3.9.1").
+func parseRelease(s string) (major, minor, patch int, err error) {
+	r, err := compat.ParseRelease(s)
+	if err != nil || strings.Count(s, ".") != 2 {
 		return 0, 0, 0, fmt.Errorf("kafkatest: malformed Kafka release %q: want major.minor.patch, like \"3.9.1\"", s)
 	}
-	major, _ = strconv.Atoi(m[1])
-	minor, _ = strconv.Atoi(m[2])
-	patch, _ = strconv.Atoi(m[3])
-	return major, minor, patch, nil
+	return r.Major, r.Minor, r.Patch, nil
 }
-
-var releaseRE = regexp.MustCompile(`^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$`)
 
 // A ResolveOption configures [Resolve].
 type ResolveOption interface{ applyResolve(*resolveConfig) }
@@ -68,6 +65,7 @@ type resolveConfig struct {
 	progress io.Writer
 	home     string
 	mvn      string
+	mvnArgs  []string
 	java     string
 }
 
@@ -77,9 +75,9 @@ func CacheDir(dir string) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.cacheDir = dir })
 }
 
-// Progress sets where the first, slow resolution of a release reports what it
+// ResolveProgress sets where the first, slow resolution of a release reports what it
 // is doing, overriding the default of os.Stderr. Use io.Discard to silence it.
-func Progress(w io.Writer) ResolveOption {
+func ResolveProgress(w io.Writer) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.progress = w })
 }
 
@@ -96,6 +94,18 @@ func MavenCommand(path string) ResolveOption {
 	return resolveOptionFunc(func(c *resolveConfig) { c.mvn = path })
 }
 
+// MavenArgs adds command-line arguments to every Maven run, before the goal;
+// the default is none. Several MavenArgs add up, in order. Use it for what
+// Maven's own settings do not already cover, for example
+// MavenArgs("-s", "ci-settings.xml") for a settings file with a corporate
+// mirror, MavenArgs("-o") to resolve only from the local repository, or
+// MavenArgs("-Dmaven.repo.local=/tmp/m2") for another local repository.
+// Releases already in the cache directory are not resolved again, whatever
+// the arguments.
+func MavenArgs(args ...string) ResolveOption {
+	return resolveOptionFunc(func(c *resolveConfig) { c.mvnArgs = append(c.mvnArgs, args...) })
+}
+
 // JavaCommand sets the java launcher, overriding the default: $JAVA_HOME/bin/java
 // when JAVA_HOME is set, else "java" on PATH.
 func JavaCommand(path string) ResolveOption {
@@ -108,8 +118,9 @@ var ErrJavaMissing = errors.New("kafkatest: java not found: install a JDK (17 or
 // ErrMavenMissing reports that no Maven launcher was found.
 var ErrMavenMissing = errors.New("kafkatest: mvn not found: install Maven 3.8+ (it resolves the Kafka jars), or point " + EnvKafkaHome + " at unpacked Kafka distributions")
 
-// ErrUnknownRelease reports a release that Maven could not resolve.
-var ErrUnknownRelease = errors.New("kafkatest: unknown Kafka release")
+// ErrUnresolvable reports a release that Maven could not resolve: not a real
+// release, or one published incompletely.
+var ErrUnresolvable = errors.New("kafkatest: unknown Kafka release")
 
 // Resolve returns a runnable distribution of a Kafka release. The first call
 // for a release resolves org.apache.kafka:kafka_2.13 and kafka-tools with their
@@ -117,7 +128,7 @@ var ErrUnknownRelease = errors.New("kafkatest: unknown Kafka release")
 // Maven into the cache directory; later calls (from any process) find it there.
 // Two processes resolving the same release at once wait for each other.
 func Resolve(ctx context.Context, release string, opts ...ResolveOption) (*Distribution, error) {
-	major, minor, _, err := ParseRelease(release)
+	major, minor, _, err := parseRelease(release)
 	if err != nil {
 		return nil, err
 	}
@@ -281,9 +292,7 @@ func mavenResolve(ctx context.Context, cfg *resolveConfig, release string, major
 	start := time.Now()
 	fmt.Fprintf(cfg.progress, "kafkatest: resolving Kafka %s with Maven into %s (first use only)\n", release, dir)
 	tmp := filepath.Join(dir, "libs.partial")
-	cmd := exec.CommandContext(ctx, mvnPath, "-B", "-U", "-f", filepath.Join(dir, "pom.xml"),
-		"org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
-		"-DincludeScope=runtime", "-DoutputDirectory="+tmp)
+	cmd := exec.CommandContext(ctx, mvnPath, cfg.mavenArgs(filepath.Join(dir, "pom.xml"), tmp)...)
 	cmd.Dir = dir
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -328,15 +337,28 @@ func mavenResolve(ctx context.Context, cfg *resolveConfig, release string, major
 	return nil
 }
 
+// mavenArgs is the Maven command line (after the launcher) that copies the
+// runtime dependencies of pom into out: the user's [MavenArgs] go before the
+// goal.
+func (c *resolveConfig) mavenArgs(pom, out string) []string {
+	args := append([]string{"-B", "-U"}, c.mvnArgs...)
+	return append(args, "-f", pom,
+		"org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
+		"-DincludeScope=runtime", "-DoutputDirectory="+out)
+}
+
 // mavenError turns Maven's failure into one that says what is missing.
 func mavenError(release string, err error, lines []string) error {
 	detail := strings.Join(lines, "\n")
+	if m := offlineRE.FindStringSubmatch(detail); m != nil {
+		return fmt.Errorf("kafkatest: Maven is offline (-o) and its local repository lacks %s, which resolving Kafka %s needs (resolve once online, or drop -o from MavenArgs)", m[1], release)
+	}
 	for _, l := range lines {
 		if m := missingRE.FindStringSubmatch(l); m != nil {
 			if strings.HasPrefix(m[1], "org.apache.kafka:kafka_2.13:") || strings.HasPrefix(m[1], "org.apache.kafka:kafka-tools:") && strings.Contains(detail, "kafka_2.13:jar:"+release+" was not found") {
-				return fmt.Errorf("%w %s: Maven cannot find org.apache.kafka:kafka_2.13:%s (is it a real release?)", ErrUnknownRelease, release, release)
+				return fmt.Errorf("%w %s: Maven cannot find org.apache.kafka:kafka_2.13:%s (is it a real release?)", ErrUnresolvable, release, release)
 			}
-			return fmt.Errorf("%w %s: Maven cannot find %s, which Kafka %s depends on (the release is published incompletely)", ErrUnknownRelease, release, m[1], release)
+			return fmt.Errorf("%w %s: Maven cannot find %s, which Kafka %s depends on (the release is published incompletely)", ErrUnresolvable, release, m[1], release)
 		}
 	}
 	if strings.Contains(detail, "Could not transfer") || strings.Contains(detail, "Unknown host") {
@@ -349,6 +371,11 @@ func mavenError(release string, err error, lines []string) error {
 // 3.8 ("Could not find artifact g:a:jar:v") and 3.9 ("artifacts could not be
 // resolved: g:a:jar:v, …").
 var missingRE = regexp.MustCompile(`(?:Could not find artifact|could not be resolved:) ([\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+)`)
+
+// offlineRE finds the artifact an offline Maven (-o) lacks: "Cannot access
+// central (…) in offline mode and the artifact g:a:jar:v has not been
+// downloaded from it before".
+var offlineRE = regexp.MustCompile(`in offline mode and the artifact ([\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+) has not been downloaded`)
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

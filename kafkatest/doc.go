@@ -17,8 +17,8 @@
 // [New] does the same for programs, which Close the [Cluster] themselves. A
 // Cluster's nodes can be stopped, started, restarted onto another release or
 // with other static config, killed, paused and resumed; it implements
-// [upgrade.Orchestrator] and its optional capabilities ([upgrade.Liveness],
-// [upgrade.Provisioner]), so kupgrade can upgrade it. [StartTraffic] (or
+// [node.Orchestrator] and its optional capabilities ([node.Liveness],
+// [node.Provisioner]), so kupgrade can upgrade it. [StartTraffic] (or
 // [Cluster.Traffic]) writes numbered records and reads them back, and its
 // [TrafficReport] says exactly which acknowledged records were lost.
 //

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/kupgrade/kupgrade/kafkatest"
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A test starts a real cluster, runs traffic, restarts a broker onto a newer
@@ -20,7 +20,7 @@ func ExampleStart() {
 		t.Fatal(err)
 	}
 	traffic := c.Traffic(t, "orders", kafkatest.Rate(500))
-	if err := c.Restart(t.Context(), 2, upgrade.Change{Version: "4.1.2"}); err != nil {
+	if err := c.Restart(t.Context(), 2, node.Change{Version: "4.1.2"}); err != nil {
 		t.Fatal(err)
 	}
 	report, err := traffic.Stop(context.Background())
@@ -41,15 +41,4 @@ func ExampleNew() {
 	}
 	defer c.Close()
 	fmt.Println(c.Mode(), c.Addrs())
-}
-
-// Releases are checked before anything is downloaded or started.
-func ExampleParseRelease() {
-	major, minor, patch, err := kafkatest.ParseRelease("3.9.2")
-	fmt.Println(major, minor, patch, err)
-	_, _, _, err = kafkatest.ParseRelease("3.9")
-	fmt.Println(err)
-	// Output:
-	// 3 9 2 <nil>
-	// kafkatest: malformed Kafka release "3.9": want major.minor.patch, like "3.9.1"
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -18,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // Status is the state of a node's process.
@@ -60,12 +59,12 @@ func (s Status) String() string {
 	return "Status(" + strconv.Itoa(int(s)) + ")"
 }
 
-// A Node is one Kafka process of a [Cluster]: a broker, a controller or a
+// A Process is one Kafka process of a [Cluster]: a broker, a controller or a
 // combined node. Its methods are safe for concurrent use.
-type Node struct {
+type Process struct {
 	c              *Cluster
 	id             int32
-	roles          []upgrade.Role
+	roles          []node.Role
 	brokerPort     int
 	controllerPort int
 	rack           string
@@ -89,20 +88,20 @@ type process struct {
 }
 
 // ID returns the node's broker.id (ZooKeeper) or node.id (KRaft).
-func (n *Node) ID() int32 { return n.id }
+func (n *Process) ID() int32 { return n.id }
 
 // Roles returns what the node does.
-func (n *Node) Roles() []upgrade.Role { return slices.Clone(n.roles) }
+func (n *Process) Roles() []node.Role { return slices.Clone(n.roles) }
 
 // IsBroker reports whether the node has the broker role.
-func (n *Node) IsBroker() bool { return slices.Contains(n.roles, upgrade.RoleBroker) }
+func (n *Process) IsBroker() bool { return slices.Contains(n.roles, node.RoleBroker) }
 
 // IsController reports whether the node has the KRaft controller role.
-func (n *Node) IsController() bool { return slices.Contains(n.roles, upgrade.RoleController) }
+func (n *Process) IsController() bool { return slices.Contains(n.roles, node.RoleController) }
 
 // Addr returns the broker listener ("127.0.0.1:port") of a broker-role node,
 // else the controller listener.
-func (n *Node) Addr() string {
+func (n *Process) Addr() string {
 	if n.IsBroker() {
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.brokerPort))
 	}
@@ -111,7 +110,7 @@ func (n *Node) Addr() string {
 
 // ControllerAddr returns the controller listener of a controller-role node,
 // or "" for a broker-only node.
-func (n *Node) ControllerAddr() string {
+func (n *Process) ControllerAddr() string {
 	if !n.IsController() {
 		return ""
 	}
@@ -119,23 +118,23 @@ func (n *Node) ControllerAddr() string {
 }
 
 // Rack returns the node's broker.rack, "" if none.
-func (n *Node) Rack() string { return n.rack }
+func (n *Process) Rack() string { return n.rack }
 
 // Dir returns the node's directory: server.properties, data/ and node.log.
-func (n *Node) Dir() string { return n.dir }
+func (n *Process) Dir() string { return n.dir }
 
 // LogPath returns the file that collects the node's output across restarts.
-func (n *Node) LogPath() string { return filepath.Join(n.dir, "node.log") }
+func (n *Process) LogPath() string { return filepath.Join(n.dir, "node.log") }
 
 // Release returns the Kafka release the node runs (or will run at its next start).
-func (n *Node) Release() string {
+func (n *Process) Release() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.dist.Release
 }
 
 // Status returns the state of the node's process.
-func (n *Node) Status() Status {
+func (n *Process) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -143,14 +142,14 @@ func (n *Node) Status() Status {
 }
 
 // Starts returns how often the node's process has been started.
-func (n *Node) Starts() int {
+func (n *Process) Starts() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.starts
 }
 
 // PID returns the process id of the running (or paused) process, or 0.
-func (n *Node) PID() int {
+func (n *Process) PID() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -162,13 +161,13 @@ func (n *Node) PID() int {
 
 // Config returns the node's effective static config: what server.properties
 // holds at its next start.
-func (n *Node) Config() map[string]string {
+func (n *Process) Config() map[string]string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.configLocked()
 }
 
-func (n *Node) configLocked() map[string]string {
+func (n *Process) configLocked() map[string]string {
 	cfg := n.c.baseConfig(n, n.dist.Release)
 	maps.Copy(cfg, n.override)
 	for k := range n.removed {
@@ -178,7 +177,7 @@ func (n *Node) configLocked() map[string]string {
 }
 
 // reapLocked notices a process that ended on its own.
-func (n *Node) reapLocked() {
+func (n *Process) reapLocked() {
 	if n.proc == nil || (n.status != Running && n.status != Paused) {
 		return
 	}
@@ -190,7 +189,7 @@ func (n *Node) reapLocked() {
 }
 
 // apply records a change of release and static config for the next start.
-func (n *Node) apply(dist *Distribution, ch upgrade.Change) {
+func (n *Process) apply(dist *Distribution, ch node.Change) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if dist != nil {
@@ -207,7 +206,7 @@ func (n *Node) apply(dist *Distribution, ch upgrade.Change) {
 }
 
 // start launches the node's JVM; it does not wait for readiness.
-func (n *Node) start() error {
+func (n *Process) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -269,7 +268,7 @@ func launch(java string, args []string, logPath, header string, exited func()) (
 }
 
 // signal sends sig to the running process and returns it, or nil if none runs.
-func (n *Node) signal(sig syscall.Signal, next Status) *process {
+func (n *Process) signal(sig syscall.Signal, next Status) *process {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -287,7 +286,7 @@ func (n *Node) signal(sig syscall.Signal, next Status) *process {
 // Stop stops the node gracefully: SIGTERM, then it waits for the controlled
 // shutdown to finish. If the process has not ended within the cluster's
 // [StopTimeout] (or ctx ends first), it is killed and Stop says so.
-func (n *Node) Stop(ctx context.Context) error {
+func (n *Process) Stop(ctx context.Context) error {
 	p := n.signal(syscall.SIGTERM, Stopped)
 	if p == nil {
 		return nil
@@ -311,7 +310,7 @@ func (n *Node) Stop(ctx context.Context) error {
 
 // Kill kills the node's process with SIGKILL (a crash: no controlled
 // shutdown) and waits for it to end.
-func (n *Node) Kill() error {
+func (n *Process) Kill() error {
 	p := n.signal(syscall.SIGKILL, Killed)
 	if p == nil {
 		return fmt.Errorf("kafkatest: kill node %d: it is not running", n.id)
@@ -323,7 +322,7 @@ func (n *Node) Kill() error {
 
 // Pause stops the node's process with SIGSTOP: it keeps its sockets open but
 // answers nothing, like a hung or partitioned node.
-func (n *Node) Pause() error {
+func (n *Process) Pause() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -338,7 +337,7 @@ func (n *Node) Pause() error {
 }
 
 // Resume continues a paused node with SIGCONT.
-func (n *Node) Resume() error {
+func (n *Process) Resume() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.reapLocked()
@@ -353,7 +352,7 @@ func (n *Node) Resume() error {
 }
 
 // exitedChan returns a channel closed when the current process ends.
-func (n *Node) exitedChan() <-chan struct{} {
+func (n *Process) exitedChan() <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.proc == nil {
@@ -365,7 +364,7 @@ func (n *Node) exitedChan() <-chan struct{} {
 }
 
 // LogTail returns the last lines of the node's log.
-func (n *Node) LogTail(lines int) string { return tail(n.LogPath(), lines) }
+func (n *Process) LogTail(lines int) string { return tail(n.LogPath(), lines) }
 
 func tail(path string, lines int) string {
 	b, err := os.ReadFile(path)
@@ -421,7 +420,7 @@ func lastErrorLines(path string, max int) string {
 	return strings.Join(keep, "\n")
 }
 
-func joinRoles(roles []upgrade.Role) string {
+func joinRoles(roles []node.Role) string {
 	s := make([]string, len(roles))
 	for i, r := range roles {
 		s[i] = string(r)
@@ -446,12 +445,10 @@ func escapeProperty(v string) string {
 	return r.Replace(v)
 }
 
-var errNotReady = errors.New("not ready")
-
 // PeakRSS returns the peak resident memory of the running process (VmHWM
 // from /proc on Linux), or 0 if it is not running or the figure is not
 // available.
-func (n *Node) PeakRSS() int64 {
+func (n *Process) PeakRSS() int64 {
 	pid := n.PID()
 	if pid == 0 {
 		return 0

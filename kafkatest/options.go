@@ -8,28 +8,9 @@ import (
 	"maps"
 	"os"
 	"time"
+
+	"github.com/kupgrade/kupgrade/compat"
 )
-
-// Mode is how a cluster keeps its metadata.
-type Mode int
-
-// The two modes of Kafka. ZooKeeper mode ends with Kafka 3.9; KRaft mode is
-// the only mode from 4.0 on.
-const (
-	ZooKeeperMode Mode = iota + 1
-	KRaftMode
-)
-
-// String returns "zookeeper" or "kraft".
-func (m Mode) String() string {
-	switch m {
-	case ZooKeeperMode:
-		return "zookeeper"
-	case KRaftMode:
-		return "kraft"
-	}
-	return fmt.Sprintf("Mode(%d)", int(m))
-}
 
 // An Option configures a [Cluster] made by [New] or [Start].
 type Option interface{ apply(*config) }
@@ -39,7 +20,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	mode            Mode
+	mode            compat.Mode
 	release         string
 	brokers         int
 	controllers     int
@@ -80,14 +61,14 @@ func defaultConfig() config {
 // ZooKeeper server (run from that release's jars) and, by default, three
 // brokers with ids 1, 2 and 3.
 func ZooKeeper(release string) Option {
-	return optionFunc(func(c *config) { c.mode, c.release = ZooKeeperMode, release })
+	return optionFunc(func(c *config) { c.mode, c.release = compat.ModeZooKeeper, release })
 }
 
 // KRaft makes a KRaft cluster of the given release (3.7.0 or newer). By
 // default it has three dedicated controllers (ids 1–3) and three brokers
 // (ids 4–6); see [Controllers], [Brokers] and [Combined].
 func KRaft(release string) Option {
-	return optionFunc(func(c *config) { c.mode, c.release = KRaftMode, release })
+	return optionFunc(func(c *config) { c.mode, c.release = compat.ModeKRaft, release })
 }
 
 // Brokers sets the number of broker-only nodes, overriding the default of 3.
@@ -141,10 +122,12 @@ func Racks(racks ...string) Option { return optionFunc(func(c *config) { c.racks
 // the default of 512 MiB. Controllers and ZooKeeper get 256 MiB.
 func HeapMB(mb int) Option { return optionFunc(func(c *config) { c.brokerHeapMB = mb }) }
 
-// MetadataVersion formats a KRaft cluster at this release version
+// FormatMetadataVersion formats a KRaft cluster at this release version
 // (kafka-storage format --release-version, e.g. "3.8" or "3.8-IV0") instead of
 // the release's latest production metadata.version.
-func MetadataVersion(v string) Option { return optionFunc(func(c *config) { c.metadataVersion = v }) }
+func FormatMetadataVersion(v string) Option {
+	return optionFunc(func(c *config) { c.metadataVersion = v })
+}
 
 // Resolving passes options to [Resolve] for every release the cluster runs.
 func Resolving(opts ...ResolveOption) Option {
@@ -174,14 +157,14 @@ func ProgressOutput(w io.Writer) Option { return optionFunc(func(c *config) { c.
 func (c *config) finish() error {
 	if c.controllers < 0 {
 		c.controllers = 0
-		if c.mode == KRaftMode && c.combined == 0 {
+		if c.mode == compat.ModeKRaft && c.combined == 0 {
 			c.controllers = 3
 		}
 	}
 	switch c.mode {
 	case 0:
 		return errors.New("kafkatest: no mode: pass ZooKeeper(release) or KRaft(release)")
-	case ZooKeeperMode:
+	case compat.ModeZooKeeper:
 		if c.controllers > 0 || c.combined > 0 {
 			return errors.New("kafkatest: Controllers and Combined are KRaft options; a ZooKeeper-mode cluster has brokers only")
 		}
@@ -189,14 +172,14 @@ func (c *config) finish() error {
 			return errors.New("kafkatest: MetadataVersion is a KRaft option; pin inter.broker.protocol.version with BrokerConfig in ZooKeeper mode")
 		}
 	}
-	major, minor, _, err := ParseRelease(c.release)
+	major, minor, _, err := parseRelease(c.release)
 	if err != nil {
 		return err
 	}
-	if c.mode == ZooKeeperMode && major >= 4 {
+	if c.mode == compat.ModeZooKeeper && major >= 4 {
 		return fmt.Errorf("kafkatest: Kafka %s has no ZooKeeper mode (removed in 4.0); use KRaft(%q)", c.release, c.release)
 	}
-	if c.mode == KRaftMode && (major < 3 || major == 3 && minor < 7) {
+	if c.mode == compat.ModeKRaft && (major < 3 || major == 3 && minor < 7) {
 		return fmt.Errorf("kafkatest: KRaft clusters need Kafka 3.7.0 or newer, not %s", c.release)
 	}
 	if c.brokers < 0 || c.controllers < 0 || c.combined < 0 {
@@ -205,7 +188,7 @@ func (c *config) finish() error {
 	if c.brokers+c.combined == 0 {
 		return errors.New("kafkatest: a cluster needs at least one broker or combined node")
 	}
-	if c.mode == KRaftMode && c.controllers+c.combined == 0 {
+	if c.mode == compat.ModeKRaft && c.controllers+c.combined == 0 {
 		return errors.New("kafkatest: a KRaft cluster needs at least one controller or combined node")
 	}
 	if c.controllers > 0 && c.combined > 0 {

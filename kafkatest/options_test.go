@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kupgrade/kupgrade/upgrade"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -19,7 +19,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"zk", []Option{ZooKeeper("3.6.2")}, ""},
 		{"zk 4.x", []Option{ZooKeeper("4.0.0")}, "no ZooKeeper mode"},
 		{"zk with controllers", []Option{ZooKeeper("3.9.1"), Controllers(3)}, "KRaft options"},
-		{"zk with metadata version", []Option{ZooKeeper("3.9.1"), MetadataVersion("3.8")}, "KRaft option"},
+		{"zk with metadata version", []Option{ZooKeeper("3.9.1"), FormatMetadataVersion("3.8")}, "KRaft option"},
 		{"kraft 3.6", []Option{KRaft("3.6.2")}, "3.7.0 or newer"},
 		{"kraft", []Option{KRaft("3.9.1")}, ""},
 		{"kraft combined", []Option{KRaft("4.1.1"), Combined(3)}, ""},
@@ -105,7 +105,7 @@ func TestNodeConfigFollowsChanges(t *testing.T) {
 	if _, ok := cfg["share.coordinator.state.topic.replication.factor"]; ok {
 		t.Error("3.9 config has a 4.x-only key")
 	}
-	n.apply(&Distribution{Release: "4.1.1"}, upgrade.Change{Set: map[string]string{"x.y": "1"}, Unset: []string{"num.partitions", "num.io.threads"}})
+	n.apply(&Distribution{Release: "4.1.1"}, node.Change{Set: map[string]string{"x.y": "1"}, Unset: []string{"num.partitions", "num.io.threads"}})
 	cfg = n.Config()
 	if cfg["x.y"] != "1" || cfg["num.partitions"] != "" || cfg["num.io.threads"] != "" {
 		t.Errorf("after change: x.y=%q num.partitions=%q num.io.threads=%q", cfg["x.y"], cfg["num.partitions"], cfg["num.io.threads"])
@@ -117,7 +117,7 @@ func TestNodeConfigFollowsChanges(t *testing.T) {
 		t.Errorf("release %q", n.Release())
 	}
 	// A key unset can be set again.
-	n.apply(nil, upgrade.Change{Set: map[string]string{"num.io.threads": "5"}})
+	n.apply(nil, node.Change{Set: map[string]string{"num.io.threads": "5"}})
 	if got := n.Config()["num.io.threads"]; got != "5" {
 		t.Errorf("num.io.threads = %q after set again", got)
 	}

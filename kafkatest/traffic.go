@@ -246,7 +246,7 @@ type TrafficReport struct {
 	// Failed is the number of records the producer gave up on; InFlight those
 	// still unanswered when Stop gave up waiting.
 	Failed   int64 `json:"failed"`
-	InFlight int64 `json:"in_flight"`
+	InFlight int64 `json:"inFlight"`
 	// Consumed is the number of distinct records the group consumer read
 	// while the traffic ran; Redelivered of those it read more than once
 	// (after a rebalance, say), which is not data loss.
@@ -258,7 +258,7 @@ type TrafficReport struct {
 	// LostAcknowledged is the number of acknowledged records that the final
 	// read of the whole topic did not find: data loss. Lost lists the first of
 	// their sequence numbers.
-	LostAcknowledged int64   `json:"lost_acknowledged"`
+	LostAcknowledged int64   `json:"lostAcknowledged"`
 	Lost             []int64 `json:"lost,omitempty"`
 	// Latency is the produce latency (send to acknowledgement) of every
 	// acknowledged record.

@@ -18,14 +18,14 @@
 //     ([Reason]s). [QuorumFetchTimeout] reads the
 //     controller.quorum.fetch.timeout.ms it needs from the live config.
 //   - [DescribeFeatures] asks every broker and every controller for its
-//     ApiVersions (v4 where the node speaks it) and returns [Features]:
+//     ApiVersions (v4 where the node speaks it) and returns [ClusterFeatures]:
 //     per node, the supported range and the finalized level of every
 //     feature, with per-node errors. [Features.CheckSupport] is the pure
 //     "does every node support this level" check.
 //   - [Finalize] sends UpdateFeatures (upgrade, safe downgrade,
 //     validate-only) after its own pre-checks, and turns Kafka's refusals
 //     into typed errors ([*UpdateError], [*UnsupportedLevelError],
-//     [*DowngradeError]) that say what to do. [WaitFinalized] waits until
+//     [*compat.DowngradeError]) that say what to do. [WaitFinalized] waits until
 //     every node reports the new levels.
 //
 // # Reaching controllers
@@ -39,7 +39,7 @@
 // go to the controllers directly; brokers then cannot be reached. Which
 // kind of seeds a client has is found out from one seed's ApiVersions.
 //
-// Every request to one node is bounded by [RequestTimeout]; a node that
+// Every request to one node is bounded by [NodeTimeout]; a node that
 // does not answer is reported by name, never waited on forever and never
 // left out silently.
 //

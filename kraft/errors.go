@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kupgrade/kupgrade/compat"
 )
 
 // Sentinel errors. Every error this package returns for a refusal wraps one
@@ -60,7 +62,7 @@ type UnsupportedLevelError struct {
 	Node NodeRef
 	// Supported is the range the node advertises; Missing is true when the
 	// node does not advertise the feature at all.
-	Supported LevelRange
+	Supported compat.LevelRange
 	Missing   bool
 	// APIVersion is the ApiVersions version the node answered; below 4 a
 	// 3.9+ node hides features whose minimum level is 0.
@@ -101,27 +103,23 @@ func (e *UnverifiedNodeError) Error() string {
 // Unwrap returns [ErrUnverified] and the reason the node did not answer.
 func (e *UnverifiedNodeError) Unwrap() []error { return []error{ErrUnverified, e.Err} }
 
-// A DowngradeError reports a metadata.version downgrade that would cross a
-// level with didMetadataChange=true. It unwraps to [ErrUnsafeDowngrade].
-type DowngradeError struct {
-	Feature string
-	// From is the finalized level, To the requested one.
-	From, To int16
-	// Blocking is the highest level above To (up to and including From)
-	// that changed the metadata format: the first one in the way.
-	Blocking int16
-	// Floor is the lowest level From can be safely downgraded to.
-	Floor int16
+// downgradeError reports a metadata.version downgrade that would cross a
+// metadata change, which Kafka refuses: the [*compat.DowngradeError] that says
+// which level is in the way, with the feature asked for.
+type downgradeError struct {
+	feature string
+	de      *compat.DowngradeError
 }
 
 // Error names the level in the way and the lowest reachable level.
-func (e *DowngradeError) Error() string {
+func (e *downgradeError) Error() string {
+	name := func(mv compat.MetadataVersion) string { return LevelName(e.feature, mv.Level) }
 	return fmt.Sprintf("kraft: refusing to downgrade %s from %s to %s: %s changed the metadata format, so Kafka refuses the safe downgrade and no release implements the unsafe one; the lowest reachable level is %s",
-		e.Feature, LevelName(e.Feature, e.From), LevelName(e.Feature, e.To), LevelName(e.Feature, e.Blocking), LevelName(e.Feature, e.Floor))
+		e.feature, name(e.de.From), name(e.de.To), name(e.de.Blocker), name(e.de.Floor))
 }
 
-// Unwrap returns [ErrUnsafeDowngrade].
-func (e *DowngradeError) Unwrap() error { return ErrUnsafeDowngrade }
+// Unwrap returns [ErrUnsafeDowngrade] and the [*compat.DowngradeError].
+func (e *downgradeError) Unwrap() []error { return []error{ErrUnsafeDowngrade, e.de} }
 
 // An UpdateError is Kafka's refusal of one feature update, turned into a
 // sentence that says what to do. It unwraps to one of this package's

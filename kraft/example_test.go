@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kraft"
 )
 
@@ -60,8 +61,8 @@ func Example() {
 	}
 
 	res, err := kraft.Finalize(ctx, cl, []kraft.FeatureUpdate{{Feature: "metadata.version", Level: 21}})
-	if de, ok := errors.AsType[*kraft.DowngradeError](err); ok {
-		log.Fatalf("no safe way down: the floor is %d", de.Floor)
+	if de, ok := errors.AsType[*compat.DowngradeError](err); ok {
+		log.Fatalf("no safe way down: the floor is %v", de.Floor)
 	}
 	if err != nil {
 		log.Fatal(err) // e.g. a *kraft.UnsupportedLevelError naming the node to upgrade first

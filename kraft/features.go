@@ -14,11 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/poll"
+	"github.com/kupgrade/kupgrade/node"
 )
-
-// A LevelRange is an inclusive range of feature levels, as a node
-// advertises them in ApiVersions' SupportedFeatures.
-type LevelRange = compat.LevelRange
 
 // NodeFeatures is what one node's listener said about features in its
 // ApiVersions answer.
@@ -32,7 +30,7 @@ type NodeFeatures struct {
 	APIVersion int16 `json:"apiVersion"`
 	// Supported maps each feature the node's software supports to its
 	// range of levels.
-	Supported map[string]LevelRange `json:"supported,omitempty"`
+	Supported map[string]compat.LevelRange `json:"supported,omitempty"`
 	// Finalized maps each feature finalized cluster-wide, as this node
 	// last learned it, to its level. Features finalized at level 0 are
 	// absent, as Kafka omits them.
@@ -56,21 +54,21 @@ func (n NodeFeatures) Supports(feature string, level int16) bool {
 	return level >= r.Min && level <= r.Max
 }
 
-// Features is what every broker and controller listener said about
+// ClusterFeatures is what every broker and controller listener said about
 // features: one entry per listener asked (a combined node appears as a
 // broker and as a controller), plus entries with an Err for nodes known to
 // exist that could not be asked.
-type Features []NodeFeatures
+type ClusterFeatures []NodeFeatures
 
 // Sorted returns the entries controllers first, then brokers, each by id.
-func (fs Features) Sorted() []NodeFeatures {
+func (fs ClusterFeatures) Sorted() []NodeFeatures {
 	out := slices.Clone(fs)
 	slices.SortStableFunc(out, func(a, b NodeFeatures) int { return compareRefs(a.NodeRef, b.NodeRef) })
 	return out
 }
 
 // Each calls fn for every entry, in no particular order.
-func (fs Features) Each(fn func(NodeFeatures)) {
+func (fs ClusterFeatures) Each(fn func(NodeFeatures)) {
 	for _, f := range fs {
 		fn(f)
 	}
@@ -78,7 +76,7 @@ func (fs Features) Each(fn func(NodeFeatures)) {
 
 // FirstErr returns the first entry's error in [Features.Sorted] order, or
 // nil if every node answered.
-func (fs Features) FirstErr() error {
+func (fs ClusterFeatures) FirstErr() error {
 	for _, f := range fs.Sorted() {
 		if f.Err != nil {
 			return fmt.Errorf("%v: %w", f.NodeRef, f.Err)
@@ -88,7 +86,7 @@ func (fs Features) FirstErr() error {
 }
 
 // Node returns the entry of a node's listener.
-func (fs Features) Node(role Role, id int32) (NodeFeatures, bool) {
+func (fs ClusterFeatures) Node(role node.Role, id int32) (NodeFeatures, bool) {
 	i := slices.IndexFunc(fs, func(f NodeFeatures) bool { return f.Role == role && f.ID == id })
 	if i < 0 {
 		return NodeFeatures{}, false
@@ -102,7 +100,7 @@ func (fs Features) Node(role Role, id int32) (NodeFeatures, bool) {
 // the newest epoch. (Brokers and controllers count epochs differently, so
 // only epochs of the same role are compared.) agreed is true if every node
 // that answered reports the same level; ok is false if no node answered.
-func (fs Features) Finalized(feature string) (level int16, agreed, ok bool) {
+func (fs ClusterFeatures) Finalized(feature string) (level int16, agreed, ok bool) {
 	best := NodeFeatures{FinalizedEpoch: -2}
 	for _, f := range fs {
 		if f.Err != nil {
@@ -110,7 +108,7 @@ func (fs Features) Finalized(feature string) (level int16, agreed, ok bool) {
 		}
 		switch {
 		case !ok,
-			f.Role == RoleController && best.Role != RoleController,
+			f.Role == node.RoleController && best.Role != node.RoleController,
 			f.Role == best.Role && f.FinalizedEpoch > best.FinalizedEpoch:
 			best, ok = f, true
 		}
@@ -133,7 +131,7 @@ func (fs Features) Finalized(feature string) (level int16, agreed, ok bool) {
 // [*UnsupportedLevelError]) or could not be asked (an
 // [*UnverifiedNodeError]), joined. No I/O: this is the check [Finalize]
 // runs before it sends anything.
-func (fs Features) CheckSupport(feature string, level int16) error {
+func (fs ClusterFeatures) CheckSupport(feature string, level int16) error {
 	var errs []error
 	for _, f := range fs.Sorted() {
 		switch {
@@ -148,7 +146,7 @@ func (fs Features) CheckSupport(feature string, level int16) error {
 }
 
 // String renders one line per entry, for logs and test failures.
-func (fs Features) String() string {
+func (fs ClusterFeatures) String() string {
 	var b strings.Builder
 	for _, f := range fs.Sorted() {
 		fmt.Fprintf(&b, "%v", f.NodeRef)
@@ -176,10 +174,10 @@ func (fs Features) String() string {
 //
 // Brokers come from a fresh Metadata request; controllers, which are not in
 // broker metadata, are reached as [ControllerAddrs] describes. Requests go
-// to all nodes at once, each bounded by [RequestTimeout]; a node that cannot
+// to all nodes at once, each bounded by [NodeTimeout]; a node that cannot
 // be asked or does not answer is an entry with Err, never left out. The
 // error is non-nil only if the cluster could not be asked at all.
-func DescribeFeatures(ctx context.Context, cl *kgo.Client, opts ...Option) (Features, error) {
+func DescribeFeatures(ctx context.Context, cl *kgo.Client, opts ...ReachOption) (ClusterFeatures, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -196,7 +194,7 @@ func DescribeFeatures(ctx context.Context, cl *kgo.Client, opts ...Option) (Feat
 // A scan is what describeFeatures learned: the features, and the quorum
 // (or the error asking for it) used to find the controllers.
 type scan struct {
-	features  Features
+	features  ClusterFeatures
 	quorum    Quorum
 	quorumErr error
 }
@@ -213,7 +211,7 @@ func (c *cluster) describeFeatures(ctx context.Context) (scan, error) {
 		return s, err
 	}
 	eps := append(slices.Clone(brokers.eps), ctrls.eps...)
-	fs := Features(fanOut(eps, func(ep endpoint) NodeFeatures { return c.apiVersions(ctx, ep) }))
+	fs := ClusterFeatures(fanOut(eps, func(ep endpoint) NodeFeatures { return c.apiVersions(ctx, ep) }))
 	fs = append(fs, brokers.missing...)
 	fs = append(fs, ctrls.missing...)
 	s.features = fs.Sorted()
@@ -241,9 +239,9 @@ func (c *cluster) apiVersions(ctx context.Context, ep endpoint) NodeFeatures {
 // featuresFromResponse reads the features of an ApiVersions answer.
 func featuresFromResponse(ref NodeRef, av *kmsg.ApiVersionsResponse) NodeFeatures {
 	nf := NodeFeatures{NodeRef: ref, APIVersion: av.Version, FinalizedEpoch: av.FinalizedFeaturesEpoch,
-		Supported: map[string]LevelRange{}, Finalized: map[string]int16{}}
+		Supported: map[string]compat.LevelRange{}, Finalized: map[string]int16{}}
 	for _, f := range av.SupportedFeatures {
-		nf.Supported[f.Name] = LevelRange{Min: f.MinVersion, Max: f.MaxVersion}
+		nf.Supported[f.Name] = compat.LevelRange{Min: f.MinVersion, Max: f.MaxVersion}
 	}
 	for _, f := range av.FinalizedFeatures {
 		nf.Finalized[f.Name] = f.MaxVersionLevel
@@ -258,7 +256,7 @@ func featuresFromResponse(ref NodeRef, av *kmsg.ApiVersionsResponse) NodeFeature
 // keeps the wait going. The wait ends at ctx's deadline or after timeout,
 // whichever is first, with an error that names the nodes still behind and
 // what they report. It returns the last Features seen.
-func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, timeout time.Duration, opts ...Option) (Features, error) {
+func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, timeout time.Duration, opts ...ReachOption) (ClusterFeatures, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -269,36 +267,33 @@ func WaitFinalized(ctx context.Context, cl *kgo.Client, want map[string]int16, t
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout,
 		fmt.Errorf("kraft: nodes did not all report finalized %v within %v", fmtLevels(want), timeout))
 	defer cancel()
-	var last Features
+	var last ClusterFeatures
 	var behind []string
-	for {
+	err = poll.Every(ctx, cfg.pollInterval, func(ctx context.Context) bool {
 		fs, err := DescribeFeatures(ctx, cl, opts...)
-		if err == nil {
-			last = fs
-			behind = behind[:0]
-			for _, f := range fs {
-				if f.Err != nil {
-					behind = append(behind, fmt.Sprintf("%v: %v", f.NodeRef, f.Err))
-					continue
-				}
-				for _, name := range slices.Sorted(maps.Keys(want)) {
-					if got := f.Finalized[name]; got != want[name] {
-						behind = append(behind, fmt.Sprintf("%v reports %s %s", f.NodeRef, name, LevelName(name, got)))
-					}
-				}
-			}
-			if len(behind) == 0 && len(fs) > 0 {
-				return fs, nil
-			}
-		} else {
+		if err != nil {
 			behind = []string{err.Error()}
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("%w; last seen: %s", context.Cause(ctx), strings.Join(behind, "; "))
-		case <-time.After(cfg.pollInterval):
+		last = fs
+		behind = behind[:0]
+		for _, f := range fs {
+			if f.Err != nil {
+				behind = append(behind, fmt.Sprintf("%v: %v", f.NodeRef, f.Err))
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(want)) {
+				if got := f.Finalized[name]; got != want[name] {
+					behind = append(behind, fmt.Sprintf("%v reports %s %s", f.NodeRef, name, LevelName(name, got)))
+				}
+			}
 		}
+		return len(behind) == 0 && len(fs) > 0
+	})
+	if err != nil {
+		return last, fmt.Errorf("%w; last seen: %s", err, strings.Join(behind, "; "))
 	}
+	return last, nil
 }
 
 func fmtLevels(m map[string]int16) string {

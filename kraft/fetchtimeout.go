@@ -48,7 +48,7 @@ func (f FetchTimeout) String() string {
 // else from a broker. If no node answers, it returns Kafka's default of 2s
 // with Default set, together with the error, so a caller may log the error
 // and go on with the default.
-func QuorumFetchTimeout(ctx context.Context, cl *kgo.Client, opts ...Option) (FetchTimeout, error) {
+func QuorumFetchTimeout(ctx context.Context, cl *kgo.Client, opts ...ReachOption) (FetchTimeout, error) {
 	def := FetchTimeout{Timeout: DefaultFetchTimeout, Default: true}
 	cfg, err := newConfig(opts)
 	if err != nil {

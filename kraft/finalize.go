@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/poll"
 )
 
 // An UpgradeType says how [Finalize] sends a feature update. The values
@@ -127,7 +128,7 @@ func (r FinalizeResult) Err() error {
 //   - some node does not support the level ([*UnsupportedLevelError]) or
 //     could not be asked ([*UnverifiedNodeError]);
 //   - a metadata.version downgrade would cross a level that changed the
-//     metadata format ([*DowngradeError]; Kafka would refuse it too);
+//     metadata format ([*compat.DowngradeError]; Kafka would refuse it too);
 //   - kraft.version would be downgraded, or a level is invalid
 //     ([ErrInvalidUpdate]).
 //
@@ -256,7 +257,7 @@ func validateUpdates(updates []FeatureUpdate) error {
 
 // plan decides how to send one update and runs the pre-checks on it. No
 // I/O: fs is what the nodes said (nil if they could not be asked).
-func plan(u FeatureUpdate, fs Features, cfg finalizeConfig) FeatureResult {
+func plan(u FeatureUpdate, fs ClusterFeatures, cfg finalizeConfig) FeatureResult {
 	f := FeatureResult{Feature: u.Feature, From: -1, To: u.Level, Type: u.Type}
 	from, _, known := fs.Finalized(u.Feature)
 	if known {
@@ -286,7 +287,7 @@ func plan(u FeatureUpdate, fs Features, cfg finalizeConfig) FeatureResult {
 		if f.Type == Upgrade {
 			errs = append(errs, fmt.Errorf("%w: %s %s is below the finalized %s: send it as a downgrade", ErrInvalidUpdate, u.Feature, LevelName(u.Feature, f.To), LevelName(u.Feature, f.From)))
 		} else if err := checkDowngrade(u.Feature, f.From, f.To); err != nil {
-			if _, ok := errors.AsType[*DowngradeError](err); ok && cfg.allowUnsafeDowngrade {
+			if _, ok := errors.AsType[*compat.DowngradeError](err); ok && cfg.allowUnsafeDowngrade {
 				f.Type = UnsafeDowngrade
 			} else {
 				errs = append(errs, err)
@@ -321,7 +322,9 @@ func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRe
 	ctx, cancel := context.WithTimeoutCause(ctx, wait,
 		fmt.Errorf("kraft: UpdateFeatures not answered by the active controller within %v", wait))
 	defer cancel()
-	for {
+	var out *kmsg.UpdateFeaturesResponse
+	var last, final error
+	err := poll.Every(ctx, c.cfg.pollInterval, func(ctx context.Context) bool { // the leader moved: find it again after a short pause
 		var resp kmsg.Response
 		var err error
 		if c.viaControllers {
@@ -335,21 +338,25 @@ func (c *cluster) updateFeatures(ctx context.Context, req *kmsg.UpdateFeaturesRe
 		if err == nil {
 			r := resp.(*kmsg.UpdateFeaturesResponse)
 			if r.ErrorCode != kerr.NotController.Code {
-				return r, nil
+				out = r
+				return true
 			}
 			err = kerr.NotController
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("kraft: UpdateFeatures: %w (last error: %v)", context.Cause(ctx), err)
+		last = err
+		if ctx.Err() == nil && !c.viaControllers && !errors.Is(err, kerr.NotController) {
+			final = fmt.Errorf("kraft: UpdateFeatures: %w", err)
+			return true
 		}
-		if !c.viaControllers && !errors.Is(err, kerr.NotController) {
-			return nil, fmt.Errorf("kraft: UpdateFeatures: %w", err)
-		}
-		select { // the leader moved: find it again after a short pause
-		case <-ctx.Done():
-		case <-time.After(c.cfg.pollInterval):
-		}
+		return false
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("kraft: UpdateFeatures: %w (last error: %v)", err, last)
+	case final != nil:
+		return nil, final
 	}
+	return out, nil
 }
 
 // kraftVersionUpgradeMinMV is 4.1-IV1, the latest production
@@ -362,7 +369,7 @@ const kraftVersionUpgradeMinMV = 27
 // dynamic one (KAFKA-16538). Kafka 3.9 accepts the update but only records
 // the level: ApiVersions then reports kraft.version 1 finalized while the
 // quorum stays static (observed with 3.9.2).
-func checkKRaftVersionUpgrade(fs Features) []error {
+func checkKRaftVersionUpgrade(fs ClusterFeatures) []error {
 	var errs []error
 	for _, f := range fs.Sorted() {
 		if f.Err != nil {

@@ -9,6 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func replicaState(id int32, leo, fetch, caught int64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
@@ -54,7 +57,7 @@ func TestQuorumFromResponse(t *testing.T) {
 			{ID: 3, LogEndOffset: 118, Lag: 3, LastFetch: time.UnixMilli(1000), LastCaughtUp: time.UnixMilli(900)},
 		},
 		Observers: []Replica{{ID: 4, DirectoryID: UUID{1, 2, 3}, LogEndOffset: 120, Lag: 1, LastFetch: time.UnixMilli(1990), LastCaughtUp: time.UnixMilli(1990)}},
-		Nodes:     []Node{{ID: 2, Listeners: []Listener{{Name: "CONTROLLER", Host: "127.0.0.1", Port: 9093}}}},
+		Nodes:     []QuorumNode{{ID: 2, Listeners: []Listener{{Name: "CONTROLLER", Host: "127.0.0.1", Port: 9093}}}},
 	}
 	if diff := cmp.Diff(want, q); diff != "" {
 		t.Errorf("quorum (-want +got):\n%s", diff)
@@ -146,17 +149,17 @@ func TestClassifyUpdateError(t *testing.T) {
 
 // features builds a Features value: every node supports metadata.version
 // 1..max and reports it finalized at fin.
-func features(fin int16, maxes ...int16) Features {
-	var fs Features
+func features(fin int16, maxes ...int16) ClusterFeatures {
+	var fs ClusterFeatures
 	for i, max := range maxes {
-		role := RoleController
+		role := node.RoleController
 		if i == len(maxes)-1 {
-			role = RoleBroker
+			role = node.RoleBroker
 		}
 		fs = append(fs, NodeFeatures{
 			NodeRef:        NodeRef{Role: role, ID: int32(i + 1)},
 			APIVersion:     4,
-			Supported:      map[string]LevelRange{"metadata.version": {Min: 1, Max: max}, "kraft.version": {Min: 0, Max: 1}},
+			Supported:      map[string]compat.LevelRange{"metadata.version": {Min: 1, Max: max}, "kraft.version": {Min: 0, Max: 1}},
 			Finalized:      map[string]int16{"metadata.version": fin},
 			FinalizedEpoch: 10,
 		})
@@ -172,11 +175,11 @@ func TestPlan(t *testing.T) {
 		errs      []error // every one must be wrapped by PreCheck
 		none      bool    // PreCheck must be nil
 	}
-	down := func(err error) bool { _, ok := errors.AsType[*DowngradeError](err); return ok }
+	down := func(err error) bool { _, ok := errors.AsType[*compat.DowngradeError](err); return ok }
 	tests := []struct {
 		name string
 		u    FeatureUpdate
-		fs   Features
+		fs   ClusterFeatures
 		cfg  finalizeConfig
 		want want
 	}{
@@ -188,7 +191,7 @@ func TestPlan(t *testing.T) {
 		{"one node too old", FeatureUpdate{Feature: "metadata.version", Level: 21}, features(20, 21, 20, 21), finalizeConfig{}, want{from: 20, typ: Upgrade, errs: []error{ErrUnsupportedLevel}}},
 		{"kraft.version on 3.9", FeatureUpdate{Feature: "kraft.version", Level: 1}, features(21, 21, 21), finalizeConfig{}, want{from: 0, typ: Upgrade, errs: []error{ErrInvalidUpdate}}},
 		{"kraft.version on 4.1", FeatureUpdate{Feature: "kraft.version", Level: 1}, features(27, 27, 27), finalizeConfig{}, want{from: 0, typ: Upgrade, none: true}},
-		{"kraft.version downgrade", FeatureUpdate{Feature: "kraft.version", Level: 0, Type: SafeDowngrade}, func() Features {
+		{"kraft.version downgrade", FeatureUpdate{Feature: "kraft.version", Level: 0, Type: SafeDowngrade}, func() ClusterFeatures {
 			fs := features(21, 21, 21)
 			for i := range fs {
 				fs[i].Finalized["kraft.version"] = 1
@@ -197,7 +200,7 @@ func TestPlan(t *testing.T) {
 		}(), finalizeConfig{}, want{from: 1, typ: SafeDowngrade, errs: []error{ErrInvalidUpdate}}},
 		{"explicit upgrade below the finalized level", FeatureUpdate{Feature: "metadata.version", Level: 17, Type: Upgrade}, features(21, 21), finalizeConfig{}, want{from: 21, typ: Upgrade, errs: []error{ErrInvalidUpdate}}},
 		{"unknown feature", FeatureUpdate{Feature: "no.such.version", Level: 1}, features(21, 21), finalizeConfig{}, want{from: 0, typ: Upgrade, errs: []error{ErrUnsupportedLevel}}},
-		{"a node did not answer", FeatureUpdate{Feature: "metadata.version", Level: 21}, append(features(20, 21, 21), NodeFeatures{NodeRef: NodeRef{Role: RoleController, ID: 3}, Err: errors.New("dial: refused")}),
+		{"a node did not answer", FeatureUpdate{Feature: "metadata.version", Level: 21}, append(features(20, 21, 21), NodeFeatures{NodeRef: NodeRef{Role: node.RoleController, ID: 3}, Err: errors.New("dial: refused")}),
 			finalizeConfig{}, want{from: 20, typ: Upgrade, errs: []error{ErrUnverified}}},
 	}
 	for _, tt := range tests {
@@ -217,16 +220,16 @@ func TestPlan(t *testing.T) {
 		})
 	}
 	f := plan(FeatureUpdate{Feature: "metadata.version", Level: 14}, features(20, 21), finalizeConfig{})
-	de, ok := errors.AsType[*DowngradeError](f.PreCheck)
+	de, ok := errors.AsType[*compat.DowngradeError](f.PreCheck)
 	if !ok || !down(f.PreCheck) {
 		t.Fatalf("PreCheck = %v, want a *DowngradeError", f.PreCheck)
 	}
-	if de.Blocking != 17 || de.Floor != 17 || de.From != 20 || de.To != 14 {
+	if de.Blocker.Level != 17 || de.Floor.Level != 17 || de.From.Level != 20 || de.To.Level != 14 {
 		t.Errorf("DowngradeError = %+v, want blocking and floor 17 (3.7-IV2)", de)
 	}
 	wantMsg := "kraft: refusing to downgrade metadata.version from 3.8-IV0 (20) to 3.6-IV2 (14): 3.7-IV2 (17) changed the metadata format"
-	if !strings.HasPrefix(de.Error(), wantMsg) {
-		t.Errorf("Error() = %q, want prefix %q", de.Error(), wantMsg)
+	if !strings.HasPrefix(f.PreCheck.Error(), wantMsg) {
+		t.Errorf("Error() = %q, want prefix %q", f.PreCheck.Error(), wantMsg)
 	}
 	f = plan(FeatureUpdate{Feature: "metadata.version", Level: 21}, nil, finalizeConfig{})
 	if f.Err == nil || !errors.Is(f.Err, ErrUnverified) {
@@ -248,7 +251,7 @@ func TestFeaturesFinalized(t *testing.T) {
 	if level, _, ok := fs.Finalized("group.version"); level != 0 || !ok {
 		t.Errorf("a feature nobody finalized is at level 0, got %d %v", level, ok)
 	}
-	if _, _, ok := (Features{{NodeRef: NodeRef{Role: RoleBroker, ID: 1}, Err: errors.New("x")}}).Finalized("metadata.version"); ok {
+	if _, _, ok := (ClusterFeatures{{NodeRef: NodeRef{Role: node.RoleBroker, ID: 1}, Err: errors.New("x")}}).Finalized("metadata.version"); ok {
 		t.Error("no node answered, yet ok")
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // metadata.version levels the tests use.
@@ -83,7 +85,7 @@ func step(t *testing.T, name string, fn func(t *testing.T)) {
 func TestKafka39(t *testing.T) {
 	start := time.Now()
 	ctrlCfg := map[string]string{"controller.quorum.fetch.timeout.ms": strconv.Itoa(fetchTimeoutMs)}
-	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(1), kafkatest.MetadataVersion("3.8"),
+	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(1), kafkatest.FormatMetadataVersion("3.8"),
 		kafkatest.NodeConfig(1, ctrlCfg), kafkatest.NodeConfig(2, ctrlCfg), kafkatest.NodeConfig(3, ctrlCfg))
 	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
 	cl := c.Client(t)
@@ -100,7 +102,7 @@ func TestKafka39(t *testing.T) {
 				return false, err.Error()
 			}
 			for _, f := range fs {
-				if f.Role == kraft.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv38IV0) {
+				if f.Role == node.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv38IV0) {
 					return false, fs.String()
 				}
 			}
@@ -109,10 +111,10 @@ func TestKafka39(t *testing.T) {
 		for _, via := range []struct {
 			name string
 			cl   *kgo.Client
-			opts []kraft.Option
+			opts []kraft.ReachOption
 		}{
 			{"brokers", cl, nil},
-			{"brokers with ControllerAddrs", cl, []kraft.Option{kraft.ControllerAddrs(c.ControllerAddrs()...)}},
+			{"brokers with ControllerAddrs", cl, []kraft.ReachOption{kraft.ControllerAddrs(c.ControllerAddrs()...)}},
 			{"controllers", ccl, nil},
 		} {
 			fs, err := kraft.DescribeFeatures(ctx, via.cl, via.opts...)
@@ -123,7 +125,7 @@ func TestKafka39(t *testing.T) {
 			var got []string
 			for _, f := range fs {
 				got = append(got, f.NodeRef.String())
-				if via.cl == ccl && f.Role == kraft.RoleBroker {
+				if via.cl == ccl && f.Role == node.RoleBroker {
 					if f.Err == nil {
 						t.Errorf("via controllers: %v answered, but brokers cannot be reached that way", f.NodeRef)
 					}
@@ -136,7 +138,7 @@ func TestKafka39(t *testing.T) {
 				if f.APIVersion != 4 {
 					t.Errorf("via %s: %v answered ApiVersions v%d, want v4", via.name, f.NodeRef, f.APIVersion)
 				}
-				want := map[string]kraft.LevelRange{"metadata.version": {Min: 1, Max: mv39IV0}, "kraft.version": {Min: 0, Max: 1}}
+				want := map[string]compat.LevelRange{"metadata.version": {Min: 1, Max: mv39IV0}, "kraft.version": {Min: 0, Max: 1}}
 				if diff := cmp.Diff(want, f.Supported); diff != "" {
 					t.Errorf("via %s: %v supported (-want +got):\n%s", via.name, f.NodeRef, diff)
 				}
@@ -164,7 +166,7 @@ func TestKafka39(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ft.Timeout != fetchTimeoutMs*time.Millisecond || ft.Default || ft.Node.Role != kraft.RoleController || ft.Node.ID != q.LeaderID || ft.Source != "STATIC_BROKER_CONFIG" {
+			if ft.Timeout != fetchTimeoutMs*time.Millisecond || ft.Default || ft.Node.Role != node.RoleController || ft.Node.ID != q.LeaderID || ft.Source != "STATIC_BROKER_CONFIG" {
 				t.Errorf("QuorumFetchTimeout = %+v, want 3s from the active controller %d's static config", ft, q.LeaderID)
 			}
 			t.Logf("fetch timeout: %v", ft)
@@ -211,7 +213,7 @@ func TestKafka39(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range fs {
-			if f.Role == kraft.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv39IV0) {
+			if f.Role == node.RoleController && (f.Err != nil || f.Finalized["metadata.version"] != mv39IV0) {
 				t.Errorf("%v via its own listener: finalized %v, err %v", f.NodeRef, f.Finalized, f.Err)
 			}
 		}
@@ -235,11 +237,11 @@ func TestKafka39(t *testing.T) {
 	step(t, "downgrade to 3.6-IV2 refused", func(t *testing.T) {
 		down := []kraft.FeatureUpdate{{Feature: "metadata.version", Level: mv36IV2}}
 		res, err := kraft.Finalize(ctx, cl, down)
-		de, ok := errors.AsType[*kraft.DowngradeError](err)
+		de, ok := errors.AsType[*compat.DowngradeError](err)
 		if !ok || !errors.Is(err, kraft.ErrUnsafeDowngrade) || res.Sent {
 			t.Fatalf("Finalize = %+v, %v; want our own *DowngradeError, nothing sent", res, err)
 		}
-		if de.From != mv38IV0 || de.To != mv36IV2 || de.Blocking != mv37IV2 || de.Floor != mv37IV2 {
+		if de.From.Level != mv38IV0 || de.To.Level != mv36IV2 || de.Blocker.Level != mv37IV2 || de.Floor.Level != mv37IV2 {
 			t.Errorf("DowngradeError = %+v, want from 20 to 14 blocked by 3.7-IV2 (17), the floor", de)
 		}
 		t.Logf("our refusal: %v", err)
@@ -251,7 +253,7 @@ func TestKafka39(t *testing.T) {
 			!strings.Contains(ue.Message, "might delete metadata") {
 			t.Fatalf("Finalize with SkipPreCheck = %+v, %v; want Kafka's INVALID_UPDATE_VERSION as an *UpdateError", res, err)
 		}
-		if _, ok := errors.AsType[*kraft.DowngradeError](res.Features[0].PreCheck); !ok {
+		if _, ok := errors.AsType[*compat.DowngradeError](res.Features[0].PreCheck); !ok {
 			t.Errorf("PreCheck = %v, want the refusal that was skipped", res.Features[0].PreCheck)
 		}
 		t.Logf("Kafka's refusal: %v", err)
@@ -344,16 +346,16 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verdict := func(id int32) (kraft.Verdict, kraft.Quorum, error) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+	verdict := func(id int32) (kraft.QuorumVerdict, kraft.Quorum, error) {
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
-			return kraft.Verdict{}, q, err
+			return kraft.QuorumVerdict{}, q, err
 		}
 		return kraft.CanRestartController(q, id, ft.Timeout), q, nil
 	}
 	var approved kraft.Quorum // the quorum allOK last judged
 	allOK := func() (bool, string) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -389,7 +391,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if err := c.Node(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
-	var last kraft.Verdict
+	var last kraft.QuorumVerdict
 	took := eventually(t, "restarting a second controller is refused", time.Minute, func() (bool, string) {
 		v, _, err := verdict(other)
 		if err != nil {
@@ -424,8 +426,8 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	if qc, err := kraft.DescribeQuorum(ctx, ccl); err != nil || qc.LeaderID != leader {
 		t.Errorf("DescribeQuorum via controllers with %d down: leader %d, %v", dead, qc.LeaderID, err)
 	}
-	fs, err := kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(5*time.Second))
-	if f, ok := fs.Node(kraft.RoleController, dead); err != nil || !ok || f.Err == nil {
+	fs, err := kraft.DescribeFeatures(ctx, cl, kraft.NodeTimeout(5*time.Second))
+	if f, ok := fs.Node(node.RoleController, dead); err != nil || !ok || f.Err == nil {
 		t.Errorf("DescribeFeatures with controller %d down: %v, %v; want an entry with an error", dead, f, err)
 	}
 
@@ -446,7 +448,7 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 	}
 	var newQ kraft.Quorum
 	took = eventually(t, "a new leader", time.Minute, func() (bool, string) {
-		q, err := kraft.DescribeQuorum(ctx, cl, kraft.RequestTimeout(5*time.Second))
+		q, err := kraft.DescribeQuorum(ctx, cl, kraft.NodeTimeout(5*time.Second))
 		if err != nil {
 			return false, err.Error()
 		}
@@ -486,12 +488,12 @@ func controllerKills(t *testing.T, c *kafkatest.Cluster, cl, ccl *kgo.Client) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	fs, err = kraft.DescribeFeatures(ctx, cl, kraft.RequestTimeout(2*time.Second))
+	fs, err = kraft.DescribeFeatures(ctx, cl, kraft.NodeTimeout(2*time.Second))
 	took = time.Since(start)
 	if err := c.Node(hung).Resume(); err != nil {
 		t.Fatal(err)
 	}
-	f, ok := fs.Node(kraft.RoleController, hung)
+	f, ok := fs.Node(node.RoleController, hung)
 	if err != nil || !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "controller "+strconv.Itoa(int(hung))+" did not answer ApiVersions within 2s") {
 		t.Errorf("DescribeFeatures with controller %d paused: entry %+v, %v", hung, f, err)
 	}
@@ -594,16 +596,16 @@ func crossCheckQuorum(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, bootst
 
 // crossCheckFeatures compares DescribeFeatures with kafka-features describe,
 // asked through a broker and through the controllers.
-func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts ...kraft.Option) {
+func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts ...kraft.ReachOption) {
 	t.Helper()
 	ctx := t.Context()
 	leader := leaderOf(t, cl)
 	for _, via := range []struct {
 		args []string
-		role kraft.Role
+		role node.Role
 	}{
-		{[]string{"--bootstrap-server", c.Addrs()[0]}, kraft.RoleBroker},
-		{[]string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")}, kraft.RoleController},
+		{[]string{"--bootstrap-server", c.Addrs()[0]}, node.RoleBroker},
+		{[]string{"--bootstrap-controller", strings.Join(c.ControllerAddrs(), ",")}, node.RoleController},
 	} {
 		before, err := kraft.DescribeFeatures(ctx, cl, opts...)
 		if err != nil {
@@ -651,7 +653,7 @@ func crossCheckFeatures(t *testing.T, c *kafkatest.Cluster, cl *kgo.Client, opts
 				// lie between ours before and after.
 				b, _ := before.Node(nf.Role, nf.ID)
 				a, _ := after.Node(nf.Role, nf.ID)
-				if via.role == kraft.RoleController && nf.ID == leader && (tf.epoch < b.FinalizedEpoch || tf.epoch > a.FinalizedEpoch) {
+				if via.role == node.RoleController && nf.ID == leader && (tf.epoch < b.FinalizedEpoch || tf.epoch > a.FinalizedEpoch) {
 					t.Errorf("%v epoch: tool %d, ours %d before and %d after", nf.NodeRef, tf.epoch, b.FinalizedEpoch, a.FinalizedEpoch)
 				}
 			}
@@ -836,9 +838,9 @@ func TestKafka37Combined(t *testing.T) {
 		t.Logf("via brokers, no controller addresses:\n%v", fs)
 		for _, f := range fs {
 			switch {
-			case f.Role == kraft.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
+			case f.Role == node.RoleBroker && (f.Err != nil || f.APIVersion != 3 || f.Finalized["metadata.version"] != mv37IV4):
 				t.Errorf("%v: v%d finalized %v, err %v; want v3 and 3.7-IV4", f.NodeRef, f.APIVersion, f.Finalized, f.Err)
-			case f.Role == kraft.RoleController && (!errors.Is(f.Err, kraft.ErrNoAddress) || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
+			case f.Role == node.RoleController && (!errors.Is(f.Err, kraft.ErrNoAddress) || !strings.Contains(f.Err.Error(), "ControllerAddrs")):
 				t.Errorf("%v: err %v; want a hint to pass ControllerAddrs (3.7 reports no controller endpoints)", f.NodeRef, f.Err)
 			}
 		}
@@ -848,8 +850,8 @@ func TestKafka37Combined(t *testing.T) {
 		for _, via := range []struct {
 			name string
 			cl   *kgo.Client
-			opts []kraft.Option
-		}{{"brokers with ControllerAddrs", cl, []kraft.Option{withAddrs}}, {"controllers", ccl, nil}} {
+			opts []kraft.ReachOption
+		}{{"brokers with ControllerAddrs", cl, []kraft.ReachOption{withAddrs}}, {"controllers", ccl, nil}} {
 			fs, err := kraft.DescribeFeatures(ctx, via.cl, via.opts...)
 			if err != nil {
 				t.Fatal(err)
@@ -857,11 +859,11 @@ func TestKafka37Combined(t *testing.T) {
 			t.Logf("via %s:\n%v", via.name, fs)
 			var ctrls []int32
 			for _, f := range fs {
-				if f.Role != kraft.RoleController {
+				if f.Role != node.RoleController {
 					continue
 				}
 				ctrls = append(ctrls, f.ID)
-				if f.Err != nil || f.APIVersion != 3 || f.Supported["metadata.version"] != (kraft.LevelRange{Min: 1, Max: mv37IV4}) {
+				if f.Err != nil || f.APIVersion != 3 || f.Supported["metadata.version"] != (compat.LevelRange{Min: 1, Max: mv37IV4}) {
 					t.Errorf("via %s: %v: v%d supported %v, err %v", via.name, f.NodeRef, f.APIVersion, f.Supported, f.Err)
 				}
 			}
@@ -869,7 +871,7 @@ func TestKafka37Combined(t *testing.T) {
 				t.Errorf("via %s: controllers %v; want 1-3, identified with DescribeCluster", via.name, ctrls)
 			}
 			if via.cl == ccl {
-				if f, ok := fs.Node(kraft.RoleBroker, -1); !ok || f.Err == nil {
+				if f, ok := fs.Node(node.RoleBroker, -1); !ok || f.Err == nil {
 					t.Errorf("via controllers: want one broker entry saying brokers cannot be reached, got %v", fs)
 				}
 			} else if err := fs.CheckSupport("metadata.version", mv37IV4); err != nil {
@@ -881,11 +883,11 @@ func TestKafka37Combined(t *testing.T) {
 
 	step(t, "fetch timeout", func(t *testing.T) {
 		ft, err := kraft.QuorumFetchTimeout(ctx, cl)
-		if err != nil || ft.Node.Role != kraft.RoleBroker || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+		if err != nil || ft.Node.Role != node.RoleBroker || ft.Timeout != fetchTimeoutMs*time.Millisecond {
 			t.Errorf("without controller addresses: %v, %v; want 3s from a broker listener", ft, err)
 		}
 		ft, err = kraft.QuorumFetchTimeout(ctx, cl, withAddrs)
-		if err != nil || ft.Node.Role != kraft.RoleController || ft.Timeout != fetchTimeoutMs*time.Millisecond {
+		if err != nil || ft.Node.Role != node.RoleController || ft.Timeout != fetchTimeoutMs*time.Millisecond {
 			t.Errorf("with controller addresses: %v, %v; want 3s from a controller (DescribeConfigs on controllers: 3.7+)", ft, err)
 		}
 	})
@@ -911,7 +913,7 @@ func TestKafka37Combined(t *testing.T) {
 // the single-voter warning, and a kraft.version upgrade that 4.1 supports.
 func TestKafka41Single(t *testing.T) {
 	start := time.Now()
-	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(1), kafkatest.MetadataVersion("4.0"))
+	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(1), kafkatest.FormatMetadataVersion("4.0"))
 	t.Logf("cluster ready in %v (including any wait for the machine-wide lock)", time.Since(start).Round(time.Millisecond))
 	cl := c.Client(t)
 	ctx := t.Context()

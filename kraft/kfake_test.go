@@ -11,7 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // TestFakeCluster runs the I/O shell against kfake, in-process, so that
@@ -37,7 +39,7 @@ func TestFakeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, ok := fs.Node(kraft.RoleController, -1); !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "cannot find the controllers") {
+	if f, ok := fs.Node(node.RoleController, -1); !ok || f.Err == nil || !strings.Contains(f.Err.Error(), "cannot find the controllers") {
 		t.Errorf("want one controller entry explaining why none was asked, got:\n%v", fs)
 	}
 	if _, err := kraft.DescribeQuorum(ctx, cl); err == nil {
@@ -53,7 +55,7 @@ func TestFakeCluster(t *testing.T) {
 		t.Fatalf("%d entries, first error %v:\n%v", len(fs), err, fs)
 	}
 	for _, f := range fs {
-		if f.ID < 0 || f.APIVersion < 4 || f.Supported["share.version"] != (kraft.LevelRange{Min: 0, Max: 2}) {
+		if f.ID < 0 || f.APIVersion < 4 || f.Supported["share.version"] != (compat.LevelRange{Min: 0, Max: 2}) {
 			t.Errorf("%v: v%d supported %v; want an id found with DescribeCluster and share.version 0-2", f.NodeRef, f.APIVersion, f.Supported)
 		}
 	}
@@ -70,7 +72,7 @@ func TestFakeCluster(t *testing.T) {
 		return resp, nil, true
 	})
 	down := []kraft.FeatureUpdate{{Feature: "share.version", Level: 1}}
-	res, err := kraft.Finalize(ctx, cl, down, withAddrs, kraft.ValidateOnly(), kraft.RequestTimeout(7*time.Second))
+	res, err := kraft.Finalize(ctx, cl, down, withAddrs, kraft.ValidateOnly(), kraft.NodeTimeout(7*time.Second))
 	if sent == nil {
 		t.Fatalf("nothing sent: %+v, %v", res, err)
 	}
@@ -98,7 +100,7 @@ func TestFakeCluster(t *testing.T) {
 	if err := cl.UpdateSeedBrokers("127.0.0.1:1"); err != nil {
 		t.Fatal(err)
 	}
-	fs, err = kraft.DescribeFeatures(ctx, cl, withAddrs, kraft.RequestTimeout(3*time.Second))
+	fs, err = kraft.DescribeFeatures(ctx, cl, withAddrs, kraft.NodeTimeout(3*time.Second))
 	if err != nil || fs.FirstErr() != nil || len(fs) != 4 {
 		t.Errorf("with dead seeds: %v, %v:\n%v", err, fs.FirstErr(), fs)
 	}

@@ -24,7 +24,7 @@ func LevelName(feature string, level int16) string {
 
 // describeRange renders a supported range: "3.0-IV1 (1) to 3.9-IV0 (21)"
 // or "0-1".
-func describeRange(feature string, r LevelRange) string {
+func describeRange(feature string, r compat.LevelRange) string {
 	if feature == compat.FeatureMetadataVersion {
 		return LevelName(feature, r.Min) + " to " + LevelName(feature, r.Max)
 	}
@@ -72,7 +72,7 @@ func checkDowngrade(feature string, from, to int16) error {
 		return nil
 	}
 	if de, ok := errors.AsType[*compat.DowngradeError](err); ok && errors.Is(err, compat.ErrDowngradePastMetadataChange) {
-		return &DowngradeError{Feature: feature, From: from, To: to, Blocking: de.Blocker.Level, Floor: de.Floor.Level}
+		return &downgradeError{feature: feature, de: de}
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidUpdate, err)
 }

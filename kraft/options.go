@@ -6,15 +6,15 @@ import (
 	"time"
 )
 
-// An Option configures how this package reaches a cluster's nodes. It is
+// A ReachOption configures how this package reaches a cluster's nodes. It is
 // accepted by [DescribeFeatures], [QuorumFetchTimeout], [WaitFinalized] and,
-// because every Option is also a [FinalizeOption], by [Finalize].
-type Option interface {
+// because every ReachOption is also a [FinalizeOption], by [Finalize].
+type ReachOption interface {
 	FinalizeOption
 	apply(*config)
 }
 
-// A FinalizeOption configures [Finalize]. Every [Option] is one too.
+// A FinalizeOption configures [Finalize]. Every [ReachOption] is one too.
 type FinalizeOption interface {
 	applyFinalize(*finalizeConfig)
 }
@@ -44,7 +44,7 @@ func defaultConfig() config {
 
 func (c *config) validate() error {
 	if c.requestTimeout <= 0 {
-		return fmt.Errorf("kraft: RequestTimeout must be positive, got %v", c.requestTimeout)
+		return fmt.Errorf("kraft: NodeTimeout must be positive, got %v", c.requestTimeout)
 	}
 	if c.pollInterval <= 0 {
 		return fmt.Errorf("kraft: PollInterval must be positive, got %v", c.pollInterval)
@@ -57,7 +57,7 @@ func (c *config) validate() error {
 	return nil
 }
 
-func newConfig(opts []Option) (config, error) {
+func newConfig(opts []ReachOption) (config, error) {
 	c := defaultConfig()
 	for _, o := range opts {
 		o.apply(&c)
@@ -88,21 +88,21 @@ func newFinalizeConfig(opts []FinalizeOption) (finalizeConfig, error) {
 // endpoints to a client seeded with brokers, so pass them here for those
 // releases. The addresses are dialled with the client's own options (TLS,
 // SASL, dialer), so the controller listener must accept them.
-func ControllerAddrs(addrs ...string) Option {
+func ControllerAddrs(addrs ...string) ReachOption {
 	return optionFunc(func(c *config) { c.controllerAddrs = append(c.controllerAddrs[:0:0], addrs...) })
 }
 
-// RequestTimeout bounds each request to one node, overriding the default of
+// NodeTimeout bounds each request to one node, overriding the default of
 // 15s. A node that does not answer in time (crashed, paused, partitioned) is
 // reported with an error naming it instead of stalling the whole call. For
 // [Finalize] it also sets the UpdateFeatures timeout Kafka applies.
-func RequestTimeout(d time.Duration) Option {
+func NodeTimeout(d time.Duration) ReachOption {
 	return optionFunc(func(c *config) { c.requestTimeout = d })
 }
 
 // PollInterval sets how often [WaitFinalized] asks the nodes again,
 // overriding the default of 500ms.
-func PollInterval(d time.Duration) Option {
+func PollInterval(d time.Duration) ReachOption {
 	return optionFunc(func(c *config) { c.pollInterval = d })
 }
 

@@ -38,7 +38,7 @@ type Quorum struct {
 	Observers []Replica `json:"observers"`
 	// Nodes are the voters' listeners, sorted by id. Kafka reports them from
 	// DescribeQuorum v2 on (3.9+); empty before.
-	Nodes []Node `json:"nodes,omitempty"`
+	Nodes []QuorumNode `json:"nodes,omitempty"`
 	// Version is the DescribeQuorum version of the answer. Below 1 there
 	// are no fetch or caught-up times; below 2 no directory ids and no Nodes.
 	Version int16 `json:"version"`
@@ -68,15 +68,15 @@ type Replica struct {
 	LastCaughtUp time.Time `json:"lastCaughtUp"`
 }
 
-// A Node is a voter's network identity, from DescribeQuorum v2.
-type Node struct {
+// A QuorumNode is a voter's network identity, from DescribeQuorum v2.
+type QuorumNode struct {
 	ID        int32      `json:"id"`
 	Listeners []Listener `json:"listeners"`
 }
 
 // Addr returns the first listener's address ("host:port"), or "" if the
 // node reports none.
-func (n Node) Addr() string {
+func (n QuorumNode) Addr() string {
 	if len(n.Listeners) == 0 {
 		return ""
 	}
@@ -129,10 +129,10 @@ func (q Quorum) VoterIDs() []int32 { return ids(q.Voters) }
 func (q Quorum) ObserverIDs() []int32 { return ids(q.Observers) }
 
 // Node returns voter id's listeners, if Kafka reported them.
-func (q Quorum) Node(id int32) (Node, bool) {
-	i := slices.IndexFunc(q.Nodes, func(n Node) bool { return n.ID == id })
+func (q Quorum) Node(id int32) (QuorumNode, bool) {
+	i := slices.IndexFunc(q.Nodes, func(n QuorumNode) bool { return n.ID == id })
 	if i < 0 {
-		return Node{}, false
+		return QuorumNode{}, false
 	}
 	return q.Nodes[i], true
 }
@@ -221,9 +221,9 @@ func ids(rs []Replica) []int32 {
 //     leader's answer is used: only the leader answers DescribeQuorum.
 //
 // Which kind of seeds cl has is found out by asking one seed for its
-// ApiVersions (controllers serve no Metadata). Only [RequestTimeout] of opts
+// ApiVersions (controllers serve no Metadata). Only [NodeTimeout] of opts
 // applies. An answer without a leader is an error wrapping [ErrNoLeader].
-func DescribeQuorum(ctx context.Context, cl *kgo.Client, opts ...Option) (Quorum, error) {
+func DescribeQuorum(ctx context.Context, cl *kgo.Client, opts ...ReachOption) (Quorum, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return Quorum{}, err
@@ -312,13 +312,13 @@ func quorumFromResponse(resp *kmsg.DescribeQuorumResponse) (Quorum, error) {
 	q.Voters = conv(p.CurrentVoters)
 	q.Observers = conv(p.Observers)
 	for _, n := range resp.Nodes {
-		node := Node{ID: n.NodeID}
+		node := QuorumNode{ID: n.NodeID}
 		for _, l := range n.Listeners {
 			node.Listeners = append(node.Listeners, Listener{Name: l.Name, Host: l.Host, Port: l.Port})
 		}
 		q.Nodes = append(q.Nodes, node)
 	}
-	slices.SortFunc(q.Nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(q.Nodes, func(a, b QuorumNode) int { return cmp.Compare(a.ID, b.ID) })
 	if q.LeaderID < 0 {
 		return q, fmt.Errorf("%w (epoch %d)", ErrNoLeader, q.LeaderEpoch)
 	}

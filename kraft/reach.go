@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,36 +16,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/internal/hedge"
+	"github.com/kupgrade/kupgrade/node"
 )
 
-// A Role says which kind of listener of a node answered: a combined node
-// (process.roles=broker,controller) has one of each and is asked as both.
-type Role int8
-
-// The roles of a KRaft node.
-const (
-	RoleBroker Role = iota + 1
-	RoleController
-)
-
-// String returns "broker" or "controller".
-func (r Role) String() string {
-	switch r {
-	case RoleBroker:
-		return "broker"
-	case RoleController:
-		return "controller"
-	}
-	return "role(" + strconv.Itoa(int(r)) + ")"
-}
-
-// MarshalText implements encoding.TextMarshaler with [Role.String].
-func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// A NodeRef names one listener of one node: its role, its id and the
-// address asked.
+// A NodeRef names one listener of one node: its role (which kind of
+// listener answered: a combined node, process.roles=broker,controller, has
+// one of each and is asked as both), its id and the address asked.
 type NodeRef struct {
-	Role Role `json:"role"`
+	Role node.Role `json:"role"`
 	// ID is the node id, -1 when a controller address could not be matched
 	// to an id.
 	ID int32 `json:"id"`
@@ -58,16 +37,16 @@ type NodeRef struct {
 func (n NodeRef) String() string {
 	if n.ID < 0 {
 		if n.Addr == "" {
-			return n.Role.String() + " (unknown)"
+			return string(n.Role) + " (unknown)"
 		}
-		return n.Role.String() + " at " + n.Addr
+		return string(n.Role) + " at " + n.Addr
 	}
-	return n.Role.String() + " " + strconv.Itoa(int(n.ID))
+	return string(n.Role) + " " + strconv.Itoa(int(n.ID))
 }
 
 func compareRefs(a, b NodeRef) int {
-	if a.Role != b.Role {
-		return int(b.Role) - int(a.Role) // controllers first
+	if a.Role != b.Role { // controllers first
+		return strings.Compare(string(b.Role), string(a.Role))
 	}
 	if a.ID != b.ID {
 		if a.ID < b.ID {
@@ -307,9 +286,9 @@ func (c *cluster) describeQuorum(ctx context.Context) (Quorum, endpoint, error) 
 func (c *cluster) seedEndpoints() []endpoint {
 	seeds := c.cl.SeedBrokers()
 	addrs := seedAddrs(c.cl)
-	role := RoleBroker
+	role := node.RoleBroker
 	if c.viaControllers {
-		role = RoleController
+		role = node.RoleController
 	}
 	eps := make([]endpoint, len(seeds))
 	for i, b := range seeds {
@@ -343,11 +322,11 @@ func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable,
 		// still no telling whether brokers exist: say so once.
 		if qerr == nil {
 			for _, id := range q.ObserverIDs() {
-				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: id}, Err: errNoBrokerAddr})
+				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleBroker, ID: id}, Err: errNoBrokerAddr})
 			}
 		}
 		if len(r.missing) == 0 {
-			r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: -1}, Err: errNoBrokerAddr})
+			r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleBroker, ID: -1}, Err: errNoBrokerAddr})
 		}
 		return r, nil
 	}
@@ -367,7 +346,7 @@ func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable,
 	for _, b := range resp.Brokers {
 		inMeta[b.NodeID] = true
 		r.eps = append(r.eps, endpoint{
-			ref: NodeRef{Role: RoleBroker, ID: b.NodeID, Addr: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))},
+			ref: NodeRef{Role: node.RoleBroker, ID: b.NodeID, Addr: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))},
 			b:   c.cl.Broker(int(b.NodeID)),
 		})
 	}
@@ -378,7 +357,7 @@ func (c *cluster) brokers(ctx context.Context, q Quorum, qerr error) (reachable,
 				continue // stopped fetching: retired or stopped, not a node to ask
 			}
 			if !inMeta[id] && !q.IsVoter(id) {
-				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleBroker, ID: id}, Err: errNotInMetadata})
+				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleBroker, ID: id}, Err: errNotInMetadata})
 			}
 		}
 	}
@@ -412,19 +391,19 @@ func (c *cluster) controllers(ctx context.Context, q Quorum, qerr error) (reacha
 		}
 		c.own = own
 		for i, b := range own.SeedBrokers() {
-			ref := NodeRef{Role: RoleController, ID: -1, Addr: addrs[i]}
+			ref := NodeRef{Role: node.RoleController, ID: -1, Addr: addrs[i]}
 			if known != nil {
 				ref.ID = known[i]
 			}
 			r.eps = append(r.eps, endpoint{ref: ref, b: b})
 		}
 	case qerr != nil:
-		r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleController, ID: -1},
+		r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleController, ID: -1},
 			Err: fmt.Errorf("cannot find the controllers: %w", qerr)})
 		return r, nil
 	default:
 		for _, id := range q.VoterIDs() {
-			r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleController, ID: id}, Err: errNoControllerAddr})
+			r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleController, ID: id}, Err: errNoControllerAddr})
 		}
 		return r, nil
 	}
@@ -432,7 +411,7 @@ func (c *cluster) controllers(ctx context.Context, q Quorum, qerr error) (reacha
 	if qerr == nil {
 		for _, id := range q.VoterIDs() {
 			if !slices.ContainsFunc(r.eps, func(ep endpoint) bool { return ep.ref.ID == id }) {
-				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: RoleController, ID: id},
+				r.missing = append(r.missing, NodeFeatures{NodeRef: NodeRef{Role: node.RoleController, ID: id},
 					Err: fmt.Errorf("voter %d is not among the controller addresses asked: %w", id, errNoControllerAddr)})
 			}
 		}

@@ -4,100 +4,89 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kupgrade/kupgrade/health"
 )
 
-// A Rule names why a [Reason] blocks or warns.
-type Rule string
-
-// The rules of [CanRestartController]. Blocking reasons:
+// The rules of [CanRestartController], in the vocabulary of package health
+// (a [health.Reason] names its rule). Blocking reasons:
 const (
 	// RuleNoLeader: the quorum has no leader (or its leader is not among
 	// the voters); nothing can be judged until one is elected.
-	RuleNoLeader Rule = "no-leader"
+	RuleNoLeader health.Rule = "no-leader"
 	// RuleNotCaughtUp: a voter other than the one to restart is not caught
 	// up: its last caught-up time is controller.quorum.fetch.timeout.ms or
 	// more behind the leader's, or unknown. It is a warning when enough
 	// other voters are caught up.
-	RuleNotCaughtUp Rule = "not-caught-up"
+	RuleNotCaughtUp health.Rule = "not-caught-up"
 	// RuleNoMajority: without the node, fewer caught-up voters than a
 	// majority of the whole quorum would remain.
-	RuleNoMajority Rule = "no-majority"
+	RuleNoMajority health.Rule = "no-majority"
 )
 
 // Warnings of [CanRestartController] (the verdict stays OK):
 const (
 	// RuleNotVoter: the node is not a voter; restarting it does not touch
 	// the quorum's majority.
-	RuleNotVoter Rule = "not-voter"
+	RuleNotVoter health.Rule = "not-voter"
 	// RuleSingleVoter: the node is the only voter; the quorum has no leader
 	// until it is back, and cannot have one any other way.
-	RuleSingleVoter Rule = "single-voter"
+	RuleSingleVoter health.Rule = "single-voter"
 	// RuleTwoVoters: a two-voter quorum loses its majority while either
 	// voter restarts; allowed when the other voter is caught up, since no
 	// order of restarts does better.
-	RuleTwoVoters Rule = "two-voters"
+	RuleTwoVoters health.Rule = "two-voters"
 	// RuleActiveController: the node is the active controller; restarting
 	// it forces an election, so roll it last ([Quorum.RollOrder]).
-	RuleActiveController Rule = "active-controller"
+	RuleActiveController health.Rule = "active-controller"
 )
 
 // DefaultFetchTimeout is Kafka's default controller.quorum.fetch.timeout.ms.
 const DefaultFetchTimeout = 2 * time.Second
 
-// A Reason is one thing that blocks a [Verdict], or that it warns about.
-type Reason struct {
-	// Rule is which rule the reason is about.
-	Rule Rule `json:"rule"`
-	// Nodes are the voters the reason is about: the one not caught up, the
-	// one to restart.
-	Nodes []int32 `json:"nodes,omitempty"`
-	// Message says it in one sentence, for example "voter 2 last caught up
-	// 9.1s before the leader (controller.quorum.fetch.timeout.ms 2s): it is
-	// down or lagging".
-	Message string `json:"message"`
-}
-
-// String returns the message.
-func (r Reason) String() string { return r.Message }
-
-// A Verdict answers "can this controller be restarted now?".
-type Verdict struct {
-	// Node is the controller asked about.
-	Node int32 `json:"node"`
-	// OK is true if nothing blocks (Reasons is empty).
-	OK bool `json:"ok"`
+// A QuorumVerdict answers "can this controller be restarted now?": a
+// [health.Verdict] (kind [health.KindCanRestart], the controller in Nodes,
+// reasons in the vocabulary of package health) with the facts about the
+// quorum it rests on.
+type QuorumVerdict struct {
+	health.Verdict
 	// Leader is the active controller, -1 if none.
 	Leader int32 `json:"leader"`
 	// Voters are every voter's id.
 	Voters []int32 `json:"voters"`
-	// CaughtUp are the voters other than Node that count as caught up.
+	// CaughtUp are the voters other than the controller asked about that
+	// count as caught up.
 	CaughtUp []int32 `json:"caughtUp"`
-	// Needed is how many of them a restart of Node needs.
+	// Needed is how many of them a restart needs.
 	Needed int `json:"needed"`
 	// FetchTimeout is the controller.quorum.fetch.timeout.ms used.
 	FetchTimeout time.Duration `json:"fetchTimeout"`
-	// Reasons are why Node cannot be restarted now; empty if OK.
-	Reasons []Reason `json:"reasons,omitempty"`
-	// Warnings are things to know even though Node may be restarted.
-	Warnings []Reason `json:"warnings,omitempty"`
+	// Warnings are things to know even though the controller may be
+	// restarted.
+	Warnings []health.Reason `json:"warnings,omitempty"`
 }
 
-// Err returns nil if v is OK, else a [*BlockedError] carrying v.
-func (v Verdict) Err() error {
+// node is the controller asked about.
+func (v QuorumVerdict) node() int32 { return v.Nodes[0] }
+
+// Err returns nil if v is OK, else an error that unwraps to
+// [ErrQuorumUnsafe] (and [ErrNoLeader] when the quorum has no leader) and to
+// a [*health.BlockedError] carrying v's reasons.
+func (v QuorumVerdict) Err() error {
 	if v.OK {
 		return nil
 	}
-	return &BlockedError{Verdict: v}
+	return &blockedError{v: v}
 }
 
 // String renders the verdict in one line with its reasons (or warnings).
-func (v Verdict) String() string {
+func (v QuorumVerdict) String() string {
 	var b strings.Builder
 	list := v.Warnings
 	if v.OK {
-		fmt.Fprintf(&b, "controller %d can restart", v.Node)
+		fmt.Fprintf(&b, "controller %d can restart", v.node())
 	} else {
-		fmt.Fprintf(&b, "cannot restart controller %d", v.Node)
+		fmt.Fprintf(&b, "cannot restart controller %d", v.node())
 		list = v.Reasons
 	}
 	for i, r := range list {
@@ -111,26 +100,27 @@ func (v Verdict) String() string {
 	return b.String()
 }
 
-// A BlockedError is a negative [Verdict] as an error. It unwraps to
-// [ErrQuorumUnsafe], and also to [ErrNoLeader] when the quorum has no
-// leader.
-type BlockedError struct {
-	Verdict Verdict
-}
+// blockedError is a negative [QuorumVerdict] as an error.
+type blockedError struct{ v QuorumVerdict }
 
-// Error renders the verdict with its reasons.
-func (e *BlockedError) Error() string { return "kraft: " + e.Verdict.String() }
+func (e *blockedError) Error() string { return "kraft: " + e.v.String() }
 
-// Unwrap returns [ErrQuorumUnsafe], plus [ErrNoLeader] when that is why.
-func (e *BlockedError) Unwrap() []error {
+// Unwrap returns [ErrQuorumUnsafe], [ErrNoLeader] when that is why, and the
+// verdict as a [*health.BlockedError].
+func (e *blockedError) Unwrap() []error {
 	errs := []error{ErrQuorumUnsafe}
-	for _, r := range e.Verdict.Reasons {
+	for _, r := range e.v.Reasons {
 		if r.Rule == RuleNoLeader {
 			errs = append(errs, ErrNoLeader)
 			break
 		}
 	}
-	return errs
+	return append(errs, &health.BlockedError{Verdict: e.v.Verdict})
+}
+
+// reason is a quorum reason about nodes: no topic, no partition, no leader.
+func reason(rule health.Rule, nodes []int32, msg string) health.Reason {
+	return health.Reason{Rule: rule, Partition: -1, Leader: -1, Nodes: nodes, Message: msg}
 }
 
 // CanRestartController reports whether controller id can be restarted
@@ -149,30 +139,27 @@ func (e *BlockedError) Unwrap() []error {
 // restarts keeps a majority there. A node that is not a voter may always
 // restart. Restarting the active controller is allowed, with a warning to
 // roll it last.
-func CanRestartController(q Quorum, id int32, fetchTimeout time.Duration) Verdict {
+func CanRestartController(q Quorum, id int32, fetchTimeout time.Duration) QuorumVerdict {
 	if fetchTimeout <= 0 {
 		fetchTimeout = DefaultFetchTimeout
 	}
-	v := Verdict{Node: id, Leader: q.LeaderID, Voters: q.VoterIDs(), FetchTimeout: fetchTimeout, CaughtUp: []int32{}}
+	v := QuorumVerdict{Verdict: health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{id}}, Leader: q.LeaderID, Voters: q.VoterIDs(), FetchTimeout: fetchTimeout, CaughtUp: []int32{}}
 	leader, hasLeader := q.Leader()
 	switch {
 	case q.LeaderID < 0:
-		v.Reasons = append(v.Reasons, Reason{Rule: RuleNoLeader, Nodes: []int32{id},
-			Message: fmt.Sprintf("the quorum has no leader (epoch %d): wait for an election before restarting a controller", q.LeaderEpoch)})
+		v.Reasons = append(v.Reasons, reason(RuleNoLeader, []int32{id}, fmt.Sprintf("the quorum has no leader (epoch %d): wait for an election before restarting a controller", q.LeaderEpoch)))
 		return v
 	case !hasLeader:
-		v.Reasons = append(v.Reasons, Reason{Rule: RuleNoLeader, Nodes: []int32{q.LeaderID},
-			Message: fmt.Sprintf("the leader %d is not among the voters %v: the answer is inconsistent, ask again", q.LeaderID, v.Voters)})
+		v.Reasons = append(v.Reasons, reason(RuleNoLeader, []int32{q.LeaderID}, fmt.Sprintf("the leader %d is not among the voters %v: the answer is inconsistent, ask again", q.LeaderID, v.Voters)))
 		return v
 	}
 	if !q.IsVoter(id) {
 		v.OK = true
-		v.Warnings = append(v.Warnings, Reason{Rule: RuleNotVoter, Nodes: []int32{id},
-			Message: fmt.Sprintf("node %d is not a voter of %v: restarting it does not touch the quorum's majority", id, v.Voters)})
+		v.Warnings = append(v.Warnings, reason(RuleNotVoter, []int32{id}, fmt.Sprintf("node %d is not a voter of %v: restarting it does not touch the quorum's majority", id, v.Voters)))
 		return v
 	}
 
-	var lagging []Reason
+	var lagging []health.Reason
 	for _, r := range q.Voters {
 		if r.ID == id {
 			continue
@@ -180,35 +167,31 @@ func CanRestartController(q Quorum, id int32, fetchTimeout time.Duration) Verdic
 		if why, ok := caughtUp(leader, r, fetchTimeout); ok {
 			v.CaughtUp = append(v.CaughtUp, r.ID)
 		} else {
-			lagging = append(lagging, Reason{Rule: RuleNotCaughtUp, Nodes: []int32{r.ID}, Message: why})
+			lagging = append(lagging, reason(RuleNotCaughtUp, []int32{r.ID}, why))
 		}
 	}
 	n := len(q.Voters)
 	switch n {
 	case 1:
 		v.Needed = 0
-		v.Warnings = append(v.Warnings, Reason{Rule: RuleSingleVoter, Nodes: []int32{id},
-			Message: fmt.Sprintf("controller %d is the only voter: the quorum has no leader and metadata cannot change until it is back (3 voters tolerate one down)", id)})
+		v.Warnings = append(v.Warnings, reason(RuleSingleVoter, []int32{id}, fmt.Sprintf("controller %d is the only voter: the quorum has no leader and metadata cannot change until it is back (3 voters tolerate one down)", id)))
 	case 2:
 		v.Needed = 1
 		if len(v.CaughtUp) == v.Needed {
-			v.Warnings = append(v.Warnings, Reason{Rule: RuleTwoVoters, Nodes: v.Voters,
-				Message: fmt.Sprintf("a two-voter quorum %v has no majority while controller %d restarts: metadata cannot change until it is back (3 voters tolerate one down)", v.Voters, id)})
+			v.Warnings = append(v.Warnings, reason(RuleTwoVoters, v.Voters, fmt.Sprintf("a two-voter quorum %v has no majority while controller %d restarts: metadata cannot change until it is back (3 voters tolerate one down)", v.Voters, id)))
 		}
 	default:
 		v.Needed = n/2 + 1
 	}
 	v.OK = len(v.CaughtUp) >= v.Needed
 	if !v.OK {
-		v.Reasons = append(lagging, Reason{Rule: RuleNoMajority, Nodes: []int32{id},
-			Message: fmt.Sprintf("restarting controller %d would leave %d caught-up voter(s) %v of %d, and the quorum needs %d",
-				id, len(v.CaughtUp), v.CaughtUp, n, v.Needed)})
+		v.Reasons = append(lagging, reason(RuleNoMajority, []int32{id}, fmt.Sprintf("restarting controller %d would leave %d caught-up voter(s) %v of %d, and the quorum needs %d",
+			id, len(v.CaughtUp), v.CaughtUp, n, v.Needed)))
 		return v
 	}
 	v.Warnings = append(v.Warnings, lagging...)
 	if id == q.LeaderID {
-		v.Warnings = append(v.Warnings, Reason{Rule: RuleActiveController, Nodes: []int32{id},
-			Message: fmt.Sprintf("controller %d is the active controller: restarting it forces an election, so roll it last", id)})
+		v.Warnings = append(v.Warnings, reason(RuleActiveController, []int32{id}, fmt.Sprintf("controller %d is the active controller: restarting it forces an election, so roll it last", id)))
 	}
 	return v
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kraft"
 )
 
@@ -37,7 +38,7 @@ func quorum(leader int32, behind map[int32]time.Duration) kraft.Quorum {
 	return q
 }
 
-func rules(rs []kraft.Reason) []string {
+func rules(rs []health.Reason) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, string(r.Rule)+":"+fmtNodes(r.Nodes))

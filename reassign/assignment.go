@@ -6,16 +6,9 @@ import (
 	"strings"
 )
 
-// A Broker is a broker as the planner sees it: an id and, if the cluster sets
-// broker.rack, its rack.
-type Broker struct {
-	ID   int32  `json:"id"`
-	Rack string `json:"rack,omitempty"`
-}
-
-// A Partition is one partition's current assignment, the unit that
+// A PartitionAssignment is one partition's current assignment, the unit that
 // [Assignment.Add] takes and [Assignment.At] returns.
-type Partition struct {
+type PartitionAssignment struct {
 	Topic     string
 	Partition int32
 	// Replicas are the broker ids holding a replica, in assignment order: the
@@ -66,7 +59,7 @@ type Assignment struct {
 // the slice. It rejects an empty replica list, a replica listed twice and a
 // negative partition number; a partition added twice is reported by
 // [PlanMoves].
-func (a *Assignment) Add(p Partition) error {
+func (a *Assignment) Add(p PartitionAssignment) error {
 	switch {
 	case p.Partition < 0:
 		return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: "negative partition number", Err: ErrInvalid}
@@ -134,9 +127,9 @@ func (a *Assignment) Len() int { return len(a.parts) }
 
 // At returns the i-th partition added, 0 <= i < Len. Its Replicas slice
 // points into the Assignment and must not be modified.
-func (a *Assignment) At(i int) Partition {
+func (a *Assignment) At(i int) PartitionAssignment {
 	p := a.parts[i]
-	return Partition{
+	return PartitionAssignment{
 		Topic:     a.topics[p.topic],
 		Partition: p.partition,
 		Replicas:  a.reps[p.off : p.off+p.n : p.off+p.n],

@@ -188,7 +188,7 @@ type Batcher struct {
 }
 
 // NewBatcher returns a Batcher for moves, all pending. The moves are
-// typically a [Plan]'s; they may include several moves of one partition
+// typically a [MovePlan]'s; they may include several moves of one partition
 // (run one after the other, in the given order if the Order ties). The
 // Batcher keeps moves and the replica slices in them, which must not be
 // modified afterwards.
@@ -210,10 +210,20 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 		}
 	}
 
-	// Partitions: sort by key unless the moves already are.
+	b.groupPartitions()
+	order := b.submissionOrder()
+	b.indexBrokers()
+	b.queue(order)
+	return b, nil
+}
+
+// groupPartitions sorts the moves by partition (unless they already are)
+// and numbers the groups of moves of one partition, which never run at once.
+func (b *Batcher) groupPartitions() {
+	n := len(b.moves)
 	sorted := true
 	for i := 1; i < n && sorted; i++ {
-		sorted = compareMoves(&moves[i-1], &moves[i]) <= 0
+		sorted = compareMoves(&b.moves[i-1], &b.moves[i]) <= 0
 	}
 	if !sorted {
 		b.key = make([]int32, n)
@@ -221,7 +231,7 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 			b.key[i] = int32(i)
 		}
 		slices.SortFunc(b.key, func(x, y int32) int {
-			if c := compareMoves(&moves[x], &moves[y]); c != 0 {
+			if c := compareMoves(&b.moves[x], &b.moves[y]); c != 0 {
 				return c
 			}
 			return cmp.Compare(x, y)
@@ -231,22 +241,27 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 	g := int32(-1)
 	for k := range n {
 		i := b.at(k)
-		if k == 0 || compareMoves(&moves[b.at(k-1)], &moves[i]) != 0 {
+		if k == 0 || compareMoves(&b.moves[b.at(k-1)], &b.moves[i]) != 0 {
 			g++
 		}
 		b.group[i] = g
 	}
 	b.busy = make([]bool, g+1)
 
-	// Submission order.
+}
+
+// submissionOrder returns the move indexes in the order the orderings give
+// (stable: plan order among equals), and ranks the moves by it.
+func (b *Batcher) submissionOrder() []int32 {
+	n := len(b.moves)
 	order := make([]int32, n)
 	for i := range order {
 		order[i] = int32(i)
 	}
-	if len(cfg.orders) > 0 {
+	if len(b.cfg.orders) > 0 {
 		slices.SortStableFunc(order, func(x, y int32) int {
-			for _, o := range cfg.orders {
-				if c := o(&moves[x], &moves[y]); c != 0 {
+			for _, o := range b.cfg.orders {
+				if c := o(&b.moves[x], &b.moves[y]); c != 0 {
 					return c
 				}
 			}
@@ -258,11 +273,17 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 		b.rank[i] = int32(r)
 	}
 
-	// Brokers using a slot per move, and per broker the moves by rank.
+	return order
+}
+
+// indexBrokers numbers the brokers that use a slot per move (those a move
+// adds or removes a replica on) and lists them per move.
+func (b *Batcher) indexBrokers() {
+	n := len(b.moves)
 	b.tOff = make([]int32, n+1)
 	b.touch = make([]int32, 0, 2*n)
-	for i := range moves {
-		m := &moves[i]
+	for i := range b.moves {
+		m := &b.moves[i]
 		start := len(b.touch)
 		add := func(id int32) {
 			d, ok := b.idx.get(id)
@@ -287,6 +308,11 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 		}
 		b.tOff[i+1] = int32(len(b.touch))
 	}
+}
+
+// queue builds, per broker, the queue of the moves using it by rank, the
+// moves using no broker's slot, and each broker's free slots.
+func (b *Batcher) queue(order []int32) {
 	nb := len(b.ids)
 	b.qOff = make([]int32, nb+1)
 	for _, d := range b.touch {
@@ -310,15 +336,14 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 	}
 	b.free = make([]int32, nb)
 	for d, id := range b.ids {
-		s, ok := cfg.brokerSlots[id]
+		s, ok := b.cfg.brokerSlots[id]
 		if !ok {
-			s = cfg.slots
+			s = b.cfg.slots
 		}
 		b.free[d] = int32(s)
 	}
 	b.used = make([]uint32, nb)
 	b.stuck = make([]uint32, nb)
-	return b, nil
 }
 
 func (b *Batcher) at(k int) int {

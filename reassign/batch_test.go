@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // names returns "topic-p" of each move, for compact comparisons.
@@ -278,15 +280,15 @@ func TestBatcherOptionErrors(t *testing.T) {
 // move per partition, and that Next leaves nothing startable behind.
 func TestBatcherDrain(t *testing.T) {
 	a, bs := gen(30, 3, 30*40, 3)
-	bs = append(bs, Broker{ID: 31, Rack: bs[0].Rack}, Broker{ID: 32, Rack: bs[1].Rack})
+	bs = append(bs, node.Node{ID: 31, Rack: bs[0].Rack}, node.Node{ID: 32, Rack: bs[1].Rack})
 	for _, tt := range []struct {
 		name string
-		ch   Change
+		ch   BrokerChange
 		opts []BatchOption
 	}{
-		{"replace", Change{Replace: []Replacement{{Old: 1, New: 31}, {Old: 2, New: 32}}}, nil},
-		{"decommission, cap", Change{Remove: []int32{1, 2, 3, 4}}, []BatchOption{MaxInFlight(17), OrderBy(LargeFirst)}},
-		{"add, 2 slots", Change{Add: []int32{31, 32}}, []BatchOption{SlotsPerBroker(2), BrokerSlots(31, 7)}},
+		{"replace", BrokerChange{Replace: []Replacement{{Old: 1, New: 31}, {Old: 2, New: 32}}}, nil},
+		{"decommission, cap", BrokerChange{Remove: []int32{1, 2, 3, 4}}, []BatchOption{MaxInFlight(17), OrderBy(LargeFirst)}},
+		{"add, 2 slots", BrokerChange{Add: []int32{31, 32}}, []BatchOption{SlotsPerBroker(2), BrokerSlots(31, 7)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := PlanMoves(a, bs, tt.ch)

@@ -8,23 +8,25 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // bigCluster is the benchmark's cluster: 1,000,000 partitions with
 // replication factor 3 on brokers 1..1000 in 10 racks, plus brokers
 // 1001..1100 (empty) in the racks of 1..100.
-func bigCluster(b *testing.B) (*Assignment, []Broker) {
+func bigCluster(b *testing.B) (*Assignment, []node.Node) {
 	b.Helper()
 	a, bs := gen(1000, 10, 1_000_000, 3)
 	for i := range int32(100) {
-		bs = append(bs, Broker{ID: 1001 + i, Rack: bs[i].Rack})
+		bs = append(bs, node.Node{ID: 1001 + i, Rack: bs[i].Rack})
 	}
 	return a, bs
 }
 
 // replace100 replaces brokers 1..100 with 1001..1100.
-func replace100() Change {
-	var ch Change
+func replace100() BrokerChange {
+	var ch BrokerChange
 	for i := range int32(100) {
 		ch.Replace = append(ch.Replace, Replacement{Old: 1 + i, New: 1001 + i})
 	}
@@ -53,7 +55,7 @@ func barePass(a *Assignment, partner []int32) []int32 {
 
 // partnerTable returns barePass's table for ch: id → the broker that takes
 // its replicas, -1 for a broker that keeps them.
-func partnerTable(ch Change) []int32 {
+func partnerTable(ch BrokerChange) []int32 {
 	t := make([]int32, 2048)
 	for i := range t {
 		t[i] = -1
@@ -179,7 +181,7 @@ func medianPeak(f, drop func()) uint64 {
 
 // retiredReplicas counts the replicas on brokers ch retires: the fewest
 // replica changes that can carry it out.
-func retiredReplicas(a *Assignment, ch Change) int {
+func retiredReplicas(a *Assignment, ch BrokerChange) int {
 	retired := map[int32]bool{}
 	for _, r := range ch.Replace {
 		retired[r.Old] = true
@@ -224,7 +226,7 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	a, bs := bigCluster(b)
 	ch := replace100()
 	partner := partnerTable(ch)
-	var p Plan
+	var p MovePlan
 	var first int
 	var share []float64 // per run: the batcher's part of its CPU time
 	run := func() {
@@ -246,8 +248,8 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	run()
 	changes, minimum := replicaChanges(p.Moves), retiredReplicas(a, ch)
 	rs, ls := spread(p)
-	p = Plan{}
-	extra := medianPeak(run, func() { p = Plan{} })
+	p = MovePlan{}
+	extra := medianPeak(run, func() { p = MovePlan{} })
 	in := assignmentBytes(a)
 	share = nil
 	b.ReportAllocs()
@@ -278,15 +280,15 @@ func BenchmarkPlan(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		ch   Change
+		ch   BrokerChange
 	}{
 		{"replace100", replace100()},
-		{"decommission100", Change{Remove: remove}},
-		{"add100", Change{Add: add}},
+		{"decommission100", BrokerChange{Remove: remove}},
+		{"add100", BrokerChange{Add: add}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			partner := partnerTable(bc.ch)
-			var p Plan
+			var p MovePlan
 			run := func() {
 				var err error
 				if p, err = PlanMoves(a, bs, bc.ch); err != nil {
@@ -296,8 +298,8 @@ func BenchmarkPlan(b *testing.B) {
 			run()
 			moves, changes := len(p.Moves), replicaChanges(p.Moves)
 			rs, ls := spread(p)
-			p = Plan{}
-			extra := medianPeak(run, func() { p = Plan{} })
+			p = MovePlan{}
+			extra := medianPeak(run, func() { p = MovePlan{} })
 			in := assignmentBytes(a)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // This file holds the executor's I/O: each function asks the cluster one
@@ -246,10 +248,10 @@ func logDirSizes(ctx context.Context, cl *kgo.Client, d time.Duration, brokers [
 
 // readThrottles reads the replication throttle configs set on brokers and
 // topics themselves (DYNAMIC_BROKER_CONFIG, DYNAMIC_TOPIC_CONFIG): what a
-// [Ledger] must restore. Static and cluster-default values are left out:
+// ledger must restore. Static and cluster-default values are left out:
 // deleting the per-resource value brings them back by itself.
-func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, brokers []int32, topics []string) (Throttles, error) {
-	t := Throttles{Brokers: make(map[int32]BrokerThrottle), Topics: make(map[string]TopicThrottle)}
+func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, brokers []int32, topics []string) (throttles, error) {
+	t := throttles{Brokers: make(map[int32]brokerThrottle), Topics: make(map[string]topicThrottle)}
 	ctx, cancel := bounded(ctx, d, "DescribeConfigs")
 	defer cancel()
 	if len(brokers) > 0 { // no broker at all would describe the cluster default
@@ -265,7 +267,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 			if err != nil {
 				continue
 			}
-			var bt BrokerThrottle
+			var bt brokerThrottle
 			for _, c := range rc.Configs {
 				if c.Source != kmsg.ConfigSourceDynamicBrokerConfig || c.Value == nil {
 					continue
@@ -278,7 +280,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 					bt.FollowerRate = &v
 				}
 			}
-			if bt != (BrokerThrottle{}) {
+			if bt != (brokerThrottle{}) {
 				t.Brokers[int32(id)] = bt
 			}
 		}
@@ -292,7 +294,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 			if rc.Err != nil {
 				return t, fmt.Errorf("reassign: describe configs of topic %s: %w %s", rc.Name, rc.Err, rc.ErrMessage)
 			}
-			var tt TopicThrottle
+			var tt topicThrottle
 			for _, c := range rc.Configs {
 				if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil {
 					continue
@@ -305,7 +307,7 @@ func readThrottles(ctx context.Context, adm *kadm.Client, d time.Duration, broke
 					tt.FollowerReplicas = &v
 				}
 			}
-			if tt != (TopicThrottle{}) {
+			if tt != (topicThrottle{}) {
 				t.Topics[rc.Name] = tt
 			}
 		}
@@ -425,7 +427,7 @@ func alterAssignments(ctx context.Context, adm *kadm.Client, d time.Duration, re
 // replicas, from DescribeLogDirs), and every broker in the cluster with its
 // rack. It reads fresh metadata. A broker that is down is not in the list;
 // PlanMoves accepts it as a broker to retire. ctx bounds the whole call.
-func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Assignment, []Broker, error) {
+func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Assignment, []node.Node, error) {
 	const d = 30 * time.Second
 	var names []string
 	if len(topics) > 0 {
@@ -452,14 +454,14 @@ func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Ass
 			for _, b := range ps.replicas {
 				size = max(size, sz.of(b, t, p))
 			}
-			if err := a.Add(Partition{Topic: t, Partition: p, Replicas: ps.replicas, Leader: ps.leader, Bytes: size}); err != nil {
+			if err := a.Add(PartitionAssignment{Topic: t, Partition: p, Replicas: ps.replicas, Leader: ps.leader, Bytes: size}); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
-	var brokers []Broker
+	var brokers []node.Node
 	for _, b := range sortedKeys(v.alive) {
-		brokers = append(brokers, Broker{ID: b, Rack: v.alive[b]})
+		brokers = append(brokers, node.Node{ID: b, Rack: v.alive[b]})
 	}
 	return a, brokers, nil
 }

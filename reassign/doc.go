@@ -5,8 +5,8 @@
 //
 //   - [PlanMoves] turns an [Assignment] (the current replicas of every
 //     partition, stored compactly enough for millions of partitions), the
-//     brokers and their racks, and a [Change] (brokers to replace, remove or
-//     add) into a [Plan]: the minimal [Moves] that keep every partition's
+//     brokers and their racks, and a [BrokerChange] (brokers to replace, remove or
+//     add) into a [MovePlan]: the minimal [Moves] that keep every partition's
 //     replication factor, keep replicas in distinct racks, keep the current
 //     leader where it stays, and balance replicas and leaders.
 //   - A [Batcher] hands the moves out a few at a time, as Cruise Control's
@@ -14,11 +14,11 @@
 //     cluster cap, never two moves of one partition at once, in an [Order]
 //     such as [AtRiskFirst] or [SmallFirst]. It is told what finished and
 //     refills the freed slots.
-//   - A [Ledger] owns the replication throttles of the moves in flight: it
-//     returns the [ConfigChanges] to apply (kadm IncrementalAlterConfigs
-//     sets and deletes) as moves begin and finish, merges with throttles
-//     that were there before, and restores them exactly. It is
-//     JSON-serialisable for a journal.
+//   - The executor owns the replication throttles of the moves in flight:
+//     it applies [ConfigChanges] (kadm IncrementalAlterConfigs sets and
+//     deletes) as moves begin and finish, merges with throttles that were
+//     there before, and restores them exactly; its bookkeeping is
+//     journaled in the [Store].
 //
 // The I/O shell:
 //

@@ -22,7 +22,7 @@ var (
 	ErrUnknownMove = errors.New("reassign: move is not in the batcher's plan")
 )
 
-// A BrokerError says why a broker named in a [Change] or a broker list is
+// A BrokerError says why a broker named in a [BrokerChange] or a broker list is
 // unusable. It unwraps to [ErrInvalid].
 type BrokerError struct {
 	Broker int32
@@ -55,8 +55,8 @@ func (e *PartitionError) Error() string {
 // Unwrap returns e.Err.
 func (e *PartitionError) Unwrap() error { return e.Err }
 
-// A ConfigError says why an existing throttle config given to [NewLedger]
-// cannot be merged with. It unwraps to [ErrInvalid].
+// A ConfigError says why a throttle config the cluster already has cannot
+// be merged with the executor's own. It unwraps to [ErrInvalid].
 type ConfigError struct {
 	Resource string // "broker 3" or "topic orders"
 	Name     string // the config key

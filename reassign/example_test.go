@@ -9,13 +9,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
 // Replace broker 3 with broker 4, in the same rack.
 func ExamplePlanMoves() {
 	var a reassign.Assignment
-	for _, p := range []reassign.Partition{
+	for _, p := range []reassign.PartitionAssignment{
 		{Topic: "orders", Partition: 0, Replicas: []int32{1, 2, 3}, Leader: 1, Bytes: 1 << 30},
 		{Topic: "orders", Partition: 1, Replicas: []int32{2, 3, 1}, Leader: 3, Bytes: 1 << 30},
 		{Topic: "orders", Partition: 2, Replicas: []int32{3, 1, 2}, Leader: 3, Bytes: 1 << 30},
@@ -25,8 +26,8 @@ func ExamplePlanMoves() {
 			log.Fatal(err)
 		}
 	}
-	brokers := []reassign.Broker{{ID: 1, Rack: "a"}, {ID: 2, Rack: "b"}, {ID: 3, Rack: "c"}, {ID: 4, Rack: "c"}}
-	plan, err := reassign.PlanMoves(&a, brokers, reassign.Change{
+	brokers := []node.Node{{ID: 1, Rack: "a"}, {ID: 2, Rack: "b"}, {ID: 3, Rack: "c"}, {ID: 4, Rack: "c"}}
+	plan, err := reassign.PlanMoves(&a, brokers, reassign.BrokerChange{
 		Replace: []reassign.Replacement{{Old: 3, New: 4}},
 	})
 	if err != nil {
@@ -77,46 +78,6 @@ func ExampleBatcher() {
 	// 4 []
 }
 
-// Throttle a move on a topic that already has a throttled replica someone
-// else set, then restore it.
-func ExampleLedger() {
-	before := "7:9"
-	l, err := reassign.NewLedger(reassign.Throttles{
-		Topics: map[string]reassign.TopicThrottle{"orders": {LeaderReplicas: &before}},
-	}, 50_000_000)
-	if err != nil {
-		log.Fatal(err)
-	}
-	m := reassign.Move{Topic: "orders", Partition: 0, From: []int32{1, 2}, To: []int32{1, 3}}
-	fmt.Println("begin:")
-	for _, c := range l.Begin(m) {
-		fmt.Println(c) // kadm: AlterBrokerConfigs / AlterTopicConfigs with c.AlterConfig()
-	}
-	fmt.Println("finish:")
-	for _, c := range l.Finish(m) {
-		fmt.Println(c)
-	}
-	// Output:
-	// begin:
-	// broker 1: set leader.replication.throttled.rate="50000000"
-	// broker 1: set follower.replication.throttled.rate="50000000"
-	// broker 2: set leader.replication.throttled.rate="50000000"
-	// broker 2: set follower.replication.throttled.rate="50000000"
-	// broker 3: set leader.replication.throttled.rate="50000000"
-	// broker 3: set follower.replication.throttled.rate="50000000"
-	// topic orders: set leader.replication.throttled.replicas="7:9,0:1,0:2"
-	// topic orders: set follower.replication.throttled.replicas="0:3"
-	// finish:
-	// broker 1: delete leader.replication.throttled.rate
-	// broker 1: delete follower.replication.throttled.rate
-	// broker 2: delete leader.replication.throttled.rate
-	// broker 2: delete follower.replication.throttled.rate
-	// broker 3: delete leader.replication.throttled.rate
-	// broker 3: delete follower.replication.throttled.rate
-	// topic orders: set leader.replication.throttled.replicas="7:9"
-	// topic orders: delete follower.replication.throttled.replicas
-}
-
 // Decommission broker 4: plan the moves, then carry them out at 50 MB/s
 // per broker with a journal on disk. If the program is interrupted, the
 // moves in flight go on in the cluster; running it again with the same
@@ -135,7 +96,7 @@ func ExampleExecutor() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	plan, err := reassign.PlanMoves(a, brokers, reassign.Change{Remove: []int32{4}})
+	plan, err := reassign.PlanMoves(a, brokers, reassign.BrokerChange{Remove: []int32{4}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// An Option configures an [Executor].
-type Option interface{ apply(*config) }
+// An ExecutorOption configures an [Executor].
+type ExecutorOption interface{ apply(*config) }
 
 type optionFunc func(*config)
 
@@ -76,13 +76,13 @@ func (c *config) validate() error {
 // follower.replication.throttled.rate are set to it on every broker a move
 // in flight involves. A resumed run keeps the rate it had unless this
 // option is given or [Executor.SetRate] is called.
-func Throttle(bytesPerSecond int64) Option {
+func Throttle(bytesPerSecond int64) ExecutorOption {
 	return optionFunc(func(c *config) { c.rate, c.rateSet = bytesPerSecond, true })
 }
 
-// PollInterval sets how often the executor looks at the reassignments in
+// CheckInterval sets how often the executor looks at the reassignments in
 // flight, overriding the default of 10s (Cruise Control's and topicctl's).
-func PollInterval(d time.Duration) Option {
+func CheckInterval(d time.Duration) ExecutorOption {
 	return optionFunc(func(c *config) { c.poll = d })
 }
 
@@ -93,21 +93,21 @@ func PollInterval(d time.Duration) Option {
 // throttle. It overrides the defaults of 3 and 5m (Cruise Control's
 // expected duration is max(bytes / rate, 90s), for an alert). The clock
 // starts when the move is submitted, or adopted after a restart.
-func MoveBudget(factor float64, floor time.Duration) Option {
+func MoveBudget(factor float64, floor time.Duration) ExecutorOption {
 	return optionFunc(func(c *config) { c.budgetFactor, c.budgetFloor = factor, floor })
 }
 
 // CancelTimeout bounds the wait for a cancelled move to leave the cluster's
 // reassignments (and for its partition's replica order to be restored),
 // overriding the default of 2m. Its throttles are lifted either way.
-func CancelTimeout(d time.Duration) Option {
+func CancelTimeout(d time.Duration) ExecutorOption {
 	return optionFunc(func(c *config) { c.cancelTimeout = d })
 }
 
 // RequestTimeout bounds each request to the cluster, overriding the default
 // of 30s. A run gives up, leaving its moves to a later [Executor.Resume],
 // when the cluster could not be observed for four times as long.
-func RequestTimeout(d time.Duration) Option {
+func RequestTimeout(d time.Duration) ExecutorOption {
 	return optionFunc(func(c *config) { c.requestTimeout = d })
 }
 
@@ -117,26 +117,26 @@ func RequestTimeout(d time.Duration) Option {
 // moves, use batcher slots and may be cancelled as dead or too slow, but
 // their throttles are left to whoever set them, and after a cancel their
 // replica order is not restored (Kafka does not keep it).
-func AdoptForeign() Option {
+func AdoptForeign() ExecutorOption {
 	return optionFunc(func(c *config) { c.adoptForeign = true })
 }
 
 // Batching sets the [Batcher]'s options: slots per broker, the cluster cap
 // and the order of moves. The default is [NewBatcher]'s.
-func Batching(opts ...BatchOption) Option {
+func Batching(opts ...BatchOption) ExecutorOption {
 	return optionFunc(func(c *config) { c.batch = slices.Clone(opts) })
 }
 
-// WithLogger sets the logger for progress and diagnostics, overriding the
+// ExecutorLogger sets the logger for progress and diagnostics, overriding the
 // default, which discards.
-func WithLogger(l *slog.Logger) Option {
+func ExecutorLogger(l *slog.Logger) ExecutorOption {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
 // OnProgress sets a function the executor calls with its [Progress] after
 // every poll and once at the end of a run, from the goroutine running it.
 // It must return quickly. The default is none.
-func OnProgress(fn func(Progress)) Option {
+func OnProgress(fn func(Progress)) ExecutorOption {
 	return optionFunc(func(c *config) { c.onProgress = fn })
 }
 
@@ -149,12 +149,12 @@ func OnProgress(fn func(Progress)) Option {
 //     ([*ForeignError]) unless [AdoptForeign] is given;
 //   - measures each partition's size with DescribeLogDirs and reads the
 //     throttle configs already set on the brokers and topics involved,
-//     which its [Ledger] restores exactly as moves finish and at the end;
+//     which its ledger restores exactly as moves finish and at the end;
 //   - hands the moves to a [Batcher] and submits each batch with
 //     AlterPartitionAssignments, after journaling it and setting its
 //     throttles;
 //   - polls fresh metadata and ListPartitionReassignments (for the
-//     partitions in flight, by name) every [PollInterval]: a move is done
+//     partitions in flight, by name) every [CheckInterval]: a move is done
 //     when its partition's replicas are the target and all of them are in
 //     the ISR; a move whose destination broker left the cluster, or that
 //     exceeded its [MoveBudget], is cancelled (and its partition's replica
@@ -205,7 +205,7 @@ type rateReq struct {
 // talks to and journals its runs in store. It does not close cl. Without a
 // durable store (a [FileStore], or the caller's own), a crashed run cannot
 // be resumed, and the throttles it set stay until someone removes them.
-func NewExecutor(cl *kgo.Client, store Store, opts ...Option) (*Executor, error) {
+func NewExecutor(cl *kgo.Client, store Store, opts ...ExecutorOption) (*Executor, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -219,7 +219,7 @@ func NewExecutor(cl *kgo.Client, store Store, opts ...Option) (*Executor, error)
 	return &Executor{cl: cl, adm: kadm.NewClient(cl), store: store, cfg: cfg}, nil
 }
 
-// Run carries out moves (typically a [Plan]'s) and returns the outcome of
+// Run carries out moves (typically a [MovePlan]'s) and returns the outcome of
 // each. If the Store holds an unfinished run of the same moves, Run resumes
 // it; if it holds an unfinished run of other moves, Run returns
 // [ErrOtherRun]; a finished run of the same moves is not repeated, its
@@ -429,7 +429,7 @@ func (e *Executor) begin(ctx context.Context, cfg *config, moves Moves) (*run, e
 	if err != nil {
 		return nil, err
 	}
-	if j.Ledger, err = NewLedger(existing, cfg.rate); err != nil {
+	if j.Ledger, err = newLedger(existing, cfg.rate); err != nil {
 		return nil, err
 	}
 	j.Excluded = sortedInt32(excluded)

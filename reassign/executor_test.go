@@ -72,7 +72,7 @@ func moveOff(t *testing.T, cl *kgo.Client, topic string, p int32) Move {
 
 // dynamicThrottles reads the throttle configs set on brokers 0..3 and the
 // topics, as the executor's ledger sees them.
-func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) Throttles {
+func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) throttles {
 	t.Helper()
 	th, err := readThrottles(t.Context(), kadm.NewClient(cl), 10*time.Second, []int32{0, 1, 2, 3}, topics)
 	if err != nil {
@@ -81,8 +81,8 @@ func dynamicThrottles(t *testing.T, cl *kgo.Client, topics ...string) Throttles 
 	return th
 }
 
-func fastOpts(opts ...Option) []Option {
-	return append([]Option{PollInterval(10 * time.Millisecond), RequestTimeout(5 * time.Second), Throttle(1 << 20)}, opts...)
+func fastOpts(opts ...ExecutorOption) []ExecutorOption {
+	return append([]ExecutorOption{CheckInterval(10 * time.Millisecond), RequestTimeout(5 * time.Second), Throttle(1 << 20)}, opts...)
 }
 
 // kinds of results, for comparisons: "" for success, else the sentinel.
@@ -124,7 +124,7 @@ func TestExecutorKfakeDroppedMoves(t *testing.T) {
 	if err := rs.FirstErr(); err == nil || !strings.Contains(err.Error(), "dropped the reassignment 4 times") {
 		t.Errorf("FirstErr = %v, want the dropped reason", err)
 	}
-	if diff := cmp.Diff(Throttles{Brokers: map[int32]BrokerThrottle{}, Topics: map[string]TopicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
+	if diff := cmp.Diff(throttles{Brokers: map[int32]brokerThrottle{}, Topics: map[string]topicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
 		t.Errorf("throttles left (-want +got):\n%s", diff)
 	}
 	last := progs[len(progs)-1]
@@ -311,7 +311,7 @@ func TestExecutorKfakeStopAndResume(t *testing.T) {
 	// abort it instead. Abort cancels it (kfake answers
 	// NO_REASSIGNMENT_IN_PROGRESS and goes on listing it, so the cancel is
 	// never confirmed) and restores the throttles.
-	e3, err := NewExecutor(cl, store, fastOpts(CancelTimeout(100*time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))...)
+	e3, err := NewExecutor(cl, store, fastOpts(CancelTimeout(100*time.Millisecond), ExecutorLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestExecutorKfakeStopAndResume(t *testing.T) {
 	if err := rs.FirstErr(); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 		t.Errorf("FirstErr = %v, want the unconfirmed cancel", err)
 	}
-	if diff := cmp.Diff(Throttles{Brokers: map[int32]BrokerThrottle{}, Topics: map[string]TopicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
+	if diff := cmp.Diff(throttles{Brokers: map[int32]brokerThrottle{}, Topics: map[string]topicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
 		t.Errorf("throttles left (-want +got):\n%s", diff)
 	}
 }
@@ -362,15 +362,15 @@ func TestNewExecutorOptions(t *testing.T) {
 	defer cl.Close()
 	for _, tt := range []struct {
 		name string
-		opt  Option
+		opt  ExecutorOption
 		want string
 	}{
 		{"zero throttle", Throttle(0), "Throttle(0)"},
-		{"zero poll", PollInterval(0), "PollInterval(0s)"},
+		{"zero poll", CheckInterval(0), "PollInterval(0s)"},
 		{"zero budget factor", MoveBudget(0, time.Minute), "MoveBudget(0, 1m0s)"},
 		{"zero cancel timeout", CancelTimeout(0), "CancelTimeout(0s)"},
 		{"zero request timeout", RequestTimeout(0), "RequestTimeout(0s)"},
-		{"nil logger", WithLogger(nil), "WithLogger(nil)"},
+		{"nil logger", ExecutorLogger(nil), "WithLogger(nil)"},
 		{"bad batching", Batching(SlotsPerBroker(0)), "SlotsPerBroker(0)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

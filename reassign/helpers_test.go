@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // gen builds a balanced, rack-aware cluster: brokers 1..n, broker b in rack
@@ -13,8 +15,8 @@ import (
 // partitions each, replication factor rf. Each layer of n partitions puts
 // every broker once in every replica position, so replica and leader counts
 // are equal when parts is a multiple of n.
-func gen(n, racks, parts, rf int) (*Assignment, []Broker) {
-	bs := make([]Broker, n)
+func gen(n, racks, parts, rf int) (*Assignment, []node.Node) {
+	bs := make([]node.Node, n)
 	for i := range bs {
 		bs[i].ID = int32(i + 1)
 		if racks > 0 {
@@ -36,7 +38,7 @@ func gen(n, racks, parts, rf int) (*Assignment, []Broker) {
 			reps[j] = int32((start+j*s)%n + 1)
 		}
 		topic := "t" + strconv.Itoa(p/100)
-		if err := a.Add(Partition{Topic: topic, Partition: int32(p % 100), Replicas: reps, Leader: reps[0], Bytes: int64(p%7+1) << 20}); err != nil {
+		if err := a.Add(PartitionAssignment{Topic: topic, Partition: int32(p % 100), Replicas: reps, Leader: reps[0], Bytes: int64(p%7+1) << 20}); err != nil {
 			panic(err)
 		}
 	}
@@ -73,7 +75,7 @@ func asg(t testing.TB, lines ...string) *Assignment {
 		k := strings.LastIndexByte(tp, '-')
 		p, _ := strconv.Atoi(tp[k+1:])
 		reps := ids(f[1])
-		part := Partition{Topic: tp[:k], Partition: int32(p), Replicas: reps, Leader: reps[0]}
+		part := PartitionAssignment{Topic: tp[:k], Partition: int32(p), Replicas: reps, Leader: reps[0]}
 		for _, opt := range f[2:] {
 			v, _ := strconv.Atoi(opt[2:])
 			switch opt[:2] {
@@ -91,12 +93,12 @@ func asg(t testing.TB, lines ...string) *Assignment {
 }
 
 // brokerList parses "1:a 2:a 3:b 4" (id:rack, rack optional).
-func brokerList(spec string) []Broker {
-	var out []Broker
+func brokerList(spec string) []node.Node {
+	var out []node.Node
 	for _, f := range strings.Fields(spec) {
 		id, rack, _ := strings.Cut(f, ":")
 		n, _ := strconv.Atoi(id)
-		out = append(out, Broker{ID: int32(n), Rack: rack})
+		out = append(out, node.Node{ID: int32(n), Rack: rack})
 	}
 	return out
 }
@@ -137,7 +139,7 @@ func ids(s string) []int32 {
 
 // spread returns max-min of replica and leader counts after the plan over
 // brokers that are not retired.
-func spread(p Plan) (replicas, leaders int) {
+func spread(p MovePlan) (replicas, leaders int) {
 	minR, maxR, minL, maxL := 1<<30, -1, 1<<30, -1
 	for _, l := range p.Brokers {
 		if l.Retired {

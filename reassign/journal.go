@@ -78,7 +78,7 @@ type journal struct {
 	ID      string `json:"id"`
 	// Done: every move ended and every throttle is restored.
 	Done   bool    `json:"done"`
-	Ledger *Ledger `json:"ledger"`
+	Ledger *ledger `json:"ledger"`
 	// Unapplied are throttle changes journaled and not known to be applied:
 	// the last ledger call's, and any that failed (a broker down). The
 	// latest change of each config wins.

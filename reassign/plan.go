@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // A Replacement retires broker Old and puts broker New in its place.
@@ -13,14 +15,14 @@ type Replacement struct {
 	New int32 `json:"new"`
 }
 
-// A Change says which brokers leave the cluster and which join it. The zero
-// Change moves nothing.
+// A BrokerChange says which brokers leave the cluster and which join it. The zero
+// BrokerChange moves nothing.
 //
 // Every broker in Replace (New) and Add must be in the broker list given to
 // [PlanMoves], since the planner needs its rack. A retired broker (Old, or
 // one in Remove) need not be: a dead broker may already be gone from the
 // cluster's metadata.
-type Change struct {
+type BrokerChange struct {
 	// Replace retires each Old broker. Each replica on Old goes to New,
 	// unless New already holds a replica of that partition or New's rack
 	// would put two replicas of the partition in one rack while another
@@ -48,8 +50,8 @@ type BrokerLoad struct {
 	ReplicasAfter, LeadersAfter int  // after every move completes
 }
 
-// A Plan is the result of [PlanMoves].
-type Plan struct {
+// A MovePlan is the result of [PlanMoves].
+type MovePlan struct {
 	// Moves are the partitions to move, in topic, partition order, each
 	// once.
 	Moves Moves
@@ -60,7 +62,7 @@ type Plan struct {
 
 // String renders a summary for a dry run: the number of moves and bytes, and
 // the per-broker table of replica and leader counts before → after.
-func (p Plan) String() string {
+func (p MovePlan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d moves, %d bytes to copy\n", len(p.Moves), p.Moves.Bytes())
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -112,25 +114,25 @@ func (p Plan) String() string {
 //     allowed broker with the fewest replicas; ties go to the lowest id. A
 //     repair sweep then moves new replicas off any broker two or more above
 //     another allowed one, which changes destinations, never the number of
-//     moves. For Add, see [Change].
+//     moves. For Add, see [BrokerChange].
 //
-// The errors are a [*BrokerError] for an unusable [Change] or broker list and
+// The errors are a [*BrokerError] for an unusable [BrokerChange] or broker list and
 // a [*PartitionError] for a partition that was added twice or whose
 // replication factor cannot be kept ([ErrUnplaceable]).
-func PlanMoves(a *Assignment, brokers []Broker, ch Change) (Plan, error) {
+func PlanMoves(a *Assignment, brokers []node.Node, ch BrokerChange) (MovePlan, error) {
 	p, err := newPlanner(a, brokers, ch)
 	if err != nil {
-		return Plan{}, err
+		return MovePlan{}, err
 	}
 	if err := p.evacuate(); err != nil {
-		return Plan{}, err
+		return MovePlan{}, err
 	}
 	if p.nAdded > 0 {
 		p.prepareBalance()
 		p.balance(byLeaders)
 		p.balance(byReplicas)
 	}
-	return Plan{Moves: p.moves(), Brokers: p.loads()}, nil
+	return MovePlan{Moves: p.moves(), Brokers: p.loads()}, nil
 }
 
 // Load kinds: which count a heap or a balancing pass orders brokers by.
@@ -194,7 +196,7 @@ type planner struct {
 	list    []int32
 }
 
-func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
+func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, error) {
 	if a == nil {
 		a = new(Assignment)
 	}
@@ -205,7 +207,7 @@ func newPlanner(a *Assignment, brokers []Broker, ch Change) (*planner, error) {
 	p := &planner{a: a, seq: seq}
 
 	bs := slices.Clone(brokers)
-	slices.SortFunc(bs, func(x, y Broker) int { return int(x.ID) - int(y.ID) })
+	slices.SortFunc(bs, func(x, y node.Node) int { return int(x.ID) - int(y.ID) })
 	rackNames := make([]string, 0, 8)
 	for i, b := range bs {
 		if i > 0 && bs[i-1].ID == b.ID {

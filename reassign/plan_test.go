@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestPlanExact(t *testing.T) {
@@ -14,70 +16,70 @@ func TestPlanExact(t *testing.T) {
 		name    string
 		asg     []string
 		brokers string
-		ch      Change
+		ch      BrokerChange
 		want    Moves
 	}{
 		{
 			name:    "replace: partner takes each replica in its slot",
 			asg:     []string{"orders-0 1,2,3", "orders-1 2,4,1", "orders-2 3,4,1"},
 			brokers: "1 2 3 4 5",
-			ch:      Change{Replace: []Replacement{{Old: 3, New: 5}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 3, New: 5}}},
 			want:    mvs("orders-0 1,2,3>1,2,5", "orders-2 3,4,1>5,4,1"),
 		},
 		{
 			name:    "replace: staying current leader is put first",
 			asg:     []string{"orders-0 1,2,3 L=3"},
 			brokers: "1 2 3 4",
-			ch:      Change{Replace: []Replacement{{Old: 1, New: 4}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}},
 			want:    mvs("orders-0 1,2,3>3,4,2"),
 		},
 		{
 			name:    "replace: leaving leader's replacement is first, to lead after the copy",
 			asg:     []string{"orders-0 1,2,3 L=1"},
 			brokers: "1 2 3 4",
-			ch:      Change{Replace: []Replacement{{Old: 1, New: 4}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}},
 			want:    mvs("orders-0 1,2,3>4,2,3"),
 		},
 		{
 			name:    "replace: leader unknown keeps slot order",
 			asg:     []string{"orders-0 1,2,3 L=-1"},
 			brokers: "1 2 3 4",
-			ch:      Change{Replace: []Replacement{{Old: 2, New: 4}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 2, New: 4}}},
 			want:    mvs("orders-0 1,2,3>1,4,3"),
 		},
 		{
 			name:    "replace: partner already holds the partition, least loaded broker instead",
 			asg:     []string{"orders-0 1,3,5", "orders-1 2,4,6", "orders-2 4,6,1"},
 			brokers: "1 2 3 4 5 6",
-			ch:      Change{Replace: []Replacement{{Old: 3, New: 5}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 3, New: 5}}},
 			want:    mvs("orders-0 1,3,5>1,2,5"),
 		},
 		{
 			name:    "replace: partner in a clashing rack, old broker's rack instead",
 			asg:     []string{"orders-0 1,2,3"},
 			brokers: "1:a 2:b 3:c 4:c 5:a 6:d",
-			ch:      Change{Replace: []Replacement{{Old: 3, New: 5}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 3, New: 5}}},
 			want:    mvs("orders-0 1,2,3>1,2,4"),
 		},
 		{
 			name:    "replace: partner kept when no broker avoids a rack clash",
 			asg:     []string{"a-0 1,2,3", "b-0 4,5"},
 			brokers: "1:x 2:y 3:x 4:x 5:y 6:x",
-			ch:      Change{Replace: []Replacement{{Old: 3, New: 4}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 3, New: 4}}},
 			want:    mvs("a-0 1,2,3>1,2,4"), // not 6, though 6 holds less
 		},
 		{
 			name:    "replace: partner in the same rack",
 			asg:     []string{"orders-0 1,2,3", "orders-1 3,1,2"},
 			brokers: "1:a 2:b 3:c 4:c 5:c",
-			ch:      Change{Replace: []Replacement{{Old: 3, New: 5}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 3, New: 5}}},
 			want:    mvs("orders-0 1,2,3>1,2,5", "orders-1 3,1,2>5,1,2"),
 		},
 		{
 			name:    "decommission: replicas spread, leaders to the fewest leaders",
 			asg:     []string{"a-0 1,2", "a-1 1,3", "a-2 1,4", "a-3 2,1", "b-0 3,1", "b-1 4,1"},
 			brokers: "1 2 3 4",
-			ch:      Change{Remove: []int32{1}},
+			ch:      BrokerChange{Remove: []int32{1}},
 			// Leader slots first, by leader count, then followers by replica
 			// count: every remaining broker ends with 4 replicas, 2 leaders.
 			want: mvs("a-0 1,2>3,2", "a-1 1,3>4,3", "a-2 1,4>2,4", "a-3 2,1>2,3", "b-0 3,1>3,4", "b-1 4,1>4,2"),
@@ -86,28 +88,28 @@ func TestPlanExact(t *testing.T) {
 			name:    "decommission: racks stay distinct",
 			asg:     []string{"a-0 1,2,3", "a-1 2,3,1"},
 			brokers: "1:x 2:y 3:z 4:x 5:y 6:z",
-			ch:      Change{Remove: []int32{1}},
+			ch:      BrokerChange{Remove: []int32{1}},
 			want:    mvs("a-0 1,2,3>4,2,3", "a-1 2,3,1>2,3,4"),
 		},
 		{
 			name:    "decommission: a broker gone from metadata",
 			asg:     []string{"a-0 1,9", "a-1 2,3"},
 			brokers: "1 2 3",
-			ch:      Change{Remove: []int32{9}},
+			ch:      BrokerChange{Remove: []int32{9}},
 			want:    mvs("a-0 1,9>1,3"), // 3 leads nothing; 2 leads a-1
 		},
 		{
 			name:    "decommission: unavoidable rack clash is allowed",
 			asg:     []string{"a-0 1,2,3"},
 			brokers: "1:x 2:y 3:z 4:x",
-			ch:      Change{Remove: []int32{3}},
+			ch:      BrokerChange{Remove: []int32{3}},
 			want:    mvs("a-0 1,2,3>1,2,4"),
 		},
 		{
 			name:    "add: only onto the new broker, just enough",
 			asg:     []string{"a-0 1,2", "a-1 2,3", "a-2 3,1", "a-3 1,3", "a-4 2,1", "a-5 3,2"},
 			brokers: "1 2 3 4",
-			ch:      Change{Add: []int32{4}},
+			ch:      BrokerChange{Add: []int32{4}},
 			// 12 replicas, 6 leaders over 4 brokers: 4 gets 1 leader and 3 replicas.
 			want: mvs("a-0 1,2>4,2", "a-1 2,3>2,4", "a-5 3,2>3,4"),
 		},
@@ -115,14 +117,14 @@ func TestPlanExact(t *testing.T) {
 			name:    "add: racks limit who can give",
 			asg:     []string{"a-0 1,2", "a-1 2,1", "a-2 1,2", "a-3 2,1"},
 			brokers: "1:x 2:y 3:x",
-			ch:      Change{Add: []int32{3}},
+			ch:      BrokerChange{Add: []int32{3}},
 			want:    mvs("a-0 1,2>3,2", "a-1 2,1>2,3"),
 		},
 		{
 			name:    "large broker ids",
 			asg:     []string{"a-0 2000000001,5,2000000003", "a-1 5,2000000003,2000000001"},
 			brokers: "5:x 2000000001:y 2000000003:z 2000000004:y",
-			ch:      Change{Replace: []Replacement{{Old: 2000000001, New: 2000000004}}},
+			ch:      BrokerChange{Replace: []Replacement{{Old: 2000000001, New: 2000000004}}},
 			want:    mvs("a-0 2000000001,5,2000000003>2000000004,5,2000000003", "a-1 5,2000000003,2000000001>5,2000000003,2000000004"),
 		},
 		{
@@ -148,7 +150,7 @@ func TestPlanExact(t *testing.T) {
 }
 
 // checkPlan checks every rule a plan must follow, whatever the input.
-func checkPlan(t *testing.T, a *Assignment, bs []Broker, ch Change, p Plan) {
+func checkPlan(t *testing.T, a *Assignment, bs []node.Node, ch BrokerChange, p MovePlan) {
 	t.Helper()
 	retired, added, known := map[int32]bool{}, map[int32]bool{}, map[int32]bool{}
 	rack := map[int32]string{}
@@ -173,7 +175,7 @@ func checkPlan(t *testing.T, a *Assignment, bs []Broker, ch Change, p Plan) {
 		t string
 		p int32
 	}
-	cur := map[tp]Partition{}
+	cur := map[tp]PartitionAssignment{}
 	for i := range a.Len() {
 		pt := a.At(i)
 		cur[tp{pt.Topic, pt.Partition}] = pt
@@ -275,13 +277,13 @@ func checkPlan(t *testing.T, a *Assignment, bs []Broker, ch Change, p Plan) {
 // rackSpread returns the widest max-min of replica and leader counts after
 // the plan among the remaining brokers of one rack: balance within what
 // racks allow.
-func rackSpread(p Plan) (replicas, leaders int) {
+func rackSpread(p MovePlan) (replicas, leaders int) {
 	byRack := map[string][]BrokerLoad{}
 	for _, l := range p.Brokers {
 		byRack[l.Rack] = append(byRack[l.Rack], l)
 	}
 	for _, ls := range byRack {
-		r, l := spread(Plan{Brokers: ls})
+		r, l := spread(MovePlan{Brokers: ls})
 		replicas, leaders = max(replicas, r), max(leaders, l)
 	}
 	return replicas, leaders
@@ -291,29 +293,29 @@ func TestPlanRulesAtScale(t *testing.T) {
 	tests := []struct {
 		name          string
 		n, racks      int
-		ch            Change
+		ch            BrokerChange
 		newBrokers    int  // brokers n+1.. in the racks of 1.., added to the list
 		balanceWithin bool // replicas and leaders within ±1 per rack
 	}{
-		{name: "replace one, no racks", n: 12, ch: Change{Replace: []Replacement{{Old: 2, New: 13}}}, newBrokers: 1, balanceWithin: true},
-		{name: "replace three, racks", n: 24, racks: 3, ch: Change{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}, {Old: 3, New: 27}}}, newBrokers: 3, balanceWithin: true},
-		{name: "replace across racks", n: 24, racks: 3, ch: Change{Replace: []Replacement{{Old: 1, New: 26}}}, newBrokers: 3},
-		{name: "replace, 2 racks (RF 3: clashes unavoidable)", n: 24, racks: 2, ch: Change{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}}}, newBrokers: 2, balanceWithin: true},
-		{name: "decommission one, no racks", n: 12, ch: Change{Remove: []int32{5}}, balanceWithin: true},
-		{name: "decommission three, no racks", n: 30, ch: Change{Remove: []int32{1, 4, 5}}, balanceWithin: true},
-		{name: "decommission six, 3 racks", n: 60, racks: 3, ch: Change{Remove: []int32{1, 2, 3, 4, 5, 6}}, balanceWithin: true},
-		{name: "decommission, 4 racks (RF 3)", n: 24, racks: 4, ch: Change{Remove: []int32{1, 4, 5}}},
-		{name: "add one, no racks", n: 12, ch: Change{Add: []int32{13}}, newBrokers: 1, balanceWithin: true},
-		{name: "add five, 3 racks", n: 30, racks: 3, ch: Change{Add: []int32{31, 32, 33, 34, 35}}, newBrokers: 5, balanceWithin: true},
-		{name: "add three, 4 racks", n: 24, racks: 4, ch: Change{Add: []int32{25, 26, 27}}, newBrokers: 3, balanceWithin: true},
-		{name: "replace and add", n: 24, racks: 3, ch: Change{Replace: []Replacement{{Old: 7, New: 25}}, Add: []int32{26, 27}}, newBrokers: 3, balanceWithin: true},
-		{name: "decommission and add", n: 24, ch: Change{Remove: []int32{7, 8}, Add: []int32{25}}, newBrokers: 1, balanceWithin: true},
+		{name: "replace one, no racks", n: 12, ch: BrokerChange{Replace: []Replacement{{Old: 2, New: 13}}}, newBrokers: 1, balanceWithin: true},
+		{name: "replace three, racks", n: 24, racks: 3, ch: BrokerChange{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}, {Old: 3, New: 27}}}, newBrokers: 3, balanceWithin: true},
+		{name: "replace across racks", n: 24, racks: 3, ch: BrokerChange{Replace: []Replacement{{Old: 1, New: 26}}}, newBrokers: 3},
+		{name: "replace, 2 racks (RF 3: clashes unavoidable)", n: 24, racks: 2, ch: BrokerChange{Replace: []Replacement{{Old: 1, New: 25}, {Old: 2, New: 26}}}, newBrokers: 2, balanceWithin: true},
+		{name: "decommission one, no racks", n: 12, ch: BrokerChange{Remove: []int32{5}}, balanceWithin: true},
+		{name: "decommission three, no racks", n: 30, ch: BrokerChange{Remove: []int32{1, 4, 5}}, balanceWithin: true},
+		{name: "decommission six, 3 racks", n: 60, racks: 3, ch: BrokerChange{Remove: []int32{1, 2, 3, 4, 5, 6}}, balanceWithin: true},
+		{name: "decommission, 4 racks (RF 3)", n: 24, racks: 4, ch: BrokerChange{Remove: []int32{1, 4, 5}}},
+		{name: "add one, no racks", n: 12, ch: BrokerChange{Add: []int32{13}}, newBrokers: 1, balanceWithin: true},
+		{name: "add five, 3 racks", n: 30, racks: 3, ch: BrokerChange{Add: []int32{31, 32, 33, 34, 35}}, newBrokers: 5, balanceWithin: true},
+		{name: "add three, 4 racks", n: 24, racks: 4, ch: BrokerChange{Add: []int32{25, 26, 27}}, newBrokers: 3, balanceWithin: true},
+		{name: "replace and add", n: 24, racks: 3, ch: BrokerChange{Replace: []Replacement{{Old: 7, New: 25}}, Add: []int32{26, 27}}, newBrokers: 3, balanceWithin: true},
+		{name: "decommission and add", n: 24, ch: BrokerChange{Remove: []int32{7, 8}, Add: []int32{25}}, newBrokers: 1, balanceWithin: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, bs := gen(tt.n, tt.racks, tt.n*40, 3)
 			for j := range tt.newBrokers {
-				bs = append(bs, Broker{ID: int32(tt.n + 1 + j), Rack: bs[j].Rack})
+				bs = append(bs, node.Node{ID: int32(tt.n + 1 + j), Rack: bs[j].Rack})
 			}
 			p, err := PlanMoves(a, bs, tt.ch)
 			if err != nil {
@@ -337,9 +339,9 @@ func TestPlanRulesAtScale(t *testing.T) {
 
 func TestPlanReplaceWithPartnersMovesLoadOneForOne(t *testing.T) {
 	a, bs := gen(30, 3, 30*40, 3)
-	var ch Change
+	var ch BrokerChange
 	for old := int32(1); old <= 6; old++ {
-		bs = append(bs, Broker{ID: 100 + old, Rack: bs[old-1].Rack})
+		bs = append(bs, node.Node{ID: 100 + old, Rack: bs[old-1].Rack})
 		ch.Replace = append(ch.Replace, Replacement{Old: old, New: 100 + old})
 	}
 	p, err := PlanMoves(a, bs, ch)
@@ -370,19 +372,19 @@ func TestPlanErrors(t *testing.T) {
 		name    string
 		a       *Assignment
 		brokers string
-		ch      Change
+		ch      BrokerChange
 		want    error
 		wantAs  any
 	}{
-		{"duplicate broker", a(), "1 2 2 3", Change{}, ErrInvalid, new(*BrokerError)},
-		{"replace with itself", a(), "1 2 3", Change{Replace: []Replacement{{Old: 1, New: 1}}}, ErrInvalid, new(*BrokerError)},
-		{"retired twice", a(), "1 2 3 4", Change{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{1}}, ErrInvalid, new(*BrokerError)},
-		{"new broker not listed", a(), "1 2 3", Change{Replace: []Replacement{{Old: 1, New: 4}}}, ErrInvalid, new(*BrokerError)},
-		{"new broker retired", a(), "1 2 3 4", Change{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{4}}, ErrInvalid, new(*BrokerError)},
-		{"added broker not listed", a(), "1 2 3", Change{Add: []int32{7}}, ErrInvalid, new(*BrokerError)},
-		{"added broker retired", a(), "1 2 3", Change{Remove: []int32{3}, Add: []int32{3}}, ErrInvalid, new(*BrokerError)},
-		{"partition twice", asg(t, "a-1 1,2", "a-0 2,3", "a-1 1,3"), "1 2 3", Change{}, ErrInvalid, new(*PartitionError)},
-		{"not enough brokers for RF", asg(t, "a-0 1,2,3"), "1 2 3", Change{Remove: []int32{3}}, ErrUnplaceable, new(*PartitionError)},
+		{"duplicate broker", a(), "1 2 2 3", BrokerChange{}, ErrInvalid, new(*BrokerError)},
+		{"replace with itself", a(), "1 2 3", BrokerChange{Replace: []Replacement{{Old: 1, New: 1}}}, ErrInvalid, new(*BrokerError)},
+		{"retired twice", a(), "1 2 3 4", BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{1}}, ErrInvalid, new(*BrokerError)},
+		{"new broker not listed", a(), "1 2 3", BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}}, ErrInvalid, new(*BrokerError)},
+		{"new broker retired", a(), "1 2 3 4", BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{4}}, ErrInvalid, new(*BrokerError)},
+		{"added broker not listed", a(), "1 2 3", BrokerChange{Add: []int32{7}}, ErrInvalid, new(*BrokerError)},
+		{"added broker retired", a(), "1 2 3", BrokerChange{Remove: []int32{3}, Add: []int32{3}}, ErrInvalid, new(*BrokerError)},
+		{"partition twice", asg(t, "a-1 1,2", "a-0 2,3", "a-1 1,3"), "1 2 3", BrokerChange{}, ErrInvalid, new(*PartitionError)},
+		{"not enough brokers for RF", asg(t, "a-0 1,2,3"), "1 2 3", BrokerChange{Remove: []int32{3}}, ErrUnplaceable, new(*PartitionError)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,13 +402,13 @@ func TestPlanErrors(t *testing.T) {
 func TestAssignmentAdd(t *testing.T) {
 	tests := []struct {
 		name string
-		p    Partition
+		p    PartitionAssignment
 		ok   bool
 	}{
-		{"ok", Partition{Topic: "a", Partition: 0, Replicas: []int32{1, 2}, Leader: 1}, true},
-		{"no replicas", Partition{Topic: "a", Partition: 0}, false},
-		{"negative partition", Partition{Topic: "a", Partition: -1, Replicas: []int32{1}}, false},
-		{"broker twice", Partition{Topic: "a", Partition: 0, Replicas: []int32{1, 2, 1}}, false},
+		{"ok", PartitionAssignment{Topic: "a", Partition: 0, Replicas: []int32{1, 2}, Leader: 1}, true},
+		{"no replicas", PartitionAssignment{Topic: "a", Partition: 0}, false},
+		{"negative partition", PartitionAssignment{Topic: "a", Partition: -1, Replicas: []int32{1}}, false},
+		{"broker twice", PartitionAssignment{Topic: "a", Partition: 0, Replicas: []int32{1, 2, 1}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,10 +452,10 @@ func TestPlanStalePools(t *testing.T) {
 	runs := asg(t, lines...)
 	for _, tt := range []struct {
 		a  *Assignment
-		bs []Broker
-		ch Change
+		bs []node.Node
+		ch BrokerChange
 	}{
-		{runs, brokerList("1 2 3 4 5 7"), Change{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{7}}},
+		{runs, brokerList("1 2 3 4 5 7"), BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{7}}},
 	} {
 		lazy, err := PlanMoves(tt.a, tt.bs, tt.ch)
 		if err != nil {
@@ -494,13 +496,13 @@ func TestPlanStalePools(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		n, racks int
-		ch       Change
+		ch       BrokerChange
 	}{
-		{60, 3, Change{Replace: []Replacement{{Old: 1, New: 61}, {Old: 2, New: 62}}, Remove: []int32{7}}},
-		{60, 3, Change{Remove: []int32{4, 5, 6}, Add: []int32{61, 62}}},
+		{60, 3, BrokerChange{Replace: []Replacement{{Old: 1, New: 61}, {Old: 2, New: 62}}, Remove: []int32{7}}},
+		{60, 3, BrokerChange{Remove: []int32{4, 5, 6}, Add: []int32{61, 62}}},
 	} {
 		a, bs := gen(tt.n, tt.racks, tt.n*40, 3)
-		bs = append(bs, Broker{ID: int32(tt.n + 1), Rack: bs[0].Rack}, Broker{ID: int32(tt.n + 2), Rack: bs[1].Rack})
+		bs = append(bs, node.Node{ID: int32(tt.n + 1), Rack: bs[0].Rack}, node.Node{ID: int32(tt.n + 2), Rack: bs[1].Rack})
 		lazy, err := PlanMoves(a, bs, tt.ch)
 		if err != nil {
 			t.Fatal(err)
@@ -532,10 +534,10 @@ func TestPlanLargeBrokerIDs(t *testing.T) {
 		return out
 	}
 	a, bs := gen(30, 3, 30*40, 3)
-	if err := a.Add(Partition{Topic: "z", Partition: 0, Replicas: []int32{40, 2, 3}, Leader: 40}); err != nil {
+	if err := a.Add(PartitionAssignment{Topic: "z", Partition: 0, Replicas: []int32{40, 2, 3}, Leader: 40}); err != nil {
 		t.Fatal(err)
 	}
-	bs = append(bs, Broker{ID: 31, Rack: bs[0].Rack}, Broker{ID: 32, Rack: bs[1].Rack})
+	bs = append(bs, node.Node{ID: 31, Rack: bs[0].Rack}, node.Node{ID: 32, Rack: bs[1].Rack})
 	var aBig Assignment
 	for i := range a.Len() {
 		p := a.At(i)
@@ -549,7 +551,7 @@ func TestPlanLargeBrokerIDs(t *testing.T) {
 	for i := range bsBig {
 		bsBig[i].ID = big(bsBig[i].ID)
 	}
-	for _, ch := range []Change{
+	for _, ch := range []BrokerChange{
 		{Replace: []Replacement{{Old: 1, New: 31}}, Remove: []int32{40}},
 		{Remove: []int32{4, 40}, Add: []int32{31, 32}},
 	} {
@@ -557,7 +559,7 @@ func TestPlanLargeBrokerIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var chBig Change
+		var chBig BrokerChange
 		for _, r := range ch.Replace {
 			chBig.Replace = append(chBig.Replace, Replacement{Old: big(r.Old), New: big(r.New)})
 		}

@@ -409,7 +409,7 @@ func TestDecommission(t *testing.T) {
 		p := a.At(i)
 		before[fmt.Sprintf("%s-%d", p.Topic, p.Partition)] = slices.Clone(p.Replicas)
 	}
-	plan, err := reassign.PlanMoves(a, brokers, reassign.Change{Remove: []int32{4}})
+	plan, err := reassign.PlanMoves(a, brokers, reassign.BrokerChange{Remove: []int32{4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestDecommission(t *testing.T) {
 	const rate = 4 << 20
 	var last reassign.Progress
 	e, err := reassign.NewExecutor(cl, reassign.NewFileStore(filepath.Join(t.TempDir(), "decommission.json")),
-		reassign.Throttle(rate), reassign.PollInterval(time.Second), reassign.WithLogger(testLogger(t)),
+		reassign.Throttle(rate), reassign.CheckInterval(time.Second), reassign.ExecutorLogger(testLogger(t)),
 		reassign.OnProgress(func(p reassign.Progress) { last = p; t.Logf("progress: %v", p) }))
 	if err != nil {
 		t.Fatal(err)
@@ -568,7 +568,7 @@ func TestThrottleLedgerRestore(t *testing.T) {
 		"topic ledger-mixed " + reassign.FollowerReplicasConfig: "0:3,0:4,1:3",
 	}
 	var during map[string]string
-	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
+	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if during != nil || p.InFlight != len(moves) {
 				return
@@ -638,7 +638,7 @@ func TestExecutorResume(t *testing.T) {
 	crash := errors.New("test: executor killed mid-batch")
 	ctx1, kill := context.WithCancelCause(ctx)
 	var atKill reassign.Progress
-	e1, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate1), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 1)),
+	e1, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate1), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t).With("executor", 1)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if p.InFlight == len(moves) && p.BytesMoved > 0 {
 				atKill = p
@@ -676,7 +676,7 @@ func TestExecutorResume(t *testing.T) {
 	// The second executor adopts them; once it has, raise the rate.
 	adopted := make(chan reassign.Progress, 1)
 	var first reassign.Progress
-	e2, err := reassign.NewExecutor(cl, store, reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 2)),
+	e2, err := reassign.NewExecutor(cl, store, reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t).With("executor", 2)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if first.Moves == 0 {
 				first = p
@@ -755,7 +755,7 @@ func TestDeadDestination(t *testing.T) {
 	fire := make(chan struct{})
 	var once sync.Once
 	var atKill reassign.Progress
-	e, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
+	e, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if p.InFlight == 1 && p.BytesMoved > 0 {
 				once.Do(func() { atKill = p; close(fire) })
@@ -814,7 +814,7 @@ func TestTimeBudget(t *testing.T) {
 	fill(t, c, "slow", 1, 8<<20)
 	move := reassign.Move{Topic: "slow", Partition: 0, From: []int32{2, 3}, To: []int32{4, 3}}
 	const rate = 256 << 10
-	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.MoveBudget(0.1, 2*time.Second), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)))
+	e, err := reassign.NewExecutor(cl, &reassign.MemoryStore{}, reassign.Throttle(rate), reassign.MoveBudget(0.1, 2*time.Second), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -848,7 +848,7 @@ func TestAbort(t *testing.T) {
 
 	stop := errors.New("test: operator stops the run")
 	ctx1, cancel := context.WithCancelCause(ctx)
-	e1, err := reassign.NewExecutor(cl, store, reassign.Throttle(256<<10), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 1)),
+	e1, err := reassign.NewExecutor(cl, store, reassign.Throttle(256<<10), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t).With("executor", 1)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if p.InFlight == 1 {
 				cancel(stop)
@@ -864,7 +864,7 @@ func TestAbort(t *testing.T) {
 		t.Fatalf("reassignments after the stop: %v, want the move in flight", ls)
 	}
 
-	e2, err := reassign.NewExecutor(cl, store, reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t).With("executor", 2)))
+	e2, err := reassign.NewExecutor(cl, store, reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t).With("executor", 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -921,7 +921,7 @@ func TestZooKeeperMode(t *testing.T) {
 	store := reassign.NewFileStore(filepath.Join(t.TempDir(), "zk.json"))
 	fire := make(chan struct{})
 	var once sync.Once
-	e, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate), reassign.PollInterval(500*time.Millisecond), reassign.WithLogger(testLogger(t)),
+	e, err := reassign.NewExecutor(cl, store, reassign.Throttle(rate), reassign.CheckInterval(500*time.Millisecond), reassign.ExecutorLogger(testLogger(t)),
 		reassign.OnProgress(func(p reassign.Progress) {
 			if p.InFlight > 0 && p.BytesMoved > 0 {
 				once.Do(func() { close(fire) })

@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kupgrade/kupgrade/internal/poll"
 )
 
 // A run is one execution in progress: the journal, the batcher rebuilt from
@@ -265,26 +267,26 @@ func (r *run) awaitRestored(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("reassign: brokers did not show the restored throttles within %v", d))
 	defer cancel()
-	for {
+	var got map[string]string
+	var last error
+	err = poll.Every(ctx, 200*time.Millisecond, func(ctx context.Context) bool { // an observed condition, bounded by ctx
 		now, err := readThrottles(ctx, r.e.adm, d, brokers, topics)
-		got := make(map[string]string)
-		if err == nil {
-			for b, bt := range now.Brokers {
-				flatBroker(got, b, bt)
-			}
-			for t, tt := range now.Topics {
-				flatTopic(got, t, tt)
-			}
-			if maps.Equal(got, want) {
-				return nil
-			}
+		got, last = make(map[string]string), err
+		if err != nil {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (want %v, have %v, last error %v)", context.Cause(ctx), want, got, err)
-		case <-time.After(200 * time.Millisecond): // polling an observed condition, bounded by ctx
+		for b, bt := range now.Brokers {
+			flatBroker(got, b, bt)
 		}
+		for t, tt := range now.Topics {
+			flatTopic(got, t, tt)
+		}
+		return maps.Equal(got, want)
+	})
+	if err != nil {
+		return fmt.Errorf("%w (want %v, have %v, last error %v)", err, want, got, last)
 	}
+	return nil
 }
 
 // awaitRates waits, at most RequestTimeout, until the brokers whose rates
@@ -310,39 +312,33 @@ func (r *run) awaitRates(ctx context.Context, applied ConfigChanges) {
 	d := r.cfg.requestTimeout
 	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("brokers did not report the throttle rates within %v", d))
 	defer cancel()
-	var err error
+	var last error
 	missing := want
-	for {
-		var now Throttles
-		now, err = readThrottles(wctx, r.e.adm, d, brokers, nil)
-		if err == nil {
-			got := make(map[string]string)
-			for b, bt := range now.Brokers {
-				flatBroker(got, b, bt)
-			}
-			missing = make(map[string]string)
-			for k, v := range want {
-				if got[k] != v {
-					missing[k] = v
-				}
-			}
-			if len(missing) == 0 {
-				return
+	err := poll.Every(wctx, 100*time.Millisecond, func(wctx context.Context) bool { // an observed condition, bounded by wctx
+		now, err := readThrottles(wctx, r.e.adm, d, brokers, nil)
+		last = err
+		if err != nil {
+			return false
+		}
+		got := make(map[string]string)
+		for b, bt := range now.Brokers {
+			flatBroker(got, b, bt)
+		}
+		missing = make(map[string]string)
+		for k, v := range want {
+			if got[k] != v {
+				missing[k] = v
 			}
 		}
-		select {
-		case <-wctx.Done():
-			if ctx.Err() == nil {
-				r.log.LogAttrs(ctx, slog.LevelWarn, "submitting moves before every broker reports its throttle rate",
-					slog.String("reason", context.Cause(wctx).Error()), slog.Any("missing", missing), slog.Any("lastError", err))
-			}
-			return
-		case <-time.After(100 * time.Millisecond): // polling an observed condition, bounded by wctx
-		}
+		return len(missing) == 0
+	})
+	if err != nil && ctx.Err() == nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "submitting moves before every broker reports its throttle rate",
+			slog.String("reason", err.Error()), slog.Any("missing", missing), slog.Any("lastError", last))
 	}
 }
 
-func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
+func flatBroker(m map[string]string, b int32, bt brokerThrottle) {
 	k := "broker " + strconv.Itoa(int(b)) + " "
 	if bt.LeaderRate != nil {
 		m[k+LeaderRateConfig] = *bt.LeaderRate
@@ -352,7 +348,7 @@ func flatBroker(m map[string]string, b int32, bt BrokerThrottle) {
 	}
 }
 
-func flatTopic(m map[string]string, t string, tt TopicThrottle) {
+func flatTopic(m map[string]string, t string, tt topicThrottle) {
 	k := "topic " + t + " "
 	if tt.LeaderReplicas != nil {
 		m[k+LeaderReplicasConfig] = *tt.LeaderReplicas
@@ -447,195 +443,42 @@ func (r *run) step(ctx context.Context, abort bool) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	r.updateShares()
-
-	var (
-		ended   Moves // ours, whose throttles can go
-		cancels = make(kadm.AlterPartitionAssignmentsReq)
-		resub   []int
-	)
-	end := func(i int, st string, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St = st
-		rec.Kind, rec.Reason = "", ""
-		if kind != nil {
-			rec.Kind, rec.Reason = kindOf(kind), reason
-		}
-		var err error
-		if st == stateFinished {
-			err = r.b.Finished(rec.Move)
-		} else {
-			err = r.b.Cancelled(rec.Move)
-		}
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
-		}
-		if !rec.Foreign {
-			ended = append(ended, rec.Move)
-		}
-		r.dirty = true
-		lvl := slog.LevelInfo
-		if kind != nil {
-			lvl = slog.LevelWarn
-		}
-		r.log.LogAttrs(ctx, lvl, "move "+st, slog.String("move", rec.Move.String()), slog.String("reason", reason),
-			slog.Duration("took", now.Sub(r.fl[i].since)))
-	}
-	cancel := func(i int, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St, rec.Kind, rec.Reason = stateCancelling, kindOf(kind), reason
-		r.fl[i].cancelAt = now
-		cancels.CancelAssign(rec.Move.Topic, rec.Move.Partition)
-		r.dirty = true
-		r.log.LogAttrs(ctx, slog.LevelWarn, "cancelling move", slog.String("move", rec.Move.String()), slog.String("reason", reason))
-	}
-
+	t := &tick{r: r, ctx: ctx, now: time.Now(), cancels: make(kadm.AlterPartitionAssignmentsReq)}
 	for i := range r.j.Moves {
 		rec := &r.j.Moves[i]
 		m := rec.Move
 		if rec.St == statePending {
 			if abort {
-				end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+				t.end(i, stateFailed, ErrAborted, "not started: the run was aborted")
 			}
 			continue
 		}
 		if !rec.inFlight() {
 			continue
 		}
-		fl := &r.fl[i]
 		ps, exists := v.part(m.Topic, m.Partition)
 		if !exists {
-			end(i, stateFailed, ErrStale, "the partition no longer exists")
+			t.end(i, stateFailed, ErrStale, "the partition no longer exists")
 			continue
 		}
 		ra, listed := v.listed(m.Topic, m.Partition)
 		switch rec.St {
 		case stateSubmitted:
-			if listed {
-				fl.missed = 0
-				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
-				switch dead := v.deadOf(m.Adding()); {
-				case !sameSet(ra.target(), m.To):
-					end(i, stateFailed, ErrStale, fmt.Sprintf("someone else reassigned the partition to %v while the move was in flight", ra.target()))
-				case abort && rec.Foreign:
-					end(i, stateFailed, ErrAborted, "adopted reassignment left running: the run was aborted")
-				case abort:
-					cancel(i, ErrAborted, "cancelled: the run was aborted")
-				case len(dead) > 0:
-					cancel(i, ErrDeadBroker, fmt.Sprintf("cancelled: destination broker %s down", brokersAre(dead)))
-				case now.Sub(fl.since) > bud:
-					cancel(i, ErrTooSlow, fmt.Sprintf("cancelled: still copying after %v, over its budget of %v (%d bytes at %d B/s shared by %d)",
-						now.Sub(fl.since).Round(time.Second), bud, m.Bytes, r.j.Ledger.Rate(), max(fl.share, 1)))
-				}
-				continue
-			}
-			if sameSet(ps.replicas, m.To) {
-				fl.missed = 0
-				out := minus(m.To, ps.isr)
-				bud := budget(m.Bytes, fl.share, r.j.Ledger.Rate(), r.cfg.budgetFactor, r.cfg.budgetFloor)
-				switch dead := v.deadOf(out); {
-				case len(out) == 0:
-					end(i, stateFinished, nil, "")
-				case len(dead) > 0:
-					end(i, stateFinished, ErrDeadBroker, fmt.Sprintf("completed, but broker %s is down, out of the ISR", brokersAre(dead)))
-				case abort || now.Sub(fl.since) > bud:
-					end(i, stateFinished, ErrTooSlow, fmt.Sprintf("completed, but replicas %v are not back in the ISR after %v", out, now.Sub(fl.since).Round(time.Second)))
-				}
-				continue
-			}
-			if sameSet(ps.replicas, union(m.From, m.To)) && fl.missed < 5 {
-				// Done at the controller a moment ago; the broker that
-				// answered the metadata request has not heard yet.
-				fl.missed++
-				continue
-			}
-			if sameSet(ps.replicas, m.From) {
-				switch fl.missed++; {
-				case fl.missed < 2: // metadata may lag the controller; look again
-				case rec.Foreign:
-					end(i, stateFailed, ErrStale, "the reassignment was cancelled by someone else")
-				case abort:
-					end(i, stateFailed, ErrAborted, "not started: the run was aborted")
-				case len(v.deadOf(m.Adding())) > 0:
-					end(i, stateFailed, ErrDeadBroker, fmt.Sprintf("the cluster dropped the move and destination broker %s down", brokersAre(v.deadOf(m.Adding()))))
-				case rec.Resubmits >= 3:
-					end(i, stateFailed, ErrStale, fmt.Sprintf("the cluster dropped the reassignment %d times", rec.Resubmits+1))
-				default:
-					resub = append(resub, i)
-				}
-				continue
-			}
-			if fl.missed++; fl.missed >= 2 { // twice in a row: not a lagging broker
-				end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
-			}
-
+			t.submitted(i, v, ps, ra, listed, abort)
 		case stateCancelling:
-			if listed {
-				if now.Sub(fl.cancelAt) > r.cfg.cancelTimeout {
-					end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; the cancel was not confirmed within %v", r.cfg.cancelTimeout))
-				} else {
-					cancels.CancelAssign(m.Topic, m.Partition) // again: harmless, and covers a lost request
-				}
-				continue
-			}
-			switch {
-			case sameSet(ps.replicas, union(m.From, m.To)) && !sameSet(m.From, m.To) && now.Sub(fl.cancelAt) <= r.cfg.cancelTimeout:
-				// Metadata lags the controller: look again.
-			case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
-				end(i, stateFinished, nil, "completed before the cancel took effect")
-			case sameSet(ps.replicas, m.To):
-				end(i, stateFinished, kinds[rec.Kind], rec.Reason+"; it completed before the cancel took effect")
-			case sameSet(ps.replicas, m.From) && !rec.Foreign && !slices.Equal(ps.replicas, m.From):
-				// Kafka reverts to the original replicas, not their order:
-				// restore it, so the preferred leader is the one before.
-				rec.St = stateReverting
-				fl.cancelAt, fl.missed = now, 0
-				cancels.Assign(m.Topic, m.Partition, m.From)
-				ended = append(ended, m)
-				r.dirty = true
-			case sameSet(ps.replicas, m.From):
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
-			default:
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replicas are now %v", ps.replicas))
-			}
-
+			t.cancelling(i, ps, listed)
 		case stateReverting:
-			switch {
-			case !listed && slices.Equal(ps.replicas, m.From):
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason)
-			case now.Sub(fl.cancelAt) > r.cfg.cancelTimeout:
-				end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replica order %v not restored within %v (now %v)", m.From, r.cfg.cancelTimeout, ps.replicas))
-			case !listed:
-				if fl.missed++; fl.missed >= 2 {
-					cancels.Assign(m.Topic, m.Partition, m.From)
-					fl.missed = 0
-				}
-			}
+			t.reverting(i, ps, listed)
 		}
 	}
-
-	// Send the cancellations and replica-order restores.
-	if len(cancels) > 0 {
-		if err := r.saveIfDirty(ctx); err != nil {
-			return err
-		}
-		perr, err := alterAssignments(ctx, r.e.adm, d, cancels)
-		if err != nil {
-			return err
-		}
-		for t, ps := range perr {
-			for p, err := range ps {
-				if !errors.Is(err, kerr.NoReassignmentInProgress) {
-					r.log.LogAttrs(ctx, slog.LevelWarn, "cancel or reorder refused", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("err", err))
-				}
-			}
-		}
+	if err := r.sendCancels(ctx, t.cancels); err != nil {
+		return err
 	}
 
 	// Lift the throttles of the moves that ended: journal, then apply.
-	r.note(r.j.Ledger.Finish(ended...))
-	if len(ended) > 0 {
+	r.note(r.j.Ledger.Finish(t.ended...))
+	if len(t.ended) > 0 {
 		r.dirty = true
 	}
 	if err := r.saveIfDirty(ctx); err != nil {
@@ -650,13 +493,208 @@ func (r *run) step(ctx context.Context, abort bool) error {
 			r.progress(ctx, v)
 			return applyErr // no new moves until their throttles are in place
 		}
-		if err := r.submit(ctx, v, resub); err != nil {
+		if err := r.submit(ctx, v, t.resub); err != nil {
 			r.progress(ctx, v)
 			return err
 		}
 	}
 	r.progress(ctx, v)
 	return applyErr
+}
+
+// sendCancels sends the cancellations and replica-order restores of a step,
+// after journaling them.
+func (r *run) sendCancels(ctx context.Context, cancels kadm.AlterPartitionAssignmentsReq) error {
+	if len(cancels) == 0 {
+		return nil
+	}
+	if err := r.saveIfDirty(ctx); err != nil {
+		return err
+	}
+	perr, err := alterAssignments(ctx, r.e.adm, r.cfg.requestTimeout, cancels)
+	if err != nil {
+		return err
+	}
+	for t, ps := range perr {
+		for p, err := range ps {
+			if !errors.Is(err, kerr.NoReassignmentInProgress) {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "cancel or reorder refused", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("err", err))
+			}
+		}
+	}
+	return nil
+}
+
+// A tick is one step's judgement of the moves in flight: the moves that
+// ended (whose throttles can go), the cancellations and replica-order
+// restores to send, and the moves to submit again.
+type tick struct {
+	r       *run
+	ctx     context.Context // for logging
+	now     time.Time
+	ended   Moves // ours, whose throttles can go
+	cancels kadm.AlterPartitionAssignmentsReq
+	resub   []int
+}
+
+// end records move i as ended in state st (with kind and reason if it did
+// not simply finish) and tells the batcher.
+func (t *tick) end(i int, st string, kind error, reason string) {
+	r := t.r
+	rec := &r.j.Moves[i]
+	rec.St = st
+	rec.Kind, rec.Reason = "", ""
+	if kind != nil {
+		rec.Kind, rec.Reason = kindOf(kind), reason
+	}
+	var err error
+	if st == stateFinished {
+		err = r.b.Finished(rec.Move)
+	} else {
+		err = r.b.Cancelled(rec.Move)
+	}
+	if err != nil {
+		r.log.LogAttrs(t.ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+	}
+	if !rec.Foreign {
+		t.ended = append(t.ended, rec.Move)
+	}
+	r.dirty = true
+	lvl := slog.LevelInfo
+	if kind != nil {
+		lvl = slog.LevelWarn
+	}
+	r.log.LogAttrs(t.ctx, lvl, "move "+st, slog.String("move", rec.Move.String()), slog.String("reason", reason),
+		slog.Duration("took", t.now.Sub(r.fl[i].since)))
+}
+
+// cancel starts cancelling move i, for kind and reason.
+func (t *tick) cancel(i int, kind error, reason string) {
+	r := t.r
+	rec := &r.j.Moves[i]
+	rec.St, rec.Kind, rec.Reason = stateCancelling, kindOf(kind), reason
+	r.fl[i].cancelAt = t.now
+	t.cancels.CancelAssign(rec.Move.Topic, rec.Move.Partition)
+	r.dirty = true
+	r.log.LogAttrs(t.ctx, slog.LevelWarn, "cancelling move", slog.String("move", rec.Move.String()), slog.String("reason", reason))
+}
+
+// submitted judges a submitted move i: still copying (within its budget, to
+// live brokers), done, dropped by the cluster, or changed by someone else.
+func (t *tick) submitted(i int, v *view, ps partState, ra reassignee, listed, abort bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	if listed {
+		fl.missed = 0
+		bud := budget(m.Bytes, fl.share, t.r.j.Ledger.Rate(), t.r.cfg.budgetFactor, t.r.cfg.budgetFloor)
+		switch dead := v.deadOf(m.Adding()); {
+		case !sameSet(ra.target(), m.To):
+			t.end(i, stateFailed, ErrStale, fmt.Sprintf("someone else reassigned the partition to %v while the move was in flight", ra.target()))
+		case abort && rec.Foreign:
+			t.end(i, stateFailed, ErrAborted, "adopted reassignment left running: the run was aborted")
+		case abort:
+			t.cancel(i, ErrAborted, "cancelled: the run was aborted")
+		case len(dead) > 0:
+			t.cancel(i, ErrDeadBroker, fmt.Sprintf("cancelled: destination broker %s down", brokersAre(dead)))
+		case t.now.Sub(fl.since) > bud:
+			t.cancel(i, ErrTooSlow, fmt.Sprintf("cancelled: still copying after %v, over its budget of %v (%d bytes at %d B/s shared by %d)",
+				t.now.Sub(fl.since).Round(time.Second), bud, m.Bytes, t.r.j.Ledger.Rate(), max(fl.share, 1)))
+		}
+		return
+	}
+	if sameSet(ps.replicas, m.To) {
+		fl.missed = 0
+		out := minus(m.To, ps.isr)
+		bud := budget(m.Bytes, fl.share, t.r.j.Ledger.Rate(), t.r.cfg.budgetFactor, t.r.cfg.budgetFloor)
+		switch dead := v.deadOf(out); {
+		case len(out) == 0:
+			t.end(i, stateFinished, nil, "")
+		case len(dead) > 0:
+			t.end(i, stateFinished, ErrDeadBroker, fmt.Sprintf("completed, but broker %s is down, out of the ISR", brokersAre(dead)))
+		case abort || t.now.Sub(fl.since) > bud:
+			t.end(i, stateFinished, ErrTooSlow, fmt.Sprintf("completed, but replicas %v are not back in the ISR after %v", out, t.now.Sub(fl.since).Round(time.Second)))
+		}
+		return
+	}
+	if sameSet(ps.replicas, union(m.From, m.To)) && fl.missed < 5 {
+		// Done at the controller a moment ago; the broker that
+		// answered the metadata request has not heard yet.
+		fl.missed++
+		return
+	}
+	if sameSet(ps.replicas, m.From) {
+		switch fl.missed++; {
+		case fl.missed < 2: // metadata may lag the controller; look again
+		case rec.Foreign:
+			t.end(i, stateFailed, ErrStale, "the reassignment was cancelled by someone else")
+		case abort:
+			t.end(i, stateFailed, ErrAborted, "not started: the run was aborted")
+		case len(v.deadOf(m.Adding())) > 0:
+			t.end(i, stateFailed, ErrDeadBroker, fmt.Sprintf("the cluster dropped the move and destination broker %s down", brokersAre(v.deadOf(m.Adding()))))
+		case rec.Resubmits >= 3:
+			t.end(i, stateFailed, ErrStale, fmt.Sprintf("the cluster dropped the reassignment %d times", rec.Resubmits+1))
+		default:
+			t.resub = append(t.resub, i)
+		}
+		return
+	}
+	if fl.missed++; fl.missed >= 2 { // twice in a row: not a lagging broker
+		t.end(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, neither the move's %v nor its target", ps.replicas, m.From))
+	}
+}
+
+// cancelling judges move i while its cancel takes effect.
+func (t *tick) cancelling(i int, ps partState, listed bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	if listed {
+		if t.now.Sub(fl.cancelAt) > t.r.cfg.cancelTimeout {
+			t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; the cancel was not confirmed within %v", t.r.cfg.cancelTimeout))
+		} else {
+			t.cancels.CancelAssign(m.Topic, m.Partition) // again: harmless, and covers a lost request
+		}
+		return
+	}
+	switch {
+	case sameSet(ps.replicas, union(m.From, m.To)) && !sameSet(m.From, m.To) && t.now.Sub(fl.cancelAt) <= t.r.cfg.cancelTimeout:
+		// Metadata lags the controller: look again.
+	case sameSet(ps.replicas, m.To) && len(minus(m.To, ps.isr)) == 0:
+		t.end(i, stateFinished, nil, "completed before the cancel took effect")
+	case sameSet(ps.replicas, m.To):
+		t.end(i, stateFinished, kinds[rec.Kind], rec.Reason+"; it completed before the cancel took effect")
+	case sameSet(ps.replicas, m.From) && !rec.Foreign && !slices.Equal(ps.replicas, m.From):
+		// Kafka reverts to the original replicas, not their order:
+		// restore it, so the preferred leader is the one before.
+		rec.St = stateReverting
+		fl.cancelAt, fl.missed = t.now, 0
+		t.cancels.Assign(m.Topic, m.Partition, m.From)
+		t.ended = append(t.ended, m)
+		t.r.dirty = true
+	case sameSet(ps.replicas, m.From):
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+	default:
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replicas are now %v", ps.replicas))
+	}
+}
+
+// reverting judges move i while its original replica order is restored.
+func (t *tick) reverting(i int, ps partState, listed bool) {
+	rec := &t.r.j.Moves[i]
+	m := rec.Move
+	fl := &t.r.fl[i]
+	switch {
+	case !listed && slices.Equal(ps.replicas, m.From):
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason)
+	case t.now.Sub(fl.cancelAt) > t.r.cfg.cancelTimeout:
+		t.end(i, stateFailed, kinds[rec.Kind], rec.Reason+fmt.Sprintf("; replica order %v not restored within %v (now %v)", m.From, t.r.cfg.cancelTimeout, ps.replicas))
+	case !listed:
+		if fl.missed++; fl.missed >= 2 {
+			t.cancels.Assign(m.Topic, m.Partition, m.From)
+			fl.missed = 0
+		}
+	}
 }
 
 // updateShares records, for each move in flight, the most moves in flight
@@ -681,13 +719,8 @@ func (r *run) updateShares() {
 
 // submit sends the moves the cluster dropped again, and the next batch.
 func (r *run) submit(ctx context.Context, v *view, resub []int) error {
-	d := r.cfg.requestTimeout
 	now := time.Now()
-	var (
-		send   []int
-		begins Moves
-		fresh  []int
-	)
+	var send []int
 	for _, i := range resub {
 		rec := &r.j.Moves[i]
 		rec.Resubmits++
@@ -695,28 +728,50 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 		send = append(send, i)
 		r.log.LogAttrs(ctx, slog.LevelWarn, "the cluster dropped a move; submitting it again", slog.String("move", rec.Move.String()))
 	}
-	fail := func(i int, st string, kind error, reason string) {
-		rec := &r.j.Moves[i]
-		rec.St = st
-		var err error
-		if st == stateFinished {
-			err = r.b.Finished(rec.Move)
-		} else {
-			rec.Kind, rec.Reason = kindOf(kind), reason
-			err = r.b.Cancelled(rec.Move)
-		}
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
-		}
-		r.dirty = true
-		lvl := slog.LevelWarn
-		if st == stateFinished {
-			lvl = slog.LevelInfo
-		}
-		r.log.LogAttrs(ctx, lvl, "move not submitted", slog.String("move", rec.Move.String()), slog.String("state", st), slog.String("reason", reason))
+	begins, fresh, err := r.takeBatches(ctx)
+	if err != nil {
+		return err
 	}
-	// Take batches until the batcher has nothing more: a move that fails
-	// its checks frees its slots for another.
+	send = append(send, fresh...)
+	if c := r.b.Counts(); c.InFlight == 0 && c.Pending > 0 {
+		r.starved = true
+	}
+	if len(send) == 0 {
+		return r.saveIfDirty(ctx)
+	}
+	return r.send(ctx, v, now, send, fresh, begins, len(resub))
+}
+
+// notSubmitted records that move i was not submitted: it ended in state st
+// (finished, or failed for kind and reason) when its checks ran.
+func (r *run) notSubmitted(ctx context.Context, i int, st string, kind error, reason string) {
+	rec := &r.j.Moves[i]
+	rec.St = st
+	var err error
+	if st == stateFinished {
+		err = r.b.Finished(rec.Move)
+	} else {
+		rec.Kind, rec.Reason = kindOf(kind), reason
+		err = r.b.Cancelled(rec.Move)
+	}
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelError, "batcher lost a move", slog.Any("err", err))
+	}
+	r.dirty = true
+	lvl := slog.LevelWarn
+	if st == stateFinished {
+		lvl = slog.LevelInfo
+	}
+	r.log.LogAttrs(ctx, lvl, "move not submitted", slog.String("move", rec.Move.String()), slog.String("state", st), slog.String("reason", reason))
+}
+
+// takeBatches takes batches until the batcher has nothing more, checking
+// each move against the partition as it is now: a move that fails its checks
+// frees its slots for another. It returns the moves to submit (fresh, by
+// index) and their throttles to begin (begins, with From as it is now).
+func (r *run) takeBatches(ctx context.Context) (Moves, []int, error) {
+	var begins Moves
+	var fresh []int
 	for {
 		batch := r.b.Next().Moves
 		if len(batch) == 0 {
@@ -727,48 +782,48 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 		for _, m := range batch {
 			set.Add(m.Topic, m.Partition)
 		}
-		bv, err := observe(ctx, r.e.cl, r.e.adm, d, slices.Sorted(maps.Keys(set)), set)
+		bv, err := observe(ctx, r.e.cl, r.e.adm, r.cfg.requestTimeout, slices.Sorted(maps.Keys(set)), set)
 		if err != nil {
 			var ms Moves
 			for _, i := range fresh {
 				ms = append(ms, r.j.Moves[i].Move)
 			}
-			return errors.Join(err, r.b.Requeue(append(ms, batch...)...))
+			return nil, nil, errors.Join(err, r.b.Requeue(append(ms, batch...)...))
 		}
 		for _, m := range batch {
 			i := r.index(m)
 			if i < 0 {
-				return fmt.Errorf("reassign: internal error: batcher handed out unknown move %v", m)
+				return nil, nil, fmt.Errorf("reassign: internal error: batcher handed out unknown move %v", m)
 			}
 			ps, ok := bv.part(m.Topic, m.Partition)
 			_, listed := bv.listed(m.Topic, m.Partition)
 			switch dead := bv.deadOf(m.Adding()); {
 			case !ok:
-				fail(i, stateFailed, ErrStale, "the partition does not exist")
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, "the partition does not exist")
 			case listed:
-				fail(i, stateFailed, ErrStale, "someone else is reassigning the partition")
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, "someone else is reassigning the partition")
 			case slices.Equal(ps.replicas, m.To):
-				fail(i, stateFinished, nil, "already done")
+				r.notSubmitted(ctx, i, stateFinished, nil, "already done")
 			case !sameSet(ps.replicas, m.From) && !sameSet(ps.replicas, m.To):
-				fail(i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, the plan assumed %v", ps.replicas, m.From))
+				r.notSubmitted(ctx, i, stateFailed, ErrStale, fmt.Sprintf("replicas are %v, the plan assumed %v", ps.replicas, m.From))
 			case len(dead) > 0:
-				fail(i, stateFailed, ErrDeadBroker, fmt.Sprintf("not submitted: destination broker %s down", brokersAre(dead)))
+				r.notSubmitted(ctx, i, stateFailed, ErrDeadBroker, fmt.Sprintf("not submitted: destination broker %s down", brokersAre(dead)))
 			default:
 				// Throttle what actually moves, from the replicas there
 				// now, and remember them as the move's origin.
 				r.j.Moves[i].Move.From = slices.Clone(ps.replicas)
 				begins = append(begins, r.j.Moves[i].Move)
-				send = append(send, i)
 				fresh = append(fresh, i)
 			}
 		}
 	}
-	if c := r.b.Counts(); c.InFlight == 0 && c.Pending > 0 {
-		r.starved = true
-	}
-	if len(send) == 0 {
-		return r.saveIfDirty(ctx)
-	}
+	return begins, fresh, nil
+}
+
+// send journals the moves to send with their throttles, applies the
+// throttles, then submits the moves; the fresh ones are in flight from now,
+// and resubmitted is how many the cluster had dropped before.
+func (r *run) send(ctx context.Context, v *view, now time.Time, send, fresh []int, begins Moves, resubmitted int) error {
 	// Journal the moves with their throttles, apply the throttles, then
 	// submit. A crash in between leaves moves journaled as submitted that
 	// the cluster does not know: a resumed run submits them again.
@@ -790,7 +845,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 	for _, i := range send {
 		req.Assign(r.j.Moves[i].Move.Topic, r.j.Moves[i].Move.Partition, r.j.Moves[i].Move.To)
 	}
-	perr, err := alterAssignments(ctx, r.e.adm, d, req)
+	perr, err := alterAssignments(ctx, r.e.adm, r.cfg.requestTimeout, req)
 	if err != nil {
 		// The controller may have taken some: the next polls tell, and
 		// submit again what it did not.
@@ -813,7 +868,7 @@ func (r *run) submit(ctx context.Context, v *view, resub []int) error {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "move rejected", slog.String("move", rec.Move.String()), slog.Any("err", err))
 		}
 	}
-	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", len(resub)))
+	r.log.LogAttrs(ctx, slog.LevelInfo, "submitted", slog.Int("moves", len(send)-len(rejected)), slog.Int("rejected", len(rejected)), slog.Int("resubmitted", resubmitted))
 	if len(rejected) > 0 {
 		r.note(r.j.Ledger.Finish(rejected...))
 		r.dirty = true

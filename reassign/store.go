@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/kupgrade/kupgrade/internal/atomicfile"
 )
 
 // ErrNoState reports that a [Store] holds nothing yet.
 var ErrNoState = errors.New("reassign: store holds no state")
 
 // A Store keeps an [Executor]'s journal: the moves of a run and their states,
-// which of them the executor started, and the throttle [Ledger]. The
+// which of them the executor started, and the throttle ledger. The
 // executor saves it before every change it makes to the cluster, so that
 // after a crash a new Executor given the same Store adopts the moves still
 // in flight, finishes them and restores the throttles exactly.
@@ -65,29 +66,8 @@ func (s *FileStore) Save(ctx context.Context, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	dir := filepath.Dir(s.path)
-	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(s.path, b); err != nil {
 		return fmt.Errorf("reassign: write store: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("reassign: write store: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename itself durable
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

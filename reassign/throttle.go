@@ -21,28 +21,28 @@ const (
 	FollowerReplicasConfig = "follower.replication.throttled.replicas"
 )
 
-// Throttles is a set of replication throttle configs as a cluster has them,
+// throttles is a set of replication throttle configs as a cluster has them,
 // per broker and per topic. A config absent from the maps, or nil, is not
 // set on that broker or topic.
 //
-// Give [NewLedger] only values set on the resource itself (DescribeConfigs
+// Give newLedger only values set on the resource itself (DescribeConfigs
 // sources DYNAMIC_BROKER_CONFIG and DYNAMIC_TOPIC_CONFIG), not static
 // server.properties values or cluster-wide defaults: when a throttle is
 // restored by deleting the per-resource value, those apply again by
 // themselves.
-type Throttles struct {
-	Brokers map[int32]BrokerThrottle `json:"brokers,omitempty"`
-	Topics  map[string]TopicThrottle `json:"topics,omitempty"`
+type throttles struct {
+	Brokers map[int32]brokerThrottle `json:"brokers,omitempty"`
+	Topics  map[string]topicThrottle `json:"topics,omitempty"`
 }
 
-// BrokerThrottle holds one broker's throttle rates, nil if unset.
-type BrokerThrottle struct {
+// brokerThrottle holds one broker's throttle rates, nil if unset.
+type brokerThrottle struct {
 	LeaderRate   *string `json:"leaderRate,omitempty"`   // leader.replication.throttled.rate
 	FollowerRate *string `json:"followerRate,omitempty"` // follower.replication.throttled.rate
 }
 
-// TopicThrottle holds one topic's throttled replica lists, nil if unset.
-type TopicThrottle struct {
+// topicThrottle holds one topic's throttled replica lists, nil if unset.
+type topicThrottle struct {
 	LeaderReplicas   *string `json:"leaderReplicas,omitempty"`   // leader.replication.throttled.replicas
 	FollowerReplicas *string `json:"followerReplicas,omitempty"` // follower.replication.throttled.replicas
 }
@@ -134,7 +134,7 @@ func (k cfgKey) resource() string {
 	return "broker " + strconv.Itoa(int(k.broker))
 }
 
-// A Ledger owns the replication throttles of an execution: it sets them
+// A ledger owns the replication throttles of an execution: it sets them
 // for the moves in flight and restores what was there before, exactly,
 // as moves finish. It never clobbers what it does not own.
 //
@@ -163,9 +163,9 @@ func (k cfgKey) resource() string {
 // twice is harmless), then carry on, or restore everything with
 // [Ledger.Close].
 //
-// The zero Ledger is not usable: create one with [NewLedger], or by
+// The zero ledger is not usable: create one with newLedger, or by
 // unmarshalling a journaled one.
-type Ledger struct {
+type ledger struct {
 	rate     int64
 	before   map[cfgKey]string         // values that existed; absent = unset
 	owned    map[cfgKey]string         // values we set and have not restored yet
@@ -173,12 +173,12 @@ type Ledger struct {
 	refs     map[int32]int             // broker → moves in flight involving it
 }
 
-// NewLedger returns a Ledger that throttles moves at rate bytes per second,
+// newLedger returns a ledger that throttles moves at rate bytes per second,
 // given the throttle configs the cluster has now. existing must hold every
 // throttle config set on a broker or topic the moves involve (see
-// [Throttles]); one it lacks is taken as unset, and would be deleted, not
+// throttles); one it lacks is taken as unset, and would be deleted, not
 // restored. The error is a [*ConfigError] for a malformed replica list.
-func NewLedger(existing Throttles, rate int64) (*Ledger, error) {
+func newLedger(existing throttles, rate int64) (*ledger, error) {
 	if rate <= 0 {
 		return nil, fmt.Errorf("%w: throttle rate %d: must be positive", ErrInvalid, rate)
 	}
@@ -186,22 +186,22 @@ func NewLedger(existing Throttles, rate int64) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ledger{rate: rate, before: before, owned: make(map[cfgKey]string), inflight: make(map[string]map[int32]Move), refs: make(map[int32]int)}, nil
+	return &ledger{rate: rate, before: before, owned: make(map[cfgKey]string), inflight: make(map[string]map[int32]Move), refs: make(map[int32]int)}, nil
 }
 
 // Rate returns the throttle rate in bytes per second.
-func (l *Ledger) Rate() int64 { return l.rate }
+func (l *ledger) Rate() int64 { return l.rate }
 
 // Before returns the throttle configs as they were before the ledger
 // changed anything.
-func (l *Ledger) Before() Throttles { return toThrottles(l.before) }
+func (l *ledger) Before() throttles { return toThrottles(l.before) }
 
 // Owned returns the throttle configs the ledger has set and not yet
 // restored, as they should be in the cluster now.
-func (l *Ledger) Owned() Throttles { return toThrottles(l.owned) }
+func (l *ledger) Owned() throttles { return toThrottles(l.owned) }
 
 // InFlight returns the moves begun and not finished, by topic and partition.
-func (l *Ledger) InFlight() Moves {
+func (l *ledger) InFlight() Moves {
 	var out Moves
 	for _, t := range l.inflight {
 		for _, m := range t {
@@ -217,7 +217,7 @@ func (l *Ledger) InFlight() Moves {
 // flight replaces the earlier one. A move that adds no replica (it changes
 // only the order) copies nothing and is not throttled: a leader-side entry
 // would slow the partition's in-sync followers for no gain.
-func (l *Ledger) Begin(moves ...Move) ConfigChanges {
+func (l *ledger) Begin(moves ...Move) ConfigChanges {
 	if l.rate <= 0 {
 		// Writing a rate of 0 would stop replication: refuse loudly.
 		panic("reassign: Ledger used without NewLedger")
@@ -237,7 +237,7 @@ func (l *Ledger) Begin(moves ...Move) ConfigChanges {
 }
 
 // track records m as in flight.
-func (l *Ledger) track(m Move) {
+func (l *ledger) track(m Move) {
 	m.From, m.To = slices.Clone(m.From), slices.Clone(m.To)
 	t := l.inflight[m.Topic]
 	if t == nil {
@@ -254,7 +254,7 @@ func (l *Ledger) track(m Move) {
 // config changes that lift their throttles: their replica entries, and the
 // rates of brokers no other move in flight involves. Moves not in flight
 // are ignored; a move is found by topic and partition.
-func (l *Ledger) Finish(moves ...Move) ConfigChanges {
+func (l *ledger) Finish(moves ...Move) ConfigChanges {
 	aff := newAffected()
 	for _, m := range moves {
 		if old, ok := l.inflight[m.Topic][m.Partition]; ok {
@@ -269,7 +269,7 @@ func (l *Ledger) Finish(moves ...Move) ConfigChanges {
 // restore every throttle config the ledger changed to what it was before.
 // Use it at the end of an execution, when one is aborted, or after a
 // crash with the journaled ledger.
-func (l *Ledger) Close() ConfigChanges {
+func (l *ledger) Close() ConfigChanges {
 	aff := newAffected()
 	for k := range l.owned {
 		if k.res == BrokerResource {
@@ -285,7 +285,7 @@ func (l *Ledger) Close() ConfigChanges {
 
 // SetRate changes the throttle rate, and returns the config changes that
 // apply it to the brokers throttled now.
-func (l *Ledger) SetRate(rate int64) (ConfigChanges, error) {
+func (l *ledger) SetRate(rate int64) (ConfigChanges, error) {
 	if rate <= 0 {
 		return nil, fmt.Errorf("%w: throttle rate %d: must be positive", ErrInvalid, rate)
 	}
@@ -298,7 +298,7 @@ func (l *Ledger) SetRate(rate int64) (ConfigChanges, error) {
 }
 
 // forget removes m from the moves in flight.
-func (l *Ledger) forget(m Move) {
+func (l *ledger) forget(m Move) {
 	delete(l.inflight[m.Topic], m.Partition)
 	if len(l.inflight[m.Topic]) == 0 {
 		delete(l.inflight, m.Topic)
@@ -331,7 +331,7 @@ func (a affected) add(m Move) {
 
 // reconcile brings the configs of the affected resources to what they
 // should be now and returns the changes, brokers first, in order.
-func (l *Ledger) reconcile(aff affected) ConfigChanges {
+func (l *ledger) reconcile(aff affected) ConfigChanges {
 	var out ConfigChanges
 	rate := strconv.FormatInt(l.rate, 10)
 	for _, b := range slices.Sorted(maps.Keys(aff.brokers)) {
@@ -357,7 +357,7 @@ func (l *Ledger) reconcile(aff affected) ConfigChanges {
 
 // wantList returns what topic list k should be: the earlier value with the
 // entries of the moves in flight merged in.
-func (l *Ledger) wantList(k cfgKey) (string, bool) {
+func (l *ledger) wantList(k cfgKey) (string, bool) {
 	bv, bok := l.before[k]
 	if bok && strings.TrimSpace(bv) == "*" {
 		return bv, true
@@ -392,7 +392,7 @@ func (l *Ledger) wantList(k cfgKey) (string, bool) {
 
 // sync appends the change that makes config k hold v (set) or nothing
 // (!set), if it does not already, and records ownership.
-func (l *Ledger) sync(out ConfigChanges, k cfgKey, v string, set bool) ConfigChanges {
+func (l *ledger) sync(out ConfigChanges, k cfgKey, v string, set bool) ConfigChanges {
 	cur, curSet := l.owned[k]
 	if !curSet {
 		cur, curSet = l.before[k]
@@ -442,7 +442,7 @@ func digits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-func fromThrottles(t Throttles) (map[cfgKey]string, error) {
+func fromThrottles(t throttles) (map[cfgKey]string, error) {
 	out := make(map[cfgKey]string)
 	put := func(k cfgKey, v *string) error {
 		if v == nil {
@@ -472,13 +472,13 @@ func fromThrottles(t Throttles) (map[cfgKey]string, error) {
 	return out, nil
 }
 
-func toThrottles(m map[cfgKey]string) Throttles {
-	var t Throttles
+func toThrottles(m map[cfgKey]string) throttles {
+	var t throttles
 	for k, v := range m {
 		switch k.res {
 		case BrokerResource:
 			if t.Brokers == nil {
-				t.Brokers = make(map[int32]BrokerThrottle)
+				t.Brokers = make(map[int32]brokerThrottle)
 			}
 			bt := t.Brokers[k.broker]
 			if k.name == LeaderRateConfig {
@@ -489,7 +489,7 @@ func toThrottles(m map[cfgKey]string) Throttles {
 			t.Brokers[k.broker] = bt
 		case TopicResource:
 			if t.Topics == nil {
-				t.Topics = make(map[string]TopicThrottle)
+				t.Topics = make(map[string]topicThrottle)
 			}
 			tt := t.Topics[k.topic]
 			if k.name == LeaderReplicasConfig {
@@ -506,24 +506,24 @@ func toThrottles(m map[cfgKey]string) Throttles {
 // ledgerJSON is the Ledger's journal form.
 type ledgerJSON struct {
 	Rate     int64     `json:"rate"`
-	Before   Throttles `json:"before"`
-	Owned    Throttles `json:"owned"`
+	Before   throttles `json:"before"`
+	Owned    throttles `json:"owned"`
 	InFlight Moves     `json:"inFlight"`
 }
 
 // MarshalJSON encodes the ledger: the rate, the configs before, the configs
 // it owns now, and the moves in flight. Equal ledgers encode to equal bytes.
-func (l Ledger) MarshalJSON() ([]byte, error) {
+func (l ledger) MarshalJSON() ([]byte, error) {
 	return json.Marshal(ledgerJSON{Rate: l.rate, Before: toThrottles(l.before), Owned: toThrottles(l.owned), InFlight: l.InFlight()})
 }
 
 // UnmarshalJSON decodes a ledger that MarshalJSON encoded.
-func (l *Ledger) UnmarshalJSON(b []byte) error {
+func (l *ledger) UnmarshalJSON(b []byte) error {
 	var j ledgerJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	nl, err := NewLedger(j.Before, j.Rate)
+	nl, err := newLedger(j.Before, j.Rate)
 	if err != nil {
 		return err
 	}

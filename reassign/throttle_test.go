@@ -3,6 +3,8 @@ package reassign
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,7 +69,7 @@ type ledgerStep struct {
 func TestLedger(t *testing.T) {
 	tests := []struct {
 		name     string
-		existing Throttles
+		existing throttles
 		steps    []ledgerStep
 	}{
 		{
@@ -79,7 +81,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name:     "a list that is * is left alone",
-			existing: Throttles{Topics: map[string]TopicThrottle{"a": {LeaderReplicas: sp("*")}}},
+			existing: throttles{Topics: map[string]topicThrottle{"a": {LeaderReplicas: sp("*")}}},
 			steps: []ledgerStep{
 				{"begin", mvs("a-0 1>2"), cat(rates(true, "1", "2"), setT("a", frep, "0:2"))},
 				{"finish", mvs("a-0 1>2"), cat(rates(false, "1", "2"), delT("a", frep))},
@@ -87,7 +89,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name:     "foreign entries are kept and the raw value restored exactly",
-			existing: Throttles{Topics: map[string]TopicThrottle{"a": {LeaderReplicas: sp(" 5:9 , 6:9"), FollowerReplicas: sp("")}}},
+			existing: throttles{Topics: map[string]topicThrottle{"a": {LeaderReplicas: sp(" 5:9 , 6:9"), FollowerReplicas: sp("")}}},
 			steps: []ledgerStep{
 				{"begin", mvs("a-0 1,2>3,2"), cat(rates(true, "1", "2", "3"), setT("a", lrep, "5:9,6:9,0:1,0:2"), setT("a", frep, "0:3"))},
 				{"finish", mvs("a-0 1,2>3,2"), cat(rates(false, "1", "2", "3"), setT("a", lrep, " 5:9 , 6:9"), setT("a", frep, ""))},
@@ -95,7 +97,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name:     "an entry someone else set is not ours to remove",
-			existing: Throttles{Topics: map[string]TopicThrottle{"a": {FollowerReplicas: sp("0:3")}}},
+			existing: throttles{Topics: map[string]topicThrottle{"a": {FollowerReplicas: sp("0:3")}}},
 			steps: []ledgerStep{
 				{"begin", mvs("a-0 1>3"), cat(rates(true, "1", "3"), setT("a", lrep, "0:1"))},
 				{"finish", mvs("a-0 1>3"), cat(rates(false, "1", "3"), delT("a", lrep))},
@@ -103,7 +105,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name: "earlier rates are overridden, then restored",
-			existing: Throttles{Brokers: map[int32]BrokerThrottle{
+			existing: throttles{Brokers: map[int32]brokerThrottle{
 				1: {LeaderRate: sp("50")},
 				2: {LeaderRate: sp("100"), FollowerRate: sp("100")}, // already ours
 			}},
@@ -124,7 +126,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name:     "entries of several partitions merge in partition order",
-			existing: Throttles{Topics: map[string]TopicThrottle{"a": {LeaderReplicas: sp("9:9")}}},
+			existing: throttles{Topics: map[string]topicThrottle{"a": {LeaderReplicas: sp("9:9")}}},
 			steps: []ledgerStep{
 				{"begin", mvs("a-2 1>2"), cat(rates(true, "1", "2"), setT("a", lrep, "9:9,2:1"), setT("a", frep, "2:2"))},
 				{"begin", mvs("a-1 3>4"), cat(rates(true, "3", "4"), setT("a", lrep, "9:9,1:3,2:1"), setT("a", frep, "1:4,2:2"))},
@@ -133,7 +135,7 @@ func TestLedger(t *testing.T) {
 		},
 		{
 			name:     "close restores everything, once",
-			existing: Throttles{Brokers: map[int32]BrokerThrottle{2: {FollowerRate: sp("7")}}},
+			existing: throttles{Brokers: map[int32]brokerThrottle{2: {FollowerRate: sp("7")}}},
 			steps: []ledgerStep{
 				{"begin", mvs("a-0 1>2", "b-0 3>4"), cat(rates(true, "1", "2", "3", "4"), setT("a", lrep, "0:1"), setT("a", frep, "0:2"), setT("b", lrep, "0:3"), setT("b", frep, "0:4"))},
 				{"close", nil, cat(rates(false, "1"), delB("2", lr), setB("2", fr, "7"), rates(false, "3", "4"), delT("a", lrep), delT("a", frep), delT("b", lrep), delT("b", frep))},
@@ -164,7 +166,7 @@ func TestLedger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := NewLedger(tt.existing, 100)
+			l, err := newLedger(tt.existing, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,11 +194,11 @@ func TestLedger(t *testing.T) {
 }
 
 func TestLedgerJSONResume(t *testing.T) {
-	existing := Throttles{
-		Brokers: map[int32]BrokerThrottle{1: {LeaderRate: sp("50")}},
-		Topics:  map[string]TopicThrottle{"a": {LeaderReplicas: sp("9:9")}, "b": {FollowerReplicas: sp("*")}},
+	existing := throttles{
+		Brokers: map[int32]brokerThrottle{1: {LeaderRate: sp("50")}},
+		Topics:  map[string]topicThrottle{"a": {LeaderReplicas: sp("9:9")}, "b": {FollowerReplicas: sp("*")}},
 	}
-	l, err := NewLedger(existing, 100)
+	l, err := newLedger(existing, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +208,7 @@ func TestLedgerJSONResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Ledger
+	var back ledger
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +229,7 @@ func TestLedgerJSONResume(t *testing.T) {
 }
 
 func TestLedgerJournalForm(t *testing.T) {
-	l, err := NewLedger(Throttles{Topics: map[string]TopicThrottle{"a": {LeaderReplicas: sp("9:9")}}}, 100)
+	l, err := newLedger(throttles{Topics: map[string]topicThrottle{"a": {LeaderReplicas: sp("9:9")}}}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,7 @@ func TestLedgerJournalForm(t *testing.T) {
 }
 
 func TestLedgerSetRate(t *testing.T) {
-	l, err := NewLedger(Throttles{}, 100)
+	l, err := newLedger(throttles{}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,17 +269,17 @@ func TestLedgerSetRate(t *testing.T) {
 func TestNewLedgerErrors(t *testing.T) {
 	tests := []struct {
 		name     string
-		existing Throttles
+		existing throttles
 		rate     int64
 	}{
-		{"zero rate", Throttles{}, 0},
-		{"entry without broker", Throttles{Topics: map[string]TopicThrottle{"a": {LeaderReplicas: sp("0:1,2")}}}, 1},
-		{"entry not numeric", Throttles{Topics: map[string]TopicThrottle{"a": {FollowerReplicas: sp("0:x")}}}, 1},
-		{"star among entries", Throttles{Topics: map[string]TopicThrottle{"a": {FollowerReplicas: sp("*,0:1")}}}, 1},
+		{"zero rate", throttles{}, 0},
+		{"entry without broker", throttles{Topics: map[string]topicThrottle{"a": {LeaderReplicas: sp("0:1,2")}}}, 1},
+		{"entry not numeric", throttles{Topics: map[string]topicThrottle{"a": {FollowerReplicas: sp("0:x")}}}, 1},
+		{"star among entries", throttles{Topics: map[string]topicThrottle{"a": {FollowerReplicas: sp("*,0:1")}}}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewLedger(tt.existing, tt.rate)
+			_, err := newLedger(tt.existing, tt.rate)
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("NewLedger = %v, want ErrInvalid", err)
 			}
@@ -301,5 +303,49 @@ func TestConfigChangesForKadm(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantT, cs.ByTopic()); diff != "" {
 		t.Errorf("ByTopic (-want +got):\n%s", diff)
+	}
+}
+
+// TestLedgerRestoresForeignThrottle throttles a move on a topic that already
+// has a throttled replica someone else set, then restores it.
+func TestLedgerRestoresForeignThrottle(t *testing.T) {
+	var got strings.Builder
+	before := "7:9"
+	l, err := newLedger(throttles{
+		Topics: map[string]topicThrottle{"orders": {LeaderReplicas: &before}},
+	}, 50_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Move{Topic: "orders", Partition: 0, From: []int32{1, 2}, To: []int32{1, 3}}
+	fmt.Fprintln(&got, "begin:")
+	for _, c := range l.Begin(m) {
+		fmt.Fprintln(&got, c)
+	}
+	fmt.Fprintln(&got, "finish:")
+	for _, c := range l.Finish(m) {
+		fmt.Fprintln(&got, c)
+	}
+	want := `begin:
+broker 1: set leader.replication.throttled.rate="50000000"
+broker 1: set follower.replication.throttled.rate="50000000"
+broker 2: set leader.replication.throttled.rate="50000000"
+broker 2: set follower.replication.throttled.rate="50000000"
+broker 3: set leader.replication.throttled.rate="50000000"
+broker 3: set follower.replication.throttled.rate="50000000"
+topic orders: set leader.replication.throttled.replicas="7:9,0:1,0:2"
+topic orders: set follower.replication.throttled.replicas="0:3"
+finish:
+broker 1: delete leader.replication.throttled.rate
+broker 1: delete follower.replication.throttled.rate
+broker 2: delete leader.replication.throttled.rate
+broker 2: delete follower.replication.throttled.rate
+broker 3: delete leader.replication.throttled.rate
+broker 3: delete follower.replication.throttled.rate
+topic orders: set leader.replication.throttled.replicas="7:9"
+topic orders: delete follower.replication.throttled.replicas
+`
+	if diff := cmp.Diff(want, got.String()); diff != "" {
+		t.Errorf("config changes (-want +got):\n%s", diff)
 	}
 }

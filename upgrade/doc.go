@@ -3,9 +3,10 @@
 // The flow:
 //
 //	in, err := upgrade.Inspect(ctx, cl, upgrade.InspectWith(orch))       // what runs now
-//	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"}) // typed, ordered, explainable
+//	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")}) // typed, ordered, explainable
 //	fmt.Print(plan)                                                       // the dry run
-//	err = upgrade.NewRunner(cl, orch, upgrade.WithJournal(j)).Run(ctx, plan) // gated, journaled, resumable
+//	runner, err := upgrade.NewRunner(cl, orch, upgrade.WithJournal(j))  // options checked here
+//	err = runner.Run(ctx, plan)                                           // gated, journaled, resumable
 //
 // [Inspect] reads the cluster (releases, pins, finalized features, the
 // quorum) into an [Inspection] whose State is a [compat.State]. [NewPlan]
@@ -15,7 +16,7 @@
 // controllers, then brokers), finalize steps, and optional bake and
 // leader-election steps. Each step says whether it can be undone; the
 // irreversible ones are held until the caller allows them ([PassHolds]).
-// [Rollback] plans the way back while that is still possible.
+// [NewRollbackPlan] plans the way back while that is still possible.
 //
 // A [Runner] executes a plan. Before each restart it waits, bounded, until
 // [health.CanRestart] (and, for controllers, the KRaft quorum rule) allows
@@ -26,28 +27,18 @@
 // broker before and after each restart ([health.Canary]). A [Journal] records progress, so a Runner given the journal of an
 // interrupted run resumes it without restarting a node twice.
 //
-// # Writing an Orchestrator
+// # Orchestrators
 //
-// kupgrade never assumes an infrastructure. [Orchestrator] has two methods:
-// Nodes lists the Kafka nodes you manage (with the release each runs, if you
-// know it: Inspect can then report exact releases), and Restart stops one
-// node gracefully, applies a [Change] and starts it again. For systemd over
-// SSH, Restart is roughly: edit server.properties (apply Change.Set and
-// Change.Unset), point the unit at the new release's directory if
-// Change.Version is set, `systemctl restart kafka`, and return once the unit
-// is active. On Kubernetes: patch the pod's image and config, delete the pod,
-// wait until it runs. Honour ctx; return an error saying why if the node does
-// not start. Restart need not wait for the node to catch up: the Runner
-// does, with its own gates.
+// How a node is restarted is yours: a [node.Orchestrator] (package node,
+// which imports nothing of the engine, documents how to write one). The
+// Runner discovers its optional capabilities by type assertion, as
+// database/sql does with database/sql/driver:
 //
-// Optional capabilities are separate interfaces the Runner discovers by type
-// assertion, as database/sql/driver does:
-//
-//   - [Liveness]: whether a node's process is alive. With it, a node that
-//     dies after its restart stops the run at once, named, instead of when
-//     [CatchUpTimeout] runs out, and a broker that died counts as down in
-//     the restart gate before Kafka notices.
-//   - [Provisioner]: start new nodes and retire old ones, which
+//   - [node.Liveness]: whether a node's process is alive. With it, a node
+//     that dies after its restart stops the run at once, named, instead of
+//     when [CatchUpTimeout] runs out, and a broker that died counts as down
+//     in the restart gate before Kafka notices.
+//   - [node.Provisioner]: start new nodes and retire old ones, which
 //     node-replacement plans ([NewReplacePlan]) need; a Runner refuses such a
 //     plan before its first step if the Orchestrator lacks it.
 //

@@ -54,7 +54,7 @@ type Event struct {
 	Step int `json:"step"`
 	// StepKind and Node describe the step (Node is -1 when no node is
 	// concerned).
-	StepKind StepKind `json:"step_kind,omitempty"`
+	StepKind StepKind `json:"stepKind,omitempty"`
 	Node     int32    `json:"node"`
 	// Elapsed is the time since the step (or the run) started.
 	Elapsed time.Duration `json:"elapsed,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -15,12 +16,12 @@ import (
 // involve? Two rolls: the new binaries with inter.broker.protocol.version
 // pinned to the old value, then a roll raising it, which cannot be undone.
 func ExampleNewPlan() {
-	state := compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}}
+	state := compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}}
 	for id := int32(1); id <= 3; id++ {
 		state.Nodes = append(state.Nodes, compat.NodeState{ID: id, Release: compat.MustParseRelease("3.6.2"),
 			IBPV: compat.Default(), LMFV: compat.Default()})
 	}
-	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(state, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,8 +45,8 @@ func ExampleNewPlan() {
 // myOrchestrator restarts nodes on your infrastructure.
 type myOrchestrator struct{}
 
-func (myOrchestrator) Nodes(ctx context.Context) ([]upgrade.Node, error) { return nil, nil }
-func (myOrchestrator) Restart(ctx context.Context, id int32, ch upgrade.Change) error {
+func (myOrchestrator) Nodes(ctx context.Context) ([]node.Node, error) { return nil, nil }
+func (myOrchestrator) Restart(ctx context.Context, id int32, ch node.Change) error {
 	return nil // edit server.properties, switch the binary to ch.Version, restart the service
 }
 
@@ -63,16 +64,19 @@ func ExampleRunner() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Print(plan) // the dry run
-	runner := upgrade.NewRunner(cl, orch,
+	runner, err := upgrade.NewRunner(cl, orch,
 		upgrade.WithJournal(upgrade.NewFileJournal("upgrade-journal.json")),
 		upgrade.OnEvent(func(e upgrade.Event) { fmt.Println(e) }),
 		upgrade.PassHolds(), // also finalize metadata.version, which cannot be undone
 	)
+	if err != nil {
+		log.Fatal(err) // an option out of range: nothing has been asked of the cluster
+	}
 	if err := runner.Run(ctx, plan); err != nil {
 		log.Fatal(err)
 	}

@@ -7,10 +7,14 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // fakeCluster is a scripted cluster for Runner tests: nodes with releases and
@@ -36,7 +40,7 @@ type fakeCluster struct {
 
 type fakeNode struct {
 	id        int32
-	roles     []Role
+	roles     []node.Role
 	version   string
 	config    map[string]string
 	restarted time.Time
@@ -53,12 +57,12 @@ func newFakeCluster(mode compat.Mode, release string, controllers, brokers int) 
 	f := &fakeCluster{mode: mode, nodes: map[int32]*fakeNode{}, catchUp: 3 * time.Second, levels: compat.FeatureLevels{}, down: map[int32]bool{}, leader: -1}
 	id := int32(1)
 	for range controllers {
-		f.nodes[id] = &fakeNode{id: id, roles: []Role{RoleController}, version: release, config: map[string]string{}}
+		f.nodes[id] = &fakeNode{id: id, roles: []node.Role{node.RoleController}, version: release, config: map[string]string{}}
 		id++
 	}
 	var bs []int32
 	for range brokers {
-		f.nodes[id] = &fakeNode{id: id, roles: []Role{RoleBroker}, version: release, config: map[string]string{}}
+		f.nodes[id] = &fakeNode{id: id, roles: []node.Role{node.RoleBroker}, version: release, config: map[string]string{}}
 		bs = append(bs, id)
 		id++
 	}
@@ -78,9 +82,9 @@ func (f *fakeCluster) state() compat.State {
 		n := f.nodes[id]
 		ns := compat.NodeState{ID: id, Release: compat.MustParseRelease(n.version)}
 		for _, r := range n.roles {
-			ns.Roles = append(ns.Roles, compat.Role(r))
+			ns.Roles = append(ns.Roles, node.Role(r))
 		}
-		if f.mode == compat.ZooKeeper {
+		if f.mode == compat.ModeZooKeeper {
 			ns.IBPV, ns.LMFV = compat.Default(), compat.Default()
 			if v, ok := n.config["inter.broker.protocol.version"]; ok {
 				ns.IBPV = compat.Static(v)
@@ -98,18 +102,18 @@ func (f *fakeCluster) up(id int32, now time.Time) bool {
 
 // Orchestrator
 
-func (f *fakeCluster) Nodes(ctx context.Context) ([]Node, error) {
+func (f *fakeCluster) Nodes(ctx context.Context) ([]node.Node, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Node
+	var out []node.Node
 	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
 		n := f.nodes[id]
-		out = append(out, Node{ID: id, Roles: slices.Clone(n.roles), Host: "127.0.0.1", Port: 9000 + int(id), Version: n.version})
+		out = append(out, node.Node{ID: id, Roles: slices.Clone(n.roles), Host: "127.0.0.1", Port: 9000 + int(id), Version: n.version})
 	}
 	return out, nil
 }
 
-func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
+func (f *fakeCluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	f.mu.Lock()
 	n := f.nodes[id]
 	if n == nil {
@@ -136,7 +140,7 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch Change) error {
 	}
 	if f.leader == id { // leadership moves away from a restarting controller
 		for _, o := range slices.Sorted(maps.Keys(f.nodes)) {
-			if o != id && slices.Contains(f.nodes[o].roles, RoleController) == slices.Contains(n.roles, RoleController) {
+			if o != id && slices.Contains(f.nodes[o].roles, node.RoleController) == slices.Contains(n.roles, node.RoleController) {
 				f.leader = o
 				break
 			}
@@ -169,8 +173,8 @@ func (f *fakeCluster) snapshot(ctx context.Context) (health.Snapshot, error) {
 	now := time.Now()
 	s := health.Snapshot{Controller: f.leader}
 	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
-		if slices.Contains(f.nodes[id].roles, RoleBroker) && !f.down[id] {
-			s.Brokers = append(s.Brokers, health.Broker{ID: id})
+		if slices.Contains(f.nodes[id].roles, node.RoleBroker) && !f.down[id] {
+			s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: id}})
 		}
 	}
 	t := health.Topic{Name: "orders", MinISR: 2}
@@ -202,7 +206,7 @@ func (f *fakeCluster) canRestartController(ctx context.Context, id int32) (healt
 	now := time.Now()
 	v := health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{id}, OK: true}
 	for oid, n := range f.nodes {
-		if oid != id && slices.Contains(n.roles, RoleController) && !f.up(oid, now) {
+		if oid != id && slices.Contains(n.roles, node.RoleController) && !f.up(oid, now) {
 			v.OK = false
 			v.Reasons = append(v.Reasons, health.Reason{Partition: -1, Leader: -1, Nodes: []int32{oid}, Message: fmt.Sprintf("voter %d is not caught up", oid)})
 		}
@@ -283,4 +287,14 @@ func (f *fakeCluster) restartOrder() []int32 {
 }
 
 // withOps makes a Runner use scripted cluster operations.
-func withOps(o clusterOps) Option { return optionFunc(func(c *config) { c.ops = o }) }
+func withOps(o clusterOps) RunnerOption { return optionFunc(func(c *config) { c.ops = o }) }
+
+// mustRunner returns NewRunner's Runner, failing the test on an error.
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) *Runner {
+	t.Helper()
+	r, err := NewRunner(cl, orch, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/internal/hedge"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // An InspectOption configures [Inspect].
@@ -29,7 +30,7 @@ type inspectOptionFunc func(*inspectConfig)
 func (f inspectOptionFunc) applyInspect(c *inspectConfig) { f(c) }
 
 type inspectConfig struct {
-	orch        Orchestrator
+	orch        node.Orchestrator
 	controllers []string
 	timeout     time.Duration
 }
@@ -44,7 +45,7 @@ func InspectTimeout(d time.Duration) InspectOption {
 // InspectWith lets Inspect ask orch which release each node runs. Kafka's
 // protocol reveals only a node's release line (from the APIs it speaks), so
 // without an Orchestrator that reports versions, releases stay unknown.
-func InspectWith(orch Orchestrator) InspectOption {
+func InspectWith(orch node.Orchestrator) InspectOption {
 	return inspectOptionFunc(func(c *inspectConfig) { c.orch = orch })
 }
 
@@ -55,30 +56,20 @@ func InspectControllers(addrs ...string) InspectOption {
 	return inspectOptionFunc(func(c *inspectConfig) { c.controllers = append(c.controllers, addrs...) })
 }
 
-// NodeInfo is what [Inspect] learned about one node.
+// NodeInfo is what [Inspect] learned about one node: its [compat.NodeState]
+// (id, roles, exact release as the Orchestrator reported it, pins with their
+// sources, migration flag, supported feature ranges; unknown facts zero),
+// and what an operator wants to see besides.
 type NodeInfo struct {
-	ID    int32  `json:"id"`
-	Roles []Role `json:"roles"`
+	compat.NodeState
 	// Addr is the node's broker listener, or its controller listener for a
 	// controller-only node; empty if unknown.
 	Addr string `json:"addr,omitempty"`
 	Rack string `json:"rack,omitempty"`
-	// Release is the exact release the node runs, as the Orchestrator
-	// reported it; empty if unknown.
-	Release string `json:"release,omitempty"`
 	// Line is the release line the node's ApiVersions answer reveals,
 	// franz-go's guess (for example "v3.9" or "at least v4.1"); empty if the
 	// node did not answer.
 	Line string `json:"line,omitempty"`
-	// IBPV and LMFV are the node's inter.broker.protocol.version and
-	// log.message.format.version with their sources (brokers only; unknown
-	// where the release has no such setting).
-	IBPV compat.ConfigValue `json:"ibpv"`
-	LMFV compat.ConfigValue `json:"lmfv"`
-	// Migration reports zookeeper.metadata.migration.enable=true.
-	Migration bool `json:"migration,omitempty"`
-	// Supported are the feature ranges the node's software supports.
-	Supported map[string]compat.LevelRange `json:"supported,omitempty"`
 	// Errors are what could not be read from this node, and why.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -92,7 +83,7 @@ type Inspection struct {
 	// the finalized features.
 	State compat.State `json:"state"`
 	// ClusterID is the cluster id from metadata.
-	ClusterID string `json:"cluster_id,omitempty"`
+	ClusterID string `json:"clusterId,omitempty"`
 	// Controller is the ZooKeeper controller broker, or the active KRaft
 	// controller (the quorum leader); -1 if unknown.
 	Controller int32 `json:"controller"`
@@ -104,8 +95,8 @@ type Inspection struct {
 	// MidUpgrade reports a cluster caught in the middle of an upgrade, and
 	// MidUpgradeWhy says how: mixed releases, or pins and finalized levels
 	// below what every node's software supports.
-	MidUpgrade    bool     `json:"mid_upgrade"`
-	MidUpgradeWhy []string `json:"mid_upgrade_why,omitempty"`
+	MidUpgrade    bool     `json:"midUpgrade"`
+	MidUpgradeWhy []string `json:"midUpgradeWhy,omitempty"`
 	// Unknown lists the facts Inspect could not establish.
 	Unknown []string `json:"unknown,omitempty"`
 }
@@ -113,7 +104,7 @@ type Inspection struct {
 // A NodeError says what could not be read from one node.
 type NodeError struct {
 	Node int32
-	Role Role
+	Role node.Role
 	What string
 	Err  error
 }
@@ -146,248 +137,294 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	if cfg.timeout <= 0 {
 		return Inspection{}, fmt.Errorf("upgrade: InspectTimeout(%v) must be positive", cfg.timeout)
 	}
-	// round bounds one round of requests, so that a node that does not
-	// answer costs at most cfg.timeout.
-	round := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("no answer within %v", cfg.timeout))
+	x := &inspector{cl: cl, adm: kadm.NewClient(cl), cfg: cfg, in: Inspection{Controller: -1}, infos: map[int32]*NodeInfo{}}
+	meta, err := x.brokers(ctx)
+	if err != nil {
+		return x.in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
 	}
-	in := Inspection{Controller: -1}
-	// The first read is hedged: a hung seed (paused, partitioned) would
-	// otherwise hold it for the whole round while others could answer.
-	rctx, cancel := round()
-	resp, _, err := hedge.Do(rctx, hedge.ViaClient(cl, 1+hedge.MaxHedges, func() kmsg.Request {
+	x.apiVersions(ctx)
+	x.configs(ctx)
+	mode := x.mode()
+	for _, n := range x.infos {
+		if n.Migration {
+			mode = compat.ModeMigrating
+		}
+	}
+	finalized := compat.FeatureLevels{}
+	if mode != compat.ModeZooKeeper {
+		finalized = x.quorum(ctx)
+	} else if meta.ControllerID >= 0 {
+		x.in.Controller = meta.ControllerID
+	}
+	x.in.State.Mode = mode
+	x.in.State.Finalized = finalized
+	x.state(mode, x.orchestrator(ctx))
+	x.in.MidUpgradeWhy = midUpgrade(x.in)
+	x.in.MidUpgrade = len(x.in.MidUpgradeWhy) > 0
+	return x.in, errors.Join(x.errs...)
+}
+
+// inspector gathers an [Inspection], one round of requests per method; each
+// round is bounded by the inspect timeout, so that a node that does not
+// answer costs at most that.
+type inspector struct {
+	cl    *kgo.Client
+	adm   *kadm.Client
+	cfg   inspectConfig
+	in    Inspection
+	infos map[int32]*NodeInfo
+	errs  []error
+	// zkBrokers and kraftBrokers count the brokers whose API versions say
+	// ZooKeeper mode (they speak LeaderAndIsr) and KRaft mode.
+	zkBrokers, kraftBrokers int
+}
+
+// round bounds one round of requests.
+func (x *inspector) round(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, x.cfg.timeout, fmt.Errorf("no answer within %v", x.cfg.timeout))
+}
+
+// fail records what could not be read from one node.
+func (x *inspector) fail(id int32, role node.Role, what string, err error) {
+	x.errs = append(x.errs, &NodeError{Node: id, Role: role, What: what, Err: err})
+	x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
+}
+
+// unknown records a fact that could not be established, and the error.
+func (x *inspector) unknown(fact string, err error) {
+	x.in.Unknown = append(x.in.Unknown, fact)
+	x.errs = append(x.errs, err)
+}
+
+func (x *inspector) info(id int32) *NodeInfo {
+	if x.infos[id] == nil {
+		x.infos[id] = &NodeInfo{NodeState: compat.NodeState{ID: id}}
+	}
+	return x.infos[id]
+}
+
+// brokers reads the brokers and the cluster id from a fresh Metadata
+// request. The read is hedged: a hung seed (paused, partitioned) would
+// otherwise hold it for the whole round while others could answer.
+func (x *inspector) brokers(ctx context.Context) (*kmsg.MetadataResponse, error) {
+	rctx, cancel := x.round(ctx)
+	resp, _, err := hedge.Do(rctx, hedge.ViaClient(x.cl, 1+hedge.MaxHedges, func() kmsg.Request {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only, no topics
 		return req
 	}))
 	cancel()
 	if err != nil {
-		return in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
+		return nil, err
 	}
 	meta := resp.(*kmsg.MetadataResponse)
 	if meta.ClusterID != nil {
-		in.ClusterID = *meta.ClusterID
-	}
-	var errs []error
-	fail := func(id int32, role Role, what string, err error) {
-		errs = append(errs, &NodeError{Node: id, Role: role, What: what, Err: err})
-		in.Unknown = append(in.Unknown, fmt.Sprintf("%s %d: %s: %v", role, id, what, err))
-	}
-	infos := map[int32]*NodeInfo{}
-	info := func(id int32) *NodeInfo {
-		if infos[id] == nil {
-			infos[id] = &NodeInfo{ID: id}
-		}
-		return infos[id]
+		x.in.ClusterID = *meta.ClusterID
 	}
 	for _, b := range meta.Brokers {
-		n := info(b.NodeID)
-		n.Roles = append(n.Roles, RoleBroker)
+		n := x.info(b.NodeID)
+		n.Roles = append(n.Roles, node.RoleBroker)
 		n.Addr = b.Host + ":" + strconv.Itoa(int(b.Port))
 		if b.Rack != nil {
 			n.Rack = *b.Rack
 		}
 	}
+	return meta, nil
+}
 
-	// API versions reveal each broker's line and whether it is a ZooKeeper
-	// broker (only those speak LeaderAndIsr).
-	adm := kadm.NewClient(cl)
-	zkBrokers, kraftBrokers := 0, 0
-	rctx, cancel = round()
-	vs, err := adm.ApiVersions(rctx)
+// apiVersions reads each broker's release line and whether it is a
+// ZooKeeper broker (only those speak LeaderAndIsr).
+func (x *inspector) apiVersions(ctx context.Context) {
+	rctx, cancel := x.round(ctx)
+	vs, err := x.adm.ApiVersions(rctx)
 	cancel()
 	if err != nil {
-		in.Unknown = append(in.Unknown, "API versions of the brokers: "+err.Error())
-		errs = append(errs, fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
+		x.unknown("API versions of the brokers: "+err.Error(), fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))
 	} else {
 		for _, id := range slices.Sorted(maps.Keys(vs)) {
 			v := vs[id]
 			if v.Err != nil {
-				fail(id, RoleBroker, "ApiVersions", v.Err)
+				x.fail(id, node.RoleBroker, "ApiVersions", v.Err)
 				continue
 			}
-			info(id).Line = v.VersionGuess()
+			x.info(id).Line = v.VersionGuess()
 			if _, ok := v.KeyMaxVersion(4); ok {
-				zkBrokers++
+				x.zkBrokers++
 			} else {
-				kraftBrokers++
+				x.kraftBrokers++
 			}
 		}
 	}
+}
 
-	// Pins and migration flags, with their sources.
-	brokerIDs := slices.Sorted(maps.Keys(infos))
-	if len(brokerIDs) > 0 {
-		rctx, cancel := round()
-		rcs, err := adm.DescribeBrokerConfigs(rctx, brokerIDs...)
-		cancel()
-		if err != nil && len(rcs) == 0 {
-			for _, id := range brokerIDs {
-				fail(id, RoleBroker, "DescribeConfigs", err)
-			}
-		}
-		for _, rc := range rcs {
-			id, _ := strconv.Atoi(rc.Name)
-			n := info(int32(id))
-			if rc.Err != nil {
-				fail(n.ID, RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
-				continue
-			}
-			for _, c := range rc.Configs {
-				switch c.Key {
-				case "inter.broker.protocol.version":
-					n.IBPV = configValue(c)
-				case "log.message.format.version":
-					n.LMFV = configValue(c)
-				case "zookeeper.metadata.migration.enable":
-					n.Migration = c.MaybeValue() == "true"
-				}
-			}
-		}
-	}
-
-	// The quorum and every node's features (KRaft, and migrations).
-	var kopts []kraft.Option
-	if len(cfg.controllers) > 0 {
-		kopts = append(kopts, kraft.ControllerAddrs(cfg.controllers...))
-	}
-	mode := compat.ZooKeeper
+// mode is the cluster's mode as the brokers' API versions tell it.
+func (x *inspector) mode() compat.Mode {
 	switch {
-	case kraftBrokers > 0 && zkBrokers == 0:
-		mode = compat.KRaft
-	case kraftBrokers > 0 && zkBrokers > 0:
-		mode = compat.Migrating
-	case zkBrokers == 0 && kraftBrokers == 0:
-		mode = compat.ModeUnknown
-		in.Unknown = append(in.Unknown, "mode: no broker answered ApiVersions")
+	case x.kraftBrokers > 0 && x.zkBrokers == 0:
+		return compat.ModeKRaft
+	case x.kraftBrokers > 0 && x.zkBrokers > 0:
+		return compat.ModeMigrating
+	case x.zkBrokers == 0 && x.kraftBrokers == 0:
+		x.in.Unknown = append(x.in.Unknown, "mode: no broker answered ApiVersions")
+		return compat.ModeUnknown
 	}
-	for _, n := range infos {
-		if n.Migration {
-			mode = compat.Migrating
+	return compat.ModeZooKeeper
+}
+
+// configs reads each broker's pins and migration flag, with their sources.
+func (x *inspector) configs(ctx context.Context) {
+	brokerIDs := slices.Sorted(maps.Keys(x.infos))
+	if len(brokerIDs) == 0 {
+		return
+	}
+	rctx, cancel := x.round(ctx)
+	rcs, err := x.adm.DescribeBrokerConfigs(rctx, brokerIDs...)
+	cancel()
+	if err != nil && len(rcs) == 0 {
+		for _, id := range brokerIDs {
+			x.fail(id, node.RoleBroker, "DescribeConfigs", err)
 		}
 	}
-	finalized := compat.FeatureLevels{}
-	if mode != compat.ZooKeeper {
-		rctx, cancel := round()
-		q, err := kraft.DescribeQuorum(rctx, cl, kopts...)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "controller quorum: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
-		} else {
-			in.Quorum = &q
-			in.Controller = q.LeaderID
-			for _, v := range q.Voters {
-				n := info(v.ID)
-				n.Roles = append(n.Roles, RoleController)
-				if n.Addr == "" {
-					for _, qn := range q.Nodes {
-						if qn.ID == v.ID {
-							n.Addr = qn.Addr()
-						}
+	for _, rc := range rcs {
+		id, _ := strconv.Atoi(rc.Name)
+		n := x.info(int32(id))
+		if rc.Err != nil {
+			x.fail(n.ID, node.RoleBroker, "DescribeConfigs", describeErr(rc.Err, rc.ErrMessage))
+			continue
+		}
+		for _, c := range rc.Configs {
+			switch c.Key {
+			case "inter.broker.protocol.version":
+				n.IBPV = configValue(c)
+			case "log.message.format.version":
+				n.LMFV = configValue(c)
+			case "zookeeper.metadata.migration.enable":
+				n.Migration = c.MaybeValue() == "true"
+			}
+		}
+	}
+}
+
+// quorum reads the KRaft quorum and every node's features (KRaft, and
+// migrations), and returns the finalized levels every node agrees on (nil
+// while a finalize propagates).
+func (x *inspector) quorum(ctx context.Context) compat.FeatureLevels {
+	var kopts []kraft.ReachOption
+	if len(x.cfg.controllers) > 0 {
+		kopts = append(kopts, kraft.ControllerAddrs(x.cfg.controllers...))
+	}
+	rctx, cancel := x.round(ctx)
+	q, err := kraft.DescribeQuorum(rctx, x.cl, kopts...)
+	cancel()
+	if err != nil {
+		x.unknown("controller quorum: "+err.Error(), fmt.Errorf("upgrade: inspect: DescribeQuorum: %w", err))
+	} else {
+		x.in.Quorum = &q
+		x.in.Controller = q.LeaderID
+		for _, v := range q.Voters {
+			n := x.info(v.ID)
+			n.Roles = append(n.Roles, node.RoleController)
+			if n.Addr == "" {
+				for _, qn := range q.Nodes {
+					if qn.ID == v.ID {
+						n.Addr = qn.Addr()
 					}
 				}
 			}
 		}
-		rctx, cancel = round()
-		fs, err := kraft.DescribeFeatures(rctx, cl, kopts...)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "features: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: features: %w", err))
+	}
+	rctx, cancel = x.round(ctx)
+	fs, err := kraft.DescribeFeatures(rctx, x.cl, kopts...)
+	cancel()
+	if err != nil {
+		x.unknown("features: "+err.Error(), fmt.Errorf("upgrade: inspect: features: %w", err))
+	}
+	finalized := compat.FeatureLevels{}
+	for _, nf := range fs {
+		if nf.ID < 0 {
+			continue
 		}
-		for _, nf := range fs {
-			if nf.ID < 0 {
-				continue
-			}
-			role := RoleBroker
-			if nf.Role == kraft.RoleController {
-				role = RoleController
-			}
-			if nf.Err != nil {
-				fail(nf.ID, role, "ApiVersions (features)", nf.Err)
-				continue
-			}
-			n := info(nf.ID)
-			if !slices.Contains(n.Roles, role) {
-				n.Roles = append(n.Roles, role)
-			}
-			if n.Supported == nil {
-				n.Supported = maps.Clone(nf.Supported)
-			}
-			for f := range nf.Supported {
-				if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
-					finalized[f] = lvl
-				}
-			}
+		if nf.Err != nil {
+			x.fail(nf.ID, nf.Role, "ApiVersions (features)", nf.Err)
+			continue
 		}
-		if lvl, agreed, ok := fs.Finalized(compat.FeatureMetadataVersion); ok && !agreed {
-			in.Unknown = append(in.Unknown, fmt.Sprintf("metadata.version: nodes report different finalized levels (one is %d): a finalize is propagating", lvl))
-			finalized = nil
+		n := x.info(nf.ID)
+		if !slices.Contains(n.Roles, nf.Role) {
+			n.Roles = append(n.Roles, nf.Role)
 		}
-	} else {
-		if meta.ControllerID >= 0 {
-			in.Controller = meta.ControllerID
+		if n.SupportedFeatures == nil {
+			n.SupportedFeatures = maps.Clone(nf.Supported)
+		}
+		for f := range nf.Supported {
+			if lvl, agreed, ok := fs.Finalized(f); ok && agreed {
+				finalized[f] = lvl
+			}
 		}
 	}
-	in.State.Mode = mode
-	in.State.Finalized = finalized
+	if lvl, agreed, ok := fs.Finalized(compat.FeatureMetadataVersion); ok && !agreed {
+		x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("metadata.version: nodes report different finalized levels (one is %d): a finalize is propagating", lvl))
+		return nil
+	}
+	return finalized
+}
 
-	// Exact releases come from the Orchestrator.
-	var orchNodes map[int32]Node
-	if cfg.orch != nil {
-		rctx, cancel := round()
-		ns, err := cfg.orch.Nodes(rctx)
-		cancel()
-		if err != nil {
-			in.Unknown = append(in.Unknown, "releases: the Orchestrator cannot list nodes: "+err.Error())
-			errs = append(errs, fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
+// orchestrator asks the Orchestrator given with [InspectWith] for its nodes,
+// the only source of exact releases; nil without one.
+func (x *inspector) orchestrator(ctx context.Context) map[int32]node.Node {
+	if x.cfg.orch == nil {
+		return nil
+	}
+	rctx, cancel := x.round(ctx)
+	ns, err := x.cfg.orch.Nodes(rctx)
+	cancel()
+	if err != nil {
+		x.unknown("releases: the Orchestrator cannot list nodes: "+err.Error(), fmt.Errorf("upgrade: inspect: Orchestrator.Nodes: %w", err))
+	}
+	orchNodes := map[int32]node.Node{}
+	for _, n := range ns {
+		orchNodes[n.ID] = n
+		ni := x.info(n.ID)
+		for _, r := range n.Roles {
+			if !slices.Contains(ni.Roles, r) {
+				ni.Roles = append(ni.Roles, r)
+			}
 		}
-		orchNodes = map[int32]Node{}
-		for _, n := range ns {
-			orchNodes[n.ID] = n
-			ni := info(n.ID)
-			for _, r := range n.Roles {
-				if !slices.Contains(ni.Roles, r) {
-					ni.Roles = append(ni.Roles, r)
-				}
-			}
-			if ni.Addr == "" && n.Host != "" {
-				ni.Addr = n.Host + ":" + strconv.Itoa(n.Port)
-			}
+		if ni.Addr == "" && n.Host != "" {
+			ni.Addr = n.Host + ":" + strconv.Itoa(n.Port)
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(infos)) {
-		n := infos[id]
+	return orchNodes
+}
+
+// state turns what was learned into the planning State and the node table,
+// in node id order.
+func (x *inspector) state(mode compat.Mode, orchNodes map[int32]node.Node) {
+	for _, id := range slices.Sorted(maps.Keys(x.infos)) {
+		n := x.infos[id]
 		slices.Sort(n.Roles)
-		ns := compat.NodeState{ID: id, IBPV: n.IBPV, LMFV: n.LMFV, Migration: n.Migration, SupportedFeatures: n.Supported}
-		for _, r := range n.Roles {
-			ns.Roles = append(ns.Roles, compat.Role(r))
-		}
 		if on, ok := orchNodes[id]; ok && on.Version != "" {
 			rel, err := compat.ParseRelease(on.Version)
 			if err != nil {
-				in.Unknown = append(in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
+				x.in.Unknown = append(x.in.Unknown, fmt.Sprintf("node %d: the Orchestrator reports release %q: %v", id, on.Version, err))
 			} else {
-				ns.Release, n.Release = rel, rel.String()
+				n.Release = rel
 			}
 		}
-		if n.Release == "" {
+		if n.Release.IsZero() {
 			msg := fmt.Sprintf("node %d: exact release", id)
 			if n.Line != "" {
 				msg += " (its API versions say " + n.Line + ")"
 			}
-			in.Unknown = append(in.Unknown, msg)
+			x.in.Unknown = append(x.in.Unknown, msg)
 		}
-		if mode == compat.ZooKeeper && !n.IBPV.Known() {
+		ns := n.NodeState
+		ns.Roles = slices.Clone(n.Roles)
+		if mode == compat.ModeZooKeeper && !n.IBPV.Known() {
 			ns.IBPV = compat.ConfigValue{}
 		}
-		in.State.Nodes = append(in.State.Nodes, ns)
-		in.Nodes = append(in.Nodes, *n)
+		x.in.State.Nodes = append(x.in.State.Nodes, ns)
+		x.in.Nodes = append(x.in.Nodes, *n)
 	}
-	in.MidUpgradeWhy = midUpgrade(in)
-	in.MidUpgrade = len(in.MidUpgradeWhy) > 0
-	return in, errors.Join(errs...)
 }
 
 func describeErr(err error, msg string) error {
@@ -402,9 +439,9 @@ func midUpgrade(in Inspection) []string {
 	var why []string
 	releases := map[string][]int32{}
 	for _, n := range in.Nodes {
-		key := n.Release
-		if key == "" {
-			key = n.Line
+		key := n.Line
+		if !n.Release.IsZero() {
+			key = n.Release.String()
 		}
 		if key != "" {
 			releases[key] = append(releases[key], n.ID)
@@ -459,12 +496,12 @@ func (in Inspection) String() string {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tROLES\tADDRESS\tRACK\tRELEASE\tAPI LINE\tIBPV\tLMFV\tmetadata.version")
 	for _, n := range in.Nodes {
-		rel := n.Release
-		if rel == "" {
-			rel = "?"
+		rel := "?"
+		if !n.Release.IsZero() {
+			rel = n.Release.String()
 		}
 		mv := "-"
-		if r, ok := n.Supported[compat.FeatureMetadataVersion]; ok {
+		if r, ok := n.SupportedFeatures[compat.FeatureMetadataVersion]; ok {
 			mv = fmt.Sprintf("%d..%d", r.Min, r.Max)
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, rolesString(n.Roles), orDash(n.Addr), orDash(n.Rack), rel,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -20,14 +21,14 @@ func TestInspectZooKeeperPins(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper("3.6.2"), kafkatest.Brokers(3),
 		kafkatest.BrokerConfig(map[string]string{"inter.broker.protocol.version": "3.5", "log.message.format.version": "2.8"}))
 	in := inspect(t, c)
-	if in.State.Mode != compat.ZooKeeper {
+	if in.State.Mode != compat.ModeZooKeeper {
 		t.Errorf("mode %v, want zookeeper", in.State.Mode)
 	}
 	if len(in.Nodes) != 3 {
 		t.Fatalf("nodes %v", in.Nodes)
 	}
 	for _, n := range in.Nodes {
-		if n.Release != "3.6.2" || n.Line != "v3.6" {
+		if n.Release.String() != "3.6.2" || n.Line != "v3.6" {
 			t.Errorf("node %d: release %q line %q, want 3.6.2 / v3.6", n.ID, n.Release, n.Line)
 		}
 		if n.IBPV != compat.Static("3.5") {
@@ -36,7 +37,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 		if n.LMFV != compat.Static("2.8") {
 			t.Errorf("node %d LMFV %+v, want 2.8 from server.properties", n.ID, n.LMFV)
 		}
-		if !slices.Equal(n.Roles, []upgrade.Role{upgrade.RoleBroker}) {
+		if !slices.Equal(n.Roles, []node.Role{node.RoleBroker}) {
 			t.Errorf("node %d roles %v", n.ID, n.Roles)
 		}
 	}
@@ -47,7 +48,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 		t.Errorf("controller %d", in.Controller)
 	}
 	// The planner continues from the pins: the first roll keeps 3.5.
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestInspectZooKeeperPins(t *testing.T) {
 }
 
 func TestInspectKRaft(t *testing.T) {
-	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3), kafkatest.MetadataVersion("3.8"))
+	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3), kafkatest.FormatMetadataVersion("3.8"))
 	cl := c.Client(t)
 	var took []time.Duration
 	var in upgrade.Inspection
@@ -71,7 +72,7 @@ func TestInspectKRaft(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("Inspect of a 6-node KRaft cluster: min %v, median %v, max %v", took[0], took[2], took[4])
 	t.Logf("inspection:\n%v", in)
-	if in.State.Mode != compat.KRaft {
+	if in.State.Mode != compat.ModeKRaft {
 		t.Errorf("mode %v", in.State.Mode)
 	}
 	if got := in.State.Finalized[compat.FeatureMetadataVersion]; got != 20 {
@@ -84,14 +85,14 @@ func TestInspectKRaft(t *testing.T) {
 		t.Fatalf("%d nodes, want 6", len(in.Nodes))
 	}
 	for _, n := range in.Nodes {
-		wantRole := upgrade.RoleBroker
+		wantRole := node.RoleBroker
 		if n.ID <= 3 {
-			wantRole = upgrade.RoleController
+			wantRole = node.RoleController
 		}
-		if !slices.Equal(n.Roles, []upgrade.Role{wantRole}) || n.Release != "3.9.2" {
+		if !slices.Equal(n.Roles, []node.Role{wantRole}) || n.Release.String() != "3.9.2" {
 			t.Errorf("node %d: roles %v release %q", n.ID, n.Roles, n.Release)
 		}
-		if r := n.Supported[compat.FeatureMetadataVersion]; r.Max != 21 {
+		if r := n.SupportedFeatures[compat.FeatureMetadataVersion]; r.Max != 21 {
 			t.Errorf("node %d supports metadata.version up to %d, want 21 (3.9-IV0)", n.ID, r.Max)
 		}
 	}
@@ -100,7 +101,7 @@ func TestInspectKRaft(t *testing.T) {
 	}
 
 	// A half-finished upgrade: broker 6 on 4.1.2, the rest on 3.9.2.
-	if err := c.Restart(t.Context(), 6, upgrade.Change{Version: "4.1.2"}); err != nil {
+	if err := c.Restart(t.Context(), 6, node.Change{Version: "4.1.2"}); err != nil {
 		t.Fatal(err)
 	}
 	in = inspect(t, c)
@@ -113,12 +114,12 @@ func TestInspectKRaft(t *testing.T) {
 		if n.ID == 6 {
 			want, line = "4.1.2", "v4.1"
 		}
-		if n.Release != want || (n.ID > 3 && n.Line != line) {
+		if n.Release.String() != want || (n.ID > 3 && n.Line != line) {
 			t.Errorf("node %d: release %q line %q, want %s / %s", n.ID, n.Release, n.Line, want, line)
 		}
 	}
 	// The planner continues the half-finished upgrade: node 6 is not restarted again.
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}

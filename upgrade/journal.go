@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kupgrade/kupgrade/internal/atomicfile"
 )
 
 // A Journal keeps a [Runner]'s progress through a plan so that a Runner given
@@ -66,7 +67,7 @@ type StepRecord struct {
 type Record struct {
 	// PlanID identifies the plan (see [Plan.ID]); a Runner refuses a journal
 	// of another plan.
-	PlanID string `json:"plan_id"`
+	PlanID string `json:"planId"`
 	// Steps holds one entry per step of the plan, by index.
 	Steps []StepRecord `json:"steps"`
 	// Data holds the state of components a step drives, such as the
@@ -122,29 +123,8 @@ func (j *FileJournal) Save(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("upgrade: journal: %w", err)
 	}
-	dir := filepath.Dir(j.path)
-	f, err := os.CreateTemp(dir, filepath.Base(j.path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(j.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("upgrade: write journal: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, j.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("upgrade: write journal: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename itself durable
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
 
@@ -150,10 +152,10 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper("3.6.2"), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	if in.State.Mode != compat.ZooKeeper {
+	if in.State.Mode != compat.ModeZooKeeper {
 		t.Fatalf("mode %v", in.State.Mode)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "3.9.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +192,7 @@ func TestRollingUpgradeZooKeeper(t *testing.T) {
 
 	after := inspect(t, c)
 	for _, n := range after.Nodes {
-		if n.Release != "3.9.2" || n.IBPV.Value != "3.9-IV0" || n.IBPV.Source != compat.SourceStatic {
+		if n.Release.String() != "3.9.2" || n.IBPV.Value != "3.9-IV0" || n.IBPV.Source != compat.SourceStatic {
 			t.Errorf("node %d after the upgrade: release %q, IBPV %+v; want 3.9.2 with a static IBPV 3.9-IV0", n.ID, n.Release, n.IBPV)
 		}
 		if n.Line != "v3.9" {
@@ -220,10 +222,10 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.8.1"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	if in.State.Mode != compat.KRaft || in.State.Finalized[compat.FeatureMetadataVersion] != 20 {
+	if in.State.Mode != compat.ModeKRaft || in.State.Finalized[compat.FeatureMetadataVersion] != 20 {
 		t.Fatalf("mode %v, finalized %v; want KRaft at 3.8-IV0 (20)", in.State.Mode, in.State.Finalized)
 	}
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.4.0", Via: []string{"3.9.2"}})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.4.0"), Via: []compat.Release{compat.MustParseRelease("3.9.2")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +262,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ControllerAddrs(c.ControllerAddrs()...),
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.KRaftControllers(c.ControllerAddrs()...),
 		upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
@@ -305,7 +307,7 @@ func TestRollingUpgradeKRaft(t *testing.T) {
 	}
 	after := inspect(t, c)
 	for _, n := range after.Nodes {
-		if n.Release != "4.4.0" {
+		if n.Release.String() != "4.4.0" {
 			t.Errorf("node %d runs %q after the upgrade", n.ID, n.Release)
 		}
 	}
@@ -315,7 +317,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +331,7 @@ func TestResumeAfterCrash(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec.add), upgrade.PassHolds()).Run(ctx, plan)
+	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec.add), upgrade.PassHolds()).Run(ctx, plan)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run = %v, want it cancelled", err)
 	}
@@ -339,7 +341,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	}
 	t.Logf("journal after the crash: %+v", saved.Steps)
 	rec2 := newRecorder(t)
-	if err := upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec2.add), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.OnEvent(rec2.add), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Now()
@@ -352,7 +354,7 @@ func TestResumeAfterCrash(t *testing.T) {
 		}
 	}
 	// Running the finished plan once more does nothing.
-	if err := upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds()).Run(t.Context(), plan); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.All() {
@@ -367,7 +369,7 @@ func TestNodeFailsToStart(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +385,7 @@ func TestNodeFailsToStart(t *testing.T) {
 	journal := &upgrade.MemoryJournal{}
 	cl := c.Client(t)
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	se, ok := errors.AsType[*upgrade.StepError](err)
 	if !ok {
 		t.Fatalf("Run = %v, want a StepError", err)
@@ -398,12 +400,12 @@ func TestNodeFailsToStart(t *testing.T) {
 		t.Errorf("journal: step %d is %q, want failed", se.Index, rec.Steps[se.Index].State)
 	}
 	// Roll back what the run changed: the nodes go back to 3.9.2 without the bad setting.
-	rb, err := upgrade.Rollback(plan, rec)
+	rb, err := upgrade.NewRollbackPlan(plan, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("rollback plan:\n%v", rb)
-	if err := upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), rb); err != nil {
+	if err := mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), rb); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Now()
@@ -424,7 +426,7 @@ func TestGateBlocks(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewPlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +439,7 @@ func TestGateBlocks(t *testing.T) {
 	if err := can.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	err = upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, time.Nanosecond), upgrade.GateTimeout(5*time.Second), upgrade.PassHolds()).Run(t.Context(), plan)
+	err = mustRunner(t, c.Client(t), c, upgrade.CanaryGate(can, time.Nanosecond), upgrade.GateTimeout(5*time.Second), upgrade.PassHolds()).Run(t.Context(), plan)
 	if _, ok := errors.AsType[*upgrade.StepError](err); !ok || !strings.Contains(err.Error(), "round trip took") {
 		t.Fatalf("Run with an impossible canary = %v, want a StepError naming slow round trips", err)
 	}
@@ -473,7 +475,7 @@ func TestGateBlocks(t *testing.T) {
 	// to stop, so that it never logs after the test has failed and ended.
 	t.Cleanup(wg.Wait)
 	wg.Go(func() {
-		done <- upgrade.NewRunner(c.Client(t), c, upgrade.CanaryGate(can, 5*time.Second), upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
+		done <- mustRunner(t, c.Client(t), c, upgrade.CanaryGate(can, 5*time.Second), upgrade.PassHolds(), upgrade.OnEvent(rec.add)).Run(t.Context(), plan)
 	})
 	var e upgrade.Event
 	select {
@@ -506,4 +508,14 @@ func TestGateBlocks(t *testing.T) {
 			t.Errorf("node %d runs %s", n.ID(), n.Release())
 		}
 	}
+}
+
+// mustRunner returns upgrade.NewRunner's Runner, failing the test on an error.
+func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...upgrade.RunnerOption) *upgrade.Runner {
+	t.Helper()
+	r, err := upgrade.NewRunner(cl, orch, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -70,8 +70,10 @@ func configValue(c kadm.Config) compat.ConfigValue {
 	switch c.Source {
 	case kmsg.ConfigSourceDefaultConfig:
 		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceDefault}
-	case kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig:
-		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceDynamic}
+	case kmsg.ConfigSourceDynamicBrokerConfig:
+		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceBroker}
+	case kmsg.ConfigSourceDynamicDefaultBrokerConfig:
+		return compat.ConfigValue{Value: c.MaybeValue(), Source: compat.SourceCluster}
 	}
 	return compat.ConfigValue{}
 }
@@ -105,11 +107,11 @@ func (o *liveOps) electAll(ctx context.Context) error {
 }
 
 // kraftOpts are the kraft options of a run (controller addresses).
-func (o *liveOps) kraftOpts() []kraft.Option {
+func (o *liveOps) kraftOpts() []kraft.ReachOption {
 	if len(o.controllers) == 0 {
 		return nil
 	}
-	return []kraft.Option{kraft.ControllerAddrs(o.controllers...)}
+	return []kraft.ReachOption{kraft.ControllerAddrs(o.controllers...)}
 }
 
 func (o *liveOps) activeController(ctx context.Context) (int32, error) {
@@ -137,12 +139,7 @@ func (o *liveOps) canRestartController(ctx context.Context, id int32) (health.Ve
 	if err != nil {
 		return health.Verdict{}, err
 	}
-	kv := kraft.CanRestartController(q, id, o.fetchTimeout(ctx))
-	v := health.Verdict{Kind: health.KindCanRestart, Nodes: []int32{id}, OK: kv.OK}
-	for _, r := range kv.Reasons {
-		v.Reasons = append(v.Reasons, health.Reason{Rule: health.Rule("quorum-" + string(r.Rule)), Partition: -1, Leader: -1, Nodes: r.Nodes, Message: r.Message})
-	}
-	return v, nil
+	return kraft.CanRestartController(q, id, o.fetchTimeout(ctx)).Verdict, nil
 }
 
 // controllerCaughtUp applies the quorum's caught-up rule to voter id
@@ -155,7 +152,7 @@ func (o *liveOps) controllerCaughtUp(ctx context.Context, id int32) (health.Verd
 	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
 	ok, why := kraft.VoterCaughtUp(q, id, o.fetchTimeout(ctx))
 	if !ok {
-		v.Reasons = []health.Reason{{Rule: health.Rule("quorum-not-caught-up"), Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
+		v.Reasons = []health.Reason{{Rule: kraft.RuleNotCaughtUp, Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
 	}
 	v.OK = ok
 	return v, nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // StepKind says what a [Step] does.
@@ -24,7 +25,7 @@ const (
 	// StepPreflight checks, before anything changes, that the cluster is
 	// what the plan was made for (nodes, releases) and healthy.
 	StepPreflight StepKind = "preflight"
-	// StepRestart restarts one node with a [Change], gated by health (and,
+	// StepRestart restarts one node with a [node.Change], gated by health (and,
 	// for controllers, the quorum) before, and waiting for the node to
 	// catch up after.
 	StepRestart StepKind = "restart"
@@ -44,8 +45,9 @@ const (
 // A Step is one action of a [Plan].
 type Step struct {
 	Kind StepKind `json:"kind"`
-	// Hop is the index of the route hop the step belongs to (-1 for none).
-	Hop int `json:"hop"`
+	// Hop numbers the route hop the step belongs to, from 1 as in the plan
+	// table and notes; 0 for none (the preflight).
+	Hop int `json:"hop,omitempty"`
 	// Roll groups the restarts of one rolling restart: within a roll the
 	// Runner may reorder steps (the active controller, or the ZooKeeper
 	// controller broker, goes last, re-checked at each step). 0 for other
@@ -54,9 +56,9 @@ type Step struct {
 	// Node is the node a restart concerns, -1 for other kinds.
 	Node int32 `json:"node"`
 	// Roles are the node's roles.
-	Roles []Role `json:"roles,omitempty"`
+	Roles []node.Role `json:"roles,omitempty"`
 	// Change is what a restart changes.
-	Change Change `json:"change,omitzero"`
+	Change node.Change `json:"change,omitzero"`
 	// Features are the levels a finalize step sets.
 	Features compat.FeatureLevels `json:"features,omitempty"`
 	// Downgrade marks a finalize step that safely lowers levels.
@@ -105,7 +107,7 @@ func featuresString(levels compat.FeatureLevels) string {
 	return strings.Join(parts, " ")
 }
 
-func rolesString(roles []Role) string {
+func rolesString(roles []node.Role) string {
 	if len(roles) == 0 {
 		return "broker"
 	}
@@ -117,29 +119,43 @@ func rolesString(roles []Role) string {
 	return strings.Join(parts, "+")
 }
 
-// A PlannedNode records a node as it was when the plan was made.
-type PlannedNode struct {
-	ID      int32          `json:"id"`
-	Roles   []Role         `json:"roles,omitempty"`
-	Release compat.Release `json:"release"`
-	// IBPV and LMFV are the node's pins when the plan was made, so that a
-	// rollback can restore them.
-	IBPV compat.ConfigValue `json:"ibpv,omitzero"`
-	LMFV compat.ConfigValue `json:"lmfv,omitzero"`
-}
+// PlanVersion is the version of the [Plan] JSON schema this package writes
+// and reads.
+const PlanVersion = 1
 
 // A Plan is a typed, ordered list of steps that takes a cluster to a target
 // release. Print it for a dry run; marshal it to JSON to keep or review it;
 // hand it to [Runner.Run] to carry it out.
+//
+// Its JSON form is one object with camelCase keys:
+//
+//	{
+//	  "version": 1,                 // PlanVersion; Run refuses other versions
+//	  "id": "2f1c0a9e77b3",         // hash of the content; journals are tied to it
+//	  "mode": "kraft",              // compat.Mode: "zookeeper", "kraft" or "migrating"
+//	  "target": "4.1.2",            // the release every node runs at the end
+//	  "via": ["3.9.2"],             // releases the route stops at on the way, if any
+//	  "nodes": [ {compat.NodeState} ],  // the nodes as they were when planned
+//	  "steps": [ {Step} ],          // kind, hop (from 1), roll, node (-1 for none), roles, change, …
+//	  "notes": ["…"]
+//	}
+//
+// The route ([compat.Route]) is the input of planning and is not kept: each
+// step records its hop number and why it is there.
 type Plan struct {
+	// Version is the schema version, [PlanVersion].
+	Version int `json:"version"`
 	// ID identifies the plan's content (a hash of mode, nodes, target and
 	// steps); journals are tied to it.
-	ID     string           `json:"id"`
-	Mode   compat.Mode      `json:"mode"`
-	Target compat.Release   `json:"target"`
-	Nodes  []PlannedNode    `json:"nodes"`
-	Steps  []Step           `json:"steps"`
-	Route  compat.RoutePlan `json:"route"`
+	ID     string         `json:"id"`
+	Mode   compat.Mode    `json:"mode"`
+	Target compat.Release `json:"target"`
+	// Via are the releases the route stops at before Target, in order.
+	Via []compat.Release `json:"via,omitempty"`
+	// Nodes are the nodes as they were when the plan was made (releases and
+	// pins, so that a rollback can restore them).
+	Nodes []compat.NodeState `json:"nodes"`
+	Steps []Step             `json:"steps"`
 	// Notes are remarks for the operator: preconditions kupgrade cannot
 	// observe, a half-finished upgrade being continued, decisions left open.
 	Notes []string `json:"notes,omitempty"`
@@ -147,13 +163,13 @@ type Plan struct {
 
 // Target is what a plan aims for.
 type Target struct {
-	// Version is the Kafka release every node runs at the end ("4.1.2").
-	Version string `json:"version"`
+	// Version is the Kafka release every node runs at the end (4.1.2).
+	Version compat.Release `json:"version"`
 	// Via lists releases to stop at on the way, each a full upgrade with its
-	// own rolls and finalize steps ("3.9.2" to go 3.8 → 3.9 → 4.1 even
-	// where Kafka would allow 3.8 → 4.1 directly). Releases the route needs
-	// anyway are added without being listed.
-	Via []string `json:"via,omitempty"`
+	// own rolls and finalize steps (3.9.2 to go 3.8 → 3.9 → 4.1 even where
+	// Kafka would allow 3.8 → 4.1 directly). Releases the route needs anyway
+	// are added without being listed.
+	Via []compat.Release `json:"via,omitempty"`
 	// Features are extra feature levels to finalize at the end, beyond what
 	// the route finalizes (metadata.version and the features the target
 	// release turns on for new clusters). kraft.version is finalized only
@@ -223,16 +239,12 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	if cfg.bake < 0 {
 		return Plan{}, fmt.Errorf("upgrade: BakeTime(%v) is negative", cfg.bake)
 	}
-	to, err := compat.ParseRelease(target.Version)
-	if err != nil {
-		return Plan{}, fmt.Errorf("upgrade: target: %w", err)
+	to := target.Version
+	if to.IsZero() {
+		return Plan{}, fmt.Errorf("%w: the target has no release", ErrUnsupportedPlan)
 	}
 	var legs []compat.Release
-	for _, v := range target.Via {
-		r, err := compat.ParseRelease(v)
-		if err != nil {
-			return Plan{}, fmt.Errorf("upgrade: target via: %w", err)
-		}
+	for _, r := range target.Via {
 		if len(legs) > 0 && !legs[len(legs)-1].Less(r) || !r.Less(to) {
 			return Plan{}, fmt.Errorf("%w: Via %v must ascend and stay below the target %v", ErrUnsupportedPlan, target.Via, to)
 		}
@@ -243,28 +255,29 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	if !cfg.releaseDefaults {
 		ropts = append(ropts, compat.FinalizeMetadataVersionOnly())
 	}
-	p := Plan{Mode: state.Mode, Target: to, Route: compat.RoutePlan{Target: to}}
-	roles := map[int32][]Role{}
+	p := Plan{Version: PlanVersion, Mode: state.Mode, Target: to}
+	roles := map[int32][]node.Role{}
 	for _, n := range state.Nodes {
 		r := nodeRoles(n)
 		roles[n.ID] = r
-		p.Nodes = append(p.Nodes, PlannedNode{ID: n.ID, Roles: r, Release: n.Release, IBPV: n.IBPV, LMFV: n.LMFV})
+		p.Nodes = append(p.Nodes, compat.NodeState{ID: n.ID, Roles: r, Release: n.Release, IBPV: n.IBPV, LMFV: n.LMFV})
 	}
-	p.Steps = append(p.Steps, Step{Kind: StepPreflight, Hop: -1, Node: -1, Reversible: true, Why: "reads only",
+	p.Steps = append(p.Steps, Step{Kind: StepPreflight, Node: -1, Reversible: true, Why: "reads only",
 		Reason: "check that the nodes and releases are those planned for and that no partition is offline or under min ISR"})
-	roll := 0
+	roll, hop := 0, 0
 	cur := state
 	for _, leg := range legs {
 		route, err := compat.Route(cur, leg, ropts...)
 		if err != nil {
 			return Plan{}, err
 		}
-		p.Route.Notes = append(p.Route.Notes, route.Notes...)
 		p.Notes = append(p.Notes, route.Notes...)
 		for _, h := range route.Hops {
-			hi := len(p.Route.Hops)
-			p.Route.Hops = append(p.Route.Hops, h)
-			roll = p.addHop(hi, h, roles, roll, target, cfg)
+			hop++
+			roll = p.addHop(hop, h, roles, roll, target, cfg)
+			if h.To != to && !slices.Contains(p.Via, h.To) {
+				p.Via = append(p.Via, h.To)
+			}
 		}
 		cur = stateAfter(cur, route)
 	}
@@ -275,45 +288,46 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	return p, nil
 }
 
-// addHop appends the steps of hop h (index hi) and returns the last roll number.
-func (p *Plan) addHop(hi int, h compat.Hop, roles map[int32][]Role, roll int, target Target, cfg planConfig) int {
+// addHop appends the steps of hop h (numbered hop, from 1) and returns the
+// last roll number.
+func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll int, target Target, cfg planConfig) int {
 	for _, pre := range h.Preconditions {
-		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hi+1, h.From, h.To, pre))
+		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hop, h.From, h.To, pre))
 	}
 	var finals []Step
-	for _, s := range h.Steps {
+	for _, s := range h.Actions {
 		if s.Optional {
 			if extra := wanted(s.Features, target.Features); len(extra) > 0 && s.Kind == compat.UpdateFeatures {
-				finals = append(finals, finalizeStep(hi, s, extra, cfg))
+				finals = append(finals, finalizeStep(hop, s, extra, cfg))
 				continue
 			}
-			p.Notes = append(p.Notes, fmt.Sprintf("hop %d: not planned (an explicit decision): %v — %s", hi+1, s, s.Reason))
+			p.Notes = append(p.Notes, fmt.Sprintf("hop %d: not planned (an explicit decision): %v — %s", hop, s, s.Reason))
 			continue
 		}
 		switch s.Kind {
 		case compat.RollBinaries, compat.RollConfig:
 			roll++
-			ch := Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
+			ch := node.Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
 			if s.Kind == compat.RollBinaries {
 				ch.Version = s.Release.String()
 			}
 			for _, id := range s.Nodes {
-				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hi, Roll: roll, Node: id, Roles: roles[id],
+				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hop, Roll: roll, Node: id, Roles: roles[id],
 					Change: ch, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: !s.Reversible, Reason: s.Reason})
 			}
-			if cfg.elect && s.Role != compat.RoleController {
-				p.Steps = append(p.Steps, Step{Kind: StepElectLeaders, Hop: hi, Node: -1, Reversible: true,
+			if cfg.elect && s.Role != node.RoleController {
+				p.Steps = append(p.Steps, Step{Kind: StepElectLeaders, Hop: hop, Node: -1, Reversible: true,
 					Why: "leadership can move again at any time", Reason: "move leadership back to preferred replicas after the roll"})
 			}
 		case compat.UpdateFeatures:
-			finals = append(finals, finalizeStep(hi, s, s.Features, cfg))
+			finals = append(finals, finalizeStep(hop, s, s.Features, cfg))
 		case compat.ProvisionControllers:
-			p.Steps = append(p.Steps, Step{Kind: StepManual, Hop: hi, Node: -1, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: true,
+			p.Steps = append(p.Steps, Step{Kind: StepManual, Hop: hop, Node: -1, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: true,
 				Reason: "ZooKeeper to KRaft migration on " + h.To.String() + ": " + s.String() + " — " + s.Reason})
 		}
 	}
 	if cfg.bake > 0 && len(finals) > 0 {
-		p.Steps = append(p.Steps, Step{Kind: StepBake, Hop: hi, Node: -1, Duration: cfg.bake, Reversible: true,
+		p.Steps = append(p.Steps, Step{Kind: StepBake, Hop: hop, Node: -1, Duration: cfg.bake, Reversible: true,
 			Why: "waits only", Reason: "let the new binaries run before finalizing"})
 	}
 	p.Steps = append(p.Steps, finals...)
@@ -328,7 +342,7 @@ func stateAfter(s compat.State, route compat.RoutePlan) compat.State {
 	out.Nodes = slices.Clone(s.Nodes)
 	out.Finalized = maps.Clone(s.Finalized)
 	for _, h := range route.Hops {
-		for _, st := range h.Steps {
+		for _, st := range h.Actions {
 			if st.Optional {
 				continue
 			}
@@ -364,24 +378,24 @@ func stateAfter(s compat.State, route compat.RoutePlan) compat.State {
 			}
 		}
 		if h.Kind == compat.Migration {
-			out.Mode = compat.KRaft
+			out.Mode = compat.ModeKRaft
 		}
 	}
 	return out
 }
 
-func nodeRoles(n compat.NodeState) []Role {
-	var out []Role
+func nodeRoles(n compat.NodeState) []node.Role {
+	var out []node.Role
 	if n.IsBroker() {
-		out = append(out, RoleBroker)
+		out = append(out, node.RoleBroker)
 	}
 	if n.IsController() {
-		out = append(out, RoleController)
+		out = append(out, node.RoleController)
 	}
 	return out
 }
 
-func reversibleWhy(s compat.Step) string {
+func reversibleWhy(s compat.Action) string {
 	if s.Reversible {
 		switch s.Kind {
 		case compat.RollBinaries:
@@ -400,7 +414,7 @@ func reversibleWhy(s compat.Step) string {
 	return "cannot be undone"
 }
 
-func finalizeStep(hop int, s compat.Step, levels compat.FeatureLevels, cfg planConfig) Step {
+func finalizeStep(hop int, s compat.Action, levels compat.FeatureLevels, cfg planConfig) Step {
 	st := Step{Kind: StepFinalize, Hop: hop, Node: -1, Features: maps.Clone(levels), Downgrade: s.Downgrade,
 		Reversible: s.Reversible, Why: reversibleWhy(s), Reason: s.Reason}
 	st.Hold = !st.Reversible || cfg.finalizeLater
@@ -439,7 +453,6 @@ func unplannedFeatures(steps []Step, asked compat.FeatureLevels) compat.FeatureL
 func planID(p Plan) string {
 	p.ID = ""
 	p.Notes = nil
-	p.Route = compat.RoutePlan{}
 	b, _ := json.Marshal(p)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])
@@ -479,20 +492,20 @@ func (p Plan) String() string {
 	}
 	slices.Sort(froms)
 	fmt.Fprintf(&b, "plan %s: %v cluster %s → %v, %d steps", p.ID, p.Mode, strings.Join(froms, "+"), p.Target, len(p.Steps))
-	if rs := p.Route.Releases(); len(rs) > 1 {
-		parts := make([]string, len(rs))
-		for i, r := range rs {
+	if len(p.Via) > 0 {
+		parts := make([]string, len(p.Via))
+		for i, r := range p.Via {
 			parts[i] = r.String()
 		}
-		fmt.Fprintf(&b, " via %s", strings.Join(parts[:len(parts)-1], ", "))
+		fmt.Fprintf(&b, " via %s", strings.Join(parts, ", "))
 	}
 	b.WriteString("\n")
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "#\tHOP\tSTEP\tNODE\tCHANGE\tREVERSIBLE\tHOLD")
 	for i, s := range p.Steps {
 		hop, node, change := "-", "-", "-"
-		if s.Hop >= 0 {
-			hop = fmt.Sprint(s.Hop + 1)
+		if s.Hop > 0 {
+			hop = fmt.Sprint(s.Hop)
 		}
 		if s.Node >= 0 {
 			node = fmt.Sprintf("%d %s", s.Node, rolesString(s.Roles))

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -30,10 +31,10 @@ func nodes(specs ...string) []compat.NodeState {
 		}
 		n := compat.NodeState{ID: id, Release: compat.MustParseRelease(f[2])}
 		if strings.Contains(f[1], "b") {
-			n.Roles = append(n.Roles, compat.RoleBroker)
+			n.Roles = append(n.Roles, node.RoleBroker)
 		}
 		if strings.Contains(f[1], "c") {
-			n.Roles = append(n.Roles, compat.RoleController)
+			n.Roles = append(n.Roles, node.RoleController)
 		}
 		if len(f) > 3 {
 			n.IBPV = compat.Static(f[3])
@@ -53,30 +54,30 @@ func TestPlanGolden(t *testing.T) {
 		target Target
 		opts   []PlanOption
 	}{
-		{"zk-3.6-to-3.9", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{},
-			Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: "3.9.2"}, nil},
-		{"zk-2.8-to-3.9", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{},
-			Nodes: nodes("1:b:2.8.2:2.8-IV1", "2:b:2.8.2:2.8-IV1", "3:b:2.8.2:2.8-IV1")}, Target{Version: "3.9.2"}, nil},
-		{"zk-3.6-to-4.1-needs-migration", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{},
-			Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: "4.1.2"}, nil},
-		{"kraft-3.7-to-4.1", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 19},
-			Nodes: nodes("1:c:3.7.2", "2:c:3.7.2", "3:c:3.7.2", "4:b:3.7.2", "5:b:3.7.2", "6:b:3.7.2")}, Target{Version: "4.1.2"}, nil},
-		{"kraft-3.8-via-3.9-to-4.1-bake-elect", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 20},
+		{"zk-3.6-to-3.9", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
+			Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: compat.MustParseRelease("3.9.2")}, nil},
+		{"zk-2.8-to-3.9", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
+			Nodes: nodes("1:b:2.8.2:2.8-IV1", "2:b:2.8.2:2.8-IV1", "3:b:2.8.2:2.8-IV1")}, Target{Version: compat.MustParseRelease("3.9.2")}, nil},
+		{"zk-3.6-to-4.1-needs-migration", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
+			Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: compat.MustParseRelease("4.1.2")}, nil},
+		{"kraft-3.7-to-4.1", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 19},
+			Nodes: nodes("1:c:3.7.2", "2:c:3.7.2", "3:c:3.7.2", "4:b:3.7.2", "5:b:3.7.2", "6:b:3.7.2")}, Target{Version: compat.MustParseRelease("4.1.2")}, nil},
+		{"kraft-3.8-via-3.9-to-4.1-bake-elect", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 20},
 			Nodes: nodes("1:c:3.8.1", "2:c:3.8.1", "3:c:3.8.1", "4:b:3.8.1", "5:b:3.8.1", "6:b:3.8.1")},
-			Target{Version: "4.1.2", Via: []string{"3.9.2"}}, []PlanOption{BakeTime(10 * 60e9), ElectPreferredLeaders(), FinalizeLater()}},
-		{"kraft-3.3-to-4.1", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 7},
-			Nodes: nodes("1:bc:3.3.2", "2:bc:3.3.2", "3:bc:3.3.2")}, Target{Version: "4.1.2"}, nil},
-		{"kraft-combined-4.1-release-defaults-and-kraft-version", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21, "kraft.version": 0},
+			Target{Version: compat.MustParseRelease("4.1.2"), Via: []compat.Release{compat.MustParseRelease("3.9.2")}}, []PlanOption{BakeTime(10 * 60e9), ElectPreferredLeaders(), FinalizeLater()}},
+		{"kraft-3.3-to-4.1", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 7},
+			Nodes: nodes("1:bc:3.3.2", "2:bc:3.3.2", "3:bc:3.3.2")}, Target{Version: compat.MustParseRelease("4.1.2")}, nil},
+		{"kraft-combined-4.1-release-defaults-and-kraft-version", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21, "kraft.version": 0},
 			Nodes: nodes("1:bc:3.9.2", "2:bc:3.9.2", "3:bc:3.9.2")},
-			Target{Version: "4.1.2", Features: compat.FeatureLevels{"kraft.version": 1}}, []PlanOption{FinalizeReleaseDefaults()}},
-		{"kraft-mixed-half-finished", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
-			Nodes: nodes("1:c:4.1.2", "2:c:4.1.2", "3:c:3.9.2", "4:b:3.9.2", "5:b:3.9.2", "6:b:3.9.2")}, Target{Version: "4.1.2"}, nil},
-		{"zk-mixed-half-finished", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{},
-			Nodes: nodes("1:b:3.9.2:3.6-IV2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: "3.9.2"}, nil},
-		{"refused-downgrade-past-ibpv", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{},
-			Nodes: nodes("1:b:3.9.2:3.9", "2:b:3.9.2:3.9", "3:b:3.9.2:3.9")}, Target{Version: "3.6.2"}, nil},
-		{"refused-unknown-target", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
-			Nodes: nodes("1:bc:3.9.2")}, Target{Version: "9.1.0"}, nil},
+			Target{Version: compat.MustParseRelease("4.1.2"), Features: compat.FeatureLevels{"kraft.version": 1}}, []PlanOption{FinalizeReleaseDefaults()}},
+		{"kraft-mixed-half-finished", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
+			Nodes: nodes("1:c:4.1.2", "2:c:4.1.2", "3:c:3.9.2", "4:b:3.9.2", "5:b:3.9.2", "6:b:3.9.2")}, Target{Version: compat.MustParseRelease("4.1.2")}, nil},
+		{"zk-mixed-half-finished", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
+			Nodes: nodes("1:b:3.9.2:3.6-IV2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: compat.MustParseRelease("3.9.2")}, nil},
+		{"refused-downgrade-past-ibpv", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
+			Nodes: nodes("1:b:3.9.2:3.9", "2:b:3.9.2:3.9", "3:b:3.9.2:3.9")}, Target{Version: compat.MustParseRelease("3.6.2")}, nil},
+		{"refused-unknown-target", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
+			Nodes: nodes("1:bc:3.9.2")}, Target{Version: compat.MustParseRelease("9.1.0")}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			plan, err := NewPlan(tt.state, tt.target, tt.opts...)
@@ -115,9 +116,9 @@ func TestPlanGolden(t *testing.T) {
 }
 
 func TestReplacePlan(t *testing.T) {
-	kr := compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
+	kr := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},
 		Nodes: nodes("1:c:3.9.2", "2:c:3.9.2", "3:c:3.9.2", "4:b:3.9.2", "5:b:3.9.2", "6:b:3.9.2")}
-	p, err := NewReplacePlan(kr, Target{Version: "4.1.2"})
+	p, err := NewReplacePlan(kr, Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,32 +141,32 @@ func TestReplacePlan(t *testing.T) {
 		state compat.State
 		want  string
 	}{
-		{"zookeeper", compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs a KRaft cluster"},
-		{"combined", compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}, "combined broker and controller"},
+		{"zookeeper", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs a KRaft cluster"},
+		{"combined", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}, "combined broker and controller"},
 	} {
-		if _, err := NewReplacePlan(tt.state, Target{Version: "4.1.2"}); !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), tt.want) {
+		if _, err := NewReplacePlan(tt.state, Target{Version: compat.MustParseRelease("4.1.2")}); !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: NewReplacePlan = %v, want ErrUnsupportedPlan saying %q", tt.name, err, tt.want)
 		}
 	}
 	// A Runner whose Orchestrator cannot provision refuses the plan before any step.
-	f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
-	err = NewRunner(nil, restartOnly{f}, withOps(f)).Run(t.Context(), p)
+	f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
+	err = mustRunner(t, nil, restartOnly{f}, withOps(f)).Run(t.Context(), p)
 	if !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), "Provisioner") || len(f.restartOrder()) != 0 {
 		t.Errorf("Run without a Provisioner = %v (restarts %v), want a refusal before the first step", err, f.restartOrder())
 	}
 }
 
 // restartOnly hides every capability of an Orchestrator but the required ones.
-type restartOnly struct{ o Orchestrator }
+type restartOnly struct{ o node.Orchestrator }
 
-func (r restartOnly) Nodes(ctx context.Context) ([]Node, error) { return r.o.Nodes(ctx) }
-func (r restartOnly) Restart(ctx context.Context, id int32, ch Change) error {
+func (r restartOnly) Nodes(ctx context.Context) ([]node.Node, error) { return r.o.Nodes(ctx) }
+func (r restartOnly) Restart(ctx context.Context, id int32, ch node.Change) error {
 	return r.o.Restart(ctx, id, ch)
 }
 
 func TestPlanRules(t *testing.T) {
-	zk := compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}
-	p, err := NewPlan(zk, Target{Version: "3.9.2"})
+	zk := compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}
+	p, err := NewPlan(zk, Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,30 +190,30 @@ func TestPlanRules(t *testing.T) {
 		t.Error("a plan that raises the IBPV is reversible?")
 	}
 	// The same state and target always give the same plan (and ID).
-	q, _ := NewPlan(zk, Target{Version: "3.9.2"})
+	q, _ := NewPlan(zk, Target{Version: compat.MustParseRelease("3.9.2")})
 	if p.ID != q.ID || len(p.ID) != 12 {
 		t.Errorf("plan IDs %q and %q", p.ID, q.ID)
 	}
-	if _, err := NewPlan(zk, Target{Version: "3.9.x"}); err == nil {
-		t.Error("NewPlan accepted a malformed target")
+	if _, err := NewPlan(zk, Target{}); err == nil {
+		t.Error("NewPlan accepted a target without a release")
 	}
-	if _, err := NewPlan(zk, Target{Version: "3.9.2", Via: []string{"4.0.0"}}); !errors.Is(err, ErrUnsupportedPlan) {
+	if _, err := NewPlan(zk, Target{Version: compat.MustParseRelease("3.9.2"), Via: []compat.Release{compat.MustParseRelease("4.0.0")}}); !errors.Is(err, ErrUnsupportedPlan) {
 		t.Errorf("Via above the target: %v, want ErrUnsupportedPlan", err)
 	}
-	kr := compat.State{Mode: compat.KRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}
-	if _, err := NewPlan(kr, Target{Version: "4.1.2", Features: compat.FeatureLevels{"no.such.feature": 3}}); !errors.Is(err, ErrUnsupportedPlan) {
+	kr := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}
+	if _, err := NewPlan(kr, Target{Version: compat.MustParseRelease("4.1.2"), Features: compat.FeatureLevels{"no.such.feature": 3}}); !errors.Is(err, ErrUnsupportedPlan) {
 		t.Errorf("unknown target feature: %v, want ErrUnsupportedPlan", err)
 	}
 	var re *compat.RouteError
-	_, err = NewPlan(compat.State{Mode: compat.ZooKeeper, Nodes: nodes("1:b:3.9.2:3.9", "2:b:3.9.2:3.9")}, Target{Version: "3.6.2"})
+	_, err = NewPlan(compat.State{Mode: compat.ModeZooKeeper, Nodes: nodes("1:b:3.9.2:3.9", "2:b:3.9.2:3.9")}, Target{Version: compat.MustParseRelease("3.6.2")})
 	if !errors.As(err, &re) {
 		t.Errorf("downgrade past a raised IBPV: %v, want a *compat.RouteError", err)
 	}
 }
 
 func TestRollback(t *testing.T) {
-	zk := compat.State{Mode: compat.ZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}
-	p, err := NewPlan(zk, Target{Version: "3.9.2"})
+	zk := compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2", "2:b:3.6.2", "3:b:3.6.2")}
+	p, err := NewPlan(zk, Target{Version: compat.MustParseRelease("3.9.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestRollback(t *testing.T) {
 	rec.Steps[0].State = StepDone
 	rec.Steps[1] = StepRecord{State: StepDone, Restarted: true}
 	rec.Steps[2] = StepRecord{State: StepFailed, Restarted: true}
-	rb, err := Rollback(p, rec)
+	rb, err := NewRollbackPlan(p, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestRollback(t *testing.T) {
 		rec.Steps[i] = StepRecord{State: StepDone, Restarted: true}
 	}
 	rec.Steps[4] = StepRecord{State: StepStarted}
-	_, err = Rollback(p, rec)
+	_, err = NewRollbackPlan(p, rec)
 	ie, ok := errors.AsType[*IrreversibleError](err)
 	if !ok || ie.Index != 4 || !errors.Is(err, ErrIrreversible) || !strings.Contains(err.Error(), "inter.broker.protocol.version") {
 		t.Errorf("Rollback after the IBPV raise started = %v, want an IrreversibleError naming step 5", err)

@@ -14,13 +14,14 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
 // Step kinds of node-replacement (blue/green) plans.
 const (
 	// StepProvision starts a new broker on the target release to replace
-	// Step.Node (in its rack), through the Orchestrator's [Provisioner].
+	// Step.Node (in its rack), through the Orchestrator's [node.Provisioner].
 	StepProvision StepKind = "provision"
 	// StepMove moves every replica off the replaced brokers onto their
 	// replacements, in throttled batches (package reassign).
@@ -39,11 +40,11 @@ const (
 // retired and unregistered once it holds no replica, and features are
 // finalized as in a rolling upgrade.
 //
-// The Orchestrator must implement [Provisioner]. ZooKeeper clusters, combined
+// The Orchestrator must implement [node.Provisioner]. ZooKeeper clusters, combined
 // nodes and routes of more than one hop are refused: use [NewPlan] (with
 // Target.Via for stops on the way).
 func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
-	if state.Mode != compat.KRaft {
+	if state.Mode != compat.ModeKRaft {
 		return Plan{}, fmt.Errorf("%w: node replacement needs a KRaft cluster (this one is %v); upgrade in place with NewPlan", ErrUnsupportedPlan, state.Mode)
 	}
 	if len(target.Via) > 0 {
@@ -58,8 +59,12 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 	if err != nil {
 		return Plan{}, err
 	}
-	if len(p.Route.Hops) != 1 {
-		return Plan{}, fmt.Errorf("%w: the route to %v has %d hops; node replacement handles one (replace to %v first)", ErrUnsupportedPlan, p.Target, len(p.Route.Hops), p.Route.Releases()[0])
+	if hops := p.Steps[len(p.Steps)-1].Hop; hops != 1 {
+		first := p.Target
+		if len(p.Via) > 0 {
+			first = p.Via[0]
+		}
+		return Plan{}, fmt.Errorf("%w: the route to %v has %d hops; node replacement handles one (replace to %v first)", ErrUnsupportedPlan, p.Target, hops, first)
 	}
 	var steps []Step
 	var brokers []int32
@@ -69,7 +74,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		}
 	}
 	for _, s := range p.Steps {
-		if s.Kind == StepRestart && slices.Contains(s.Roles, RoleBroker) {
+		if s.Kind == StepRestart && slices.Contains(s.Roles, node.RoleBroker) {
 			continue // brokers are replaced, not restarted
 		}
 		if s.Kind == StepFinalize || s.Kind == StepBake {
@@ -78,16 +83,16 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		steps = append(steps, s)
 	}
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepProvision, Hop: 0, Node: id, Roles: []Role{RoleBroker}, Change: Change{Version: p.Target.String()},
+		steps = append(steps, Step{Kind: StepProvision, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Change: node.Change{Version: p.Target.String()},
 			Reversible: true, Why: "a new broker can be retired again", Reason: fmt.Sprintf("start a broker on %v to replace broker %d, in its rack", p.Target, id)})
 	}
 	steps = append(steps,
-		Step{Kind: StepMove, Hop: 0, Node: -1, Reversible: true, Why: "partitions can be moved back",
+		Step{Kind: StepMove, Hop: 1, Node: -1, Reversible: true, Why: "partitions can be moved back",
 			Reason: fmt.Sprintf("move every replica from brokers %v to their replacements, throttled, in batches", brokers)},
-		Step{Kind: StepElectLeaders, Hop: 0, Node: -1, Reversible: true, Why: "leadership can move again at any time",
+		Step{Kind: StepElectLeaders, Hop: 1, Node: -1, Reversible: true, Why: "leadership can move again at any time",
 			Reason: "move leadership to the preferred (new) replicas"})
 	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepRetire, Hop: 0, Node: id, Roles: []Role{RoleBroker}, Reversible: false,
+		steps = append(steps, Step{Kind: StepRetire, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
 			Why: "a retired broker's data is gone; its replacement stays", Hold: true,
 			Reason: fmt.Sprintf("retire broker %d once it holds no replica, and unregister it", id)})
 	}
@@ -105,7 +110,7 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 // ReplaceThrottle sets the replication throttle of partition moves in
 // node-replacement plans, in bytes per second, overriding the default of
 // 100 MiB/s.
-func ReplaceThrottle(bytesPerSecond int64) Option {
+func ReplaceThrottle(bytesPerSecond int64) RunnerOption {
 	return optionFunc(func(c *config) { c.moveThrottle = bytesPerSecond })
 }
 
@@ -113,17 +118,17 @@ func ReplaceThrottle(bytesPerSecond int64) Option {
 // plans (see package reassign: batching, budgets, progress). The Runner sets
 // the throttle ([ReplaceThrottle]) and a poll interval of 1s; options given
 // here come after, so they override both.
-func ReassignOptions(opts ...reassign.Option) Option {
+func ReassignOptions(opts ...reassign.ExecutorOption) RunnerOption {
 	return optionFunc(func(c *config) { c.moveOpts = append(c.moveOpts, opts...) })
 }
 
 // provisioner returns the Orchestrator's Provisioner, or an error if a plan
 // needs one and it has none.
-func (r *Runner) provisioner(plan Plan) (Provisioner, error) {
-	p, ok := r.orch.(Provisioner)
+func (r *Runner) provisioner(plan Plan) (node.Provisioner, error) {
+	p, ok := r.orch.(node.Provisioner)
 	for i, s := range plan.Steps {
 		if (s.Kind == StepProvision || s.Kind == StepRetire) && !ok {
-			return nil, fmt.Errorf("%w: step %d (%s) needs an Orchestrator that implements upgrade.Provisioner, and %T does not", ErrUnsupportedPlan, i+1, s.Kind, r.orch)
+			return nil, fmt.Errorf("%w: step %d (%s) needs an Orchestrator that implements node.Provisioner, and %T does not", ErrUnsupportedPlan, i+1, s.Kind, r.orch)
 		}
 	}
 	return p, nil
@@ -131,7 +136,7 @@ func (r *Runner) provisioner(plan Plan) (Provisioner, error) {
 
 // provision starts the replacement of st.Node and waits until it is up.
 func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (string, error) {
-	prov := u.r.orch.(Provisioner)
+	prov := u.r.orch.(node.Provisioner)
 	nodes, err := u.r.orch.Nodes(ctx)
 	if err != nil {
 		return "", fmt.Errorf("the Orchestrator cannot list its nodes: %w", err)
@@ -155,7 +160,7 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 			return "", err
 		}
 		u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("provisioning a broker on %s to replace broker %d", st.Change.Version, st.Node)})
-		n, err := prov.Provision(ctx, NodeSpec{Version: st.Change.Version, Roles: []Role{RoleBroker}, Rack: rack})
+		n, err := prov.Provision(ctx, node.Spec{Version: st.Change.Version, Roles: []node.Role{node.RoleBroker}, Rack: rack})
 		if err != nil {
 			return "", fmt.Errorf("provisioning a replacement for broker %d: %w", st.Node, err)
 		}
@@ -182,9 +187,9 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 
 // unclaimed finds a node on release that is neither planned nor provisioned
 // by another step.
-func (u *run) unclaimed(nodes []Node, release string) (int32, bool) {
+func (u *run) unclaimed(nodes []node.Node, release string) (int32, bool) {
 	for _, n := range nodes {
-		if n.Version != release || slices.ContainsFunc(u.plan.Nodes, func(p PlannedNode) bool { return p.ID == n.ID }) {
+		if n.Version != release || slices.ContainsFunc(u.plan.Nodes, func(p compat.NodeState) bool { return p.ID == n.ID }) {
 			continue
 		}
 		claimed := false
@@ -253,9 +258,9 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
-	var brokers []reassign.Broker
+	var brokers []node.Node
 	for _, b := range meta.Brokers {
-		rb := reassign.Broker{ID: b.NodeID}
+		rb := node.Node{ID: b.NodeID}
 		if b.Rack != nil {
 			rb.Rack = *b.Rack
 		}
@@ -267,13 +272,13 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 			return "", fmt.Errorf("metadata of topic %v: %v", t.Topic, err)
 		}
 		for _, p := range t.Partitions {
-			if err := a.Add(reassign.Partition{Topic: *t.Topic, Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader}); err != nil {
+			if err := a.Add(reassign.PartitionAssignment{Topic: *t.Topic, Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader}); err != nil {
 				return "", err
 			}
 		}
 	}
 	store := journalStore{u: u, key: "reassign/" + strconv.Itoa(i)}
-	opts := append([]reassign.Option{reassign.Throttle(u.r.cfg.moveThrottle), reassign.WithLogger(u.r.cfg.logger), reassign.PollInterval(time.Second),
+	opts := append([]reassign.ExecutorOption{reassign.Throttle(u.r.cfg.moveThrottle), reassign.ExecutorLogger(u.r.cfg.logger), reassign.CheckInterval(time.Second),
 		reassign.OnProgress(func(p reassign.Progress) {
 			u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("moves %d/%d done, %d in flight, %d of %d bytes copied, ETA %v",
 				p.Done(), p.Moves, p.InFlight, p.BytesMoved, p.Bytes, p.ETA.Round(time.Second))})
@@ -286,7 +291,7 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 	if _, lerr := store.Load(ctx); lerr == nil {
 		res, err = ex.Resume(ctx) // a crashed run: adopt its moves
 	} else {
-		plan, perr := reassign.PlanMoves(&a, brokers, reassign.Change{Replace: pairs})
+		plan, perr := reassign.PlanMoves(&a, brokers, reassign.BrokerChange{Replace: pairs})
 		if perr != nil {
 			return "", perr
 		}
@@ -330,11 +335,11 @@ func (u *run) retire(ctx context.Context, i int, st Step) (string, error) {
 		return "", fmt.Errorf("broker %d still holds replicas of %v: refusing to retire it (that would lose data)", st.Node, held)
 	}
 	if _, ok := snap.Broker(st.Node); ok || u.stillKnown(ctx, st.Node) {
-		if err := u.r.orch.(Provisioner).Retire(ctx, st.Node); err != nil {
+		if err := u.r.orch.(node.Provisioner).Retire(ctx, st.Node); err != nil {
 			return "", fmt.Errorf("retiring broker %d: %w", st.Node, err)
 		}
 	}
-	if u.plan.Mode == compat.KRaft {
+	if u.plan.Mode == compat.ModeKRaft {
 		if err := u.r.cfg.ops.unregister(ctx, st.Node); err != nil {
 			return "", fmt.Errorf("unregistering broker %d: %w", st.Node, err)
 		}
@@ -348,7 +353,7 @@ func (u *run) stillKnown(ctx context.Context, id int32) bool {
 	if err != nil {
 		return true // cannot tell: retiring twice is harmless, not retiring is not
 	}
-	return slices.ContainsFunc(nodes, func(n Node) bool { return n.ID == id })
+	return slices.ContainsFunc(nodes, func(n node.Node) bool { return n.ID == id })
 }
 
 // unregister removes a retired broker's registration from a KRaft cluster.

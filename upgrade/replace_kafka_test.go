@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/upgrade"
 )
@@ -40,7 +41,7 @@ func TestReplaceBrokers(t *testing.T) {
 	}
 	tr := withTraffic(t, c)
 	in := inspect(t, c)
-	plan, err := upgrade.NewReplacePlan(in.State, upgrade.Target{Version: "4.1.2"})
+	plan, err := upgrade.NewReplacePlan(in.State, upgrade.Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,8 @@ func TestReplaceBrokers(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = upgrade.NewRunner(cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ReplaceThrottle(throttle),
-		upgrade.ControllerAddrs(c.ControllerAddrs()...), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.ReplaceThrottle(throttle),
+		upgrade.KRaftControllers(c.ControllerAddrs()...), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // ErrIrreversible reports a rollback asked for after an irreversible step.
@@ -27,7 +28,7 @@ func (e *IrreversibleError) Error() string {
 // Unwrap returns [ErrIrreversible].
 func (e *IrreversibleError) Unwrap() error { return ErrIrreversible }
 
-// Rollback plans how to undo the restarts of an interrupted (or finished)
+// NewRollbackPlan plans how to undo the restarts of an interrupted (or finished)
 // run of plan, whose journal record is rec: every node that a restart step
 // may have changed (started, failed or finished) is restarted on the release
 // it ran when plan was made, with the static config keys the plan changed
@@ -37,8 +38,8 @@ func (e *IrreversibleError) Unwrap() error { return ErrIrreversible }
 //
 // Once an irreversible step has started (raising
 // inter.broker.protocol.version, finalizing across a metadata change)
-// Rollback refuses with an *[IrreversibleError] naming it.
-func Rollback(plan Plan, rec Record) (Plan, error) {
+// NewRollbackPlan refuses with an *[IrreversibleError] naming it.
+func NewRollbackPlan(plan Plan, rec Record) (Plan, error) {
 	if rec.PlanID != plan.ID || len(rec.Steps) != len(plan.Steps) {
 		return Plan{}, fmt.Errorf("%w: the journal is of plan %s, not %s", ErrJournalMismatch, rec.PlanID, plan.ID)
 	}
@@ -66,14 +67,14 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 	}
 	// The nodes a run touched may run either release now: the rollback's
 	// preflight must not insist on one.
-	rb := Plan{Mode: plan.Mode}
+	rb := Plan{Version: PlanVersion, Mode: plan.Mode}
 	for _, n := range plan.Nodes {
 		if _, ok := touched[n.ID]; ok {
 			n.Release = compat.Release{}
 		}
 		rb.Nodes = append(rb.Nodes, n)
 	}
-	rb.Steps = append(rb.Steps, Step{Kind: StepPreflight, Hop: -1, Node: -1, Reversible: true, Why: "reads only",
+	rb.Steps = append(rb.Steps, Step{Kind: StepPreflight, Node: -1, Reversible: true, Why: "reads only",
 		Reason: "check the cluster before rolling back"})
 	var oldest compat.Release
 	for _, controllers := range []bool{false, true} {
@@ -83,13 +84,13 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 		}
 		for _, n := range plan.Nodes { // the plan's nodes: with the release to go back to
 			keys, ok := touched[n.ID]
-			if !ok || slices.Contains(n.Roles, RoleController) != controllers {
+			if !ok || slices.Contains(n.Roles, node.RoleController) != controllers {
 				continue
 			}
 			if n.Release.IsZero() {
 				return Plan{}, fmt.Errorf("upgrade: cannot roll back node %d: the plan does not record its old release", n.ID)
 			}
-			ch := Change{Version: n.Release.String(), Set: map[string]string{}}
+			ch := node.Change{Version: n.Release.String(), Set: map[string]string{}}
 			for _, k := range slices.Sorted(maps.Keys(keys)) {
 				old := compat.ConfigValue{}
 				switch k {
@@ -107,7 +108,7 @@ func Rollback(plan Plan, rec Record) (Plan, error) {
 			if len(ch.Set) == 0 {
 				ch.Set = nil
 			}
-			rb.Steps = append(rb.Steps, Step{Kind: StepRestart, Hop: 0, Roll: roll, Node: n.ID, Roles: n.Roles, Change: ch,
+			rb.Steps = append(rb.Steps, Step{Kind: StepRestart, Hop: 1, Roll: roll, Node: n.ID, Roles: n.Roles, Change: ch,
 				Reversible: true, Why: "the node can be upgraded again", Reason: fmt.Sprintf("roll node %d back to %v", n.ID, n.Release)})
 			if oldest.IsZero() || n.Release.Less(oldest) {
 				oldest = n.Release

@@ -12,11 +12,13 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
+	"github.com/kupgrade/kupgrade/node"
 	"github.com/kupgrade/kupgrade/reassign"
 )
 
-// An Option configures a [Runner].
-type Option interface{ apply(*config) }
+// A RunnerOption configures a [Runner].
+type RunnerOption interface{ apply(*config) }
 
 type optionFunc func(*config)
 
@@ -30,7 +32,7 @@ type config struct {
 	gateTimeout    time.Duration
 	restartTimeout time.Duration
 	catchUpTimeout time.Duration
-	poll           health.Policy
+	poll           poll.Policy // between the checks of every wait (the timeouts above bound each)
 	gateOpts       []health.GateOption
 	passHolds      bool
 	leadersBack    bool
@@ -38,7 +40,7 @@ type config struct {
 	canaryWithin   time.Duration
 	controllers    []string
 	moveThrottle   int64
-	moveOpts       []reassign.Option
+	moveOpts       []reassign.ExecutorOption
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
 }
@@ -50,7 +52,7 @@ func defaultConfig() config {
 		gateTimeout:    10 * time.Minute,
 		restartTimeout: 10 * time.Minute,
 		catchUpTimeout: 10 * time.Minute,
-		poll:           health.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
+		poll:           poll.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
 		moveThrottle:   100 << 20,
 		now:            time.Now,
 	}
@@ -59,57 +61,56 @@ func defaultConfig() config {
 // WithJournal keeps the run's progress in j, overriding the default of a
 // journal in memory (which cannot resume across processes). A Runner given
 // the journal of an interrupted run continues where it stopped.
-func WithJournal(j Journal) Option { return optionFunc(func(c *config) { c.journal = j }) }
+func WithJournal(j Journal) RunnerOption { return optionFunc(func(c *config) { c.journal = j }) }
 
 // OnEvent calls fn for every [Event], overriding the default of no callback.
 // fn is called from the goroutine running Run and must return quickly.
-func OnEvent(fn func(Event)) Option { return optionFunc(func(c *config) { c.onEvent = fn }) }
+func OnEvent(fn func(Event)) RunnerOption { return optionFunc(func(c *config) { c.onEvent = fn }) }
 
 // WithLogger sets the logger for progress and diagnostics, overriding the
 // default, which discards.
-func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
+func WithLogger(l *slog.Logger) RunnerOption { return optionFunc(func(c *config) { c.logger = l }) }
 
 // StepTimeout bounds one step as a whole (gate, restart, catch-up), overriding
 // the default of 30m.
-func StepTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.stepTimeout = d }) }
+func StepTimeout(d time.Duration) RunnerOption {
+	return optionFunc(func(c *config) { c.stepTimeout = d })
+}
 
 // GateTimeout bounds how long a step waits for its health and quorum gates to
 // allow it, overriding the default of 10m.
-func GateTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.gateTimeout = d }) }
+func GateTimeout(d time.Duration) RunnerOption {
+	return optionFunc(func(c *config) { c.gateTimeout = d })
+}
 
 // RestartTimeout bounds the Orchestrator's Restart of one node, overriding
 // the default of 10m.
-func RestartTimeout(d time.Duration) Option {
+func RestartTimeout(d time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.restartTimeout = d })
 }
 
 // CatchUpTimeout bounds the wait for a restarted node to be back in every
 // ISR (and for finalized features to show on every node), overriding the
 // default of 10m.
-func CatchUpTimeout(d time.Duration) Option {
+func CatchUpTimeout(d time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.catchUpTimeout = d })
 }
 
-// PollPolicy sets the back-off between checks while waiting, overriding the
-// default of 200ms growing by 1.5× to at most 2s. Its Timeout is ignored: the
-// timeouts above bound each wait.
-func PollPolicy(p health.Policy) Option { return optionFunc(func(c *config) { c.poll = p }) }
-
 // GateOptions adds rules to the health gate checked before each restart
 // (see [health.NewGate]); by default the gate is [health.CanRestart]'s.
-func GateOptions(opts ...health.GateOption) Option {
+func GateOptions(opts ...health.GateOption) RunnerOption {
 	return optionFunc(func(c *config) { c.gateOpts = append(c.gateOpts, opts...) })
 }
 
 // PassHolds lets the Runner run held steps (see [Step.Hold]): irreversible
 // steps, and finalize steps of a plan made with [FinalizeLater]. Without it,
 // Run stops before the first held step with a *[HeldError].
-func PassHolds() Option { return optionFunc(func(c *config) { c.passHolds = true }) }
+func PassHolds() RunnerOption { return optionFunc(func(c *config) { c.passHolds = true }) }
 
 // LeadersBack makes each restart wait, after the node is back in ISR, until
 // it leads its preferred partitions again (asking for a preferred leader
 // election if needed), overriding the default of not waiting.
-func LeadersBack() Option { return optionFunc(func(c *config) { c.leadersBack = true }) }
+func LeadersBack() RunnerOption { return optionFunc(func(c *config) { c.leadersBack = true }) }
 
 // A Prober sends traffic through every broker and reports each round trip,
 // as [health.Canary] does: what [CanaryGate] needs.
@@ -123,15 +124,15 @@ type Prober interface {
 // itself included, does. p is typically a [health.Canary] whose topic
 // exists ([health.Canary.Ensure]). The health gate alone reads what Kafka
 // reports; the canary proves that clients are served.
-func CanaryGate(p Prober, within time.Duration) Option {
+func CanaryGate(p Prober, within time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.canary, c.canaryWithin = p, within })
 }
 
-// ControllerAddrs gives the KRaft controllers' listener addresses, for
+// KRaftControllers gives the KRaft controllers' listener addresses, for
 // clusters whose brokers cannot say where controllers listen (DescribeQuorum
 // reports voters' endpoints only from Kafka 3.9). The Runner reads the
 // controllers' features through them.
-func ControllerAddrs(addrs ...string) Option {
+func KRaftControllers(addrs ...string) RunnerOption {
 	return optionFunc(func(c *config) { c.controllers = append(c.controllers, addrs...) })
 }
 
@@ -148,9 +149,6 @@ func (c *config) validate() error {
 	if c.moveThrottle <= 0 {
 		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)
 	}
-	if err := c.poll.Validate(); err != nil {
-		return fmt.Errorf("upgrade: PollPolicy: %w", err)
-	}
 	return nil
 }
 
@@ -162,39 +160,41 @@ func (c *config) validate() error {
 // and to [Event]s. A Runner runs one plan at a time.
 type Runner struct {
 	cl   *kgo.Client
-	orch Orchestrator
+	orch node.Orchestrator
 	cfg  config
 	gate *health.Gate
-	err  error // from construction, reported by Run
 }
 
 // NewRunner returns a Runner that observes the cluster through cl and
 // restarts nodes through orch. cl is the user's client (their TLS, SASL);
-// the Runner does not close it.
-func NewRunner(cl *kgo.Client, orch Orchestrator, opts ...Option) *Runner {
+// the Runner does not close it. It validates the options before anything
+// else, and returns an error naming the first one out of range (or a
+// missing client or Orchestrator); it does no I/O.
+func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) (*Runner, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	r := &Runner{cl: cl, orch: orch, cfg: cfg}
-	r.err = cfg.validate()
-	if r.err == nil {
-		r.gate, r.err = health.NewGate(cfg.gateOpts...)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if r.cfg.journal == nil {
-		r.cfg.journal = &MemoryJournal{}
+	gate, err := health.NewGate(cfg.gateOpts...)
+	if err != nil {
+		return nil, err
 	}
-	if r.cfg.ops == nil && r.err == nil {
+	if orch == nil {
+		return nil, errors.New("upgrade: NewRunner needs an Orchestrator")
+	}
+	if cfg.journal == nil {
+		cfg.journal = &MemoryJournal{}
+	}
+	if cfg.ops == nil {
 		if cl == nil {
-			r.err = errors.New("upgrade: NewRunner needs a client")
-		} else {
-			r.cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers}
+			return nil, errors.New("upgrade: NewRunner needs a client")
 		}
+		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers}
 	}
-	if orch == nil && r.err == nil {
-		r.err = errors.New("upgrade: NewRunner needs an Orchestrator")
-	}
-	return r
+	return &Runner{cl: cl, orch: orch, cfg: cfg, gate: gate}, nil
 }
 
 // ErrHeld reports that a run stopped before a held step.
@@ -245,8 +245,8 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 // does nothing. Cancelling ctx stops the run safely between actions; the
 // journal records where.
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
-	if r.err != nil {
-		return r.err
+	if plan.Version != PlanVersion {
+		return fmt.Errorf("%w: plan %s has schema version %d; this kupgrade runs version %d (plan again)", ErrUnsupportedPlan, plan.ID, plan.Version, PlanVersion)
 	}
 	if _, err := r.provisioner(plan); err != nil {
 		return err
@@ -403,10 +403,10 @@ func (u *run) next(ctx context.Context) (int, error) {
 }
 
 // downFirst returns the step of group whose node is down, if any: a broker
-// not up in a fresh snapshot, or a node the Orchestrator's [Liveness] says is
+// not up in a fresh snapshot, or a node the Orchestrator's [node.Liveness] says is
 // not alive.
 func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
-	live, hasLive := u.r.orch.(Liveness)
+	live, hasLive := u.r.orch.(node.Liveness)
 	snap, snapErr := u.r.cfg.ops.snapshot(ctx)
 	for _, i := range group {
 		st := u.plan.Steps[i]
@@ -415,7 +415,7 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 				return i, true
 			}
 		}
-		if snapErr == nil && len(snap.Brokers) > 0 && slices.Contains(st.Roles, RoleBroker) && !snap.Up(st.Node) {
+		if snapErr == nil && len(snap.Brokers) > 0 && slices.Contains(st.Roles, node.RoleBroker) && !snap.Up(st.Node) {
 			return i, true
 		}
 	}
@@ -425,10 +425,10 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 // leader returns the node that should roll last in st's roll.
 func (u *run) leader(ctx context.Context, st Step) (int32, error) {
 	ops := u.r.cfg.ops
-	if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+	if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 		return ops.activeController(ctx)
 	}
-	if u.plan.Mode == compat.ZooKeeper {
+	if u.plan.Mode == compat.ModeZooKeeper {
 		snap, err := ops.snapshot(ctx)
 		if err != nil {
 			return -1, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // eventLog collects events.
@@ -40,7 +41,7 @@ func (l *eventLog) kinds(kind EventKind) []int32 {
 
 func kraftPlan(t *testing.T, f *fakeCluster, target string, opts ...PlanOption) Plan {
 	t.Helper()
-	p, err := NewPlan(f.state(), Target{Version: target}, opts...)
+	p, err := NewPlan(f.state(), Target{Version: compat.MustParseRelease(target)}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +50,12 @@ func kraftPlan(t *testing.T, f *fakeCluster, target string, opts ...PlanOption) 
 
 func TestRunnerRollsControllersFirstActiveLast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		f.leader = 1
 		plan := kraftPlan(t, f, "4.1.2")
 		var log eventLog
-		r := NewRunner(nil, f, withOps(f), OnEvent(log.add), PassHolds())
+		r := mustRunner(t, nil, f, withOps(f), OnEvent(log.add), PassHolds())
 		if err := r.Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
@@ -77,11 +78,11 @@ func TestRunnerRollsControllersFirstActiveLast(t *testing.T) {
 
 func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j)).Run(t.Context(), plan)
 		he, ok := errors.AsType[*HeldError](err)
 		if !ok || !errors.Is(err, ErrHeld) || he.Step.Kind != StepFinalize {
 			t.Fatalf("Run = %v, want a HeldError before the finalize step", err)
@@ -96,7 +97,7 @@ func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 			t.Error("metadata.version moved without PassHolds")
 		}
 		// Going on with PassHolds finishes the plan without restarting again.
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if got := len(f.restartOrder()); got != 6 || f.levels["metadata.version"] != 27 {
@@ -107,7 +108,7 @@ func TestRunnerHoldsIrreversibleSteps(t *testing.T) {
 
 func TestRunnerResumesAfterCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		f.leader = 3
 		plan := kraftPlan(t, f, "4.1.2")
@@ -118,7 +119,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 				cancel()
 			}
 		}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(ctx, plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(ctx, plan)
 		if err == nil || !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want a cancelled run", err)
 		}
@@ -134,7 +135,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 		}
 		f.onRestart = nil
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		for id, n := range f.restartCounts() {
@@ -147,7 +148,7 @@ func TestRunnerResumesAfterCancel(t *testing.T) {
 		}
 		// A finished plan run again does nothing.
 		before := len(f.restartOrder())
-		if err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil || len(f.restartOrder()) != before {
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil || len(f.restartOrder()) != before {
 			t.Errorf("re-run of a finished plan: err %v, restarts %d → %d", err, before, len(f.restartOrder()))
 		}
 	})
@@ -179,14 +180,14 @@ func killAfter(f *fakeCluster, id int32, back time.Duration, log *eventLog) func
 
 func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 4 dies right after its upgrade: every partition it shares
 		// with 5 sits at min ISR 2 until it is back, a minute later.
 		var log eventLog
 		start := time.Now()
-		if err := NewRunner(nil, f, withOps(f), OnEvent(killAfter(f, 4, time.Minute, &log)), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), OnEvent(killAfter(f, 4, time.Minute, &log)), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		var blocked []Event
@@ -209,11 +210,11 @@ func TestRunnerGateBlocksThenProceeds(t *testing.T) {
 
 func TestRunnerRestartsDownNodesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.down[6] = true // dead before the run: restarting it first costs nothing
-		if err := NewRunner(nil, f, withOps(f), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff([]int32{1, 2, 3, 6, 4, 5}, f.restartOrder()); diff != "" {
@@ -224,11 +225,11 @@ func TestRunnerRestartsDownNodesFirst(t *testing.T) {
 
 func TestRunnerGateTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds(), OnEvent(killAfter(f, 4, 0, nil))).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), GateTimeout(2*time.Minute), PassHolds(), OnEvent(killAfter(f, 4, 0, nil))).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrUnsafe) {
 			t.Fatalf("Run = %v, want a StepError timing out on the health gate", err)
@@ -245,12 +246,12 @@ func TestRunnerGateTimeout(t *testing.T) {
 
 func TestRunnerNodeFailsToStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.failNode = 5
 		j := &MemoryJournal{}
-		err := NewRunner(nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), PassHolds()).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !strings.Contains(err.Error(), "node 5 did not restart") || !strings.Contains(err.Error(), "invalid config") {
 			t.Fatalf("Run = %v, want a StepError naming node 5 and the cause", err)
@@ -267,11 +268,11 @@ func TestRunnerNodeFailsToStart(t *testing.T) {
 
 func TestRunnerRefusesOtherPlansJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		j := &MemoryJournal{}
 		j.Save(t.Context(), Record{PlanID: "other", Steps: make([]StepRecord, 3)})
-		err := NewRunner(nil, f, withOps(f), WithJournal(j)).Run(t.Context(), kraftPlan(t, f, "4.1.2"))
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j)).Run(t.Context(), kraftPlan(t, f, "4.1.2"))
 		if !errors.Is(err, ErrJournalMismatch) {
 			t.Fatalf("Run = %v, want ErrJournalMismatch", err)
 		}
@@ -283,7 +284,7 @@ func TestRunnerRefusesOtherPlansJournal(t *testing.T) {
 
 func TestRunnerSkipsChangesInEffect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.onRestart = func(id int32) {
@@ -292,7 +293,7 @@ func TestRunnerSkipsChangesInEffect(t *testing.T) {
 			}
 		}
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), PassHolds(), OnEvent(log.add)).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		if f.restartCounts()[2] != 0 {
@@ -328,12 +329,12 @@ func TestFileJournalRoundTrip(t *testing.T) {
 
 func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		f.dieNode = 5
 		start := time.Now()
-		err := NewRunner(nil, f, withOps(f), PassHolds(), CatchUpTimeout(10*time.Minute)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), PassHolds(), CatchUpTimeout(10*time.Minute)).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !strings.Contains(err.Error(), "node 5's process is not running") {
 			t.Fatalf("Run = %v, want node 5's step to fail because its process died", err)
@@ -346,7 +347,7 @@ func TestRunnerFailsFastWhenNodeDies(t *testing.T) {
 
 func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 4's process dies after its upgrade, but Kafka's metadata
@@ -358,7 +359,7 @@ func TestRunnerGateSeesDeadNodesBeforeKafka(t *testing.T) {
 				f.mu.Unlock()
 			}
 		}
-		err := NewRunner(nil, f, withOps(f), PassHolds(), OnEvent(hook), GateTimeout(time.Minute)).Run(t.Context(), plan)
+		err := mustRunner(t, nil, f, withOps(f), PassHolds(), OnEvent(hook), GateTimeout(time.Minute)).Run(t.Context(), plan)
 		se, ok := errors.AsType[*StepError](err)
 		if !ok || se.Step.Node != 5 || !errors.Is(err, health.ErrUnsafe) {
 			t.Fatalf("Run = %v, want broker 5's gate to refuse while broker 4 is dead", err)
@@ -384,7 +385,7 @@ func (p *fakeProber) Probe(ctx context.Context) (health.ProbeResults, error) {
 	p.probes++
 	var rs health.ProbeResults
 	for _, id := range slices.Sorted(maps.Keys(p.f.nodes)) {
-		if !slices.Contains(p.f.nodes[id].roles, RoleBroker) {
+		if !slices.Contains(p.f.nodes[id].roles, node.RoleBroker) {
 			continue
 		}
 		r := health.ProbeResult{Broker: id, Topic: "canary", RoundTrip: 5 * time.Millisecond}
@@ -401,7 +402,7 @@ func (p *fakeProber) Probe(ctx context.Context) (health.ProbeResults, error) {
 
 func TestRunnerCanaryGate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeCluster(compat.KRaft, "3.9.2", 3, 3)
+		f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
 		f.levels["metadata.version"] = 21
 		plan := kraftPlan(t, f, "4.1.2")
 		// Broker 6 serves slowly for two minutes: no broker restarts
@@ -409,7 +410,7 @@ func TestRunnerCanaryGate(t *testing.T) {
 		start := time.Now()
 		p := &fakeProber{f: f, slow: 6, slowUntil: start.Add(2 * time.Minute)}
 		var log eventLog
-		if err := NewRunner(nil, f, withOps(f), CanaryGate(p, time.Second), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
+		if err := mustRunner(t, nil, f, withOps(f), CanaryGate(p, time.Second), OnEvent(log.add), PassHolds()).Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
 		var blocked []Event
@@ -435,7 +436,7 @@ func TestRunnerCanaryGate(t *testing.T) {
 		if p.probes < 12 {
 			t.Errorf("%d probes, want at least one before and one after each of 6 restarts", p.probes)
 		}
-		if err := NewRunner(nil, f, CanaryGate(p, 0)).Run(t.Context(), plan); err == nil || !strings.Contains(err.Error(), "CanaryGate") {
+		if _, err := NewRunner(nil, f, CanaryGate(p, 0)); err == nil || !strings.Contains(err.Error(), "CanaryGate") {
 			t.Errorf("CanaryGate(p, 0): %v, want an error naming the option", err)
 		}
 	})

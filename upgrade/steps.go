@@ -11,7 +11,9 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
 	"github.com/kupgrade/kupgrade/kraft"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // clusterOps is what a Runner observes and changes in the cluster, besides
@@ -49,7 +51,7 @@ func (u *run) waitFor(ctx context.Context, i int, kind EventKind, timeout time.D
 	p := u.r.cfg.poll
 	p.Timeout = timeout
 	var last string
-	err := health.Wait(ctx, func(ctx context.Context) error {
+	err := poll.Wait(ctx, func(ctx context.Context) error {
 		v, err := check(ctx)
 		if err != nil {
 			if msg := err.Error(); msg != last {
@@ -79,7 +81,7 @@ func (u *run) preflight(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("the Orchestrator cannot list its nodes: %w", err)
 	}
-	have := map[int32]Node{}
+	have := map[int32]node.Node{}
 	for _, n := range nodes {
 		have[n.ID] = n
 	}
@@ -134,14 +136,14 @@ func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
 		if err != nil {
 			return false, ""
 		}
-		i := slices.IndexFunc(nodes, func(n Node) bool { return n.ID == st.Node })
+		i := slices.IndexFunc(nodes, func(n node.Node) bool { return n.ID == st.Node })
 		if i < 0 || nodes[i].Version != ch.Version {
 			return false, ""
 		}
 		proof = append(proof, "runs "+ch.Version)
 	}
 	if len(ch.Set)+len(ch.Unset) > 0 {
-		if !slices.Contains(st.Roles, RoleBroker) {
+		if !slices.Contains(st.Roles, node.RoleBroker) {
 			return false, "" // a controller's static config cannot be read back here
 		}
 		keys := append(slices.Sorted(maps.Keys(ch.Set)), ch.Unset...)
@@ -206,7 +208,7 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 	err := u.waitFor(ctx, i, EventGateBlocked, u.r.cfg.gateTimeout, fmt.Sprintf("restarting node %d is not safe", st.Node),
 		func(ctx context.Context) (health.Verdict, error) {
 			var reasons []health.Reason
-			if slices.Contains(st.Roles, RoleBroker) || len(st.Roles) == 0 {
+			if slices.Contains(st.Roles, node.RoleBroker) || len(st.Roles) == 0 {
 				snap, err := ops.snapshot(ctx)
 				if err != nil {
 					return health.Verdict{}, err
@@ -214,7 +216,7 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				v := u.r.gate.CanRestart(u.withDead(ctx, snap), st.Node)
 				reasons = append(reasons, v.Reasons...)
 			}
-			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 				v, err := ops.canRestartController(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
@@ -253,11 +255,11 @@ func (u *run) canary(ctx context.Context, reasons []health.Reason, except int32)
 }
 
 // withDead marks as fenced, in a copy of snap, the brokers that the
-// Orchestrator's [Liveness] says are not alive: Kafka takes seconds to notice
+// Orchestrator's [node.Liveness] says are not alive: Kafka takes seconds to notice
 // a dead broker (its session must time out), and until then its metadata
 // still counts it in the ISR. Without Liveness, snap is returned as it is.
 func (u *run) withDead(ctx context.Context, snap health.Snapshot) health.Snapshot {
-	live, ok := u.r.orch.(Liveness)
+	live, ok := u.r.orch.(node.Liveness)
 	if !ok {
 		return snap
 	}
@@ -294,20 +296,20 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 	elected := false
 	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, fmt.Sprintf("node %d has not caught up", st.Node),
 		func(ctx context.Context) (health.Verdict, error) {
-			if live, ok := u.r.orch.(Liveness); ok {
+			if live, ok := u.r.orch.(node.Liveness); ok {
 				if alive, err := live.Alive(ctx, st.Node); err == nil && !alive {
-					return health.Verdict{}, health.Permanent(fmt.Errorf("node %d's process is not running (the Orchestrator says so)", st.Node))
+					return health.Verdict{}, poll.Permanent(fmt.Errorf("node %d's process is not running (the Orchestrator says so)", st.Node))
 				}
 			}
 			var reasons []health.Reason
-			if u.plan.Mode == compat.KRaft && slices.Contains(st.Roles, RoleController) {
+			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
 				v, err := ops.controllerCaughtUp(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
 				}
 				reasons = append(reasons, v.Reasons...)
 			}
-			if slices.Contains(st.Roles, RoleBroker) || len(st.Roles) == 0 {
+			if slices.Contains(st.Roles, node.RoleBroker) || len(st.Roles) == 0 {
 				snap, err := ops.snapshot(ctx)
 				if err != nil {
 					return health.Verdict{}, err
@@ -369,7 +371,7 @@ func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
 			if errors.Is(err, kraft.ErrUnverified) {
 				return health.Verdict{}, err
 			}
-			return health.Verdict{}, health.Permanent(err)
+			return health.Verdict{}, poll.Permanent(err)
 		})
 		if err != nil {
 			return "", err

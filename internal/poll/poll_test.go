@@ -1,4 +1,4 @@
-package health_test
+package poll_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 func TestPolicyDelay(t *testing.T) {
@@ -19,13 +21,13 @@ func TestPolicyDelay(t *testing.T) {
 	ms := time.Millisecond
 	tests := []struct {
 		name string
-		p    health.Policy
+		p    poll.Policy
 		want []time.Duration
 	}{
-		{"defaults", health.Policy{}, []time.Duration{250 * ms, 500 * ms, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}},
-		{"capped early", health.Policy{Initial: 100 * ms, Max: 300 * ms, Multiplier: 3}, []time.Duration{100 * ms, 300 * ms, 300 * ms}},
-		{"constant", health.Policy{Initial: time.Second, Multiplier: 1}, []time.Duration{time.Second, time.Second, time.Second}},
-		{"initial above default max", health.Policy{Initial: 20 * time.Second}, []time.Duration{20 * time.Second, 20 * time.Second}},
+		{"defaults", poll.Policy{}, []time.Duration{250 * ms, 500 * ms, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}},
+		{"capped early", poll.Policy{Initial: 100 * ms, Max: 300 * ms, Multiplier: 3}, []time.Duration{100 * ms, 300 * ms, 300 * ms}},
+		{"constant", poll.Policy{Initial: time.Second, Multiplier: 1}, []time.Duration{time.Second, time.Second, time.Second}},
+		{"initial above default max", poll.Policy{Initial: 20 * time.Second}, []time.Duration{20 * time.Second, 20 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,14 +40,14 @@ func TestPolicyDelay(t *testing.T) {
 			}
 		})
 	}
-	if d := (health.Policy{}).Delay(1 << 20); d != health.DefaultMax {
+	if d := (poll.Policy{}).Delay(1 << 20); d != poll.DefaultMax {
 		t.Errorf("Delay(huge) = %v, want the cap", d)
 	}
 }
 
 func TestPolicyValidate(t *testing.T) {
 	t.Parallel()
-	for _, p := range []health.Policy{
+	for _, p := range []poll.Policy{
 		{Initial: -1}, {Max: -1}, {Timeout: -time.Second},
 		{Multiplier: 0.5}, {Initial: time.Second, Max: time.Millisecond},
 	} {
@@ -53,11 +55,11 @@ func TestPolicyValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil, want an error", p)
 		}
 		called := false
-		if err := health.Wait(t.Context(), func(context.Context) error { called = true; return nil }, p); err == nil || called {
+		if err := poll.Wait(t.Context(), func(context.Context) error { called = true; return nil }, p); err == nil || called {
 			t.Errorf("Wait(%+v) = %v, called = %v; want an error before any check", p, err, called)
 		}
 	}
-	if err := (health.Policy{}).Validate(); err != nil {
+	if err := (poll.Policy{}).Validate(); err != nil {
 		t.Errorf("zero policy: %v", err)
 	}
 }
@@ -66,13 +68,13 @@ func TestWaitSucceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		checks := 0
-		err := health.Wait(t.Context(), func(context.Context) error {
+		err := poll.Wait(t.Context(), func(context.Context) error {
 			checks++
 			if checks < 4 {
 				return fmt.Errorf("not yet (%d)", checks)
 			}
 			return nil
-		}, health.Policy{})
+		}, poll.Policy{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,20 +87,23 @@ func TestWaitSucceeds(t *testing.T) {
 
 func TestWaitTimesOutWithLastReason(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := snap(t, "brokers=1,3", "orders-0 r=1,2,3 isr=1,3")
+		s := health.Snapshot{ // brokers 1 and 3 up; orders-0 on 1,2,3 with ISR 1,3
+			Brokers: []health.Broker{{Node: node.Node{ID: 1}}, {Node: node.Node{ID: 3}}},
+			Topics:  []health.Topic{{Name: "orders", Partitions: []health.Partition{{Partition: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 3}}}}},
+		}
 		start := time.Now()
 		checks := 0
-		err := health.Wait(t.Context(), func(context.Context) error {
+		err := poll.Wait(t.Context(), func(context.Context) error {
 			checks++
 			return health.CaughtUp(s, 2).Err()
-		}, health.Policy{Timeout: 10 * time.Minute})
+		}, poll.Policy{Timeout: 10 * time.Minute})
 		if got := time.Since(start); got != 10*time.Minute {
 			t.Errorf("gave up after %v, want exactly the 10m timeout", got)
 		}
-		if !errors.Is(err, health.ErrTimeout) || !errors.Is(err, health.ErrNotCaughtUp) {
-			t.Errorf("errors.Is(ErrTimeout), errors.Is(ErrNotCaughtUp) = %v, %v", errors.Is(err, health.ErrTimeout), errors.Is(err, health.ErrNotCaughtUp))
+		if !errors.Is(err, poll.ErrTimedOut) || !errors.Is(err, health.ErrNotCaughtUp) {
+			t.Errorf("errors.Is(ErrTimeout), errors.Is(ErrNotCaughtUp) = %v, %v", errors.Is(err, poll.ErrTimedOut), errors.Is(err, health.ErrNotCaughtUp))
 		}
-		we, ok := errors.AsType[*health.WaitError](err)
+		we, ok := errors.AsType[*poll.WaitError](err)
 		if !ok {
 			t.Fatalf("%v is not a *WaitError", err)
 		}
@@ -121,14 +126,14 @@ func TestWaitTimesOutWithLastReason(t *testing.T) {
 func TestWaitKeepsReasonSeenBeforeDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		checks := 0
-		err := health.Wait(t.Context(), func(ctx context.Context) error {
+		err := poll.Wait(t.Context(), func(ctx context.Context) error {
 			checks++
 			if checks == 1 {
 				return errors.New("ISR not full")
 			}
 			<-ctx.Done() // a slow check cut short by the deadline
 			return ctx.Err()
-		}, health.Policy{Timeout: time.Minute})
+		}, poll.Policy{Timeout: time.Minute})
 		if !strings.HasSuffix(err.Error(), "last: ISR not full") || checks != 2 {
 			t.Errorf("Wait = %v after %d checks, want the first reason kept", err, checks)
 		}
@@ -139,17 +144,17 @@ func TestWaitPermanent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("topic deleted")
 		checks := 0
-		err := health.Wait(t.Context(), func(context.Context) error {
+		err := poll.Wait(t.Context(), func(context.Context) error {
 			checks++
 			if checks == 3 {
-				return health.Permanent(boom)
+				return poll.Permanent(boom)
 			}
 			return errors.New("not yet")
-		}, health.Policy{})
+		}, poll.Policy{})
 		if err != boom || checks != 3 {
 			t.Errorf("Wait = %v after %d checks, want %v after 3", err, checks, boom)
 		}
-		if health.Permanent(nil) != nil {
+		if poll.Permanent(nil) != nil {
 			t.Error("Permanent(nil) != nil")
 		}
 	})
@@ -159,8 +164,8 @@ func TestWaitParentContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		defer cancel()
-		err := health.Wait(ctx, func(context.Context) error { return errors.New("never") }, health.Policy{})
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, health.ErrTimeout) {
+		err := poll.Wait(ctx, func(context.Context) error { return errors.New("never") }, poll.Policy{})
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, poll.ErrTimedOut) {
 			t.Errorf("Wait = %v, want the parent's deadline, not the policy's", err)
 		}
 	})

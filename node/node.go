@@ -1,7 +1,8 @@
-package upgrade
+package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,21 +10,23 @@ import (
 )
 
 // A Role is what a Kafka process does: serve clients as a broker, vote in the
-// KRaft controller quorum, or both (a combined node).
+// KRaft controller quorum, or both (a combined node). A ZooKeeper-mode
+// broker has only [RoleBroker].
 type Role string
 
-// The roles a node can have. A ZooKeeper-mode broker has only [RoleBroker].
+// The roles a node can have.
 const (
 	RoleBroker     Role = "broker"
 	RoleController Role = "controller"
 )
 
-// A Node is one Kafka process as an [Orchestrator] knows it.
+// A Node is one Kafka process as an [Orchestrator] knows it: its identity and
+// where it listens.
 type Node struct {
 	// ID is the node's broker.id (ZooKeeper mode) or node.id (KRaft).
 	ID int32 `json:"id"`
 	// Roles is what the node does; a combined KRaft node has both roles.
-	Roles []Role `json:"roles"`
+	Roles []Role `json:"roles,omitempty"`
 	// Host and Port are where clients (or, for a controller-only node, other
 	// controllers) reach the node.
 	Host string `json:"host"`
@@ -59,15 +62,15 @@ func (c Change) IsZero() bool { return c.Version == "" && len(c.Set) == 0 && len
 func (c Change) Validate() error {
 	for k := range c.Set {
 		if strings.TrimSpace(k) == "" {
-			return fmt.Errorf("upgrade: change sets an empty config key")
+			return errors.New("node: change sets an empty config key")
 		}
 		if slices.Contains(c.Unset, k) {
-			return fmt.Errorf("upgrade: change both sets and unsets %q", k)
+			return fmt.Errorf("node: change both sets and unsets %q", k)
 		}
 	}
 	for _, k := range c.Unset {
 		if strings.TrimSpace(k) == "" {
-			return fmt.Errorf("upgrade: change unsets an empty config key")
+			return errors.New("node: change unsets an empty config key")
 		}
 	}
 	return nil
@@ -118,18 +121,19 @@ type Orchestrator interface {
 }
 
 // Liveness is an optional [Orchestrator] capability: it tells whether a
-// node's process is alive. While a restarted node catches up, a [Runner]
-// that finds it asks it at each check and fails the step at once, naming the
-// node, when the process has died. Without it, such a node fails the step
-// when [CatchUpTimeout] runs out.
+// node's process is alive. While a restarted node catches up, a Runner that
+// finds it asks it at each check and fails the step at once, naming the node,
+// when the process has died; its restart gate also counts a dead broker as
+// down before Kafka notices. Without it, such a node fails the step when the
+// Runner's catch-up timeout runs out.
 type Liveness interface {
 	// Alive reports whether node id's process runs. An error means the
 	// orchestrator could not tell; the Runner then keeps waiting.
 	Alive(ctx context.Context, id int32) (bool, error)
 }
 
-// A NodeSpec describes a node for a [Provisioner] to start.
-type NodeSpec struct {
+// A Spec describes a node for a [Provisioner] to start.
+type Spec struct {
 	// Version is the Kafka release the node runs ("4.1.2").
 	Version string `json:"version"`
 	// Roles are the node's roles; node replacement provisions brokers.
@@ -149,7 +153,7 @@ type Provisioner interface {
 	// Provision starts a new node as spec says and returns it once it has
 	// started (with the id Kafka knows it by). kupgrade waits for it to
 	// register.
-	Provision(ctx context.Context, spec NodeSpec) (Node, error)
+	Provision(ctx context.Context, spec Spec) (Node, error)
 	// Retire stops node id for good and releases what it used. kupgrade
 	// calls it only once the node holds no replica.
 	Retire(ctx context.Context, id int32) error
