@@ -58,10 +58,7 @@ func CaughtUp(s Snapshot, node int32, opts ...CatchUpOption) Verdict {
 			v.Reasons = append(v.Reasons, nodeReason(node, fmt.Sprintf("node %d is registered but fenced", node)))
 		}
 	}
-	x := s.index()
-	for _, r := range x.refsOf(node) {
-		t := &s.Topics[r.t]
-		p := &t.Partitions[r.p]
+	s.eachOn(s.lookup(), node, func(t *Topic, p *Partition) {
 		v.Checked++
 		reason := func(rule Rule, msg string) {
 			v.Reasons = append(v.Reasons, Reason{
@@ -83,7 +80,7 @@ func CaughtUp(s Snapshot, node int32, opts ...CatchUpOption) Verdict {
 				reason(RuleNotPreferredLeader, fmt.Sprintf("node %d is the preferred leader, but node %d leads", node, p.Leader))
 			}
 		}
-	}
+	})
 	if len(v.Reasons) > 1 {
 		sortReasons(v.Reasons)
 	}

@@ -132,27 +132,28 @@ func CanRestart(s Snapshot, nodes ...int32) Verdict { return defaultGate.CanRest
 // whatever its replication factor. Cluster-wide limits, if set, are checked
 // first and yield reasons without a topic.
 //
-// With an indexed snapshot (from [Take], JSON or [Snapshot.Indexed]) only the
-// partitions the nodes host are touched. Nodes that host no partitions, such
+// Once the snapshot's index is built (see [Snapshot]) only the partitions the
+// nodes host are touched; before that, and for a snapshot without an index,
+// CanRestart scans every partition once. Nodes that host no partitions, such
 // as KRaft controllers, are always safe as far as this check goes; the
 // controller quorum is checked elsewhere.
 func (g *Gate) CanRestart(s Snapshot, nodes ...int32) Verdict {
 	set := normNodes(nodes)
 	v := Verdict{Kind: KindCanRestart, Nodes: set}
-	x := s.index()
-	v.Reasons = g.clusterReasons(x.counts, v.Reasons)
-	for i, n := range set {
-		for _, r := range x.refsOf(n) {
-			t := &s.Topics[r.t]
-			p := &t.Partitions[r.p]
-			if holdsAny(p.Replicas, set[:i]) {
-				continue // already checked with an earlier node of the set
-			}
-			v.Checked++
-			if rule := g.partitionRule(x, t, p, set); rule != "" {
-				v.Reasons = append(v.Reasons, restartReason(rule, x, t, p, set, g.cfg.allowDown))
+	if x := s.lookup(); x != nil {
+		v.Reasons = g.clusterReasons(x.counts, v.Reasons)
+		for i, n := range set {
+			for _, r := range x.refsOf(n) {
+				t := &s.Topics[r.t]
+				p := &t.Partitions[r.p]
+				if holdsAny(p.Replicas, set[:i]) {
+					continue // already checked with an earlier node of the set
+				}
+				g.check(&v, &x.live, t, p)
 			}
 		}
+	} else {
+		g.scan(&v, &s)
 	}
 	if len(v.Reasons) > 1 {
 		sortReasons(v.Reasons)
@@ -161,9 +162,58 @@ func (g *Gate) CanRestart(s Snapshot, nodes ...int32) Verdict {
 	return v
 }
 
+// scan is CanRestart without an index: one pass over every partition,
+// checking those that v.Nodes hold and, if the gate has cluster-wide limits,
+// counting them all.
+func (g *Gate) scan(v *Verdict, s *Snapshot) {
+	set := v.Nodes
+	live := newLiveness(s.Brokers)
+	limits := g.cfg.offline.set || g.cfg.underReplicated.set || g.cfg.underMinISR.set
+	var c Counts
+	if limits {
+		c = brokerCounts(s)
+	}
+	var member idMap // for large sets: id → 0 if a member
+	if len(set) > 8 {
+		for _, n := range set {
+			member.set(n, 0)
+		}
+	}
+	for ti := range s.Topics {
+		t := &s.Topics[ti]
+		m := int(t.EffectiveMinISR())
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			if limits {
+				c.add(m, p)
+			}
+			if len(set) > 8 {
+				if !member.holdsAny(p.Replicas) {
+					continue
+				}
+			} else if !holdsAny(p.Replicas, set) {
+				continue
+			}
+			g.check(v, &live, t, p)
+		}
+	}
+	if limits {
+		v.Reasons = g.clusterReasons(c, v.Reasons)
+	}
+}
+
+// check counts p as checked and adds a reason if it blocks a restart of
+// v.Nodes.
+func (g *Gate) check(v *Verdict, live *liveness, t *Topic, p *Partition) {
+	v.Checked++
+	if rule := g.partitionRule(live, t, p, v.Nodes); rule != "" {
+		v.Reasons = append(v.Reasons, restartReason(rule, live, t, p, v.Nodes, g.cfg.allowDown))
+	}
+}
+
 // partitionRule returns the first rule p breaks if set restarts, or "".
 // It does not allocate.
-func (g *Gate) partitionRule(x *indexData, t *Topic, p *Partition, set []int32) Rule {
+func (g *Gate) partitionRule(x *liveness, t *Topic, p *Partition, set []int32) Rule {
 	if g.cfg.allowDown {
 		up := false
 		for _, n := range set {
@@ -202,7 +252,7 @@ func (g *Gate) partitionRule(x *indexData, t *Topic, p *Partition, set []int32) 
 }
 
 // restartReason explains why p blocks a restart of set under rule.
-func restartReason(rule Rule, x *indexData, t *Topic, p *Partition, set []int32, allowDown bool) Reason {
+func restartReason(rule Rule, x *liveness, t *Topic, p *Partition, set []int32, allowDown bool) Reason {
 	// One allocation for the three id lists.
 	ids := make([]int32, 0, len(set)+2*len(p.ISR))
 	for _, n := range set {
@@ -315,6 +365,16 @@ func (g *Gate) clusterReasons(c Counts, rs []Reason) []Reason {
 		}
 	}
 	return rs
+}
+
+// holdsAny reports whether replicas contains any of the ids in m.
+func (m *idMap) holdsAny(replicas []int32) bool {
+	for _, r := range replicas {
+		if _, ok := m.get(r); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // holdsAny reports whether replicas contains any of nodes.

@@ -3,6 +3,7 @@ package health_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,8 +13,9 @@ import (
 	"github.com/kupgrade/kupgrade/health"
 )
 
-// canRestart runs g (nil: the default rules) on the snapshot both unindexed
-// and indexed, checks that both agree, and returns the verdict.
+// canRestart runs g (nil: the default rules) on the snapshot unindexed, with
+// an index not built yet (which scans) and with a built index, checks that
+// all agree, and returns the verdict.
 func canRestart(t *testing.T, g *health.Gate, s health.Snapshot, nodes ...int32) health.Verdict {
 	t.Helper()
 	run := health.CanRestart
@@ -21,8 +23,10 @@ func canRestart(t *testing.T, g *health.Gate, s health.Snapshot, nodes ...int32)
 		run = g.CanRestart
 	}
 	plain := run(s, nodes...)
-	indexed := run(s.Indexed(), nodes...)
-	if diff := cmp.Diff(plain, indexed); diff != "" {
+	if diff := cmp.Diff(plain, run(s.Indexed(), nodes...)); diff != "" {
+		t.Fatalf("verdicts before the index is built and unindexed differ (-plain +fresh):\n%s", diff)
+	}
+	if diff := cmp.Diff(plain, run(health.Built(s), nodes...)); diff != "" {
 		t.Fatalf("indexed and unindexed verdicts differ (-plain +indexed):\n%s", diff)
 	}
 	if plain.OK != (len(plain.Reasons) == 0) {
@@ -308,5 +312,24 @@ func TestVerdictErr(t *testing.T) {
 	}
 	if diff := cmp.Diff(health.CanRestart(s, 1, 3), back, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
+
+// TestCanRestartManyNodes asks about more nodes than the scan checks one by
+// one (it looks them up in a table then), with and without an index.
+func TestCanRestartManyNodes(t *testing.T) {
+	t.Parallel()
+	var lines []string
+	for p := range 24 {
+		lines = append(lines, fmt.Sprintf("orders-%d r=%d,%d,%d isr=%d,%d,%d min=2", p, p%12+1, (p+4)%12+1, (p+8)%12+1, p%12+1, (p+4)%12+1, (p+8)%12+1))
+	}
+	s := snap(t, lines...)
+	many := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	v := canRestart(t, nil, s, many...)
+	if v.OK || v.Checked != 24 {
+		t.Errorf("restarting %v: OK %v, %d checked; want refused, 24 checked", many, v.OK, v.Checked)
+	}
+	if v := canRestart(t, mustGate(t, health.MaxOffline(0)), s, 13, 14, 15, 16, 17, 18, 19, 20, 21); !v.OK || v.Checked != 0 {
+		t.Errorf("restarting nodes that host nothing: %v", v)
 	}
 }

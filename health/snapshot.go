@@ -21,10 +21,19 @@ import (
 // A Snapshot is a value and JSON-serialisable. Treat it as immutable: the
 // verdict functions keep an index by node that [Take], [Snapshot.Indexed] and
 // JSON decoding attach, shared by copies. To change a snapshot (in a test, say),
-// build a new Topics slice rather than editing partitions in place. A Snapshot
-// built as a literal has no index; verdicts then scan every partition, which
-// is correct but slower. A Snapshot is safe for concurrent use by readers. To
-// compare snapshots with go-cmp, use cmpopts.IgnoreUnexported(Snapshot{}).
+// build a new Topics slice rather than editing partitions in place.
+//
+// The index is built only when a snapshot is asked more than twice: the
+// first two lookups ([CanRestart], [CaughtUp], [Snapshot.Counts],
+// [Snapshot.EachPartitionOn], [Snapshot.Topic] and the like) each scan
+// every partition once, which costs less than building the index, and from
+// the third on they touch only the partitions the nodes asked about host. A
+// gate that takes a new snapshot at every poll thus never builds one. A
+// Snapshot built as a literal, or whose Topics were replaced after the
+// index was built, has no usable index: every lookup scans every
+// partition, which is correct but slower for many lookups. A Snapshot is
+// safe for concurrent use by readers. To compare snapshots with go-cmp, use
+// cmpopts.IgnoreUnexported(Snapshot{}).
 type Snapshot struct {
 	// TakenAt is when the snapshot was taken (zero for hand-built ones).
 	TakenAt time.Time `json:"takenAt,omitzero"`
@@ -234,7 +243,7 @@ func (s Snapshot) Up(node int32) bool {
 
 // Topic returns the named topic.
 func (s Snapshot) Topic(name string) (Topic, bool) {
-	if x := s.cached(); x != nil {
+	if x := s.lookup(); x != nil {
 		if i, ok := x.byName[name]; ok {
 			return s.Topics[i], true
 		}
@@ -267,37 +276,27 @@ func (s Snapshot) EachPartition(fn func(Topic, Partition)) {
 }
 
 // EachPartitionOn calls fn for every partition of which node holds a replica,
-// in the snapshot's order. With an index it touches only those partitions.
+// in the snapshot's order. Once the snapshot's index is built it touches
+// only those partitions.
 func (s Snapshot) EachPartitionOn(node int32, fn func(Topic, Partition)) {
-	if x := s.cached(); x != nil {
-		for _, r := range x.refsOf(node) {
-			t := &s.Topics[r.t]
-			fn(*t, t.Partitions[r.p])
-		}
-		return
-	}
-	for _, t := range s.Topics {
-		for _, p := range t.Partitions {
-			if p.HasReplica(node) {
-				fn(t, p)
-			}
-		}
-	}
+	s.eachOn(s.lookup(), node, func(t *Topic, p *Partition) { fn(*t, *p) })
 }
 
-// Counts returns the snapshot's counts, computed once per index.
+// Counts returns the snapshot's counts: kept in the index once it is built,
+// else counted in one scan of the partitions.
 func (s Snapshot) Counts() Counts {
-	if x := s.cached(); x != nil {
+	if x := s.lookup(); x != nil {
 		return x.counts
 	}
-	return buildIndex(&s).counts
+	return countsOf(&s)
 }
 
-// Indexed returns s with a fresh index attached, so that verdicts touch only
-// the partitions the nodes they are asked about host. The index is built on
-// first use and shared by copies of the returned Snapshot. [Take] and JSON
-// decoding attach one already; call Indexed after building a Snapshot by hand
-// or after replacing its Topics.
+// Indexed returns s with a fresh index attached, so that once the snapshot
+// is asked more than twice, verdicts touch only the partitions the nodes
+// they are asked about host. The index is built on the third lookup and
+// shared by copies of the returned Snapshot (see [Snapshot]). [Take] and
+// JSON decoding attach one already; call Indexed after building a Snapshot
+// by hand or after replacing its Topics.
 func (s Snapshot) Indexed() Snapshot {
 	s.idx = new(index)
 	return s

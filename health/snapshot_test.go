@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,4 +116,36 @@ func TestSnapshotJSON(t *testing.T) {
 	if err := id.UnmarshalText([]byte("short")); err == nil {
 		t.Error("UnmarshalText(short) succeeded")
 	}
+}
+
+// TestLookupsAcrossIndexBuild checks that a snapshot judges the same before
+// its index is built (the first lookups scan), while it is built and after,
+// also when readers race to build it.
+func TestLookupsAcrossIndexBuild(t *testing.T) {
+	t.Parallel()
+	plain := snap(t, "brokers=1,2,3,4 fenced=4",
+		"orders-0 r=1,2,3 isr=1,2 min=2", "orders-1 r=2,3,4 isr=2,3 min=2", "orders-2 r=3,1,2 isr=3,1,2 min=2",
+		"audit-0 r=1,4 isr=1 min=1")
+	want := map[int32]health.Verdict{}
+	for _, n := range []int32{1, 2, 3, 4} {
+		want[n] = health.CanRestart(plain, n)
+	}
+	wantCounts := plain.Counts()
+	s := plain.Indexed()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 3 {
+				for _, n := range []int32{1, 2, 3, 4} {
+					if diff := cmp.Diff(want[n], health.CanRestart(s, n)); diff != "" {
+						t.Errorf("CanRestart(%d) (-plain +indexed):\n%s", n, diff)
+					}
+				}
+				if diff := cmp.Diff(wantCounts, s.Counts()); diff != "" {
+					t.Errorf("Counts (-plain +indexed):\n%s", diff)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

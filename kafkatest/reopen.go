@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/atomicfile"
 	"github.com/kupgrade/kupgrade/node"
 )
 
@@ -24,21 +25,21 @@ const StateFile = "kafkatest-cluster.json"
 
 type savedCluster struct {
 	Name           string      `json:"name"`
-	Mode           string      `json:"mode"`
+	Mode           compat.Mode `json:"mode"`
 	Release        string      `json:"release"` // the first release: ZooKeeper's and tools' default
-	ClusterID      string      `json:"cluster_id,omitempty"`
-	ZooKeeperPort  int         `json:"zookeeper_port,omitempty"`
-	NextID         int32       `json:"next_id"`
-	BrokerHeapMB   int         `json:"broker_heap_mb"`
-	ControllerHeap int         `json:"controller_heap_mb"`
+	ClusterID      string      `json:"clusterId,omitempty"`
+	ZooKeeperPort  int         `json:"zooKeeperPort,omitempty"`
+	NextID         int32       `json:"nextId"`
+	BrokerHeapMB   int         `json:"brokerHeapMB"`
+	ControllerHeap int         `json:"controllerHeapMB"`
 	Nodes          []savedNode `json:"nodes"`
 }
 
 type savedNode struct {
 	ID             int32             `json:"id"`
 	Roles          []node.Role       `json:"roles"`
-	BrokerPort     int               `json:"broker_port,omitempty"`
-	ControllerPort int               `json:"controller_port,omitempty"`
+	BrokerPort     int               `json:"brokerPort,omitempty"`
+	ControllerPort int               `json:"controllerPort,omitempty"`
 	Rack           string            `json:"rack,omitempty"`
 	Release        string            `json:"release"`
 	Override       map[string]string `json:"override,omitempty"`
@@ -52,7 +53,7 @@ func (c *Cluster) saveState() {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	c.nodesMu.RLock()
-	s := savedCluster{Name: c.name, Mode: c.cfg.mode.String(), Release: c.cfg.release, ClusterID: c.clusterID,
+	s := savedCluster{Name: c.name, Mode: c.cfg.mode, Release: c.cfg.release, ClusterID: c.clusterID,
 		NextID: c.nextID, BrokerHeapMB: c.cfg.brokerHeapMB, ControllerHeap: c.cfg.controllerHeap}
 	nodes := slices.Clone(c.nodes)
 	c.nodesMu.RUnlock()
@@ -67,11 +68,7 @@ func (c *Cluster) saveState() {
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err == nil {
-		path := filepath.Join(c.dir, StateFile)
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, append(b, '\n'), 0o644); err == nil {
-			err = os.Rename(tmp, path)
-		}
+		err = atomicfile.Write(filepath.Join(c.dir, StateFile), append(b, '\n'))
 	}
 	if err != nil {
 		c.cfg.logger.Warn("cannot save cluster state; Reopen will not work", "dir", c.dir, "err", err)
@@ -101,12 +98,10 @@ func Reopen(ctx context.Context, dir string, opts ...Option) (*Cluster, error) {
 		o.apply(&cfg)
 	}
 	switch s.Mode {
-	case compat.ModeKRaft.String():
-		cfg.mode = compat.ModeKRaft
-	case compat.ModeZooKeeper.String():
-		cfg.mode = compat.ModeZooKeeper
+	case compat.ModeKRaft, compat.ModeZooKeeper:
+		cfg.mode = s.Mode
 	default:
-		return nil, fmt.Errorf("kafkatest: reopen %s: unknown mode %q in %s", dir, s.Mode, StateFile)
+		return nil, fmt.Errorf("kafkatest: reopen %s: %s records mode %v, which kafkatest does not run", dir, StateFile, s.Mode)
 	}
 	if len(s.Nodes) == 0 {
 		return nil, fmt.Errorf("kafkatest: reopen %s: %s lists no nodes", dir, StateFile)

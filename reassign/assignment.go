@@ -44,10 +44,15 @@ type part struct {
 type Assignment struct {
 	topics   []string
 	topicIdx map[string]int32
+	first    []int32 // per topic: index of its first partition in parts
 	parts    []part
 	bytes    []int64 // nil until a partition with Bytes != 0 is added
 	reps     []int32
 	unsorted bool // some partition was added out of topic, partition order
+	// scattered: some topic's partitions were not added one after the
+	// other in partition order (unsorted without it: only the topics are
+	// out of order).
+	scattered bool
 }
 
 // Add records one partition. It copies p.Replicas, so the caller may reuse
@@ -68,13 +73,16 @@ func (a *Assignment) Add(p PartitionAssignment) error {
 			return &PartitionError{Topic: p.Topic, Partition: p.Partition, Reason: fmt.Sprintf("broker %d listed twice in replicas %v", r, p.Replicas), Err: ErrInvalid}
 		}
 	}
-	t := a.intern(p.Topic)
-	if n := len(a.parts); n > 0 && !a.unsorted {
+	t, seen := a.intern(p.Topic)
+	if n := len(a.parts); n > 0 {
 		prev := a.parts[n-1]
-		if prev.topic != t {
+		switch {
+		case prev.topic == t && prev.partition >= p.Partition:
+			a.unsorted, a.scattered = true, true
+		case prev.topic != t && seen:
+			a.unsorted, a.scattered = true, true // the topic's partitions are split
+		case prev.topic != t && !a.unsorted:
 			a.unsorted = strings.Compare(a.topics[prev.topic], p.Topic) > 0
-		} else {
-			a.unsorted = prev.partition >= p.Partition
 		}
 	}
 	leader := p.Leader
@@ -92,24 +100,26 @@ func (a *Assignment) Add(p PartitionAssignment) error {
 	return nil
 }
 
-// intern returns the index of topic, adding it if new. Consecutive partitions
-// of one topic, the common case, cost a string comparison and no map lookup.
-func (a *Assignment) intern(topic string) int32 {
+// intern returns the index of topic, adding it if new, and whether it was
+// known. Consecutive partitions of one topic, the common case, cost a string
+// comparison and no map lookup.
+func (a *Assignment) intern(topic string) (int32, bool) {
 	if n := len(a.parts); n > 0 {
 		if t := a.parts[n-1].topic; a.topics[t] == topic {
-			return t
+			return t, true
 		}
 	}
 	if t, ok := a.topicIdx[topic]; ok {
-		return t
+		return t, true
 	}
 	if a.topicIdx == nil {
 		a.topicIdx = make(map[string]int32)
 	}
 	t := int32(len(a.topics))
 	a.topics = append(a.topics, topic)
+	a.first = append(a.first, int32(len(a.parts)))
 	a.topicIdx[topic] = t
-	return t
+	return t, false
 }
 
 // Len returns the number of partitions added.
@@ -142,20 +152,56 @@ func (a *Assignment) Grow(n, rf int) {
 	a.reps = slices.Grow(a.reps, n*rf)
 }
 
-// order returns the partition indexes in topic, partition order, or nil if
-// they were added in that order; it reports a partition added twice. It
+// A span is the partitions at positions lo..hi-1 of a sequence.
+type span struct{ lo, hi int32 }
+
+// A sequence lists the partitions of an Assignment in topic, partition order:
+// the positions of spans, in order, where position k is partition perm[k],
+// or partition k if perm is nil.
+type sequence struct {
+	spans []span
+	perm  []int32
+}
+
+// at returns the partition at position k.
+func (q *sequence) at(k int32) int {
+	if q.perm == nil {
+		return int(k)
+	}
+	return int(q.perm[k])
+}
+
+// order returns the partitions in topic, partition order; it reports a
+// partition added twice. Partitions added in that order, the usual input,
+// are one span. Partitions added topic by topic, each topic's in order, but
+// with the topics out of order (as "t9" before "t10"), are one span per
+// topic, the spans sorted by topic name: no per-partition work. Otherwise it
 // sorts the topics by name, places partitions by topic with a counting
 // sort, and sorts a topic's partitions only if they were not added in
-// order: linear time for the usual input.
-func (a *Assignment) order() ([]int32, error) {
+// order.
+func (a *Assignment) order() (sequence, error) {
+	n := int32(len(a.parts))
 	if !a.unsorted {
-		return nil, nil
+		return sequence{spans: []span{{0, n}}}, nil
 	}
 	byName := make([]int32, len(a.topics))
 	for i := range byName {
 		byName[i] = int32(i)
 	}
 	slices.SortFunc(byName, func(x, y int32) int { return strings.Compare(a.topics[x], a.topics[y]) })
+	if !a.scattered {
+		// Topics were interned in the order they were added, so topic t's
+		// partitions run from first[t] to first[t+1].
+		spans := make([]span, len(byName))
+		for k, t := range byName {
+			hi := n
+			if int(t)+1 < len(a.first) {
+				hi = a.first[t+1]
+			}
+			spans[k] = span{a.first[t], hi}
+		}
+		return sequence{spans: spans}, nil
+	}
 	count := make([]int32, len(a.topics))
 	for _, p := range a.parts {
 		count[p.topic]++
@@ -179,9 +225,9 @@ func (a *Assignment) order() ([]int32, error) {
 		}
 		for k := 1; k < len(seg); k++ {
 			if q := a.parts[seg[k]]; a.parts[seg[k-1]].partition == q.partition {
-				return nil, &PartitionError{Topic: a.topics[q.topic], Partition: q.partition, Reason: "added twice", Err: ErrInvalid}
+				return sequence{}, &PartitionError{Topic: a.topics[q.topic], Partition: q.partition, Reason: "added twice", Err: ErrInvalid}
 			}
 		}
 	}
-	return ord, nil
+	return sequence{spans: []span{{0, n}}, perm: ord}, nil
 }

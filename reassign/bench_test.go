@@ -1,7 +1,13 @@
 package reassign
 
 import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/kupgrade/kupgrade/node"
 )
@@ -18,34 +24,253 @@ func bigCluster(b *testing.B) (*Assignment, []node.Node) {
 	return a, bs
 }
 
-// BenchmarkPlanAndBatch plans the replacement of 100 of 1,000 brokers
-// holding 1,000,000 partitions (RF 3) and hands out the first batch.
-func BenchmarkPlanAndBatch(b *testing.B) {
-	a, bs := bigCluster(b)
+// replace100 replaces brokers 1..100 with 1001..1100.
+func replace100() BrokerChange {
 	var ch BrokerChange
 	for i := range int32(100) {
 		ch.Replace = append(ch.Replace, Replacement{Old: 1 + i, New: 1001 + i})
 	}
-	var moves, first int
-	b.ReportAllocs()
+	return ch
+}
+
+// barePass is the floor any replacement planner pays, the baseline of the
+// "x-bare" ratios: one pass over the assignment in its compact form (no
+// per-partition API call), reading every partition's replicas, mapping each
+// through a table of partners (a retired broker's replicas go to its
+// partner) and writing them to a freshly allocated output of the same size.
+// No balance, no racks, no Move values: nothing a real plan could skip.
+func barePass(a *Assignment, partner []int32) []int32 {
+	out := make([]int32, len(a.reps))
+	for _, pt := range a.parts {
+		for k := pt.off; k < pt.off+pt.n; k++ {
+			id := a.reps[k]
+			if id >= 0 && int(id) < len(partner) && partner[id] >= 0 {
+				id = partner[id]
+			}
+			out[k] = id
+		}
+	}
+	return out
+}
+
+// partnerTable returns barePass's table for ch: id → the broker that takes
+// its replicas, -1 for a broker that keeps them.
+func partnerTable(ch BrokerChange) []int32 {
+	t := make([]int32, 2048)
+	for i := range t {
+		t[i] = -1
+	}
+	for _, r := range ch.Replace {
+		t[r.Old] = r.New
+	}
+	for _, id := range ch.Remove {
+		t[id] = 0
+	}
+	return t
+}
+
+var sink []int32
+
+// loopRatio runs bare and f alternately once per b.Loop iteration, so that
+// both see the same machine load, and reports the median over iterations of
+// f's cost ÷ bare's cost: "x-bare" by process CPU time (user and system, all
+// threads, so the garbage collector's background work counts) and
+// "x-bare-wall" by wall time. Each of the two starts after a full collection
+// (not timed), so that neither pays for collecting the other's garbage: each
+// pays for the collections its own allocations trigger. Only f counts in
+// ns/op. On a shared, loaded machine, CPU time is barely affected by other
+// processes while wall time includes waiting for a core: x-bare is the
+// figure to compare across runs.
+func loopRatio(b *testing.B, bare, f func()) {
+	b.Helper()
+	var cpu, wall []float64
 	for b.Loop() {
-		p, err := PlanMoves(a, bs, ch)
+		b.StopTimer()
+		runtime.GC()
+		c0, t0 := cpuTime(), time.Now()
+		bare()
+		cb, tb := cpuTime()-c0, time.Since(t0)
+		runtime.GC()
+		b.StartTimer()
+		c1, t1 := cpuTime(), time.Now()
+		f()
+		cf, tf := cpuTime()-c1, time.Since(t1)
+		cpu = append(cpu, float64(cf)/float64(max(cb, time.Microsecond)))
+		wall = append(wall, float64(tf)/float64(tb))
+	}
+	b.ReportMetric(median(cpu), "x-bare")
+	b.ReportMetric(median(wall), "x-bare-wall")
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// assignmentBytes is the heap an Assignment holds: the input size that
+// "peak-heap/input" divides by.
+func assignmentBytes(a *Assignment) uint64 {
+	n := uintptr(cap(a.parts))*unsafe.Sizeof(part{}) + uintptr(cap(a.reps))*4 + uintptr(cap(a.bytes))*8
+	for _, t := range a.topics {
+		n += unsafe.Sizeof(t) + uintptr(len(t))
+	}
+	return uint64(n)
+}
+
+// peakExtra runs f once and returns the most heap it held live at once
+// beyond what was live before it started (the input, fixtures): f's own peak
+// working set, its result included.
+//
+// Method: after a full GC, the garbage collector is set to run whenever the
+// heap grows by 1% (GOGC=1), and a goroutine reads the runtime/metrics
+// counter /gc/heap/live:bytes (the bytes the last collection found live) as
+// fast as it can while f runs, so that it sees every collection's figure;
+// the result is the largest less the figure before f. Between two
+// collections the heap grows by about 1% of itself, so the true peak is at
+// most that much above the figure reported; a collection running while f
+// drops a structure may count it live once more ("floating garbage"), so
+// callers take the median of three runs. (The other candidate,
+// /memory/classes/heap/objects:bytes, also counts dead objects not yet
+// swept, which made it vary by 10% of the input from run to run.)
+func peakExtra(f func()) uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	runtime.GC()
+	runtime.GC()
+	base := read()
+	old := debug.SetGCPercent(1)
+	defer debug.SetGCPercent(old)
+	stop := make(chan struct{})
+	peak := make(chan uint64)
+	go func() {
+		m := read()
+		for {
+			select {
+			case <-stop:
+				peak <- max(m, read())
+				return
+			default:
+			}
+			m = max(m, read())
+			runtime.Gosched()
+		}
+	}()
+	f()
+	close(stop)
+	p := <-peak
+	if p < base {
+		return 0
+	}
+	return p - base
+}
+
+// medianPeak returns the median of three [peakExtra] runs of f, calling
+// drop after each to release f's result.
+func medianPeak(f, drop func()) uint64 {
+	var ps []uint64
+	for range 3 {
+		ps = append(ps, peakExtra(f))
+		drop()
+	}
+	slices.Sort(ps)
+	return ps[1]
+}
+
+// retiredReplicas counts the replicas on brokers ch retires: the fewest
+// replica changes that can carry it out.
+func retiredReplicas(a *Assignment, ch BrokerChange) int {
+	retired := map[int32]bool{}
+	for _, r := range ch.Replace {
+		retired[r.Old] = true
+	}
+	for _, id := range ch.Remove {
+		retired[id] = true
+	}
+	n := 0
+	for _, id := range a.reps {
+		if retired[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// replicaChanges counts the replicas the moves add (each also removes one).
+func replicaChanges(ms Moves) int {
+	n := 0
+	for _, m := range ms {
+		n += len(m.Adding())
+	}
+	return n
+}
+
+// BenchmarkPlanAndBatch plans the replacement of 100 of 1,000 brokers
+// holding 1,000,000 partitions (RF 3) and hands out the first batch. Besides
+// ns/op (plan and batch only) it reports:
+//
+//   - x-bare: plan and batch time ÷ [barePass] time, measured alternately in
+//     the same run (median of per-iteration ratios);
+//   - peak-heap/input: (input + the most heap PlanMoves, NewBatcher and Next
+//     held live at once beyond it) ÷ input, the input being the
+//     Assignment's heap; see [peakExtra] for the method;
+//   - changes/min: replica changes ÷ replicas on the retired brokers (1 is
+//     minimal), and the replica and leader spreads after the plan (max -
+//     min over remaining brokers);
+//   - batch-share: NewBatcher and Next's part of the CPU time (median), so
+//     that x-bare splits into the planner's and the batcher's;
+//   - partitions-moved and replica-changes, the absolute figures.
+func BenchmarkPlanAndBatch(b *testing.B) {
+	a, bs := bigCluster(b)
+	ch := replace100()
+	partner := partnerTable(ch)
+	var p MovePlan
+	var first int
+	var share []float64 // per run: the batcher's part of its CPU time
+	run := func() {
+		c0 := cpuTime()
+		var err error
+		p, err = PlanMoves(a, bs, ch)
 		if err != nil {
 			b.Fatal(err)
 		}
+		c1 := cpuTime()
 		bt, err := NewBatcher(p.Moves)
 		if err != nil {
 			b.Fatal(err)
 		}
-		moves, first = len(p.Moves), bt.Next().Len()
+		first = bt.Next().Len()
+		c2 := cpuTime()
+		share = append(share, float64(c2-c1)/float64(max(c2-c0, 1)))
 	}
-	b.ReportMetric(float64(moves), "moves")
+	run()
+	changes, minimum := replicaChanges(p.Moves), retiredReplicas(a, ch)
+	rs, ls := spread(p)
+	p = MovePlan{}
+	extra := medianPeak(run, func() { p = MovePlan{} })
+	in := assignmentBytes(a)
+	share = nil
+	b.ReportAllocs()
+	b.ResetTimer()
+	loopRatio(b, func() { sink = barePass(a, partner) }, run)
+	sink = nil
+	b.ReportMetric(median(share), "batch-share")
+	b.ReportMetric(float64(in+extra)/float64(in), "peak-heap/input")
+	b.ReportMetric(float64(changes)/float64(minimum), "changes/min")
+	b.ReportMetric(float64(rs), "replica-spread")
+	b.ReportMetric(float64(ls), "leader-spread")
+	b.ReportMetric(float64(len(p.Moves)), "partitions-moved")
+	b.ReportMetric(float64(changes), "replica-changes")
 	b.ReportMetric(float64(first), "first-batch")
 }
 
 // BenchmarkPlan covers the planner's other paths at the same scale:
+// replacing 100 brokers (the plan alone, without the batcher),
 // decommissioning 100 brokers (every replica placed by choice) and adding
-// 100 (balancing onto them).
+// 100 (balancing onto them). x-bare and peak-heap/input are as in
+// [BenchmarkPlanAndBatch].
 func BenchmarkPlan(b *testing.B) {
 	a, bs := bigCluster(b)
 	var remove, add []int32
@@ -57,20 +282,37 @@ func BenchmarkPlan(b *testing.B) {
 		name string
 		ch   BrokerChange
 	}{
+		{"replace100", replace100()},
 		{"decommission100", BrokerChange{Remove: remove}},
 		{"add100", BrokerChange{Add: add}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			var moves int
-			b.ReportAllocs()
-			for b.Loop() {
-				p, err := PlanMoves(a, bs, bc.ch)
-				if err != nil {
+			partner := partnerTable(bc.ch)
+			var p MovePlan
+			run := func() {
+				var err error
+				if p, err = PlanMoves(a, bs, bc.ch); err != nil {
 					b.Fatal(err)
 				}
-				moves = len(p.Moves)
 			}
-			b.ReportMetric(float64(moves), "moves")
+			run()
+			moves, changes := len(p.Moves), replicaChanges(p.Moves)
+			rs, ls := spread(p)
+			p = MovePlan{}
+			extra := medianPeak(run, func() { p = MovePlan{} })
+			in := assignmentBytes(a)
+			b.ReportAllocs()
+			b.ResetTimer()
+			loopRatio(b, func() { sink = barePass(a, partner) }, run)
+			sink = nil
+			b.ReportMetric(float64(in+extra)/float64(in), "peak-heap/input")
+			if minimum := retiredReplicas(a, bc.ch); minimum > 0 {
+				b.ReportMetric(float64(changes)/float64(minimum), "changes/min")
+			}
+			b.ReportMetric(float64(rs), "replica-spread")
+			b.ReportMetric(float64(ls), "leader-spread")
+			b.ReportMetric(float64(moves), "partitions-moved")
+			b.ReportMetric(float64(changes), "replica-changes")
 		})
 	}
 }
@@ -80,11 +322,7 @@ func BenchmarkPlan(b *testing.B) {
 // over an execution.
 func BenchmarkBatcherDrain(b *testing.B) {
 	a, bs := bigCluster(b)
-	var ch BrokerChange
-	for i := range int32(100) {
-		ch.Replace = append(ch.Replace, Replacement{Old: 1 + i, New: 1001 + i})
-	}
-	p, err := PlanMoves(a, bs, ch)
+	p, err := PlanMoves(a, bs, replace100())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -144,9 +144,20 @@ const (
 // planner holds the working state of one PlanMoves call. Brokers are
 // "dense" indexes 0..n-1: first the broker list sorted by id, then unknown
 // brokers found in replica lists.
+//
+// The partitions the plan may change are its working set, numbered w. With
+// brokers to add (full), every partition may move: w is the partition's
+// index and rep parallels a.reps. Otherwise only the partitions with a
+// replica on a retiring broker may: w numbers them as they are stored in the
+// Assignment (affSpans lists them in topic, partition order), and rep holds
+// only theirs, so that the planner's memory grows with the change, not with
+// the cluster. Then rep[woff[w]:woff[w+1]] is laid out
+// as the plan's move will be: the n replica ids before the plan, then the n
+// working replicas (dense); moves turns the latter into ids in place, and
+// the moves' From and To share rep.
 type planner struct {
 	a   *Assignment
-	ord []int32 // partitions in topic, partition order; nil if identity
+	seq sequence // partitions in topic, partition order
 
 	ids       []int32  // dense → broker id
 	rack      []int32  // dense → rack index, -1 if none
@@ -161,12 +172,20 @@ type planner struct {
 	nTarget   int
 	nAdded    int
 
-	rep     []int32 // working replicas, dense, parallel to a.reps
-	touched []bool  // per partition: rotated and possibly changed
-	nrep    []int32
-	nlead   []int32
-	nrep0   []int32 // counts before the plan
-	nlead0  []int32
+	full     bool
+	wpart    []int32 // not full: w → partition index
+	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
+	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
+	rep      []int32 // working replicas, dense
+	affected []int32 // full: working partitions with a retired replica
+	// The partitions with a retired replica, in topic, partition order, are
+	// affectedAt(k) for k in affSpans, in order.
+	affSpans []span
+	touched  []bool // per working partition: rotated and possibly changed
+	nrep     []int32
+	nlead    []int32
+	nrep0    []int32 // counts before the plan
+	nlead0   []int32
 
 	placed []placement
 	pools  []*pool // structures to fix when counts change
@@ -181,11 +200,11 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 	if a == nil {
 		a = new(Assignment)
 	}
-	ord, err := a.order()
+	seq, err := a.order()
 	if err != nil {
 		return nil, err
 	}
-	p := &planner{a: a, ord: ord}
+	p := &planner{a: a, seq: seq}
 
 	bs := slices.Clone(brokers)
 	slices.SortFunc(bs, func(x, y node.Node) int { return int(x.ID) - int(y.ID) })
@@ -269,34 +288,156 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 		}
 	}
 
-	// Working replicas in dense form, and the counts.
-	p.rep = make([]int32, len(a.reps))
-	for i, id := range a.reps {
-		d, ok := p.idx.get(id)
-		if !ok {
-			d = p.addBroker(id, -1)
-		}
-		p.rep[i] = d
-	}
+	p.count()
 	for d := range p.ids {
 		if d < p.nKnown && !p.retiring[d] {
 			p.target[d] = true
 			p.nTarget++
 		}
 	}
-	n := len(p.ids)
-	p.nrep = make([]int32, n)
-	p.nlead = make([]int32, n)
-	for _, pt := range a.parts {
-		p.nlead[p.rep[pt.off]]++
-	}
-	for _, d := range p.rep {
-		p.nrep[d]++
-	}
 	p.nrep0 = slices.Clone(p.nrep)
 	p.nlead0 = slices.Clone(p.nlead)
-	p.touched = make([]bool, len(a.parts))
+	p.touched = make([]bool, p.works())
 	return p, nil
+}
+
+// count makes, in one pass over the partitions, the replica and leader
+// counts and the working set with its replicas in dense form. The pass goes
+// through the partitions as they are stored, which is faster than in topic
+// order when the topics were added out of order (each topic's partitions
+// are then a jump away): the working set is numbered in storage order, and
+// affSpans puts it in topic order.
+func (p *planner) count() {
+	a := p.a
+	p.full = p.nAdded > 0
+	if p.full {
+		p.rep = make([]int32, len(a.reps))
+	} else if len(p.ids) > 0 && len(a.parts) > 0 {
+		// Room for the partitions with a retired replica if the retiring
+		// brokers hold their share, and an eighth more.
+		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8 + 16
+		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
+		p.wpart = make([]int32, 0, est)
+		p.wlead = make([]int32, 0, est)
+		p.woff = make([]int32, 1, est+1)
+		p.rep = make([]int32, 0, 2*rf*est)
+	}
+	// The loop reads the broker table and counts through locals, reloaded
+	// after an unknown broker is added.
+	tab, nrep, nlead, retiring := p.idx.tab, p.nrep, p.nlead, p.retiring
+	full := p.full
+	scan := p.seq
+	if scan.perm == nil {
+		scan.spans = []span{{0, int32(len(a.parts))}}
+	}
+	for _, sp := range scan.spans {
+		for k := sp.lo; k < sp.hi; k++ {
+			i := scan.at(k)
+			pt := a.parts[i]
+			src := a.reps[pt.off : pt.off+pt.n]
+			hit := false
+			for j, id := range src {
+				var d int32
+				if uint32(id) < uint32(len(tab)) && tab[id] > 0 {
+					d = tab[id] - 1
+				} else {
+					d = p.dense(id)
+					tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
+				}
+				nrep[d]++
+				if j == 0 {
+					nlead[d]++
+				}
+				hit = hit || retiring[d]
+				if full {
+					p.rep[int(pt.off)+j] = d
+				}
+			}
+			switch {
+			case !hit:
+			case full:
+				p.affected = append(p.affected, int32(i))
+			default:
+				p.wpart = append(p.wpart, int32(i))
+				p.rep = append(p.rep, src...)
+				lead := int32(-1)
+				for _, id := range src {
+					d, _ := p.idx.get(id) // known since the loop above
+					p.rep = append(p.rep, d)
+					if id == pt.leader {
+						lead = d
+					}
+				}
+				p.wlead = append(p.wlead, lead)
+				p.woff = append(p.woff, int32(len(p.rep)))
+			}
+		}
+	}
+	list := p.wpart
+	if full {
+		list = p.affected
+	}
+	p.affSpans = []span{{0, int32(len(list))}}
+	if scan.perm == nil && len(p.seq.spans) > 1 {
+		p.affSpans = within(list, p.seq.spans)
+	}
+}
+
+// dense returns the dense index of broker id, adding it if unknown.
+func (p *planner) dense(id int32) int32 {
+	d, ok := p.idx.get(id)
+	if !ok {
+		d = p.addBroker(id, -1)
+	}
+	return d
+}
+
+// within returns, for each of spans in turn, the positions in the sorted
+// list of the partitions in that span, omitting empty ones.
+func within(list []int32, spans []span) []span {
+	var out []span
+	for _, sp := range spans {
+		lo, _ := slices.BinarySearch(list, sp.lo)
+		hi, _ := slices.BinarySearch(list[lo:], sp.hi)
+		if hi > 0 {
+			out = append(out, span{int32(lo), int32(lo + hi)})
+		}
+	}
+	return out
+}
+
+// works returns the size of the working set.
+func (p *planner) works() int {
+	if p.full {
+		return len(p.a.parts)
+	}
+	return len(p.wpart)
+}
+
+// affectedAt returns the k-th working partition with a retired replica (see
+// affSpans).
+func (p *planner) affectedAt(k int) int {
+	if p.full {
+		return int(p.affected[k])
+	}
+	return k
+}
+
+// inOrder calls fn for every working partition in topic, partition order.
+func (p *planner) inOrder(fn func(w int)) {
+	if !p.full {
+		for _, sp := range p.affSpans {
+			for w := sp.lo; w < sp.hi; w++ {
+				fn(int(w))
+			}
+		}
+		return
+	}
+	for _, sp := range p.seq.spans {
+		for k := sp.lo; k < sp.hi; k++ {
+			fn(p.seq.at(k))
+		}
+	}
 }
 
 // addBroker appends a dense broker and returns its index.
@@ -308,32 +449,43 @@ func (p *planner) addBroker(id, rack int32) int32 {
 	p.target = append(p.target, false)
 	p.added = append(p.added, false)
 	p.pair = append(p.pair, -1)
+	p.nrep = append(p.nrep, 0)
+	p.nlead = append(p.nlead, 0)
 	p.idx.put(id, d)
 	return d
 }
 
-// partition returns the i-th partition in topic, partition order.
-func (p *planner) partition(k int) int {
-	if p.ord == nil {
-		return k
+// part returns the partition index of working partition w.
+func (p *planner) part(w int) int {
+	if p.full {
+		return w
 	}
-	return int(p.ord[k])
+	return int(p.wpart[w])
 }
 
-func (p *planner) replicas(i int) []int32 {
-	pt := p.a.parts[i]
-	return p.rep[pt.off : pt.off+pt.n]
+// replicas returns the working replicas of working partition w.
+func (p *planner) replicas(w int) []int32 {
+	if p.full {
+		pt := p.a.parts[w]
+		return p.rep[pt.off : pt.off+pt.n : pt.off+pt.n]
+	}
+	lo, hi := p.woff[w], p.woff[w+1]
+	return p.rep[(lo+hi)/2 : hi : hi]
 }
 
-// leader returns the dense index of partition i's current leader if it is
-// one of its replicas now, else -1.
-func (p *planner) leader(i int) int32 {
-	id := p.a.parts[i].leader
+// leader returns the dense index of working partition w's current leader if
+// it is one of its replicas, else -1. w must not be touched yet: its
+// replicas are still those of the assignment.
+func (p *planner) leader(w int) int32 {
+	if !p.full {
+		return p.wlead[w] // found among its replicas by count
+	}
+	id := p.a.parts[w].leader
 	if id < 0 {
 		return -1
 	}
 	d, ok := p.idx.get(id)
-	if !ok || !slices.Contains(p.replicas(i), d) {
+	if !ok || !slices.Contains(p.replicas(w), d) {
 		return -1
 	}
 	return d
@@ -448,6 +600,7 @@ func (p *planner) clash(r []int32, k int, rack int32) int {
 // already holds the partition. Best is, in order: fewest rack clashes, in
 // prefRack (if >= 0), least loaded by kind, lowest id.
 func (p *planner) choose(pl *pool, r []int32, k int, kind int, prefRack int32) (int32, int) {
+	pl.use()
 	best, bestClash, bestPen := int32(-1), 0, 0
 	for g := range pl.heaps {
 		less := pl.heaps[g][kind].less
@@ -475,13 +628,6 @@ func (p *planner) evacuate() error {
 	pl := p.newPool(p.target)
 	p.pools = append(p.pools, pl)
 	defer func() { p.pools = p.pools[:0] }()
-	var affected []int32 // partitions with a retired replica, in order
-	for k := range p.a.parts {
-		i := p.partition(k)
-		if slices.ContainsFunc(p.replicas(i), func(d int32) bool { return p.retiring[d] }) {
-			affected = append(affected, int32(i))
-		}
-	}
 	// Two passes: first the slots that will lead, by leader count, then the
 	// others by replica count, which evens out what the first pass skewed.
 	// Greedy placement in partition order can leave a broker two or more
@@ -489,7 +635,7 @@ func (p *planner) evacuate() error {
 	// a new replica elsewhere costs no extra move, so each pass is refined
 	// before the next.
 	for _, kind := range []int{byLeaders, byReplicas} {
-		if err := p.evacuatePass(pl, affected, kind); err != nil {
+		if err := p.evacuatePass(pl, kind); err != nil {
 			return err
 		}
 		p.refine(pl, kind)
@@ -544,9 +690,19 @@ func (p *planner) refine(pl *pool, kind int) {
 	}
 }
 
-func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
-	for _, i := range affected {
-		i := int(i)
+func (p *planner) evacuatePass(pl *pool, kind int) error {
+	for _, sp := range p.affSpans {
+		if err := p.evacuateSpan(pl, kind, int(sp.lo), int(sp.hi)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// evacuateSpan is evacuatePass for the affected partitions lo..hi-1.
+func (p *planner) evacuateSpan(pl *pool, kind int, lo, hi int) error {
+	for k := lo; k < hi; k++ {
+		i := p.affectedAt(k)
 		r := p.replicas(i)
 		p.touch(i)
 		for s, old := range r {
@@ -574,7 +730,7 @@ func (p *planner) evacuatePass(pl *pool, affected []int32, kind int) error {
 				}
 			}
 			if c < 0 {
-				pt := p.a.parts[i]
+				pt := p.a.parts[p.part(i)]
 				return &PartitionError{
 					Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
 					Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
@@ -598,13 +754,12 @@ func (p *planner) prepareBalance() {
 	}
 	p.list = make([]int32, len(p.rep))
 	next := slices.Clone(p.listOff[:n])
-	for k := range p.a.parts {
-		i := p.partition(k)
+	p.inOrder(func(i int) {
 		for _, d := range p.replicas(i) {
 			p.list[next[d]] = int32(i)
 			next[d]++
 		}
-	}
+	})
 }
 
 // balance moves replicas from the most loaded remaining brokers onto the
@@ -678,41 +833,72 @@ func (p *planner) balance(kind int) {
 
 // moves builds the plan's moves from the partitions that changed.
 func (p *planner) moves() Moves {
+	if !p.full {
+		return p.movesInPlace()
+	}
 	n, size := 0, 0
-	for i, t := range p.touched {
+	for w, t := range p.touched {
 		if t {
 			n++
-			size += 2 * int(p.a.parts[i].n)
+			size += 2 * int(p.a.parts[w].n)
 		}
 	}
-	arena := make([]int32, 0, size)
+	arena := make([]int32, size)
 	out := make(Moves, 0, n)
-	for k := range p.a.parts {
-		i := p.partition(k)
+	at := 0
+	p.inOrder(func(i int) {
 		if !p.touched[i] {
-			continue
+			return
 		}
 		pt := p.a.parts[i]
-		from := p.a.reps[pt.off : pt.off+pt.n]
-		start := len(arena)
-		arena = append(arena, from...)
-		for _, d := range p.replicas(i) {
-			arena = append(arena, p.ids[d])
+		n := int(pt.n)
+		from := arena[at : at+n : at+n]
+		to := arena[at+n : at+2*n : at+2*n]
+		copy(from, p.a.reps[pt.off:pt.off+pt.n])
+		if !p.toIDs(to, p.replicas(i), from) {
+			return
 		}
-		mid, end := start+int(pt.n), len(arena)
-		if slices.Equal(arena[start:mid], arena[mid:end]) {
-			arena = arena[:start]
-			continue
-		}
-		out = append(out, Move{
-			Topic:     p.a.topics[pt.topic],
-			Partition: pt.partition,
-			From:      arena[start:mid:mid],
-			To:        arena[mid:end:end],
-			Bytes:     p.a.sizeOf(i),
-		})
+		at += 2 * n
+		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(i)})
+	})
+	return out
+}
+
+// movesInPlace is moves without brokers to add: every working partition was
+// touched, and rep holds each one's From and To, To still dense.
+func (p *planner) movesInPlace() Moves {
+	out := make(Moves, 0, len(p.wpart))
+	for _, sp := range p.affSpans {
+		out = p.appendMoves(out, int(sp.lo), int(sp.hi))
 	}
 	return out
+}
+
+// appendMoves appends the moves of working partitions lo..hi-1 to out.
+func (p *planner) appendMoves(out Moves, lo, hi int) Moves {
+	for w := lo; w < hi; w++ {
+		i := p.wpart[w]
+		start, end := p.woff[w], p.woff[w+1]
+		mid := (start + end) / 2
+		from, to := p.rep[start:mid:mid], p.rep[mid:end:end]
+		if !p.toIDs(to, to, from) {
+			continue
+		}
+		pt := &p.a.parts[i]
+		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(int(i))})
+	}
+	return out
+}
+
+// toIDs writes the ids of the dense brokers reps to to (which may be reps)
+// and reports whether they differ from from.
+func (p *planner) toIDs(to, reps, from []int32) bool {
+	changed := false
+	for j, d := range reps {
+		to[j] = p.ids[d]
+		changed = changed || to[j] != from[j]
+	}
+	return changed
 }
 
 func (p *planner) loads() []BrokerLoad {
@@ -766,10 +952,21 @@ func (x *brokerIndex) put(id, d int32) {
 
 // A pool is a set of candidate brokers grouped by rack, each group held in
 // two heaps: by replicas and by leaders.
+//
+// The heaps are kept in order only while they are consulted. Evacuating
+// brokers that all have partners changes counts hundreds of thousands of
+// times and never asks the pool; so once the counts changed more times since
+// the pool was last consulted than it has members, fix stops reordering and
+// the next consultation reorders every heap at once, which costs about as
+// much as that many fixes. Either way the heaps are in order whenever they
+// are read.
 type pool struct {
 	group []int32    // dense → group index, -1 if not a member
 	heaps [][2]iheap // per group
 	racks []int32    // per group: rack index or -1
+	size  int        // members
+	fixes int        // fixes since the pool was last consulted
+	stale bool       // the heaps are out of order
 }
 
 func (p *planner) newPool(member []bool) *pool {
@@ -791,6 +988,7 @@ func (p *planner) newPool(member []bool) *pool {
 			pl.racks = append(pl.racks, p.rack[d])
 		}
 		pl.group[d] = g
+		pl.size++
 		for k := range 2 {
 			pl.heaps[g][k].push(int32(d))
 		}
@@ -798,15 +996,46 @@ func (p *planner) newPool(member []bool) *pool {
 	return pl
 }
 
+// staleAfter is how many fixes per member a pool makes between two
+// consultations before it stops fixing; a test raises it to check that
+// plans do not depend on it.
+var staleAfter = 1
+
+// fix restores the heap order after d's counts changed, or leaves it to the
+// next [pool.use].
 func (pl *pool) fix(d int32) {
-	if g := pl.group[d]; g >= 0 {
-		pl.heaps[g][0].fix(d)
-		pl.heaps[g][1].fix(d)
+	if pl.stale {
+		return
+	}
+	g := pl.group[d]
+	if g < 0 {
+		return
+	}
+	if pl.fixes++; pl.fixes > pl.size*staleAfter {
+		pl.stale = true
+		return
+	}
+	pl.heaps[g][0].fix(d)
+	pl.heaps[g][1].fix(d)
+}
+
+// use makes the heaps ready to be read: it reorders them if fix stopped
+// doing so.
+func (pl *pool) use() {
+	pl.fixes = 0
+	if !pl.stale {
+		return
+	}
+	pl.stale = false
+	for g := range pl.heaps {
+		pl.heaps[g][0].heapify()
+		pl.heaps[g][1].heapify()
 	}
 }
 
 // min returns the smallest count of any member, by kind.
 func (pl *pool) min(kind int, count []int32) int32 {
+	pl.use()
 	m := int32(-1)
 	for g := range pl.heaps {
 		if h := &pl.heaps[g][kind]; h.len() > 0 {
@@ -835,6 +1064,13 @@ func newIheap(n int, less func(x, y int32) bool) *iheap {
 }
 
 func (h *iheap) len() int { return len(h.items) }
+
+// heapify restores the heap order of every element.
+func (h *iheap) heapify() {
+	for i := len(h.items)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
 
 func (h *iheap) push(d int32) {
 	h.items = append(h.items, d)

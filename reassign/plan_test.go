@@ -2,6 +2,7 @@ package reassign
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -425,5 +426,160 @@ func TestAssignmentAdd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlanStalePools checks that pools which stop fixing their heaps while
+// nobody consults them, and reorder them when consulted, give the plans that
+// pools kept in order at every change give.
+func TestPlanStalePools(t *testing.T) {
+	// Long runs of partitions whose retired replica goes to its partner (4)
+	// without consulting the pool, each run ended by one whose removed
+	// replica (7) goes where the pool says. The partner starts the least
+	// loaded, at the root of the pool's heap, and ends up above 5, so a pool
+	// read out of order would pick it.
+	lines := []string{}
+	for k := range 100 {
+		lines = append(lines, fmt.Sprintf("a-%d 5,2,3", k))
+	}
+	for k := range 200 {
+		reps := "1,2,3"
+		if k%50 == 49 {
+			reps = "2,3,7"
+		}
+		lines = append(lines, fmt.Sprintf("b-%d %s", k, reps))
+	}
+	runs := asg(t, lines...)
+	for _, tt := range []struct {
+		a  *Assignment
+		bs []node.Node
+		ch BrokerChange
+	}{
+		{runs, brokerList("1 2 3 4 5 7"), BrokerChange{Replace: []Replacement{{Old: 1, New: 4}}, Remove: []int32{7}}},
+	} {
+		lazy, err := PlanMoves(tt.a, tt.bs, tt.ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staleAfter = 1 << 30
+		eager, err := PlanMoves(tt.a, tt.bs, tt.ch)
+		staleAfter = 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(eager, lazy); diff != "" {
+			t.Errorf("%+v: plans differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
+		// The greedy placements alone, before refine could repair a wrong
+		// choice.
+		greedy := func() []int32 {
+			p, err := newPlanner(tt.a, tt.bs, tt.ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl := p.newPool(p.target)
+			p.pools = append(p.pools, pl)
+			for _, kind := range []int{byLeaders, byReplicas} {
+				if err := p.evacuatePass(pl, kind); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return p.rep
+		}
+		lazyRep := greedy()
+		staleAfter = 1 << 30
+		eagerRep := greedy()
+		staleAfter = 1
+		if diff := cmp.Diff(eagerRep, lazyRep); diff != "" {
+			t.Errorf("%+v: greedy placements differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
+	}
+	for _, tt := range []struct {
+		n, racks int
+		ch       BrokerChange
+	}{
+		{60, 3, BrokerChange{Replace: []Replacement{{Old: 1, New: 61}, {Old: 2, New: 62}}, Remove: []int32{7}}},
+		{60, 3, BrokerChange{Remove: []int32{4, 5, 6}, Add: []int32{61, 62}}},
+	} {
+		a, bs := gen(tt.n, tt.racks, tt.n*40, 3)
+		bs = append(bs, node.Node{ID: int32(tt.n + 1), Rack: bs[0].Rack}, node.Node{ID: int32(tt.n + 2), Rack: bs[1].Rack})
+		lazy, err := PlanMoves(a, bs, tt.ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staleAfter = 1 << 30
+		eager, err := PlanMoves(a, bs, tt.ch)
+		staleAfter = 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(eager, lazy); diff != "" {
+			t.Errorf("%+v: plans differ (-eager +lazy):\n%s", tt.ch, diff)
+		}
+	}
+}
+
+// TestPlanLargeBrokerIDs checks that broker ids too large for the planner's
+// table (kept in a map instead) plan the same as small ones: planning with
+// every id x replaced by big(x), which keeps their order, gives the plan
+// with the same replacement. The retired broker 40 is missing from the
+// broker list, as a dead broker may be.
+func TestPlanLargeBrokerIDs(t *testing.T) {
+	big := func(x int32) int32 { return x*1_000_000 + 7 }
+	bigs := func(xs []int32) []int32 {
+		out := make([]int32, len(xs))
+		for i, x := range xs {
+			out[i] = big(x)
+		}
+		return out
+	}
+	a, bs := gen(30, 3, 30*40, 3)
+	if err := a.Add(PartitionAssignment{Topic: "z", Partition: 0, Replicas: []int32{40, 2, 3}, Leader: 40}); err != nil {
+		t.Fatal(err)
+	}
+	bs = append(bs, node.Node{ID: 31, Rack: bs[0].Rack}, node.Node{ID: 32, Rack: bs[1].Rack})
+	var aBig Assignment
+	for i := range a.Len() {
+		p := a.At(i)
+		p.Replicas = bigs(p.Replicas)
+		p.Leader = big(p.Leader)
+		if err := aBig.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bsBig := slices.Clone(bs)
+	for i := range bsBig {
+		bsBig[i].ID = big(bsBig[i].ID)
+	}
+	for _, ch := range []BrokerChange{
+		{Replace: []Replacement{{Old: 1, New: 31}}, Remove: []int32{40}},
+		{Remove: []int32{4, 40}, Add: []int32{31, 32}},
+	} {
+		small, err := PlanMoves(a, bs, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chBig BrokerChange
+		for _, r := range ch.Replace {
+			chBig.Replace = append(chBig.Replace, Replacement{Old: big(r.Old), New: big(r.New)})
+		}
+		chBig.Remove, chBig.Add = bigs(ch.Remove), bigs(ch.Add)
+		got, err := PlanMoves(&aBig, bsBig, chBig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := small
+		want.Moves = slices.Clone(small.Moves)
+		for i, m := range want.Moves {
+			m.From, m.To = bigs(m.From), bigs(m.To)
+			want.Moves[i] = m
+		}
+		want.Brokers = slices.Clone(small.Brokers)
+		for i := range want.Brokers {
+			want.Brokers[i].ID = big(want.Brokers[i].ID)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%+v: plan with large ids (-small ids mapped +large ids):\n%s", ch, diff)
+		}
 	}
 }

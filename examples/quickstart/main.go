@@ -79,7 +79,7 @@ func main() {
 // session is what a -journal run keeps beside its cluster, so that a rerun
 // can reopen the cluster and resume the same plan.
 type session struct {
-	ClusterDir string         `json:"cluster_dir"`
+	ClusterDir string         `json:"clusterDir"`
 	Mode       string         `json:"mode"`
 	From       string         `json:"from"`
 	Releases   []string       `json:"releases"` // every release the plan uses
