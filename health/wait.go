@@ -136,6 +136,9 @@ func (e *WaitError) Unwrap() []error {
 // invalid. It never sleeps longer than the next check needs, and checks at
 // once at the start.
 func Wait(ctx context.Context, cond Condition, p Policy) error {
+	if cond == nil {
+		return errors.New("health: Wait needs a condition (cond is nil)")
+	}
 	if err := p.Validate(); err != nil {
 		return err
 	}
@@ -179,6 +182,9 @@ func Wait(ctx context.Context, cond Condition, p Policy) error {
 //		return health.CaughtUp(s, 2, health.LeadsPreferred())
 //	}, health.Policy{Timeout: 10 * time.Minute})
 func Until(ctx context.Context, cl *kgo.Client, check func(Snapshot) Verdict, p Policy, opts ...TakeOption) (Snapshot, error) {
+	if cl == nil || check == nil {
+		return Snapshot{}, errors.New("health: Until needs a client and a check (one is nil)")
+	}
 	if _, err := takeConfigOf(opts); err != nil {
 		return Snapshot{}, err
 	}

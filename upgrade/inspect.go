@@ -141,6 +141,9 @@ var ErrUnreachable = errors.New("upgrade: cluster unreachable")
 // what it learned, with the gaps in Unknown, and an error joining a
 // *[NodeError] per problem, each naming the node and the cause.
 func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspection, error) {
+	if cl == nil {
+		return Inspection{Controller: -1}, errors.New("upgrade: Inspect needs a client (cl is nil)")
+	}
 	cfg := inspectConfig{timeout: 15 * time.Second}
 	for _, o := range opts {
 		o.applyInspect(&cfg)

@@ -144,6 +144,12 @@ func (c *config) validate() error {
 			return fmt.Errorf("upgrade: %s(%v) must be positive", name, d)
 		}
 	}
+	if c.logger == nil {
+		return errors.New("upgrade: WithLogger(nil): to discard logs, leave the option out")
+	}
+	if pc, ok := c.canary.(*health.Canary); ok && pc == nil {
+		return errors.New("upgrade: CanaryGate: the Canary is nil (use health.NewCanary)")
+	}
 	if c.canary != nil && c.canaryWithin <= 0 {
 		return fmt.Errorf("upgrade: CanaryGate(within %v) must be positive", c.canaryWithin)
 	}
