@@ -252,10 +252,20 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 // re-verified before anything is done again. Running a finished plan again
 // does nothing. Cancelling ctx stops the run safely between actions; the
 // journal records where.
+//
+// Before anything else, Run refuses a plan that does not [Plan.Verify] (a
+// *[PlanError]), a second Run of this Runner while one runs ([ErrRunning]),
+// and a journal that another run holds (a *[JournalLockedError], for a
+// [LockingJournal]); it holds the journal until it returns.
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if r.err != nil {
 		return r.err
 	}
+	end, err := r.begin(ctx, plan)
+	if err != nil {
+		return err
+	}
+	defer end()
 	if _, err := r.provisioner(plan); err != nil {
 		return err
 	}
