@@ -199,7 +199,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	adm := kadm.NewClient(cl)
 	zkBrokers, kraftBrokers := 0, 0
 	rctx, cancel = round()
-	vs, err := adm.ApiVersions(rctx)
+	vs, err := apiVersions(rctx, adm)
 	cancel()
 	if err != nil {
 		in.Unknown = append(in.Unknown, "API versions of the brokers: "+err.Error())

@@ -462,10 +462,10 @@ func (u *run) step(ctx context.Context, i int) error {
 	sr := &u.rec.Steps[i]
 	if st.Hold && !u.r.cfg.passHolds {
 		err := &HeldError{Index: i, Step: st}
-		u.emit(Event{Kind: EventHeld, Step: i, Message: err.Error()})
 		if serr := u.save(ctx); serr != nil {
 			return serr
 		}
+		u.emit(Event{Kind: EventHeld, Step: i, Message: err.Error()})
 		return err
 	}
 	resumed := sr.State == StepStarted
@@ -493,8 +493,11 @@ func (u *run) step(ctx context.Context, i int) error {
 			return fmt.Errorf("upgrade: run stopped during step %d (%v): %w", i+1, st, context.Cause(ctx))
 		}
 		sr.State, sr.Err, sr.Finished = StepFailed, err.Error(), u.r.cfg.now()
+		// The journal first, then the event: whoever acts on the event
+		// finds the journal saying so.
+		serr := u.save(ctx)
 		u.emit(Event{Kind: EventStepFailed, Step: i, Elapsed: u.r.cfg.now().Sub(started), Err: err, Message: "step failed"})
-		if serr := u.save(ctx); serr != nil {
+		if serr != nil {
 			return errors.Join(&StepError{Index: i, Step: st, Err: err}, serr)
 		}
 		return &StepError{Index: i, Step: st, Err: err}
@@ -505,8 +508,11 @@ func (u *run) step(ctx context.Context, i int) error {
 		sr.State = StepSkipped
 		kind = EventStepSkipped
 	}
+	if err := u.save(ctx); err != nil {
+		return err
+	}
 	u.emit(Event{Kind: kind, Step: i, Elapsed: u.r.cfg.now().Sub(started), Message: skipped})
-	return u.save(ctx)
+	return nil
 }
 
 // exec carries out one step. A non-empty skipped says why nothing was done.
