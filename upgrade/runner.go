@@ -43,6 +43,7 @@ type config struct {
 	moveOpts       []reassign.Option
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
+	probe          brokerProbe
 }
 
 func defaultConfig() config {
@@ -146,6 +147,9 @@ func (c *config) validate() error {
 	}
 	if c.logger == nil {
 		return errors.New("upgrade: WithLogger(nil): to discard logs, leave the option out")
+	}
+	if err := c.probe.validate(); err != nil {
+		return err
 	}
 	if pc, ok := c.canary.(*health.Canary); ok && pc == nil {
 		return errors.New("upgrade: CanaryGate: the Canary is nil (use health.NewCanary)")

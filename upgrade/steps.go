@@ -108,7 +108,13 @@ func (u *run) preflight(ctx context.Context, i int) error {
 		if err != nil {
 			return health.Verdict{}, err
 		}
-		return gate.CanRestart(snap), nil
+		v := gate.CanRestart(snap)
+		rs, err := u.unresponsive(ctx, v.Reasons, -1)
+		if err != nil {
+			return health.Verdict{}, err
+		}
+		v.Reasons, v.OK = rs, v.OK && len(rs) == len(v.Reasons)
+		return v, nil
 	})
 }
 
@@ -222,6 +228,10 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 					return health.Verdict{}, err
 				}
 				reasons = append(reasons, v.Reasons...)
+			}
+			reasons, perr := u.unresponsive(ctx, reasons, st.Node)
+			if perr != nil {
+				return health.Verdict{}, perr
 			}
 			reasons, err := u.canary(ctx, reasons, st.Node)
 			if err != nil {
