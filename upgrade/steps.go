@@ -174,6 +174,11 @@ func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
 
 // restart runs one restart step: gate, restart, catch up.
 func (u *run) restart(ctx context.Context, i int, st Step, sr *StepRecord, resumed bool) (string, error) {
+	if resumed && sr.Restarted {
+		if err := u.settle(ctx, i, st); err != nil {
+			return "", err
+		}
+	}
 	restartNeeded := true
 	if ok, proof := u.inEffect(ctx, st); ok {
 		restartNeeded = false
