@@ -2,6 +2,7 @@ package upgrade_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,4 +103,10 @@ func TestHungBrokerBlocksByDefault(t *testing.T) {
 			t.Errorf("node %d runs %s", n.ID(), n.Release())
 		}
 	}
+}
+
+// minISRReason returns the index of e's first reason about a partition that
+// would drop below min.insync.replicas, or -1.
+func minISRReason(e upgrade.Event) int {
+	return slices.IndexFunc(e.Reasons, func(r health.Reason) bool { return strings.Contains(r.Message, "below min.insync.replicas") })
 }
