@@ -96,7 +96,10 @@ func (u *run) unresponsive(ctx context.Context, reasons []health.Reason, except 
 // probeBrokers implements brokerProber with ApiVersions, which every broker
 // answers without authorization.
 func (o *liveOps) probeBrokers(ctx context.Context, timeout time.Duration, except int32) ([]health.Reason, error) {
-	mctx, cancel := context.WithTimeoutCause(ctx, 2*timeout, fmt.Errorf("no broker answered metadata within %v", 2*timeout))
+	// Metadata may first go to the hung broker: the bound leaves time for
+	// every hedge (one more broker each hedge.Delay) to get its answer.
+	bound := timeout + hedge.MaxHedges*hedge.Delay
+	mctx, cancel := context.WithTimeoutCause(ctx, bound, fmt.Errorf("no broker answered metadata within %v", bound))
 	resp, _, err := hedge.Do(mctx, hedge.ViaClient(o.cl, 1+hedge.MaxHedges, func() kmsg.Request {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
