@@ -62,7 +62,7 @@ func TestChangeRendersRedacted(t *testing.T) {
 		"%v":              fmt.Sprintf("%v", ch),
 		"%+v":             fmt.Sprintf("%+v", ch),
 		"%#v":             fmt.Sprintf("%#v", ch),
-		"%s":              fmt.Sprintf("%s", ch),
+		"%s":              fmt.Sprintf("[%s]", ch),
 		"%v of a pointer": fmt.Sprintf("%v", &ch),
 		"error":           fmt.Errorf("restart node 4 (%v): boom", ch).Error(),
 		"slog":            logs.String(),
