@@ -213,7 +213,7 @@ func (s Action) String() string {
 		keys := slices.Sorted(maps.Keys(s.Set))
 		b.WriteString(" set")
 		for _, k := range keys {
-			b.WriteString(" " + k + "=" + s.Set[k])
+			b.WriteString(" " + k + "=" + node.RedactValue(k, s.Set[k]))
 		}
 	}
 	if len(s.Unset) > 0 {

@@ -115,6 +115,9 @@ type Canary struct {
 // its default acks=all makes the probe wait for the ISR, as producers that
 // need durability do.
 func NewCanary(cl *kgo.Client, opts ...CanaryOption) (*Canary, error) {
+	if cl == nil {
+		return nil, errors.New("health: NewCanary needs a client (cl is nil)")
+	}
 	cfg := defaultCanaryConfig()
 	for _, o := range opts {
 		o.applyCanary(&cfg)
@@ -129,7 +132,15 @@ func NewCanary(cl *kgo.Client, opts ...CanaryOption) (*Canary, error) {
 }
 
 // Topic returns the canary topic's name.
-func (c *Canary) Topic() string { return c.cfg.topic }
+func (c *Canary) Topic() string {
+	if c == nil {
+		return ""
+	}
+	return c.cfg.topic
+}
+
+// errNilCanary is what the methods of a nil *Canary return.
+var errNilCanary = errors.New("health: nil *Canary (use NewCanary)")
 
 // adminTimeout bounds the canary's metadata, creation and election requests.
 const adminTimeout = 30 * time.Second
@@ -193,6 +204,9 @@ func assignment(all []int32, b int32, rf int) []int32 {
 // that broker, and adds a partition for each such broker that has none. It
 // gives up after 30s.
 func (c *Canary) Ensure(ctx context.Context) error {
+	if c == nil {
+		return errNilCanary
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, adminTimeout, fmt.Errorf("health: canary topic %s not ensured within %v", c.cfg.topic, adminTimeout))
 	defer cancel()
 	m, err := c.meta(ctx)
@@ -375,6 +389,9 @@ func (rs ProbeResults) Within(max time.Duration) Verdict {
 // The error means the probe could not start (metadata failed, or the topic
 // does not exist: [ErrNoCanaryTopic]); per-broker failures are in the results.
 func (c *Canary) Probe(ctx context.Context) (ProbeResults, error) {
+	if c == nil {
+		return nil, errNilCanary
+	}
 	mctx, cancel := context.WithTimeoutCause(ctx, adminTimeout, fmt.Errorf("health: canary metadata not read within %v", adminTimeout))
 	defer cancel()
 	m, err := c.meta(mctx)

@@ -135,6 +135,9 @@ const electTimeout = 30 * time.Second
 //
 // This writes to the cluster (leadership only) and needs ALTER on CLUSTER.
 func ElectPreferred(ctx context.Context, cl *kgo.Client, s Snapshot, node int32) (Elections, error) {
+	if cl == nil {
+		return nil, errors.New("health: ElectPreferred needs a client (cl is nil)")
+	}
 	var req struct {
 		Topics []kmsg.ElectLeadersRequestTopic
 	}

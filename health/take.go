@@ -96,6 +96,9 @@ const minISRKey = "min.insync.replicas"
 // The error means the cluster could not be asked at all (metadata, or a whole
 // DescribeConfigs batch, failed); partial problems are in the Snapshot.
 func Take(ctx context.Context, cl *kgo.Client, opts ...TakeOption) (Snapshot, error) {
+	if cl == nil {
+		return Snapshot{}, fmt.Errorf("health: Take needs a client (cl is nil)")
+	}
 	cfg, err := takeConfigOf(opts)
 	if err != nil {
 		return Snapshot{}, err

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +31,9 @@ var untilPolicy = poll.Policy{Initial: 200 * time.Millisecond, Max: time.Second,
 //		return health.CaughtUp(s, 2, health.LeadsPreferred())
 //	}, 10*time.Minute)
 func Until(ctx context.Context, cl *kgo.Client, check func(Snapshot) Verdict, timeout time.Duration, opts ...TakeOption) (Snapshot, error) {
+	if cl == nil || check == nil {
+		return Snapshot{}, errors.New("health: Until needs a client and a check (one is nil)")
+	}
 	if _, err := takeConfigOf(opts); err != nil {
 		return Snapshot{}, err
 	}

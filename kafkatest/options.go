@@ -194,6 +194,9 @@ func (c *config) finish() error {
 	if c.controllers > 0 && c.combined > 0 {
 		return errors.New("kafkatest: mix of dedicated controllers and combined nodes is not supported")
 	}
+	if c.logger == nil {
+		return errors.New("kafkatest: Logger(nil): to discard logs, leave the option out")
+	}
 	if c.brokerHeapMB < 128 {
 		return fmt.Errorf("kafkatest: HeapMB(%d) is too small for a broker (128 MiB at least)", c.brokerHeapMB)
 	}

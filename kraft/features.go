@@ -223,7 +223,7 @@ func (c *cluster) describeFeatures(ctx context.Context) (scan, error) {
 // the client's MaxVersions pins it lower).
 func (c *cluster) apiVersions(ctx context.Context, ep endpoint) NodeFeatures {
 	nf := NodeFeatures{NodeRef: ep.ref, FinalizedEpoch: -1}
-	resp, err := ask(ctx, c.cfg, ep, c.newApiVersionsRequest())
+	resp, err := askRead(ctx, c.cfg, ep, c.newApiVersionsRequest())
 	if err != nil {
 		nf.Err = err
 		return nf

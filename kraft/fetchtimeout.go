@@ -109,7 +109,7 @@ func (c *cluster) describeFetchTimeout(ctx context.Context, ep endpoint) (FetchT
 	r.ResourceName = strconv.Itoa(int(ep.ref.ID))
 	r.ConfigNames = []string{FetchTimeoutConfig}
 	req.Resources = append(req.Resources, r)
-	resp, err := ask(ctx, c.cfg, ep, req)
+	resp, err := askRead(ctx, c.cfg, ep, req)
 	if err != nil {
 		return FetchTimeout{}, err
 	}

@@ -120,7 +120,7 @@ func open(ctx context.Context, cl *kgo.Client, cfg config) (*cluster, error) {
 	answers := make(chan answer, len(seeds))
 	for i, b := range seeds {
 		go func() {
-			resp, err := ask(ctx, cfg, endpoint{ref: NodeRef{ID: -1, Addr: "seed " + strconv.Itoa(i)}, b: b}, c.newApiVersionsRequest())
+			resp, err := askRead(ctx, cfg, endpoint{ref: NodeRef{ID: -1, Addr: "seed " + strconv.Itoa(i)}, b: b}, c.newApiVersionsRequest())
 			r, _ := resp.(*kmsg.ApiVersionsResponse)
 			answers <- answer{r, err}
 		}()
@@ -255,7 +255,7 @@ func (c *cluster) describeQuorum(ctx context.Context) (Quorum, endpoint, error) 
 	answers := make(chan answer, len(eps))
 	for _, ep := range eps {
 		go func() {
-			resp, err := ask(ctx, c.cfg, ep, newDescribeQuorumRequest())
+			resp, err := askRead(ctx, c.cfg, ep, newDescribeQuorumRequest())
 			if err != nil {
 				answers <- answer{err: fmt.Errorf("%v: %w", ep.ref, err)}
 				return
@@ -436,7 +436,7 @@ func (c *cluster) identify(ctx context.Context, eps []endpoint, q Quorum, qerr e
 		for _, ep := range eps {
 			req := kmsg.NewPtrDescribeClusterRequest()
 			req.EndpointType = 2
-			resp, err := ask(ctx, c.cfg, ep, req)
+			resp, err := askRead(ctx, c.cfg, ep, req)
 			if err != nil {
 				continue
 			}

@@ -76,8 +76,9 @@ func (c Change) Validate() error {
 	return nil
 }
 
-// String renders the change for logs and plan tables, with keys sorted, for
-// example "version=4.1.1 set[inter.broker.protocol.version=3.6] unset[log.message.format.version]".
+// String renders the change for logs and plan tables, with keys sorted and
+// the values of secret keys redacted (see [SecretKey]), for example
+// "version=4.1.1 set[inter.broker.protocol.version=3.6] unset[log.message.format.version]".
 func (c Change) String() string {
 	var parts []string
 	if c.Version != "" {
@@ -86,7 +87,7 @@ func (c Change) String() string {
 	if len(c.Set) > 0 {
 		var kv []string
 		for _, k := range slices.Sorted(maps.Keys(c.Set)) {
-			kv = append(kv, k+"="+c.Set[k])
+			kv = append(kv, k+"="+RedactValue(k, c.Set[k]))
 		}
 		parts = append(parts, "set["+strings.Join(kv, " ")+"]")
 	}

@@ -428,6 +428,9 @@ func alterAssignments(ctx context.Context, adm *kadm.Client, d time.Duration, re
 // rack. It reads fresh metadata. A broker that is down is not in the list;
 // PlanMoves accepts it as a broker to retire. ctx bounds the whole call.
 func LoadAssignment(ctx context.Context, cl *kgo.Client, topics ...string) (*Assignment, []node.Node, error) {
+	if cl == nil {
+		return nil, nil, fmt.Errorf("%w: LoadAssignment needs a client (cl is nil)", ErrInvalid)
+	}
 	const d = 30 * time.Second
 	var names []string
 	if len(topics) > 0 {

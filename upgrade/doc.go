@@ -43,4 +43,23 @@
 //     plan before its first step if the Orchestrator lacks it.
 //
 // Package kafkatest implements all of them for local test clusters.
+//
+// # When things fail
+//
+// Under the defaults a Runner takes no unsafe step whatever fails around it:
+//
+//   - Every gate runs a bounded liveness probe of every broker
+//     ([BrokerProbeTimeout]): a hung broker that Kafka still counts in its
+//     ISRs blocks the next restart until it answers ([NoBrokerProbe] opts
+//     out).
+//   - Run refuses a plan whose content does not match its ID, or whose steps
+//     are malformed ([Plan.Verify]), before it touches a node.
+//   - One run at a time: a second Run of a Runner fails with [ErrRunning],
+//     and a [LockingJournal] ([FileJournal], [MemoryJournal]) held by another
+//     run, in any process, with a *[JournalLockedError] naming the holder.
+//   - A step the last run stopped in while restarting its node settles (the
+//     node back, its change in effect) before it is judged again, so a rerun
+//     right after a crash does not restart the node a second time.
+//   - Secret config values (see [node.SecretKey]) never appear in plan
+//     tables, events, errors or logs.
 package upgrade

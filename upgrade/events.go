@@ -35,7 +35,9 @@ const (
 	// EventCaughtUp: the restarted node is back: registered, unfenced and
 	// in the ISR of every partition it hosts.
 	EventCaughtUp EventKind = "caught-up"
-	// EventStepDone: a step finished.
+	// EventStepDone: a step finished. Like EventStepSkipped,
+	// EventStepFailed and EventHeld, it is emitted once the journal
+	// records it.
 	EventStepDone EventKind = "step-done"
 	// EventStepFailed: a step failed; Err says why. The run stops.
 	EventStepFailed EventKind = "step-failed"

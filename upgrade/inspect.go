@@ -130,6 +130,9 @@ var ErrUnreachable = errors.New("upgrade: cluster unreachable")
 // what it learned, with the gaps in Unknown, and an error joining a
 // *[NodeError] per problem, each naming the node and the cause.
 func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspection, error) {
+	if cl == nil {
+		return Inspection{Controller: -1}, errors.New("upgrade: Inspect needs a client (cl is nil)")
+	}
 	cfg := inspectConfig{timeout: 15 * time.Second}
 	for _, o := range opts {
 		o.applyInspect(&cfg)
@@ -236,7 +239,7 @@ func (x *inspector) brokers(ctx context.Context) (*kmsg.MetadataResponse, error)
 // ZooKeeper broker (only those speak LeaderAndIsr).
 func (x *inspector) apiVersions(ctx context.Context) {
 	rctx, cancel := x.round(ctx)
-	vs, err := x.adm.ApiVersions(rctx)
+	vs, err := apiVersions(rctx, x.adm)
 	cancel()
 	if err != nil {
 		x.unknown("API versions of the brokers: "+err.Error(), fmt.Errorf("upgrade: inspect: ApiVersions: %w", err))

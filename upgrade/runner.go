@@ -43,6 +43,7 @@ type config struct {
 	moveOpts       []reassign.ExecutorOption
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
+	probe          brokerProbe
 }
 
 func defaultConfig() config {
@@ -142,6 +143,15 @@ func (c *config) validate() error {
 		if d <= 0 {
 			return fmt.Errorf("upgrade: %s(%v) must be positive", name, d)
 		}
+	}
+	if c.logger == nil {
+		return errors.New("upgrade: WithLogger(nil): to discard logs, leave the option out")
+	}
+	if err := c.probe.validate(); err != nil {
+		return err
+	}
+	if pc, ok := c.canary.(*health.Canary); ok && pc == nil {
+		return errors.New("upgrade: CanaryGate: the Canary is nil (use health.NewCanary)")
 	}
 	if c.canary != nil && c.canaryWithin <= 0 {
 		return fmt.Errorf("upgrade: CanaryGate(within %v) must be positive", c.canaryWithin)
@@ -244,10 +254,20 @@ var ErrJournalMismatch = errors.New("upgrade: journal belongs to another plan")
 // re-verified before anything is done again. Running a finished plan again
 // does nothing. Cancelling ctx stops the run safely between actions; the
 // journal records where.
+//
+// Before anything else, Run refuses a plan that does not [Plan.Verify] (a
+// *[PlanError]), a second Run of this Runner while one runs ([ErrRunning]),
+// and a journal that another run holds (a *[JournalLockedError], for a
+// [LockingJournal]); it holds the journal until it returns.
 func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if plan.Version != PlanVersion {
 		return fmt.Errorf("%w: plan %s has schema version %d; this kupgrade runs version %d (plan again)", ErrUnsupportedPlan, plan.ID, plan.Version, PlanVersion)
 	}
+	end, err := r.begin(ctx, plan)
+	if err != nil {
+		return err
+	}
+	defer end()
 	if _, err := r.provisioner(plan); err != nil {
 		return err
 	}
@@ -444,10 +464,10 @@ func (u *run) step(ctx context.Context, i int) error {
 	sr := &u.rec.Steps[i]
 	if st.Hold && !u.r.cfg.passHolds {
 		err := &HeldError{Index: i, Step: st}
-		u.emit(Event{Kind: EventHeld, Step: i, Message: err.Error()})
 		if serr := u.save(ctx); serr != nil {
 			return serr
 		}
+		u.emit(Event{Kind: EventHeld, Step: i, Message: err.Error()})
 		return err
 	}
 	resumed := sr.State == StepStarted
@@ -475,8 +495,11 @@ func (u *run) step(ctx context.Context, i int) error {
 			return fmt.Errorf("upgrade: run stopped during step %d (%v): %w", i+1, st, context.Cause(ctx))
 		}
 		sr.State, sr.Err, sr.Finished = StepFailed, err.Error(), u.r.cfg.now()
+		// The journal first, then the event: whoever acts on the event
+		// finds the journal saying so.
+		serr := u.save(ctx)
 		u.emit(Event{Kind: EventStepFailed, Step: i, Elapsed: u.r.cfg.now().Sub(started), Err: err, Message: "step failed"})
-		if serr := u.save(ctx); serr != nil {
+		if serr != nil {
 			return errors.Join(&StepError{Index: i, Step: st, Err: err}, serr)
 		}
 		return &StepError{Index: i, Step: st, Err: err}
@@ -487,8 +510,11 @@ func (u *run) step(ctx context.Context, i int) error {
 		sr.State = StepSkipped
 		kind = EventStepSkipped
 	}
+	if err := u.save(ctx); err != nil {
+		return err
+	}
 	u.emit(Event{Kind: kind, Step: i, Elapsed: u.r.cfg.now().Sub(started), Message: skipped})
-	return u.save(ctx)
+	return nil
 }
 
 // exec carries out one step. A non-empty skipped says why nothing was done.

@@ -108,7 +108,13 @@ func (u *run) preflight(ctx context.Context, i int) error {
 		if err != nil {
 			return health.Verdict{}, err
 		}
-		return gate.CanRestart(snap), nil
+		v := gate.CanRestart(snap)
+		rs, err := u.unresponsive(ctx, v.Reasons, -1)
+		if err != nil {
+			return health.Verdict{}, err
+		}
+		v.Reasons, v.OK = rs, v.OK && len(rs) == len(v.Reasons)
+		return v, nil
 	})
 }
 
@@ -168,6 +174,11 @@ func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
 
 // restart runs one restart step: gate, restart, catch up.
 func (u *run) restart(ctx context.Context, i int, st Step, sr *StepRecord, resumed bool) (string, error) {
+	if resumed && sr.Restarted {
+		if err := u.settle(ctx, i, st); err != nil {
+			return "", err
+		}
+	}
 	restartNeeded := true
 	if ok, proof := u.inEffect(ctx, st); ok {
 		restartNeeded = false
@@ -222,6 +233,10 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 					return health.Verdict{}, err
 				}
 				reasons = append(reasons, v.Reasons...)
+			}
+			reasons, perr := u.unresponsive(ctx, reasons, st.Node)
+			if perr != nil {
+				return health.Verdict{}, perr
 			}
 			reasons, err := u.canary(ctx, reasons, st.Node)
 			if err != nil {
