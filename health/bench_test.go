@@ -2,12 +2,11 @@ package health_test
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/kupgrade/kupgrade/internal/benchratio"
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/node"
@@ -176,7 +175,7 @@ func BenchmarkFreshVerdict(b *testing.B) {
 				var held int
 				b.ReportAllocs()
 				b.ResetTimer()
-				loopRatio(b,
+				benchratio.Loop(b,
 					func() { held, _ = bareScan(s, bc.nodes) },
 					func() { v = f.gate.CanRestart(f.fresh(s), bc.nodes...) })
 				if held != v.Checked {
@@ -187,42 +186,6 @@ func BenchmarkFreshVerdict(b *testing.B) {
 			})
 		}
 	}
-}
-
-// loopRatio runs bare and f alternately once per b.Loop iteration, so that
-// both see the same machine load, and reports the median over iterations of
-// f's cost ÷ bare's cost: "x-bare" by process CPU time (user and system, all
-// threads, so the garbage collector's background work counts) and
-// "x-bare-wall" by wall time. Each of the two starts after a full collection
-// (not timed), so that neither pays for collecting the other's garbage: each
-// pays for the collections its own allocations trigger. Only f counts in
-// ns/op. On a shared, loaded machine, CPU time is barely affected by other
-// processes while wall time includes waiting for a core: x-bare is the
-// figure to compare across runs.
-func loopRatio(b *testing.B, bare, f func()) {
-	b.Helper()
-	var cpu, wall []float64
-	for b.Loop() {
-		b.StopTimer()
-		runtime.GC()
-		c0, t0 := cpuTime(), time.Now()
-		bare()
-		cb, tb := cpuTime()-c0, time.Since(t0)
-		runtime.GC()
-		b.StartTimer()
-		c1, t1 := cpuTime(), time.Now()
-		f()
-		cf, tf := cpuTime()-c1, time.Since(t1)
-		cpu = append(cpu, float64(cf)/float64(max(cb, time.Microsecond)))
-		wall = append(wall, float64(tf)/float64(tb))
-	}
-	b.ReportMetric(median(cpu), "x-bare")
-	b.ReportMetric(median(wall), "x-bare-wall")
-}
-
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	return xs[len(xs)/2]
 }
 
 // BenchmarkSnapshotIndex is the one-off cost of indexing 1,000,000

@@ -6,9 +6,9 @@ import (
 	"runtime/metrics"
 	"slices"
 	"testing"
-	"time"
 	"unsafe"
 
+	"github.com/kupgrade/kupgrade/internal/benchratio"
 	"github.com/kupgrade/kupgrade/node"
 )
 
@@ -70,42 +70,6 @@ func partnerTable(ch BrokerChange) []int32 {
 }
 
 var sink []int32
-
-// loopRatio runs bare and f alternately once per b.Loop iteration, so that
-// both see the same machine load, and reports the median over iterations of
-// f's cost ÷ bare's cost: "x-bare" by process CPU time (user and system, all
-// threads, so the garbage collector's background work counts) and
-// "x-bare-wall" by wall time. Each of the two starts after a full collection
-// (not timed), so that neither pays for collecting the other's garbage: each
-// pays for the collections its own allocations trigger. Only f counts in
-// ns/op. On a shared, loaded machine, CPU time is barely affected by other
-// processes while wall time includes waiting for a core: x-bare is the
-// figure to compare across runs.
-func loopRatio(b *testing.B, bare, f func()) {
-	b.Helper()
-	var cpu, wall []float64
-	for b.Loop() {
-		b.StopTimer()
-		runtime.GC()
-		c0, t0 := cpuTime(), time.Now()
-		bare()
-		cb, tb := cpuTime()-c0, time.Since(t0)
-		runtime.GC()
-		b.StartTimer()
-		c1, t1 := cpuTime(), time.Now()
-		f()
-		cf, tf := cpuTime()-c1, time.Since(t1)
-		cpu = append(cpu, float64(cf)/float64(max(cb, time.Microsecond)))
-		wall = append(wall, float64(tf)/float64(tb))
-	}
-	b.ReportMetric(median(cpu), "x-bare")
-	b.ReportMetric(median(wall), "x-bare-wall")
-}
-
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	return xs[len(xs)/2]
-}
 
 // assignmentBytes is the heap an Assignment holds: the input size that
 // "peak-heap/input" divides by.
@@ -230,19 +194,19 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	var first int
 	var share []float64 // per run: the batcher's part of its CPU time
 	run := func() {
-		c0 := cpuTime()
+		c0 := benchratio.CPUTime()
 		var err error
 		p, err = PlanMoves(a, bs, ch)
 		if err != nil {
 			b.Fatal(err)
 		}
-		c1 := cpuTime()
+		c1 := benchratio.CPUTime()
 		bt, err := NewBatcher(p.Moves)
 		if err != nil {
 			b.Fatal(err)
 		}
 		first = bt.Next().Len()
-		c2 := cpuTime()
+		c2 := benchratio.CPUTime()
 		share = append(share, float64(c2-c1)/float64(max(c2-c0, 1)))
 	}
 	run()
@@ -254,9 +218,9 @@ func BenchmarkPlanAndBatch(b *testing.B) {
 	share = nil
 	b.ReportAllocs()
 	b.ResetTimer()
-	loopRatio(b, func() { sink = barePass(a, partner) }, run)
+	benchratio.Loop(b, func() { sink = barePass(a, partner) }, run)
 	sink = nil
-	b.ReportMetric(median(share), "batch-share")
+	b.ReportMetric(benchratio.Median(share), "batch-share")
 	b.ReportMetric(float64(in+extra)/float64(in), "peak-heap/input")
 	b.ReportMetric(float64(changes)/float64(minimum), "changes/min")
 	b.ReportMetric(float64(rs), "replica-spread")
@@ -303,7 +267,7 @@ func BenchmarkPlan(b *testing.B) {
 			in := assignmentBytes(a)
 			b.ReportAllocs()
 			b.ResetTimer()
-			loopRatio(b, func() { sink = barePass(a, partner) }, run)
+			benchratio.Loop(b, func() { sink = barePass(a, partner) }, run)
 			sink = nil
 			b.ReportMetric(float64(in+extra)/float64(in), "peak-heap/input")
 			if minimum := retiredReplicas(a, bc.ch); minimum > 0 {

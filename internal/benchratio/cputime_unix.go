@@ -1,15 +1,15 @@
 //go:build unix
 
-package health_test
+package benchratio
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the CPU time the process has used, user and system, all
+// CPUTime returns the CPU time the process has used, user and system, all
 // threads (garbage collector workers included).
-func cpuTime() time.Duration {
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		panic(err)
