@@ -6,9 +6,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kupgrade/kupgrade/internal/benchratio"
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/benchratio"
 	"github.com/kupgrade/kupgrade/node"
 )
 
