@@ -382,6 +382,7 @@ func TestNodeFailsToStart(t *testing.T) {
 			}
 		}
 	}
+	upgrade.Reseal(&plan) // Run refuses an edited plan whose ID no longer matches
 	journal := &upgrade.MemoryJournal{}
 	cl := c.Client(t)
 	start := time.Now()
