@@ -8,10 +8,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/internal/kfaketest"
 	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/node"
 )
@@ -21,16 +21,7 @@ import (
 // DescribeCluster and UpdateFeatures, but not DescribeQuorum, so its
 // brokers stand in for controllers through ControllerAddrs.
 func TestFakeCluster(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c, cl := kfaketest.New(t, kfake.NumBrokers(2))
 	ctx := t.Context()
 
 	// Without DescribeQuorum there is no way to find controllers: an entry

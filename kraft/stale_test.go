@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/internal/kfaketest"
 	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/node"
 )
@@ -17,16 +17,7 @@ import (
 // last used it does: the next read fails with EOF) is asked once more, on a
 // new connection, instead of being reported as not answering.
 func TestDescribeFeaturesRetriesStaleConnection(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c, cl := kfaketest.New(t, kfake.NumBrokers(3))
 	if _, err := kraft.DescribeFeatures(t.Context(), cl); err != nil { // connections are open now
 		t.Fatal(err)
 	}

@@ -11,11 +11,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/kfaketest"
 )
 
 // hungOps is a fake cluster whose brokers can hang: they stay in metadata
@@ -120,16 +120,7 @@ func TestBrokerProbeOptions(t *testing.T) {
 // broker that holds its ApiVersions answer is reported, within the
 // timeout, and the others are not.
 func TestProbeBrokersFindsHungBroker(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c, cl := kfaketest.New(t, kfake.NumBrokers(3))
 	ops := &liveOps{cl: cl}
 	rs, err := ops.probeBrokers(t.Context(), time.Second, -1) // opens the connections
 	if err != nil || len(rs) != 0 {

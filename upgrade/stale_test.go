@@ -6,24 +6,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/internal/kfaketest"
 )
 
 // TestApiVersionsRetriesStaleConnection proves that Inspect's ApiVersions
 // round asks once more a broker whose connection turned out stale (EOF, as
 // after the broker restarted), instead of reporting that it did not answer.
 func TestApiVersionsRetriesStaleConnection(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c, cl := kfaketest.New(t, kfake.NumBrokers(3))
 	adm := kadm.NewClient(cl)
 	if _, err := adm.ApiVersions(t.Context()); err != nil { // connections are open now
 		t.Fatal(err)
