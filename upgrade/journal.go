@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,12 +156,21 @@ func (j *MemoryJournal) Save(ctx context.Context, r Record) error {
 	return nil
 }
 
+// cloneRecord returns a deep copy of r: what a [MemoryJournal] keeps and
+// returns is the record as saved (an empty Steps stays empty, not nil) and
+// shares nothing with the caller's.
 func cloneRecord(r Record) Record {
-	r.Steps = append([]StepRecord(nil), r.Steps...)
+	r.Steps = slices.Clone(r.Steps)
+	for i, s := range r.Steps {
+		if s.Provisioned != nil {
+			id := *s.Provisioned
+			r.Steps[i].Provisioned = &id
+		}
+	}
 	if r.Data != nil {
 		d := make(map[string]json.RawMessage, len(r.Data))
 		for k, v := range r.Data {
-			d[k] = append(json.RawMessage(nil), v...)
+			d[k] = slices.Clone(v)
 		}
 		r.Data = d
 	}
