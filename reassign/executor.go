@@ -53,7 +53,7 @@ func (c *config) validate() error {
 	case c.rate <= 0:
 		return fmt.Errorf("%w: Throttle(%d): must be positive", ErrInvalid, c.rate)
 	case c.poll <= 0:
-		return fmt.Errorf("%w: PollInterval(%v): must be positive", ErrInvalid, c.poll)
+		return fmt.Errorf("%w: CheckInterval(%v): must be positive", ErrInvalid, c.poll)
 	case c.budgetFactor <= 0 || c.budgetFloor <= 0:
 		return fmt.Errorf("%w: MoveBudget(%v, %v): both must be positive", ErrInvalid, c.budgetFactor, c.budgetFloor)
 	case c.cancelTimeout <= 0:
@@ -61,7 +61,7 @@ func (c *config) validate() error {
 	case c.requestTimeout <= 0:
 		return fmt.Errorf("%w: RequestTimeout(%v): must be positive", ErrInvalid, c.requestTimeout)
 	case c.logger == nil:
-		return fmt.Errorf("%w: WithLogger(nil)", ErrInvalid)
+		return fmt.Errorf("%w: ExecutorLogger(nil)", ErrInvalid)
 	}
 	b := defaultBatchConfig()
 	for _, o := range c.batch {

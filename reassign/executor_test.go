@@ -359,11 +359,11 @@ func TestNewExecutorOptions(t *testing.T) {
 		want string
 	}{
 		{"zero throttle", Throttle(0), "Throttle(0)"},
-		{"zero poll", CheckInterval(0), "PollInterval(0s)"},
+		{"zero poll", CheckInterval(0), "CheckInterval(0s)"},
 		{"zero budget factor", MoveBudget(0, time.Minute), "MoveBudget(0, 1m0s)"},
 		{"zero cancel timeout", CancelTimeout(0), "CancelTimeout(0s)"},
 		{"zero request timeout", RequestTimeout(0), "RequestTimeout(0s)"},
-		{"nil logger", ExecutorLogger(nil), "WithLogger(nil)"},
+		{"nil logger", ExecutorLogger(nil), "ExecutorLogger(nil)"},
 		{"bad batching", Batching(SlotsPerBroker(0)), "SlotsPerBroker(0)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
