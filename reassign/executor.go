@@ -33,7 +33,7 @@ type config struct {
 	adoptForeign   bool
 	batch          []BatchOption
 	logger         *slog.Logger
-	onProgress     func(Progress)
+	onProgress     []func(Progress)
 }
 
 func defaultConfig() config {
@@ -133,11 +133,16 @@ func ExecutorLogger(l *slog.Logger) ExecutorOption {
 	return optionFunc(func(c *config) { c.logger = l })
 }
 
-// OnProgress sets a function the executor calls with its [Progress] after
+// OnProgress adds a function the executor calls with its [Progress] after
 // every poll and once at the end of a run, from the goroutine running it.
-// It must return quickly. The default is none.
+// It must return quickly. Functions given by several OnProgress options are
+// all called, in the order given; a nil one is ignored. The default is none.
 func OnProgress(fn func(Progress)) ExecutorOption {
-	return optionFunc(func(c *config) { c.onProgress = fn })
+	return optionFunc(func(c *config) {
+		if fn != nil {
+			c.onProgress = append(slices.Clip(c.onProgress), fn)
+		}
+	})
 }
 
 // An Executor carries out partition moves on a cluster, a batch at a time,

@@ -99,9 +99,10 @@ func resultKinds(rs MoveResults) map[string]string {
 func TestExecutorKfakeDroppedMoves(t *testing.T) {
 	_, cl := fakeCluster(t, "t")
 	moves := Moves{moveOff(t, cl, "t", 0), moveOff(t, cl, "t", 1)}
-	var progs []Progress
+	var progs, seconds []Progress // two OnProgress options: both are called
 	store := &MemoryStore{}
-	e, err := NewExecutor(cl, store, fastOpts(OnProgress(func(p Progress) { progs = append(progs, p) }))...)
+	e, err := NewExecutor(cl, store, fastOpts(OnProgress(func(p Progress) { progs = append(progs, p) }), OnProgress(nil),
+		OnProgress(func(p Progress) { seconds = append(seconds, p) }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +120,9 @@ func TestExecutorKfakeDroppedMoves(t *testing.T) {
 	}
 	if diff := cmp.Diff(throttles{Brokers: map[int32]brokerThrottle{}, Topics: map[string]topicThrottle{}}, dynamicThrottles(t, cl, "t")); diff != "" {
 		t.Errorf("throttles left (-want +got):\n%s", diff)
+	}
+	if len(progs) == 0 || !cmp.Equal(progs, seconds) {
+		t.Fatalf("the second OnProgress saw %d reports, the first %d: both must see every one", len(seconds), len(progs))
 	}
 	last := progs[len(progs)-1]
 	if last.Moves != 2 || last.Failed != 2 || last.InFlight != 0 || last.Pending != 0 {

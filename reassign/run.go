@@ -969,8 +969,8 @@ func (r *run) progress(ctx context.Context, v *view) Progress {
 	}
 	p.ETA = eta(r.m0, p.BytesMoved, p.Bytes-p.BytesMoved, r.t0, now, p.Rate, len(dests))
 	r.log.LogAttrs(ctx, slog.LevelDebug, "progress", slog.String("progress", p.String()))
-	if r.cfg.onProgress != nil {
-		r.cfg.onProgress(p)
+	for _, fn := range r.cfg.onProgress {
+		fn(p)
 	}
 	return p
 }

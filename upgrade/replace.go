@@ -116,8 +116,10 @@ func ReplaceThrottle(bytesPerSecond int64) RunnerOption {
 
 // ReassignOptions passes options to the partition mover of node-replacement
 // plans (see package reassign: batching, budgets, progress). The Runner sets
-// the throttle ([ReplaceThrottle]) and a poll interval of 1s; options given
-// here come after, so they override both.
+// the throttle ([ReplaceThrottle]), its logger and a poll interval of 1s;
+// options given here come after, so they override those. A
+// [reassign.OnProgress] given here is called as well as the Runner's own,
+// which turns progress into [EventWaiting] events.
 func ReassignOptions(opts ...reassign.ExecutorOption) RunnerOption {
 	return optionFunc(func(c *config) { c.moveOpts = append(c.moveOpts, opts...) })
 }
