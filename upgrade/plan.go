@@ -32,8 +32,12 @@ const (
 	// StepFinalize raises (or safely lowers) KRaft feature levels with
 	// UpdateFeatures once every node runs a release that supports them.
 	StepFinalize StepKind = "finalize"
-	// StepBake waits a while with everything on the new release, watching
-	// health, before anything irreversible happens.
+	// StepBake waits Step.Duration with every node on the hop's release,
+	// before the hop's finalize steps, watching health the whole time: it
+	// fails at once, naming what it saw, when a partition goes offline or
+	// under min ISR, a broker goes down or stops answering the liveness
+	// probe, a controller falls out of the quorum, or the canary (if set)
+	// fails. The cluster must stay healthy for the whole duration.
 	StepBake StepKind = "bake"
 	// StepElectLeaders moves leadership back to preferred replicas.
 	StepElectLeaders StepKind = "elect-leaders"
@@ -136,6 +140,7 @@ const PlanVersion = 1
 //	  "target": "4.1.2",            // the release every node runs at the end
 //	  "via": ["3.9.2"],             // releases the route stops at on the way, if any
 //	  "nodes": [ {compat.NodeState} ],  // the nodes as they were when planned
+//	  "finalized": {"metadata.version": 25},  // KRaft feature levels finalized when planned
 //	  "steps": [ {Step} ],          // kind, hop (from 1), roll, node (-1 for none), roles, change, …
 //	  "notes": ["…"]
 //	}
@@ -145,8 +150,8 @@ const PlanVersion = 1
 type Plan struct {
 	// Version is the schema version, [PlanVersion].
 	Version int `json:"version"`
-	// ID identifies the plan's content (a hash of mode, nodes, target and
-	// steps); journals are tied to it.
+	// ID identifies the plan's content (a hash of mode, nodes, finalized
+	// levels, target and steps); journals are tied to it.
 	ID     string         `json:"id"`
 	Mode   compat.Mode    `json:"mode"`
 	Target compat.Release `json:"target"`
@@ -155,7 +160,12 @@ type Plan struct {
 	// Nodes are the nodes as they were when the plan was made (releases and
 	// pins, so that a rollback can restore them).
 	Nodes []compat.NodeState `json:"nodes"`
-	Steps []Step             `json:"steps"`
+	// Finalized are the KRaft feature levels finalized when the plan was
+	// made (compat.State.Finalized), so that a rollback can restore them
+	// after the plan's finalize steps ran; a feature not listed was not
+	// finalized (level 0). Empty in ZooKeeper mode.
+	Finalized compat.FeatureLevels `json:"finalized,omitempty"`
+	Steps     []Step               `json:"steps"`
 	// Notes are remarks for the operator: preconditions kupgrade cannot
 	// observe, a half-finished upgrade being continued, decisions left open.
 	Notes []string `json:"notes,omitempty"`
@@ -194,12 +204,18 @@ type planConfig struct {
 // FinalizeLater holds every finalize step (see [Step.Hold]): the Runner rolls
 // every node, then stops until the caller runs the plan again with
 // [PassHolds], so the new binaries can bake before metadata.version moves.
+// In a downgrade the finalize steps (safe downgrades) come before the rolls,
+// so the Runner stops before it changes anything.
 func FinalizeLater() PlanOption {
 	return planOptionFunc(func(c *planConfig) { c.finalizeLater = true })
 }
 
-// BakeTime adds a bake step of d after each hop's rolls, before its
-// finalize steps: the Runner watches health for d before going on.
+// BakeTime adds a bake step of d after each hop's rolls, before the finalize
+// steps that follow them: the Runner watches health for d (see [StepBake])
+// before going on, so that the new binaries prove themselves before
+// metadata.version moves. A hop without finalize steps after its rolls gets
+// none: in a downgrade the feature levels go down first, before the rolls,
+// and nothing after the rolls waits on the old binaries.
 func BakeTime(d time.Duration) PlanOption { return planOptionFunc(func(c *planConfig) { c.bake = d }) }
 
 // ElectPreferredLeaders adds a step after each roll that moves leadership
@@ -229,8 +245,14 @@ var ErrUnsupportedPlan = errors.New("upgrade: cannot plan")
 // applies) pinned to the old value, then a roll raising the pin, then (only
 // where the message format was pinned) a third roll. KRaft: controllers
 // first, then brokers, then finalize steps; combined nodes roll with the
-// controllers. Within a roll the Runner puts the active controller (or the
-// ZooKeeper controller broker) last.
+// controllers. A KRaft downgrade (a target older than the nodes) goes the
+// other way, as the route says: the safe feature downgrades first
+// (metadata.version to the newest level the target supports), then the
+// brokers, then the controllers. Within a roll the Runner puts the active
+// controller (or the ZooKeeper controller broker) last.
+//
+// The plan records the levels finalized in state ([Plan.Finalized]), for
+// [NewRollbackPlan].
 func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
 	var cfg planConfig
 	for _, o := range opts {
@@ -256,6 +278,9 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		ropts = append(ropts, compat.FinalizeMetadataVersionOnly())
 	}
 	p := Plan{Version: PlanVersion, Mode: state.Mode, Target: to}
+	if len(state.Finalized) > 0 {
+		p.Finalized = maps.Clone(state.Finalized)
+	}
 	roles := map[int32][]node.Role{}
 	for _, n := range state.Nodes {
 		r := nodeRoles(n)
@@ -320,6 +345,12 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 					Why: "leadership can move again at any time", Reason: "move leadership back to preferred replicas after the roll"})
 			}
 		case compat.UpdateFeatures:
+			if s.Downgrade {
+				// Where the route puts it: before the rolls onto releases
+				// that cannot run the higher levels.
+				p.Steps = append(p.Steps, finalizeStep(hop, s, s.Features, cfg))
+				continue
+			}
 			finals = append(finals, finalizeStep(hop, s, s.Features, cfg))
 		case compat.ProvisionControllers:
 			p.Steps = append(p.Steps, Step{Kind: StepManual, Hop: hop, Node: -1, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: true,
