@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,12 +33,15 @@ const (
 	// StepFinalize raises (or safely lowers) KRaft feature levels with
 	// UpdateFeatures once every node runs a release that supports them.
 	StepFinalize StepKind = "finalize"
-	// StepBake waits Step.Duration with every node on the hop's release,
-	// before the hop's finalize steps, watching health the whole time: it
-	// fails at once, naming what it saw, when a partition goes offline or
-	// under min ISR, a broker goes down or stops answering the liveness
-	// probe, a controller falls out of the quorum, or the canary (if set)
-	// fails. The cluster must stay healthy for the whole duration.
+	// StepBake waits Step.Duration, watching health the whole time: in an
+	// upgrade with every node on the hop's release, before the hop's
+	// finalize steps ([BakeTime]); in a downgrade or a rollback between
+	// lowering feature levels and the first restart onto an older release
+	// (at least [SnapshotWait]). It fails at once, naming what it saw, when
+	// a partition goes offline or under min ISR, a broker goes down or stops
+	// answering the liveness probe, a controller falls behind the quorum, or
+	// the canary (if set) fails: the cluster must stay healthy for the whole
+	// duration.
 	StepBake StepKind = "bake"
 	// StepElectLeaders moves leadership back to preferred replicas.
 	StepElectLeaders StepKind = "elect-leaders"
@@ -195,10 +199,61 @@ type planOptionFunc func(*planConfig)
 func (f planOptionFunc) applyPlan(c *planConfig) { f(c) }
 
 type planConfig struct {
-	finalizeLater   bool
-	bake            time.Duration
-	elect           bool
-	releaseDefaults bool
+	finalizeLater    bool
+	bake             time.Duration
+	elect            bool
+	releaseDefaults  bool
+	snapshotInterval time.Duration // 0: DefaultMetadataSnapshotInterval
+}
+
+// DefaultMetadataSnapshotInterval is Kafka's default
+// metadata.log.max.snapshot.interval.ms, which plans assume unless told
+// otherwise ([MetadataSnapshotInterval]).
+const DefaultMetadataSnapshotInterval = time.Hour
+
+// MetadataSnapshotInterval tells the planner the cluster's
+// metadata.log.max.snapshot.interval.ms, overriding the default of 1h
+// ([DefaultMetadataSnapshotInterval]). [NewPlan] and [NewRollbackPlan] use
+// it to size the wait between lowering KRaft feature levels and the first
+// restart onto an older release (see [SnapshotWait]).
+func MetadataSnapshotInterval(d time.Duration) PlanOption {
+	return planOptionFunc(func(c *planConfig) { c.snapshotInterval = d })
+}
+
+// SnapshotWait is how long a plan bakes between lowering KRaft feature
+// levels (metadata.version) and restarting the first node onto an older
+// release, for a cluster whose metadata.log.max.snapshot.interval.ms is
+// interval (0 for Kafka's default): the interval, a tenth more and 5s.
+//
+// Why: every node replays the metadata log from its latest local snapshot
+// when it starts, and the records written before the downgrade (the
+// FeatureLevelRecord of the higher level, records in its format) are still
+// in the log. An older release cannot replay them: a Kafka 4.0.2 node
+// started on a log that 4.1.2 wrote at 4.1-IV1 and then downgraded to
+// 4.0-IV3 stops at once ("Tried to apply FeatureLevelRecord …
+// metadata.version … featureLevel=27, but this controller only supports
+// versions 7-25"; observed). Only a snapshot written after the downgrade,
+// at the lowered level, lets it start. Kafka (through 4.4) writes one on no
+// such event: only once metadata.log.max.record.bytes.between.snapshots
+// bytes or metadata.log.max.snapshot.interval.ms have passed since the
+// node's last snapshot (or its start), the controller's no-op records
+// (metadata.max.idle.interval.ms) keeping the log moving. No Kafka API tells
+// whether a node has written it, so the plan waits for the interval, with a
+// margin, watching health meanwhile.
+func SnapshotWait(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = DefaultMetadataSnapshotInterval
+	}
+	return interval + interval/10 + 5*time.Second
+}
+
+// snapshotBake is the bake step that waits for metadata snapshots at the
+// lowered levels before the first restart onto an older release (see
+// [SnapshotWait]), lasting at least cfg's bake.
+func snapshotBake(hop int, cfg planConfig) Step {
+	return Step{Kind: StepBake, Hop: hop, Node: -1, Duration: max(SnapshotWait(cfg.snapshotInterval), cfg.bake), Reversible: true, Why: "waits only",
+		Reason: fmt.Sprintf("let every node write a metadata snapshot at the lowered levels (metadata.log.max.snapshot.interval.ms %v, and a margin) before any restart onto the older release, which cannot replay the log records written at the higher levels",
+			cmp.Or(cfg.snapshotInterval, DefaultMetadataSnapshotInterval))}
 }
 
 // FinalizeLater holds every finalize step (see [Step.Hold]): the Runner rolls
@@ -213,9 +268,11 @@ func FinalizeLater() PlanOption {
 // BakeTime adds a bake step of d after each hop's rolls, before the finalize
 // steps that follow them: the Runner watches health for d (see [StepBake])
 // before going on, so that the new binaries prove themselves before
-// metadata.version moves. A hop without finalize steps after its rolls gets
-// none: in a downgrade the feature levels go down first, before the rolls,
-// and nothing after the rolls waits on the old binaries.
+// metadata.version moves. In a downgrade the feature levels go down first,
+// before the rolls, and nothing after the rolls waits on the old binaries:
+// there the bake goes between the feature downgrades and the first roll,
+// where a downgrade plan bakes anyway, for at least [SnapshotWait] (so d
+// matters only if longer).
 func BakeTime(d time.Duration) PlanOption { return planOptionFunc(func(c *planConfig) { c.bake = d }) }
 
 // ElectPreferredLeaders adds a step after each roll that moves leadership
@@ -247,8 +304,10 @@ var ErrUnsupportedPlan = errors.New("upgrade: cannot plan")
 // first, then brokers, then finalize steps; combined nodes roll with the
 // controllers. A KRaft downgrade (a target older than the nodes) goes the
 // other way, as the route says: the safe feature downgrades first
-// (metadata.version to the newest level the target supports), then the
-// brokers, then the controllers. Within a roll the Runner puts the active
+// (metadata.version to the newest level the target supports), then a bake of
+// at least [SnapshotWait] (the older release needs a metadata snapshot at
+// the lowered levels to start), then the brokers, then the controllers.
+// Within a roll the Runner puts the active
 // controller (or the ZooKeeper controller broker) last.
 //
 // The plan records the levels finalized in state ([Plan.Finalized]), for
@@ -260,6 +319,9 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	}
 	if cfg.bake < 0 {
 		return Plan{}, fmt.Errorf("upgrade: BakeTime(%v) is negative", cfg.bake)
+	}
+	if cfg.snapshotInterval < 0 {
+		return Plan{}, fmt.Errorf("upgrade: MetadataSnapshotInterval(%v) is negative", cfg.snapshotInterval)
 	}
 	to := target.Version
 	if to.IsZero() {
@@ -320,6 +382,7 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hop, h.From, h.To, pre))
 	}
 	var finals []Step
+	lowered := false // feature levels lowered, no restart since
 	for _, s := range h.Actions {
 		if s.Optional {
 			if extra := wanted(s.Features, target.Features); len(extra) > 0 && s.Kind == compat.UpdateFeatures {
@@ -331,6 +394,10 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 		}
 		switch s.Kind {
 		case compat.RollBinaries, compat.RollConfig:
+			if lowered {
+				p.Steps = append(p.Steps, snapshotBake(hop, cfg))
+				lowered = false
+			}
 			roll++
 			ch := node.Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
 			if s.Kind == compat.RollBinaries {
@@ -349,6 +416,7 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 				// Where the route puts it: before the rolls onto releases
 				// that cannot run the higher levels.
 				p.Steps = append(p.Steps, finalizeStep(hop, s, s.Features, cfg))
+				lowered = true
 				continue
 			}
 			finals = append(finals, finalizeStep(hop, s, s.Features, cfg))

@@ -57,8 +57,12 @@ func (e *IrreversibleError) Unwrap() []error {
 // goes to 0, disabled). Levels to lower go first, in safe-downgrade finalize
 // steps ([Step.Downgrade]) right after the preflight, since the old releases
 // cannot run the new levels: the other features first, then
-// metadata.version. Levels to raise again (a downgrade plan rolled back) go
-// last, once the nodes run their newer releases again.
+// metadata.version. Then, before the first restart, a bake of
+// [SnapshotWait] (sized by the [MetadataSnapshotInterval] among opts; no other
+// option applies): the old releases cannot start until every node has
+// written a metadata snapshot at the lowered levels. Levels to raise again (a
+// downgrade plan rolled back) go last, once the nodes run their newer
+// releases again.
 //
 // Rolling back an upgrade, brokers roll back first, then controllers; rolling
 // back a downgrade (plan.Target older than the nodes were), controllers
@@ -72,7 +76,14 @@ func (e *IrreversibleError) Unwrap() []error {
 // with an error naming what is missing a plan that does not record the
 // release of a node to roll back, or (a plan made before [Plan.Finalized]
 // existed) the metadata.version to go back to.
-func NewRollbackPlan(plan Plan, rec Record) (Plan, error) {
+func NewRollbackPlan(plan Plan, rec Record, opts ...PlanOption) (Plan, error) {
+	var cfg planConfig
+	for _, o := range opts {
+		o.applyPlan(&cfg)
+	}
+	if cfg.snapshotInterval < 0 {
+		return Plan{}, fmt.Errorf("upgrade: MetadataSnapshotInterval(%v) is negative", cfg.snapshotInterval)
+	}
 	if rec.PlanID != plan.ID || len(rec.Steps) != len(plan.Steps) {
 		return Plan{}, fmt.Errorf("%w: the journal is of plan %s, not %s", ErrJournalMismatch, rec.PlanID, plan.ID)
 	}
@@ -139,6 +150,7 @@ func NewRollbackPlan(plan Plan, rec Record) (Plan, error) {
 			Reversible: true, Why: "no metadata change in the way: the levels can be raised again",
 			Reason: fmt.Sprintf("safely downgrade %s back to the levels finalized before plan %s, which the old releases can run", featuresString(levels), plan.ID)})
 	}
+	lowered := len(lower) > 0
 	order := []bool{false, true} // controllers? brokers first
 	if upward {
 		order = []bool{true, false}
@@ -151,6 +163,10 @@ func NewRollbackPlan(plan Plan, rec Record) (Plan, error) {
 			}
 			if n.Release.IsZero() {
 				return Plan{}, fmt.Errorf("upgrade: cannot roll back node %d: the plan does not record its old release", n.ID)
+			}
+			if lowered { // before the first restart onto an older release
+				rb.Steps = append(rb.Steps, snapshotBake(1, cfg))
+				lowered = false
 			}
 			ch := node.Change{Version: n.Release.String(), Set: map[string]string{}}
 			for _, k := range slices.Sorted(maps.Keys(keys)) {

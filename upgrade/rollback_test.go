@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -81,11 +83,11 @@ func TestRollbackAfterFinalize(t *testing.T) {
 		want []string
 	}{
 		{"finished", ran(p, len(p.Steps), StepPending),
-			append([]string{"preflight", "downgrade share.version=0", "downgrade metadata.version=25"}, back...)},
+			append([]string{"preflight", "downgrade share.version=0", "downgrade metadata.version=25", "bake"}, back...)},
 		{"metadata.version in flight", ran(p, 7, StepStarted),
-			append([]string{"preflight", "downgrade metadata.version=25"}, back...)},
+			append([]string{"preflight", "downgrade metadata.version=25", "bake"}, back...)},
 		{"metadata.version failed", ran(p, 7, StepFailed),
-			append([]string{"preflight", "downgrade metadata.version=25"}, back...)},
+			append([]string{"preflight", "downgrade metadata.version=25", "bake"}, back...)},
 		{"before finalizing", ran(p, 7, StepPending), append([]string{"preflight"}, back...)},
 		{"mid-roll", ran(p, 3, StepStarted), []string{"preflight", "restart 1 4.0.2", "restart 2 4.0.2", "restart 3 4.0.2"}},
 	} {
@@ -100,6 +102,18 @@ func TestRollbackAfterFinalize(t *testing.T) {
 			for _, s := range rb.Steps {
 				if s.Kind == StepFinalize && (!s.Downgrade || !s.Reversible || s.Hold) {
 					t.Errorf("%v: want a reversible safe downgrade, not held", s)
+				}
+			}
+			if i := slices.IndexFunc(rb.Steps, func(s Step) bool { return s.Kind == StepBake }); i >= 0 && rb.Steps[i].Duration != SnapshotWait(0) {
+				t.Errorf("rollback bake %v, want SnapshotWait(1h) = %v", rb.Steps[i].Duration, SnapshotWait(0))
+			}
+			short, err := NewRollbackPlan(p, tt.rec, MetadataSnapshotInterval(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range short.Steps {
+				if s.Kind == StepBake && s.Duration != 7200*time.Millisecond {
+					t.Errorf("rollback bake with a 2s snapshot interval: %v, want 7.2s", s.Duration)
 				}
 			}
 			if rb.Target.String() != "4.0.2" {
@@ -121,12 +135,13 @@ func TestRollbackOfDowngrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every broker and controller 1 went back to 4.0.2; controller 2 was in flight.
+	// Every broker went back to 4.0.2 (after the downgrade and its bake);
+	// controller 1 was in flight.
 	rb, err := NewRollbackPlan(p, ran(p, 6, StepStarted))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"preflight", "restart 1 4.1.2", "restart 2 4.1.2", "restart 4 4.1.2", "restart 5 4.1.2", "restart 6 4.1.2", "finalize metadata.version=27"}
+	want := []string{"preflight", "restart 1 4.1.2", "restart 4 4.1.2", "restart 5 4.1.2", "restart 6 4.1.2", "finalize metadata.version=27"}
 	if diff := cmp.Diff(want, stepsOf(rb)); diff != "" {
 		t.Errorf("rollback of a downgrade (-want +got):\n%s\n%v", diff, rb)
 	}
@@ -214,17 +229,26 @@ func TestRunRollbackDowngradesFirst(t *testing.T) {
 // TestKRaftDowngradePlan proves that a KRaft downgrade plan lowers the
 // feature levels before any restart (metadata.version to the newest level
 // the target supports, after the features it does not support at all),
-// then rolls brokers, then controllers, and bakes nowhere: nothing waits on
-// the old binaries.
+// then bakes for at least SnapshotWait (the old release needs a metadata
+// snapshot at the lowered levels), then rolls brokers, then controllers.
 func TestKRaftDowngradePlan(t *testing.T) {
 	st := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 27, "share.version": 1},
 		Nodes: nodes("1:c:4.1.2", "2:c:4.1.2", "3:c:4.1.2", "4:b:4.1.2", "5:b:4.1.2", "6:b:4.1.2")}
-	for _, opts := range [][]PlanOption{nil, {BakeTime(10 * 60e9)}} {
+	for _, tt := range []struct {
+		opts []PlanOption
+		bake time.Duration
+	}{
+		{nil, time.Hour + 6*time.Minute + 5*time.Second},
+		{[]PlanOption{BakeTime(2 * time.Hour)}, 2 * time.Hour},
+		{[]PlanOption{MetadataSnapshotInterval(2 * time.Second)}, 7200 * time.Millisecond},
+		{[]PlanOption{MetadataSnapshotInterval(2 * time.Second), BakeTime(time.Minute)}, time.Minute},
+	} {
+		opts := tt.opts
 		p, err := NewPlan(st, Target{Version: compat.MustParseRelease("4.0.2")}, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"preflight", "downgrade share.version=0", "downgrade metadata.version=25",
+		want := []string{"preflight", "downgrade share.version=0", "downgrade metadata.version=25", "bake",
 			"restart 4 4.0.2", "restart 5 4.0.2", "restart 6 4.0.2", "restart 1 4.0.2", "restart 2 4.0.2", "restart 3 4.0.2"}
 		if diff := cmp.Diff(want, stepsOf(p)); diff != "" {
 			t.Errorf("downgrade plan with %d options (-want +got):\n%s\n%v", len(opts), diff, p)
@@ -232,6 +256,9 @@ func TestKRaftDowngradePlan(t *testing.T) {
 		for _, s := range p.Steps {
 			if s.Kind == StepFinalize && (!s.Reversible || s.Hold) {
 				t.Errorf("%v: a safe downgrade is reversible and not held", s)
+			}
+			if s.Kind == StepBake && s.Duration != tt.bake {
+				t.Errorf("with %d options: bake %v, want %v", len(opts), s.Duration, tt.bake)
 			}
 		}
 	}
