@@ -2,6 +2,8 @@ package upgrade_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -37,22 +39,35 @@ func levelsOf(ctx context.Context, t *testing.T, c *kafkatest.Cluster, cl *kgo.C
 }
 
 // firstRestartLevels records the finalized levels, read from the cluster,
-// when a run asks for its first restart: proof of what came before it.
+// when a run asks for its first restart: proof of what came before it. It
+// also records which nodes had then written a metadata snapshot since the
+// last finalize step finished.
 type firstRestartLevels struct {
-	mu     sync.Mutex
-	levels compat.FeatureLevels
-	err    error
+	mu        sync.Mutex
+	finalized time.Time // when the last finalize step finished
+	levels    compat.FeatureLevels
+	snapshots map[int32]time.Time // node -> its newest metadata snapshot file's time
+	err       error
 }
 
 func (f *firstRestartLevels) hook(c *kafkatest.Cluster, cl *kgo.Client, features ...string) func(upgrade.Event) {
 	return func(e upgrade.Event) {
-		if e.Kind != upgrade.EventRestarting {
-			return
-		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.levels != nil || f.err != nil {
+		if e.Kind == upgrade.EventStepDone && e.StepKind == upgrade.StepFinalize {
+			f.finalized = time.Now()
+		}
+		if e.Kind != upgrade.EventRestarting || f.levels != nil || f.err != nil {
 			return
+		}
+		f.snapshots = map[int32]time.Time{}
+		for _, n := range c.All() {
+			files, _ := filepath.Glob(filepath.Join(n.Dir(), "data", "__cluster_metadata-0", "*.checkpoint"))
+			for _, name := range files {
+				if fi, err := os.Stat(name); err == nil && fi.ModTime().After(f.snapshots[n.ID()]) {
+					f.snapshots[n.ID()] = fi.ModTime()
+				}
+			}
 		}
 		fs, err := kraft.DescribeFeatures(context.Background(), cl, kraft.ControllerAddrs(c.ControllerAddrs()...))
 		if err != nil {
@@ -64,6 +79,20 @@ func (f *firstRestartLevels) hook(c *kafkatest.Cluster, cl *kgo.Client, features
 			lvl, _, _ := fs.Finalized(name)
 			f.levels[name] = lvl
 		}
+	}
+}
+
+// snapshotsAfterFinalize checks that every node had written a metadata
+// snapshot after the last finalize step when the first restart began.
+func (f *firstRestartLevels) snapshotsAfterFinalize(t *testing.T, c *kafkatest.Cluster) {
+	t.Helper()
+	for _, n := range c.All() {
+		at, ok := f.snapshots[n.ID()]
+		if !ok || !at.After(f.finalized) {
+			t.Errorf("node %d: newest metadata snapshot %v, not after the last downgrade (%v) when the first restart began", n.ID(), at, f.finalized)
+			continue
+		}
+		t.Logf("node %d wrote a metadata snapshot %v after the last downgrade", n.ID(), at.Sub(f.finalized).Round(time.Millisecond))
 	}
 }
 
@@ -114,8 +143,10 @@ func restartsStartWith(t *testing.T, p upgrade.Plan) []string {
 // start ("Tried to apply FeatureLevelRecord … featureLevel=27").
 func TestDowngradeAndRollbackKafka(t *testing.T) {
 	const interval = 2 * time.Second
+	began := time.Now()
 	c := kafkatest.Start(t, kafkatest.KRaft("4.1.2"), kafkatest.Combined(3),
 		kafkatest.BrokerConfig(map[string]string{"metadata.log.max.snapshot.interval.ms": "2000"}))
+	t.Logf("cluster started in %v (any wait for another test's cluster included)", time.Since(began).Round(time.Millisecond))
 	tr := withTraffic(t, c)
 	cl := c.Client(t)
 	mv, share := compat.FeatureMetadataVersion, "share.version"
@@ -159,6 +190,7 @@ func TestDowngradeAndRollbackKafka(t *testing.T) {
 		if first.err != nil || first.levels[mv] != 25 {
 			t.Errorf("metadata.version when the first node restarted: %v (err %v), want 25: the downgrade must come first", first.levels, first.err)
 		}
+		first.snapshotsAfterFinalize(t, c)
 		if n := len(rec.restartOrder()); n != 3 {
 			t.Errorf("%d restarts, want 3", n)
 		}
@@ -220,6 +252,7 @@ func TestDowngradeAndRollbackKafka(t *testing.T) {
 		if first.err != nil || !cmp.Equal(first.levels, compat.FeatureLevels{mv: 25, share: 0}) {
 			t.Errorf("levels when the rollback's first node restarted: %v (err %v), want metadata.version 25 and share.version 0", first.levels, first.err)
 		}
+		first.snapshotsAfterFinalize(t, c)
 		if order := rec.restartOrder(); len(order) != 3 || !slices.Equal(slices.Sorted(slices.Values(order)), []int32{1, 2, 3}) {
 			t.Errorf("rollback restarted %v, want each of the three nodes once", order)
 		}
