@@ -427,8 +427,24 @@ func (u *run) bake(ctx context.Context, i int, st Step) error {
 			u.emit(Event{Kind: EventWaiting, Step: i, Reasons: reasons, Message: msg})
 		}
 	}
+	// The nodes to watch: the plan's, but for brokers an earlier step
+	// retired, and any other broker up at the first check (one a step
+	// provisioned).
+	watch := map[int32][]node.Role{}
+	for _, n := range u.plan.Nodes {
+		watch[n.ID] = n.Roles
+	}
+	for _, s := range u.plan.Steps[:i] {
+		if s.Kind == StepRetire {
+			delete(watch, s.Node)
+		}
+	}
+	first := true
 	err = poll.Wait(ctx, func(ctx context.Context) error {
-		reasons, err := u.unhealthy(ctx, gate)
+		reasons, err := u.unhealthy(ctx, gate, watch, first)
+		if err == nil {
+			first = false
+		}
 		elapsed := u.r.cfg.now().Sub(began).Round(time.Millisecond)
 		switch {
 		case err != nil && ctx.Err() != nil: // the time is up during this check
@@ -460,33 +476,42 @@ func (u *run) bake(ctx context.Context, i int, st Step) error {
 
 // unhealthy returns why the cluster is not healthy now, for a bake: the
 // cluster-wide limits of gate (no partition offline or under min ISR, and
-// the [GateOptions]' limits), every broker of the plan registered, unfenced
-// and alive ([node.Liveness]), every KRaft controller of the plan caught up
-// with the quorum, every broker answering the liveness probe, and the canary
-// ([CanaryGate]) passing.
-func (u *run) unhealthy(ctx context.Context, gate *health.Gate) ([]health.Reason, error) {
+// the [GateOptions]' limits), every node of watch (id → roles) alive
+// ([node.Liveness]), each broker among them registered and unfenced, each
+// KRaft controller among them caught up with the quorum, every broker
+// answering the liveness probe, and the canary ([CanaryGate]) passing. On
+// the first check, brokers up but not in watch join it.
+func (u *run) unhealthy(ctx context.Context, gate *health.Gate, watch map[int32][]node.Role, first bool) ([]health.Reason, error) {
 	ops := u.r.cfg.ops
 	snap, err := ops.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	snap = u.withDead(ctx, snap)
+	if first {
+		for _, b := range snap.Brokers {
+			if _, ok := watch[b.ID]; !ok && !b.Fenced {
+				watch[b.ID] = []node.Role{node.RoleBroker}
+			}
+		}
+	}
 	reasons := gate.CanRestart(snap).Reasons
 	live, hasLive := u.r.orch.(node.Liveness)
-	for _, n := range u.plan.Nodes {
+	for _, id := range slices.Sorted(maps.Keys(watch)) {
+		roles := watch[id]
 		if hasLive {
-			if alive, err := live.Alive(ctx, n.ID); err == nil && !alive {
-				reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{n.ID},
-					Message: fmt.Sprintf("node %d's process is not running (the Orchestrator says so)", n.ID)})
+			if alive, err := live.Alive(ctx, id); err == nil && !alive {
+				reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{id},
+					Message: fmt.Sprintf("node %d's process is not running (the Orchestrator says so)", id)})
 				continue
 			}
 		}
-		if slices.Contains(n.Roles, node.RoleBroker) && !snap.Up(n.ID) {
-			reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{n.ID},
-				Message: fmt.Sprintf("broker %d is not registered or is fenced", n.ID)})
+		if slices.Contains(roles, node.RoleBroker) && !snap.Up(id) {
+			reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{id},
+				Message: fmt.Sprintf("broker %d is not registered or is fenced", id)})
 		}
-		if u.plan.Mode == compat.ModeKRaft && slices.Contains(n.Roles, node.RoleController) {
-			v, err := ops.controllerCaughtUp(ctx, n.ID)
+		if u.plan.Mode == compat.ModeKRaft && slices.Contains(roles, node.RoleController) {
+			v, err := ops.controllerCaughtUp(ctx, id)
 			if err != nil {
 				return nil, err
 			}

@@ -1,7 +1,9 @@
 package upgrade
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // bakeRun runs a 3.9.2 → 4.1.2 plan with a bake of d on the fake cluster,
@@ -120,6 +123,50 @@ func TestBakeFailsWhenUnresponsive(t *testing.T) {
 		}
 		if took := time.Since(began); began.IsZero() || took > 33*time.Second {
 			t.Errorf("bake failed %v after it began (run %v), want within a poll interval of the hang at 30s", took, time.Since(start))
+		}
+	})
+}
+
+// provisioningFake is the fake cluster with a Provisioner that is never
+// called: tests resume plans whose provision and retire steps are done.
+type provisioningFake struct{ *fakeCluster }
+
+func (p provisioningFake) Provision(ctx context.Context, spec node.Spec) (node.Node, error) {
+	return node.Node{}, errors.New("not in this test")
+}
+
+func (p provisioningFake) Retire(ctx context.Context, id int32) error {
+	return errors.New("not in this test")
+}
+
+// TestBakeAfterRetire proves a bake does not count a broker that an earlier
+// step retired (a node-replacement plan bakes after retiring the old
+// brokers), and does watch the brokers that were up when it began.
+func TestBakeAfterRetire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.ModeKRaft, "4.1.2", 3, 3)
+		f.levels["metadata.version"] = 27
+		st := f.state()
+		st.Nodes = append(st.Nodes, compat.NodeState{ID: 9, Roles: []node.Role{node.RoleBroker}, Release: compat.MustParseRelease("4.1.2")})
+		p := Plan{Version: PlanVersion, Mode: compat.ModeKRaft, Target: compat.MustParseRelease("4.1.2"), Nodes: st.Nodes, Steps: []Step{
+			{Kind: StepPreflight, Node: -1, Reversible: true},
+			{Kind: StepRetire, Hop: 1, Node: 9, Roles: []node.Role{node.RoleBroker}, Hold: true},
+			{Kind: StepBake, Hop: 1, Node: -1, Duration: time.Minute, Reversible: true},
+		}}
+		Reseal(&p)
+		j := &MemoryJournal{}
+		j.Save(t.Context(), Record{PlanID: p.ID, Steps: []StepRecord{{State: StepDone}, {State: StepDone}, {}}})
+		if err := mustRunner(t, nil, provisioningFake{f}, withOps(f), WithJournal(j)).Run(t.Context(), p); err != nil {
+			t.Fatalf("bake after broker 9 was retired: %v", err)
+		}
+		// Without the retire step, the missing broker 9 fails the bake.
+		p.Steps = slices.Delete(p.Steps, 1, 2)
+		Reseal(&p)
+		j = &MemoryJournal{} // the preflight (which would miss node 9 too) done
+		j.Save(t.Context(), Record{PlanID: p.ID, Steps: []StepRecord{{State: StepDone}, {}}})
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j)).Run(t.Context(), p)
+		if !errors.Is(err, health.ErrUnsafe) || !strings.Contains(err.Error(), "broker 9 is not registered") {
+			t.Errorf("bake with broker 9 missing = %v, want it to fail naming broker 9", err)
 		}
 	})
 }
