@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,8 +33,15 @@ const (
 	// StepFinalize raises (or safely lowers) KRaft feature levels with
 	// UpdateFeatures once every node runs a release that supports them.
 	StepFinalize StepKind = "finalize"
-	// StepBake waits a while with everything on the new release, watching
-	// health, before anything irreversible happens.
+	// StepBake waits Step.Duration, watching health the whole time: in an
+	// upgrade with every node on the hop's release, before the hop's
+	// finalize steps ([BakeTime]); in a downgrade or a rollback between
+	// lowering feature levels and the first restart onto an older release
+	// (at least [SnapshotWait]). It fails at once, naming what it saw, when
+	// a partition goes offline or under min ISR, a broker goes down or stops
+	// answering the liveness probe, a controller falls behind the quorum, or
+	// the canary (if set) fails: the cluster must stay healthy for the whole
+	// duration.
 	StepBake StepKind = "bake"
 	// StepElectLeaders moves leadership back to preferred replicas.
 	StepElectLeaders StepKind = "elect-leaders"
@@ -136,6 +144,7 @@ const PlanVersion = 1
 //	  "target": "4.1.2",            // the release every node runs at the end
 //	  "via": ["3.9.2"],             // releases the route stops at on the way, if any
 //	  "nodes": [ {compat.NodeState} ],  // the nodes as they were when planned
+//	  "finalized": {"metadata.version": 25},  // KRaft feature levels finalized when planned
 //	  "steps": [ {Step} ],          // kind, hop (from 1), roll, node (-1 for none), roles, change, …
 //	  "notes": ["…"]
 //	}
@@ -145,8 +154,8 @@ const PlanVersion = 1
 type Plan struct {
 	// Version is the schema version, [PlanVersion].
 	Version int `json:"version"`
-	// ID identifies the plan's content (a hash of mode, nodes, target and
-	// steps); journals are tied to it.
+	// ID identifies the plan's content (a hash of mode, nodes, finalized
+	// levels, target and steps); journals are tied to it.
 	ID     string         `json:"id"`
 	Mode   compat.Mode    `json:"mode"`
 	Target compat.Release `json:"target"`
@@ -155,7 +164,12 @@ type Plan struct {
 	// Nodes are the nodes as they were when the plan was made (releases and
 	// pins, so that a rollback can restore them).
 	Nodes []compat.NodeState `json:"nodes"`
-	Steps []Step             `json:"steps"`
+	// Finalized are the KRaft feature levels finalized when the plan was
+	// made (compat.State.Finalized), so that a rollback can restore them
+	// after the plan's finalize steps ran; a feature not listed was not
+	// finalized (level 0). Empty in ZooKeeper mode.
+	Finalized compat.FeatureLevels `json:"finalized,omitempty"`
+	Steps     []Step               `json:"steps"`
 	// Notes are remarks for the operator: preconditions kupgrade cannot
 	// observe, a half-finished upgrade being continued, decisions left open.
 	Notes []string `json:"notes,omitempty"`
@@ -185,21 +199,80 @@ type planOptionFunc func(*planConfig)
 func (f planOptionFunc) applyPlan(c *planConfig) { f(c) }
 
 type planConfig struct {
-	finalizeLater   bool
-	bake            time.Duration
-	elect           bool
-	releaseDefaults bool
+	finalizeLater    bool
+	bake             time.Duration
+	elect            bool
+	releaseDefaults  bool
+	snapshotInterval time.Duration // 0: DefaultMetadataSnapshotInterval
+}
+
+// DefaultMetadataSnapshotInterval is Kafka's default
+// metadata.log.max.snapshot.interval.ms, which plans assume unless told
+// otherwise ([MetadataSnapshotInterval]).
+const DefaultMetadataSnapshotInterval = time.Hour
+
+// MetadataSnapshotInterval tells the planner the cluster's
+// metadata.log.max.snapshot.interval.ms, overriding the default of 1h
+// ([DefaultMetadataSnapshotInterval]). [NewPlan] and [NewRollbackPlan] use
+// it to size the wait between lowering KRaft feature levels and the first
+// restart onto an older release (see [SnapshotWait]).
+func MetadataSnapshotInterval(d time.Duration) PlanOption {
+	return planOptionFunc(func(c *planConfig) { c.snapshotInterval = d })
+}
+
+// SnapshotWait is how long a plan bakes between lowering KRaft feature
+// levels (metadata.version) and restarting the first node onto an older
+// release, for a cluster whose metadata.log.max.snapshot.interval.ms is
+// interval (0 for Kafka's default): the interval, a tenth more and 5s.
+//
+// Why: every node replays the metadata log from its latest local snapshot
+// when it starts, and the records written before the downgrade (the
+// FeatureLevelRecord of the higher level, records in its format) are still
+// in the log. An older release cannot replay them: a Kafka 4.0.2 node
+// started on a log that 4.1.2 wrote at 4.1-IV1 and then downgraded to
+// 4.0-IV3 stops at once ("Tried to apply FeatureLevelRecord …
+// metadata.version … featureLevel=27, but this controller only supports
+// versions 7-25"; observed). Only a snapshot written after the downgrade,
+// at the lowered level, lets it start. Kafka (through 4.4) writes one on no
+// such event: only once metadata.log.max.record.bytes.between.snapshots
+// bytes or metadata.log.max.snapshot.interval.ms have passed since the
+// node's last snapshot (or its start), the controller's no-op records
+// (metadata.max.idle.interval.ms) keeping the log moving. No Kafka API tells
+// whether a node has written it, so the plan waits for the interval, with a
+// margin, watching health meanwhile.
+func SnapshotWait(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = DefaultMetadataSnapshotInterval
+	}
+	return interval + interval/10 + 5*time.Second
+}
+
+// snapshotBake is the bake step that waits for metadata snapshots at the
+// lowered levels before the first restart onto an older release (see
+// [SnapshotWait]), lasting at least cfg's bake.
+func snapshotBake(hop int, cfg planConfig) Step {
+	return Step{Kind: StepBake, Hop: hop, Node: -1, Duration: max(SnapshotWait(cfg.snapshotInterval), cfg.bake), Reversible: true, Why: "waits only",
+		Reason: fmt.Sprintf("let every node write a metadata snapshot at the lowered levels (metadata.log.max.snapshot.interval.ms %v, and a margin) before any restart onto the older release, which cannot replay the log records written at the higher levels",
+			cmp.Or(cfg.snapshotInterval, DefaultMetadataSnapshotInterval))}
 }
 
 // FinalizeLater holds every finalize step (see [Step.Hold]): the Runner rolls
 // every node, then stops until the caller runs the plan again with
 // [PassHolds], so the new binaries can bake before metadata.version moves.
+// In a downgrade the finalize steps (safe downgrades) come before the rolls,
+// so the Runner stops before it changes anything.
 func FinalizeLater() PlanOption {
 	return planOptionFunc(func(c *planConfig) { c.finalizeLater = true })
 }
 
-// BakeTime adds a bake step of d after each hop's rolls, before its
-// finalize steps: the Runner watches health for d before going on.
+// BakeTime adds a bake step of d after each hop's rolls, before the finalize
+// steps that follow them: the Runner watches health for d (see [StepBake])
+// before going on, so that the new binaries prove themselves before
+// metadata.version moves. In a downgrade the feature levels go down first,
+// before the rolls, and nothing after the rolls waits on the old binaries:
+// there the bake goes between the feature downgrades and the first roll,
+// where a downgrade plan bakes anyway, for at least [SnapshotWait] (so d
+// matters only if longer).
 func BakeTime(d time.Duration) PlanOption { return planOptionFunc(func(c *planConfig) { c.bake = d }) }
 
 // ElectPreferredLeaders adds a step after each roll that moves leadership
@@ -229,8 +302,16 @@ var ErrUnsupportedPlan = errors.New("upgrade: cannot plan")
 // applies) pinned to the old value, then a roll raising the pin, then (only
 // where the message format was pinned) a third roll. KRaft: controllers
 // first, then brokers, then finalize steps; combined nodes roll with the
-// controllers. Within a roll the Runner puts the active controller (or the
-// ZooKeeper controller broker) last.
+// controllers. A KRaft downgrade (a target older than the nodes) goes the
+// other way, as the route says: the safe feature downgrades first
+// (metadata.version to the newest level the target supports), then a bake of
+// at least [SnapshotWait] (the older release needs a metadata snapshot at
+// the lowered levels to start), then the brokers, then the controllers.
+// Within a roll the Runner puts the active
+// controller (or the ZooKeeper controller broker) last.
+//
+// The plan records the levels finalized in state ([Plan.Finalized]), for
+// [NewRollbackPlan].
 func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
 	var cfg planConfig
 	for _, o := range opts {
@@ -238,6 +319,9 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	}
 	if cfg.bake < 0 {
 		return Plan{}, fmt.Errorf("upgrade: BakeTime(%v) is negative", cfg.bake)
+	}
+	if cfg.snapshotInterval < 0 {
+		return Plan{}, fmt.Errorf("upgrade: MetadataSnapshotInterval(%v) is negative", cfg.snapshotInterval)
 	}
 	to := target.Version
 	if to.IsZero() {
@@ -256,6 +340,9 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		ropts = append(ropts, compat.FinalizeMetadataVersionOnly())
 	}
 	p := Plan{Version: PlanVersion, Mode: state.Mode, Target: to}
+	if len(state.Finalized) > 0 {
+		p.Finalized = maps.Clone(state.Finalized)
+	}
 	roles := map[int32][]node.Role{}
 	for _, n := range state.Nodes {
 		r := nodeRoles(n)
@@ -295,6 +382,7 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hop, h.From, h.To, pre))
 	}
 	var finals []Step
+	lowered := false // feature levels lowered, no restart since
 	for _, s := range h.Actions {
 		if s.Optional {
 			if extra := wanted(s.Features, target.Features); len(extra) > 0 && s.Kind == compat.UpdateFeatures {
@@ -306,6 +394,10 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 		}
 		switch s.Kind {
 		case compat.RollBinaries, compat.RollConfig:
+			if lowered {
+				p.Steps = append(p.Steps, snapshotBake(hop, cfg))
+				lowered = false
+			}
 			roll++
 			ch := node.Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
 			if s.Kind == compat.RollBinaries {
@@ -320,6 +412,13 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 					Why: "leadership can move again at any time", Reason: "move leadership back to preferred replicas after the roll"})
 			}
 		case compat.UpdateFeatures:
+			if s.Downgrade {
+				// Where the route puts it: before the rolls onto releases
+				// that cannot run the higher levels.
+				p.Steps = append(p.Steps, finalizeStep(hop, s, s.Features, cfg))
+				lowered = true
+				continue
+			}
 			finals = append(finals, finalizeStep(hop, s, s.Features, cfg))
 		case compat.ProvisionControllers:
 			p.Steps = append(p.Steps, Step{Kind: StepManual, Hop: hop, Node: -1, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: true,

@@ -74,6 +74,8 @@ func TestPlanGolden(t *testing.T) {
 			Nodes: nodes("1:c:4.1.2", "2:c:4.1.2", "3:c:3.9.2", "4:b:3.9.2", "5:b:3.9.2", "6:b:3.9.2")}, Target{Version: compat.MustParseRelease("4.1.2")}, nil},
 		{"zk-mixed-half-finished", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
 			Nodes: nodes("1:b:3.9.2:3.6-IV2", "2:b:3.6.2", "3:b:3.6.2")}, Target{Version: compat.MustParseRelease("3.9.2")}, nil},
+		{"kraft-downgrade-4.1-to-4.0-bake", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 27, "share.version": 1},
+			Nodes: nodes("1:c:4.1.2", "2:c:4.1.2", "3:c:4.1.2", "4:b:4.1.2", "5:b:4.1.2", "6:b:4.1.2")}, Target{Version: compat.MustParseRelease("4.0.2")}, []PlanOption{BakeTime(10 * 60e9)}},
 		{"refused-downgrade-past-ibpv", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{},
 			Nodes: nodes("1:b:3.9.2:3.9", "2:b:3.9.2:3.9", "3:b:3.9.2:3.9")}, Target{Version: compat.MustParseRelease("3.6.2")}, nil},
 		{"refused-unknown-target", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21},

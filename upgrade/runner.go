@@ -73,7 +73,7 @@ func OnEvent(fn func(Event)) RunnerOption { return optionFunc(func(c *config) { 
 func WithLogger(l *slog.Logger) RunnerOption { return optionFunc(func(c *config) { c.logger = l }) }
 
 // StepTimeout bounds one step as a whole (gate, restart, catch-up), overriding
-// the default of 30m.
+// the default of 30m. A bake step is bounded by its duration plus d.
 func StepTimeout(d time.Duration) RunnerOption {
 	return optionFunc(func(c *config) { c.stepTimeout = d })
 }
@@ -484,8 +484,12 @@ func (u *run) step(ctx context.Context, i int) error {
 		msg = "resuming (in flight when the last run stopped): " + msg
 	}
 	u.emit(Event{Kind: EventStepStarted, Step: i, Message: msg})
-	sctx, cancel := context.WithTimeoutCause(ctx, u.r.cfg.stepTimeout,
-		fmt.Errorf("upgrade: step %d (%v) did not finish within %v", i+1, st, u.r.cfg.stepTimeout))
+	timeout := u.r.cfg.stepTimeout
+	if st.Kind == StepBake { // a bake lasts its duration by design
+		timeout += st.Duration
+	}
+	sctx, cancel := context.WithTimeoutCause(ctx, timeout,
+		fmt.Errorf("upgrade: step %d (%v) did not finish within %v", i+1, st, timeout))
 	defer cancel()
 	started := u.r.cfg.now()
 	skipped, err := u.exec(sctx, i, st, sr, resumed)

@@ -403,21 +403,123 @@ func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
 	return "", nil
 }
 
-// bake waits st.Duration, then checks that the cluster is still healthy.
+// errBaking is what a bake's health check returns while all is well: the
+// wait goes on until the bake's duration has passed.
+var errBaking = errors.New("baking: the cluster is healthy")
+
+// bake watches the cluster's health for st.Duration, polling as every wait
+// does (the run's poll policy), and fails at once, naming what it saw, when
+// the cluster turns unhealthy (see [StepBake]). A bake whose checks could not
+// read the cluster when its time ran out fails too: it must have seen the
+// cluster healthy to the end.
 func (u *run) bake(ctx context.Context, i int, st Step) error {
-	t := time.NewTimer(st.Duration)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-	}
-	snap, err := u.r.cfg.ops.snapshot(ctx)
+	gate, err := health.NewGate(append(slices.Clone(u.r.cfg.gateOpts), health.MaxOffline(0), health.MaxUnderMinISR(0))...)
 	if err != nil {
 		return err
 	}
-	if c := snap.Counts(); c.Offline > 0 || c.UnderMinISR > 0 {
-		return fmt.Errorf("after baking %v: %d partitions offline, %d under min ISR", st.Duration, c.Offline, c.UnderMinISR)
+	began := u.r.cfg.now()
+	p := u.r.cfg.poll
+	p.Timeout = st.Duration
+	var last string
+	note := func(msg string, reasons []health.Reason) {
+		if msg != last {
+			last = msg
+			u.emit(Event{Kind: EventWaiting, Step: i, Reasons: reasons, Message: msg})
+		}
 	}
-	return nil
+	// The nodes to watch: the plan's, but for brokers an earlier step
+	// retired, and any other broker up at the first check (one a step
+	// provisioned).
+	watch := map[int32][]node.Role{}
+	for _, n := range u.plan.Nodes {
+		watch[n.ID] = n.Roles
+	}
+	for _, s := range u.plan.Steps[:i] {
+		if s.Kind == StepRetire {
+			delete(watch, s.Node)
+		}
+	}
+	first := true
+	err = poll.Wait(ctx, func(ctx context.Context) error {
+		reasons, err := u.unhealthy(ctx, gate, watch, first)
+		if err == nil {
+			first = false
+		}
+		elapsed := u.r.cfg.now().Sub(began).Round(time.Millisecond)
+		switch {
+		case err != nil && ctx.Err() != nil: // the time is up during this check
+			return err
+		case err != nil:
+			note(fmt.Sprintf("baking %v: cannot read the cluster's health: %v", st.Duration, err), nil)
+			return err
+		case len(reasons) > 0:
+			v := health.Verdict{Kind: health.Kind("bake"), Reasons: reasons}
+			return poll.Permanent(fmt.Errorf("the cluster turned unhealthy after %v of the %v bake: %w", elapsed, st.Duration, v.Err()))
+		}
+		note(fmt.Sprintf("baking %v: the cluster is healthy; watching it until the time is up", st.Duration), nil)
+		return errBaking
+	}, p)
+	we, ok := errors.AsType[*poll.WaitError](err)
+	switch {
+	case err == nil: // the condition never approves
+		return errors.New("bake: the health watch ended early")
+	case !ok: // a permanent error: unhealthy
+		return err
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case errors.Is(we.Last, errBaking):
+		u.emit(Event{Kind: EventWaiting, Step: i, Elapsed: u.r.cfg.now().Sub(began), Message: fmt.Sprintf("baked %v: the cluster stayed healthy (%d checks)", st.Duration, we.Checks)})
+		return nil
+	}
+	return fmt.Errorf("bake: the cluster's health could not be read at the end of the %v bake: %w", st.Duration, we.Last)
+}
+
+// unhealthy returns why the cluster is not healthy now, for a bake: the
+// cluster-wide limits of gate (no partition offline or under min ISR, and
+// the [GateOptions]' limits), every node of watch (id → roles) alive
+// ([node.Liveness]), each broker among them registered and unfenced, each
+// KRaft controller among them caught up with the quorum, every broker
+// answering the liveness probe, and the canary ([CanaryGate]) passing. On
+// the first check, brokers up but not in watch join it.
+func (u *run) unhealthy(ctx context.Context, gate *health.Gate, watch map[int32][]node.Role, first bool) ([]health.Reason, error) {
+	ops := u.r.cfg.ops
+	snap, err := ops.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap = u.withDead(ctx, snap)
+	if first {
+		for _, b := range snap.Brokers {
+			if _, ok := watch[b.ID]; !ok && !b.Fenced {
+				watch[b.ID] = []node.Role{node.RoleBroker}
+			}
+		}
+	}
+	reasons := gate.CanRestart(snap).Reasons
+	live, hasLive := u.r.orch.(node.Liveness)
+	for _, id := range slices.Sorted(maps.Keys(watch)) {
+		roles := watch[id]
+		if hasLive {
+			if alive, err := live.Alive(ctx, id); err == nil && !alive {
+				reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{id},
+					Message: fmt.Sprintf("node %d's process is not running (the Orchestrator says so)", id)})
+				continue
+			}
+		}
+		if slices.Contains(roles, node.RoleBroker) && !snap.Up(id) {
+			reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{id},
+				Message: fmt.Sprintf("broker %d is not registered or is fenced", id)})
+		}
+		if u.plan.Mode == compat.ModeKRaft && slices.Contains(roles, node.RoleController) {
+			v, err := ops.controllerCaughtUp(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			reasons = append(reasons, v.Reasons...)
+		}
+	}
+	if reasons, err = u.unresponsive(ctx, reasons, -1); err != nil {
+		return nil, err
+	}
+	return u.canary(ctx, reasons, -1)
 }

@@ -47,7 +47,7 @@ func (p Plan) Verify() error {
 	var problems []string
 	want := ""
 	if p.ID == "" {
-		problems = append(problems, "it has no ID (plans come from NewPlan, NewReplacePlan or RollbackPlan)")
+		problems = append(problems, "it has no ID (plans come from NewPlan, NewReplacePlan or NewRollbackPlan)")
 	} else if want = planID(p); want != p.ID {
 		problems = append(problems, fmt.Sprintf("its content hashes to %s, not to its ID: it was changed after it was made (edited by hand?); make a new plan", want))
 	}

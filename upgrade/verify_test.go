@@ -57,6 +57,13 @@ func TestVerifyAcceptsMadePlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	plans = append(plans, rb)
+	// A rollback after finalize: safe downgrades first (share.version to 0).
+	up := upTo41(t)
+	rb, err = NewRollbackPlan(up, ran(up, len(up.Steps), StepPending))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans = append(plans, rb)
 	for _, p := range plans {
 		if err := p.Verify(); err != nil {
 			t.Errorf("plan %s: Verify = %v", p.ID, err)
