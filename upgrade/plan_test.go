@@ -145,6 +145,8 @@ func TestReplacePlan(t *testing.T) {
 	}{
 		{"zookeeper", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs a KRaft cluster"},
 		{"combined", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}, "combined broker and controller"},
+		{"downgrade", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 28},
+			Nodes: nodes("1:c:4.2.2", "2:b:4.2.2", "3:b:4.2.2", "4:b:4.2.2")}, "only upgrades"},
 	} {
 		if _, err := NewReplacePlan(tt.state, Target{Version: compat.MustParseRelease("4.1.2")}); !errors.Is(err, ErrUnsupportedPlan) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: NewReplacePlan = %v, want ErrUnsupportedPlan saying %q", tt.name, err, tt.want)

@@ -54,6 +54,9 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		if n.IsBroker() && n.IsController() {
 			return Plan{}, fmt.Errorf("%w: node %d is a combined broker and controller, which cannot be replaced; upgrade in place with NewPlan", ErrUnsupportedPlan, n.ID)
 		}
+		if !n.Release.IsZero() && target.Version.Less(n.Release) {
+			return Plan{}, fmt.Errorf("%w: node %d runs %v, newer than the target %v: node replacement only upgrades; downgrade in place with NewPlan", ErrUnsupportedPlan, n.ID, n.Release, target.Version)
+		}
 	}
 	p, err := NewPlan(state, target, opts...)
 	if err != nil {
