@@ -132,6 +132,7 @@ type ISRBreach struct {
 	First     time.Time // first sample showing it
 	Last      time.Time // last sample showing it
 	Samples   int       // samples of this broker showing it
+	Ongoing   bool      // the broker's latest answer still shows it
 }
 
 // String formats the breach on one line:
@@ -366,8 +367,9 @@ func (w *ISRWatcher) record(broker int32, resp *kmsg.MetadataResponse, now time.
 			case bad:
 				w.open[key] = len(w.breaches)
 				w.breaches = append(w.breaches, ISRBreach{Topic: name, Partition: p.Partition, Broker: broker,
-					ISR: slices.Clone(p.ISR), Leader: p.Leader, MinISR: minISR, First: now, Last: now, Samples: 1})
+					ISR: slices.Clone(p.ISR), Leader: p.Leader, MinISR: minISR, First: now, Last: now, Samples: 1, Ongoing: true})
 			case isOpen:
+				w.breaches[i].Ongoing = false
 				delete(w.open, key)
 			}
 		}
