@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,9 @@ func medianRoundTrip(t *testing.T, b *kgo.Broker, n int) time.Duration {
 // min.insync.replicas=2 topic when two of its three replicas' brokers stop,
 // which ends when one of them is back.
 func TestFaultKitKRaft(t *testing.T) {
+	start := time.Now()
 	c := kafkatest.Start(t, kafkatest.KRaft(kraftOld), kafkatest.Controllers(1), kafkatest.Brokers(3))
+	t.Logf("cluster ready in %v (lock wait included)", time.Since(start).Round(time.Millisecond))
 	ctx := t.Context()
 	if err := c.CreateTopic(ctx, "strict", 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
 		t.Fatal(err)
@@ -83,6 +86,9 @@ func TestFaultKitKRaft(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, 30*time.Second, "20 watcher rounds", func() bool { return w.Report().Rounds >= 20 })
+		if len(goroutinesIn("kafkatest.(*ISRWatcher)")) < 4 {
+			t.Fatal("fewer than 4 watcher goroutines (rounds, configs, 3 brokers) while it runs: the check after Stop would prove nothing")
+		}
 		rep := w.Stop()
 		trep, err := tr.Stop(context.Background())
 		if err != nil {
@@ -97,6 +103,9 @@ func TestFaultKitKRaft(t *testing.T) {
 		}
 		if rep.Failed != 0 || rep.Reads < 3*(rep.Rounds-2) {
 			t.Errorf("%d reads and %d failed in %d rounds of 3 brokers: want about 3 reads a round, none failed", rep.Reads, rep.Failed, rep.Rounds)
+		}
+		if gs := goroutinesIn("kafkatest.(*ISRWatcher)"); len(gs) > 0 {
+			t.Errorf("%d watcher goroutines after Stop:\n%s", len(gs), strings.Join(gs, "\n\n"))
 		}
 		if again := w.Stop(); again.Rounds != rep.Rounds || again.Reads != rep.Reads {
 			t.Errorf("second Stop returned %v, want the first report %v", again, rep)
@@ -199,7 +208,9 @@ func TestFaultKitKRaft(t *testing.T) {
 // registered again, the cluster can change its metadata again (a new topic),
 // and no acknowledged record is lost; the ISR watcher sees no breach.
 func TestFaultKitZooKeeperRestart(t *testing.T) {
+	start := time.Now()
 	c := kafkatest.Start(t, kafkatest.ZooKeeper(zkNew), kafkatest.Brokers(3))
+	t.Logf("cluster ready in %v (lock wait included)", time.Since(start).Round(time.Millisecond))
 	ctx := t.Context()
 	if err := c.CreateTopic(ctx, "orders", 6, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
 		t.Fatal(err)

@@ -221,18 +221,22 @@ func TestProxyKeepsOrder(t *testing.T) {
 	}
 }
 
-// proxyGoroutines returns the stacks of goroutines running the proxy's code.
-func proxyGoroutines() []string {
+// goroutinesIn returns the stacks of goroutines whose stack mentions fn
+// ("kafkatest.(*Proxy)").
+func goroutinesIn(fn string) []string {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("kafkatest.(*Proxy)")) {
+		if bytes.Contains(g, []byte(fn)) {
 			out = append(out, string(g))
 		}
 	}
 	return out
 }
+
+// proxyGoroutines returns the stacks of goroutines running the proxy's code.
+func proxyGoroutines() []string { return goroutinesIn("kafkatest.(*Proxy)") }
 
 // Close ends every connection, also those with delayed bytes in flight, and
 // leaves no goroutine behind.
