@@ -263,7 +263,8 @@ func (c *Cluster) lock(ctx context.Context) error {
 	return err
 }
 
-// boot starts ZooKeeper (ZooKeeper mode) or, when format is set, formats
+// boot starts ZooKeeper (ZooKeeper mode; when reopening, it waits for the
+// last run's broker registrations to expire) or, when format is set, formats
 // every KRaft node's storage; then it starts every node and waits until all
 // are ready.
 func (c *Cluster) boot(ctx context.Context, format bool) error {
@@ -271,6 +272,11 @@ func (c *Cluster) boot(ctx context.Context, format bool) error {
 	if c.zk != nil {
 		if err := c.zk.start(ctx, c); err != nil {
 			return err
+		}
+		if !format { // reopened: the killed brokers' sessions outlive ZooKeeper's restart
+			if err := c.waitStaleRegistrations(ctx); err != nil {
+				return err
+			}
 		}
 	} else if format {
 		if err := c.formatAll(ctx); err != nil {

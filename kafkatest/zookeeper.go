@@ -354,3 +354,44 @@ func metadataWhole(ctx context.Context, addr string, ids []int32) error {
 	}
 	return nil
 }
+
+// waitStaleRegistrations waits, after ZooKeeper restarted under a cluster
+// whose brokers were killed (Close, then [Reopen]), until the broker
+// registrations of the dead sessions are gone: ZooKeeper keeps sessions
+// across its restart and expires them only after their timeout (12s), and a
+// ZooKeeper-mode broker that finds its id registered by another session
+// exits at startup (NodeExistsException).
+func (c *Cluster) waitStaleRegistrations(ctx context.Context) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
+		fmt.Errorf("kafkatest: broker registrations of the last run still in ZooKeeper %v after its start", c.cfg.startTimeout))
+	defer cancel()
+	prefix := "/" + c.name + "/brokers/ids/"
+	err := poll(ctx, nil, func(ctx context.Context) error {
+		dump, err := fourLetter(ctx, c.ZooKeeperAddr(), "dump")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(dump, "Sessions with Ephemerals") {
+			return fmt.Errorf("zookeeper not serving yet: %q", strings.TrimSpace(dump))
+		}
+		var stale []string
+		for path := range ephemeralOwners(dump) {
+			if strings.HasPrefix(path, prefix) {
+				stale = append(stale, path)
+			}
+		}
+		if len(stale) > 0 {
+			slices.Sort(stale)
+			return fmt.Errorf("registrations of the last run's sessions: %v", stale)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if took := time.Since(start); took > time.Second {
+		c.cfg.logger.Info("last run's broker registrations expired", "name", c.name, "took", took)
+	}
+	return nil
+}
