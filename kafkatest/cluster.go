@@ -594,10 +594,16 @@ func (c *Cluster) StopNode(ctx context.Context, id int32) error {
 	return n.Stop(ctx)
 }
 
-// StartNode starts a stopped or killed node and waits until it is ready.
+// StartNode starts a stopped or killed node and waits until it is ready. In
+// ZooKeeper mode, a node that was killed starts once ZooKeeper has expired
+// its last session (up to zookeeper.session.timeout.ms, 12s), which would
+// otherwise make it exit at startup.
 func (c *Cluster) StartNode(ctx context.Context, id int32) error {
 	n, err := c.node(id)
 	if err != nil {
+		return err
+	}
+	if err := c.beforeStart(ctx, n); err != nil {
 		return err
 	}
 	if err := n.start(); err != nil {
@@ -654,6 +660,9 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	}
 	n.apply(dist, ch)
 	c.saveState()
+	if err := c.beforeStart(ctx, n); err != nil { // the stop timed out and killed it
+		return err
+	}
 	if err := n.start(); err != nil {
 		return err
 	}

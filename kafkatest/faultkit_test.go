@@ -270,6 +270,19 @@ func TestFaultKitZooKeeperRestart(t *testing.T) {
 			t.Fatalf("no new topic after ZooKeeper came back: %v", err)
 		}
 	}
+	// A killed broker started again at once waits for ZooKeeper to expire
+	// its last session rather than exit at startup.
+	start = time.Now()
+	if err := c.Node(3).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartNode(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker 3 killed and ready again in %v", time.Since(start).Round(time.Millisecond))
+	if n := c.Node(3).Starts(); n != 2 {
+		t.Errorf("broker 3 started %d times, want 2", n)
+	}
 	acked := tr.Progress().Acknowledged
 	if err := tr.WaitAcknowledged(ctx, acked+300); err != nil {
 		t.Fatal(err)

@@ -355,16 +355,16 @@ func metadataWhole(ctx context.Context, addr string, ids []int32) error {
 	return nil
 }
 
-// waitStaleRegistrations waits, after ZooKeeper restarted under a cluster
-// whose brokers were killed (Close, then [Reopen]), until the broker
-// registrations of the dead sessions are gone: ZooKeeper keeps sessions
-// across its restart and expires them only after their timeout (12s), and a
-// ZooKeeper-mode broker that finds its id registered by another session
-// exits at startup (NodeExistsException).
-func (c *Cluster) waitStaleRegistrations(ctx context.Context) error {
+// waitStaleRegistrations waits until ZooKeeper holds no registration
+// (/brokers/ids/<id>) of the given brokers, all if ids is empty. It is
+// called before brokers start whose last process was killed: their sessions
+// outlive them (and a restart of ZooKeeper, as in Close then [Reopen]) until
+// the session timeout (12s), and a ZooKeeper-mode broker that finds its id
+// registered by another session exits at startup (NodeExistsException).
+func (c *Cluster) waitStaleRegistrations(ctx context.Context, ids ...int32) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
-		fmt.Errorf("kafkatest: broker registrations of the last run still in ZooKeeper %v after its start", c.cfg.startTimeout))
+		fmt.Errorf("kafkatest: registrations of killed brokers still in ZooKeeper after %v", c.cfg.startTimeout))
 	defer cancel()
 	prefix := "/" + c.name + "/brokers/ids/"
 	err := poll(ctx, nil, func(ctx context.Context) error {
@@ -377,13 +377,14 @@ func (c *Cluster) waitStaleRegistrations(ctx context.Context) error {
 		}
 		var stale []string
 		for path := range ephemeralOwners(dump) {
-			if strings.HasPrefix(path, prefix) {
+			id, ok := strings.CutPrefix(path, prefix)
+			if ok && (len(ids) == 0 || slices.Contains(ids, int32(atoiOr(id, -1)))) {
 				stale = append(stale, path)
 			}
 		}
 		if len(stale) > 0 {
 			slices.Sort(stale)
-			return fmt.Errorf("registrations of the last run's sessions: %v", stale)
+			return fmt.Errorf("still registered by sessions of killed brokers: %v", stale)
 		}
 		return nil
 	})
@@ -391,7 +392,31 @@ func (c *Cluster) waitStaleRegistrations(ctx context.Context) error {
 		return err
 	}
 	if took := time.Since(start); took > time.Second {
-		c.cfg.logger.Info("last run's broker registrations expired", "name", c.name, "took", took)
+		c.cfg.logger.Info("killed brokers' registrations expired", "name", c.name, "took", took)
+	}
+	return nil
+}
+
+func atoiOr(s string, def int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// beforeStart waits, in ZooKeeper mode, until the registration of node n's
+// last process is gone if that process was killed or crashed (a graceful
+// stop deregisters it). If ZooKeeper does not run, it does not wait.
+func (c *Cluster) beforeStart(ctx context.Context, n *Process) error {
+	if c.zk == nil || !c.zk.running() {
+		return nil
+	}
+	if st := n.Status(); st != Killed && st != Exited {
+		return nil
+	}
+	if err := c.waitStaleRegistrations(ctx, n.id); err != nil {
+		return fmt.Errorf("kafkatest: start node %d: %w", n.id, err)
 	}
 	return nil
 }
