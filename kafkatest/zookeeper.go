@@ -225,9 +225,12 @@ func (c *Cluster) StartZooKeeper(ctx context.Context) error {
 		fmt.Errorf("kafkatest: brokers not back on ZooKeeper within %v of its start", c.cfg.startTimeout))
 	defer cancel()
 	c.zk.mu.Lock()
-	exited := c.zk.proc.exited
+	p := c.zk.proc
 	c.zk.mu.Unlock()
-	if err := poll(ctx, exited, c.registrationsLive); err != nil {
+	if p == nil {
+		return errors.New("kafkatest: ZooKeeper was stopped again while it started")
+	}
+	if err := poll(ctx, p.exited, c.registrationsLive); err != nil {
 		return fmt.Errorf("kafkatest: ZooKeeper restarted: %w", err)
 	}
 	c.cfg.logger.Info("ZooKeeper back", "name", c.name)
