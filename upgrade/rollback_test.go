@@ -263,3 +263,38 @@ func TestKRaftDowngradePlan(t *testing.T) {
 		}
 	}
 }
+
+// TestDowngradeChecksSnapshotInterval proves that a downgrade plan made for a
+// shorter metadata.log.max.snapshot.interval.ms than a broker has is refused
+// before any level is lowered or any node restarted, and that one made for
+// the broker's interval runs.
+func TestDowngradeChecksSnapshotInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.ModeKRaft, "4.1.2", 3, 3)
+		f.levels = compat.FeatureLevels{"metadata.version": 27}
+		f.nodes[5].config[snapshotIntervalKey] = "7200000" // 2h
+		down := Target{Version: compat.MustParseRelease("4.0.2")}
+		p, err := NewPlan(f.state(), down) // planned for Kafka's default, 1h
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = mustRunner(t, nil, f, withOps(f)).Run(t.Context(), p)
+		if err == nil || !strings.Contains(err.Error(), "broker 5 has metadata.log.max.snapshot.interval.ms=7200000") ||
+			!strings.Contains(err.Error(), "MetadataSnapshotInterval(2h0m0s)") {
+			t.Fatalf("Run = %v, want a refusal naming broker 5's interval and the option", err)
+		}
+		if len(f.updates) != 0 || len(f.restartOrder()) != 0 {
+			t.Fatalf("after the refusal: feature updates %v, restarts %v; want none", f.updates, f.restartOrder())
+		}
+		p, err = NewPlan(f.state(), down, MetadataSnapshotInterval(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mustRunner(t, nil, f, withOps(f)).Run(t.Context(), p); err != nil {
+			t.Fatalf("Run planned for 2h = %v", err)
+		}
+		if got := f.levels["metadata.version"]; got != 25 {
+			t.Errorf("metadata.version = %d after the downgrade, want 25", got)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -374,6 +375,11 @@ func (u *run) finalize(ctx context.Context, i int, st Step) (string, error) {
 			todo[f] = l
 		}
 	}
+	if len(todo) > 0 && st.Downgrade {
+		if err := u.checkSnapshotWait(ctx, i); err != nil {
+			return "", err
+		}
+	}
 	if len(todo) > 0 {
 		// A node that cannot be asked yet (starting, or just retired and
 		// still listed as an observer) makes the pre-check refuse: wait for
@@ -522,4 +528,56 @@ func (u *run) unhealthy(ctx context.Context, gate *health.Gate, watch map[int32]
 		return nil, err
 	}
 	return u.canary(ctx, reasons, -1)
+}
+
+// snapshotIntervalKey is the broker config that bounds how long a node goes
+// without writing a metadata snapshot (see [SnapshotWait]).
+const snapshotIntervalKey = "metadata.log.max.snapshot.interval.ms"
+
+// checkSnapshotWait runs before the downgrade finalize step i lowers any
+// level: the bake step that follows it, before the first restart, must last
+// at least [SnapshotWait] of every broker's configured snapshot interval, or
+// a node restarted onto the older release may find no snapshot it can
+// start from. A plan made for a shorter interval than a broker has is
+// refused here, while nothing has changed yet. Controllers are not asked
+// (brokers answer DescribeConfigs for themselves only); they are taken to
+// share the brokers' value.
+func (u *run) checkSnapshotWait(ctx context.Context, i int) error {
+	var bake *Step
+	for j := i + 1; j < len(u.plan.Steps) && u.plan.Steps[j].Kind != StepRestart; j++ {
+		if u.plan.Steps[j].Kind == StepBake {
+			bake = &u.plan.Steps[j]
+			break
+		}
+	}
+	if bake == nil {
+		return nil
+	}
+	for _, n := range u.plan.Nodes {
+		if !slices.Contains(n.Roles, node.RoleBroker) && len(n.Roles) > 0 {
+			continue
+		}
+		cfg, err := u.r.cfg.ops.brokerConfig(ctx, n.ID, []string{snapshotIntervalKey})
+		if err != nil {
+			return fmt.Errorf("read %s of broker %d before lowering feature levels: %w", snapshotIntervalKey, n.ID, err)
+		}
+		v := cfg[snapshotIntervalKey].Value
+		if v == "" {
+			continue // Kafka's default, DefaultMetadataSnapshotInterval
+		}
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("broker %d has %s=%q, not a number of milliseconds", n.ID, snapshotIntervalKey, v)
+		}
+		interval := time.Duration(ms) * time.Millisecond
+		if interval == 0 {
+			return fmt.Errorf("broker %d has %s=0 (time-based snapshots off): the older release may find no metadata snapshot at the lowered levels; "+
+				"set an interval, or plan with MetadataSnapshotInterval for the bytes-based trigger's pace", n.ID, snapshotIntervalKey)
+		}
+		if need := SnapshotWait(interval); need > bake.Duration {
+			return fmt.Errorf("broker %d has %s=%d (%v): the plan bakes %v before the first restart, less than the %v it needs; "+
+				"nothing was lowered: plan again with MetadataSnapshotInterval(%v)", n.ID, snapshotIntervalKey, ms, interval, bake.Duration, need, interval)
+		}
+	}
+	return nil
 }
