@@ -22,6 +22,16 @@
 // [Cluster.Traffic]) writes numbered records and reads them back, and its
 // [TrafficReport] says exactly which acknowledged records were lost.
 //
+// Fault tests have three more tools. [Cluster.WatchISR] starts an
+// [ISRWatcher] that samples every partition's ISR through every broker on
+// its own connection and reports, in an [ISRReport], each partition a broker
+// showed below min.insync.replicas or without a leader. [NewProxy] puts a
+// latency-injecting TCP [Proxy] on 127.0.0.1 in front of one address, and
+// [Cluster.SlowLink] (built on [DialThrough]) makes a franz-go client reach
+// one broker through it. [Cluster.StopZooKeeper], [Cluster.KillZooKeeper]
+// and [Cluster.StartZooKeeper] restart a ZooKeeper-mode cluster's ZooKeeper
+// under running brokers.
+//
 // Only one cluster runs on a machine at a time: clusters of other test
 // binaries wait (a file lock in the user cache directory). Every JVM dies
 // with the process that started it, also when that process is killed

@@ -1,6 +1,7 @@
 package kafkatest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +115,7 @@ type ISRReport struct {
 	Failed     int         // per-broker reads that failed (broker down, restarting, paused past the read timeout)
 	Skipped    int         // per-broker samples not taken: the broker's process was not running, or its previous read still ran
 	Partitions int         // partitions watched: distinct topic-partitions seen in any answer
-	Breaches   []ISRBreach // merged per (topic, partition, reporting broker) into intervals, sorted by First
+	Breaches   []ISRBreach // merged per (topic, partition, reporting broker) into intervals, sorted by First, then topic, partition, broker
 }
 
 // An ISRBreach is one interval during which one broker's metadata showed a
@@ -132,6 +133,7 @@ type ISRBreach struct {
 	First     time.Time // first sample showing it
 	Last      time.Time // last sample showing it
 	Samples   int       // samples of this broker showing it
+	Ongoing   bool      // the broker's latest answer still shows it
 }
 
 // String formats the breach on one line:
@@ -247,7 +249,9 @@ func (w *ISRWatcher) Report() ISRReport {
 		b.ISR = slices.Clone(b.ISR)
 		r.Breaches = append(r.Breaches, b)
 	}
-	slices.SortStableFunc(r.Breaches, func(a, b ISRBreach) int { return a.First.Compare(b.First) })
+	slices.SortStableFunc(r.Breaches, func(a, b ISRBreach) int {
+		return cmp.Or(a.First.Compare(b.First), strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Broker, b.Broker))
+	})
 	return r
 }
 
@@ -366,8 +370,9 @@ func (w *ISRWatcher) record(broker int32, resp *kmsg.MetadataResponse, now time.
 			case bad:
 				w.open[key] = len(w.breaches)
 				w.breaches = append(w.breaches, ISRBreach{Topic: name, Partition: p.Partition, Broker: broker,
-					ISR: slices.Clone(p.ISR), Leader: p.Leader, MinISR: minISR, First: now, Last: now, Samples: 1})
+					ISR: slices.Clone(p.ISR), Leader: p.Leader, MinISR: minISR, First: now, Last: now, Samples: 1, Ongoing: true})
 			case isOpen:
+				w.breaches[i].Ongoing = false
 				delete(w.open, key)
 			}
 		}
