@@ -263,7 +263,8 @@ func (c *Cluster) lock(ctx context.Context) error {
 	return err
 }
 
-// boot starts ZooKeeper (ZooKeeper mode) or, when format is set, formats
+// boot starts ZooKeeper (ZooKeeper mode; when reopening, it waits for the
+// last run's broker registrations to expire) or, when format is set, formats
 // every KRaft node's storage; then it starts every node and waits until all
 // are ready.
 func (c *Cluster) boot(ctx context.Context, format bool) error {
@@ -271,6 +272,11 @@ func (c *Cluster) boot(ctx context.Context, format bool) error {
 	if c.zk != nil {
 		if err := c.zk.start(ctx, c); err != nil {
 			return err
+		}
+		if !format { // reopened: the killed brokers' sessions outlive ZooKeeper's restart
+			if err := c.waitStaleRegistrations(ctx); err != nil {
+				return err
+			}
 		}
 	} else if format {
 		if err := c.formatAll(ctx); err != nil {
@@ -588,10 +594,16 @@ func (c *Cluster) StopNode(ctx context.Context, id int32) error {
 	return n.Stop(ctx)
 }
 
-// StartNode starts a stopped or killed node and waits until it is ready.
+// StartNode starts a stopped or killed node and waits until it is ready. In
+// ZooKeeper mode, a node that was killed starts once ZooKeeper has expired
+// its last session (up to zookeeper.session.timeout.ms, 12s), which would
+// otherwise make it exit at startup.
 func (c *Cluster) StartNode(ctx context.Context, id int32) error {
 	n, err := c.node(id)
 	if err != nil {
+		return err
+	}
+	if err := c.beforeStart(ctx, n); err != nil {
 		return err
 	}
 	if err := n.start(); err != nil {
@@ -648,6 +660,9 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 	}
 	n.apply(dist, ch)
 	c.saveState()
+	if err := c.beforeStart(ctx, n); err != nil { // the stop timed out and killed it
+		return err
+	}
 	if err := n.start(); err != nil {
 		return err
 	}

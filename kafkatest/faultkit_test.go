@@ -78,6 +78,12 @@ func TestFaultKitKRaft(t *testing.T) {
 	if err := c.StopZooKeeper(ctx); err == nil {
 		t.Error("StopZooKeeper on a KRaft cluster: nil error")
 	}
+	if err := c.KillZooKeeper(); err == nil {
+		t.Error("KillZooKeeper on a KRaft cluster: nil error")
+	}
+	if err := c.StartZooKeeper(ctx); err == nil || c.ZooKeeperRunning() {
+		t.Errorf("StartZooKeeper on a KRaft cluster: %v; running %v", err, c.ZooKeeperRunning())
+	}
 
 	t.Run("healthy cluster, no breach", func(t *testing.T) {
 		w := watch(t, c, kafkatest.WatchInterval(100*time.Millisecond))
@@ -264,6 +270,19 @@ func TestFaultKitZooKeeperRestart(t *testing.T) {
 			t.Fatalf("no new topic after ZooKeeper came back: %v", err)
 		}
 	}
+	// A killed broker started again at once waits for ZooKeeper to expire
+	// its last session rather than exit at startup.
+	start = time.Now()
+	if err := c.Node(3).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartNode(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker 3 killed and ready again in %v", time.Since(start).Round(time.Millisecond))
+	if n := c.Node(3).Starts(); n != 2 {
+		t.Errorf("broker 3 started %d times, want 2", n)
+	}
 	acked := tr.Progress().Acknowledged
 	if err := tr.WaitAcknowledged(ctx, acked+300); err != nil {
 		t.Fatal(err)
@@ -285,5 +304,30 @@ func TestFaultKitZooKeeperRestart(t *testing.T) {
 	}
 	if rep.Reads == 0 || rep.Partitions != 6 {
 		t.Errorf("watcher read nothing: %v", rep)
+	}
+
+	// The cluster, ZooKeeper's data included, reopens after a Close (SIGKILL
+	// to all), and its ZooKeeper restarts again there.
+	dir := c.Dir()
+	c.Close()
+	start = time.Now()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	r, err := kafkatest.Reopen(rctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	reopened := time.Since(start)
+	start = time.Now()
+	if err := r.StopZooKeeper(rctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.StartZooKeeper(rctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reopened in %v; its ZooKeeper stopped and back in %v", reopened.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if err := r.CreateTopic(rctx, "after-reopen", 3, 3, nil); err != nil {
+		t.Fatal(err)
 	}
 }

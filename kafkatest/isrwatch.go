@@ -64,7 +64,9 @@ func WatchTopics(names ...string) WatchOption {
 }
 
 // WatchReadTimeout bounds one metadata read from one broker, overriding the
-// default of 2s. A read that takes longer (a paused broker) counts as failed.
+// default of 2s. A read that takes longer (a hung broker) counts as failed.
+// (Brokers that kafkatest paused, stopped or killed are not asked at all:
+// see [ISRReport].Skipped.)
 func WatchReadTimeout(d time.Duration) WatchOption {
 	return watchOptionFunc(func(c *watchConfig) { c.readTimeout = d })
 }
@@ -126,8 +128,8 @@ type ISRReport struct {
 // answer of that broker that shows the partition healthy again; failed reads
 // in between neither end nor extend it.
 type ISRBreach struct {
-	Topic     string
-	Partition int32
+	Topic     string    // the partition's topic
+	Partition int32     // the partition's number
 	Broker    int32     // the broker whose metadata showed it
 	ISR       []int32   // as first seen
 	Leader    int32     // as first seen; -1: no leader

@@ -282,7 +282,10 @@ func (p *Proxy) pipe(dst, src net.Conn, count *atomic.Int64) {
 // the addresses in routes (a broker's real address, as the cluster's
 // metadata advertises it → the address of a [Proxy] in front of it) through
 // the route, and every other connection directly. Seed brokers and brokers
-// discovered from metadata go the same way.
+// discovered from metadata go the same way. It replaces the client's dialer
+// (kgo.Dialer), with a 10s dial timeout: leave out kgo.Dialer,
+// kgo.DialTimeout and kgo.DialTLSConfig, which it would override or clash
+// with; kafkatest's clusters speak plaintext.
 func DialThrough(routes map[string]string) kgo.Opt {
 	table := make(map[string]string, len(routes))
 	for k, v := range routes {

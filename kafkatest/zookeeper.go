@@ -225,9 +225,12 @@ func (c *Cluster) StartZooKeeper(ctx context.Context) error {
 		fmt.Errorf("kafkatest: brokers not back on ZooKeeper within %v of its start", c.cfg.startTimeout))
 	defer cancel()
 	c.zk.mu.Lock()
-	exited := c.zk.proc.exited
+	p := c.zk.proc
 	c.zk.mu.Unlock()
-	if err := poll(ctx, exited, c.registrationsLive); err != nil {
+	if p == nil {
+		return errors.New("kafkatest: ZooKeeper was stopped again while it started")
+	}
+	if err := poll(ctx, p.exited, c.registrationsLive); err != nil {
 		return fmt.Errorf("kafkatest: ZooKeeper restarted: %w", err)
 	}
 	c.cfg.logger.Info("ZooKeeper back", "name", c.name)
@@ -351,6 +354,72 @@ func metadataWhole(ctx context.Context, addr string, ids []int32) error {
 		if !slices.ContainsFunc(resp.Brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == id }) {
 			return fmt.Errorf("metadata does not list broker %d", id)
 		}
+	}
+	return nil
+}
+
+// waitStaleRegistrations waits until ZooKeeper holds no registration
+// (/brokers/ids/<id>) of the given brokers, all if ids is empty. It is
+// called before brokers start whose last process was killed: their sessions
+// outlive them (and a restart of ZooKeeper, as in Close then [Reopen]) until
+// the session timeout (12s), and a ZooKeeper-mode broker that finds its id
+// registered by another session exits at startup (NodeExistsException).
+func (c *Cluster) waitStaleRegistrations(ctx context.Context, ids ...int32) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.startTimeout,
+		fmt.Errorf("kafkatest: registrations of killed brokers still in ZooKeeper after %v", c.cfg.startTimeout))
+	defer cancel()
+	prefix := "/" + c.name + "/brokers/ids/"
+	err := poll(ctx, nil, func(ctx context.Context) error {
+		dump, err := fourLetter(ctx, c.ZooKeeperAddr(), "dump")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(dump, "Sessions with Ephemerals") {
+			return fmt.Errorf("zookeeper not serving yet: %q", strings.TrimSpace(dump))
+		}
+		var stale []string
+		for path := range ephemeralOwners(dump) {
+			id, ok := strings.CutPrefix(path, prefix)
+			if ok && (len(ids) == 0 || slices.Contains(ids, int32(atoiOr(id, -1)))) {
+				stale = append(stale, path)
+			}
+		}
+		if len(stale) > 0 {
+			slices.Sort(stale)
+			return fmt.Errorf("still registered by sessions of killed brokers: %v", stale)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if took := time.Since(start); took > time.Second {
+		c.cfg.logger.Info("killed brokers' registrations expired", "name", c.name, "took", took)
+	}
+	return nil
+}
+
+func atoiOr(s string, def int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// beforeStart waits, in ZooKeeper mode, until the registration of node n's
+// last process is gone if that process was killed or crashed (a graceful
+// stop deregisters it). If ZooKeeper does not run, it does not wait.
+func (c *Cluster) beforeStart(ctx context.Context, n *Process) error {
+	if c.zk == nil || !c.zk.running() {
+		return nil
+	}
+	if st := n.Status(); st != Killed && st != Exited {
+		return nil
+	}
+	if err := c.waitStaleRegistrations(ctx, n.id); err != nil {
+		return fmt.Errorf("kafkatest: start node %d: %w", n.id, err)
 	}
 	return nil
 }
