@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kupgrade/kupgrade/compat"
 )
 
 // A WatchOption configures [Cluster.WatchISR].
@@ -397,6 +399,11 @@ func (w *ISRWatcher) configLoop(ctx context.Context, refresh <-chan struct{}) {
 			if time.Since(last) < time.Second {
 				continue // asked again by the next sample that sees the topic
 			}
+		}
+		if w.c.Mode() == compat.ModeZooKeeper && !w.c.ZooKeeperRunning() {
+			// The brokers answer topic configs from ZooKeeper: each read
+			// would hold one of their request threads until it is back.
+			continue
 		}
 		last = time.Now()
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -52,6 +52,10 @@
 //     ([BrokerProbeTimeout]): a hung broker that Kafka still counts in its
 //     ISRs blocks the next restart until it answers ([NoBrokerProbe] opts
 //     out).
+//   - In ZooKeeper mode every health snapshot first asks the brokers'
+//     ZooKeeper whether it serves ([NoZooKeeperProbe] opts out): while it is
+//     down, gates and catch-ups wait, without the topic config reads that
+//     would hold the brokers' request threads until it is back.
 //   - Run refuses a plan whose content does not match its ID, or whose steps
 //     are malformed ([Plan.Verify]), before it touches a node.
 //   - One run at a time: a second Run of a Runner fails with [ErrRunning],

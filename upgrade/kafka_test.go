@@ -385,14 +385,20 @@ func TestNodeFailsToStart(t *testing.T) {
 	upgrade.Reseal(&plan) // Run refuses an edited plan whose ID no longer matches
 	journal := &upgrade.MemoryJournal{}
 	cl := c.Client(t)
+	stopISR := watchISR(t, c)
+	events := newRecorder(t)
 	start := time.Now()
-	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.WithJournal(journal), upgrade.PassHolds(), upgrade.WithLogger(testLogger(t)), upgrade.OnEvent(events.add)).Run(t.Context(), plan)
 	se, ok := errors.AsType[*upgrade.StepError](err)
 	if !ok {
 		t.Fatalf("Run = %v, want a StepError", err)
 	}
-	t.Logf("run halted: %v", err)
+	t.Logf("run halted after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	bad := se.Step.Node
+	// The run stops at the node that failed: no other node restarted after.
+	if order := events.restartOrder(); len(order) == 0 || order[len(order)-1] != bad {
+		t.Errorf("restarts %v, want the failed node %d last", order, bad)
+	}
 	if !strings.Contains(err.Error(), fmt.Sprintf("node %d", bad)) || !strings.Contains(err.Error(), "num.io.threads") {
 		t.Errorf("error %q does not name node %d and the bad setting", err, bad)
 	}
@@ -415,6 +421,7 @@ func TestNodeFailsToStart(t *testing.T) {
 			t.Errorf("node %d after rollback: %s, %v, num.io.threads=%q", n.ID(), n.Release(), n.Status(), n.Config()["num.io.threads"])
 		}
 	}
+	stopISR()
 	finishTraffic(t, tr, start, end)
 }
 

@@ -25,9 +25,16 @@ type liveOps struct {
 
 	ftOnce sync.Once
 	ft     time.Duration
+
+	zk *zkProbe // nil: no ZooKeeper probe
 }
 
+// snapshot takes a health snapshot, once the brokers' ZooKeeper (if any)
+// serves (see [NoZooKeeperProbe]).
 func (o *liveOps) snapshot(ctx context.Context) (health.Snapshot, error) {
+	if err := o.zk.check(ctx, o.cl); err != nil {
+		return health.Snapshot{}, fmt.Errorf("health: snapshot: %w", err)
+	}
 	return health.Take(ctx, o.cl)
 }
 

@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +66,11 @@ func (o httpOrchestrator) Restart(ctx context.Context, id int32, ch node.Change)
 // must let that restart finish rather than ask for it again: every node is
 // restarted exactly once, and no restart of a node is asked for while
 // another is under way.
+//
+// The fault matrix's "Runner SIGKILLed at several points": each rerun is
+// SIGKILLed in turn at another point of the same roll (see rerunKillPoints)
+// and rerun at once, until the last run finishes; the rule stays the same,
+// and an independent ISR watcher must see no partition below min ISR.
 func TestRerunRightAfterKill(t *testing.T) {
 	if os.Getenv("KUPGRADE_RERUN_CHILD") != "" {
 		rerunChild(t)
@@ -163,19 +170,32 @@ func TestRerunRightAfterKill(t *testing.T) {
 		err = cmd.Wait()
 		return out.String(), err
 	}
+	stopISR := watchISR(t, c)
 	start := time.Now()
 	out, err := runChild("first")
 	t.Logf("first Runner process:\n%s", out)
 	if err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("first Runner process ended with %v, want it killed", err)
 	}
-	out, err = runChild("second") // at once, while the restart goes on
-	t.Logf("second Runner process:\n%s", out)
+	for _, p := range rerunKillPoints { // each at once, while what the last began goes on
+		out, err = runChild(p.name)
+		t.Logf("Runner process to be killed %s:\n%s", p.what, out)
+		if err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("Runner process %q ended with %v, want it SIGKILLed %s", p.name, err, p.what)
+		}
+		if !strings.Contains(out, rerunKillMark) {
+			t.Fatalf("Runner process %q was killed, but not by itself %s", p.name, p.what)
+		}
+	}
+	out, err = runChild("last")
+	t.Logf("last Runner process:\n%s", out)
 	if err != nil {
-		t.Fatalf("second Runner process: %v", err)
+		t.Fatalf("last Runner process: %v", err)
 	}
 	end := time.Now()
 	restarts.Wait()
+	stopISR()
+	t.Logf("%d Runner processes (%d SIGKILLed) took %v", len(rerunKillPoints)+2, len(rerunKillPoints)+1, end.Sub(start).Round(time.Second))
 	mu.Lock()
 	defer mu.Unlock()
 	for _, o := range overlaps {
@@ -211,9 +231,52 @@ func rerunChild(t *testing.T) {
 	}
 	defer cl.Close()
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	name := os.Getenv("KUPGRADE_RERUN_CHILD")
+	i := slices.IndexFunc(rerunKillPoints, func(p rerunKillPoint) bool { return p.name == name })
+	onEvent := func(upgrade.Event) {}
+	if i >= 0 {
+		p := rerunKillPoints[i]
+		onEvent = func(e upgrade.Event) {
+			if p.at(e) {
+				// Stdout is the parent's pipe, unbuffered: the mark is
+				// there before the signal is.
+				fmt.Printf("%s %s: %v\n", rerunKillMark, p.what, e)
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
 	r := mustRunner(t, cl, httpOrchestrator{os.Getenv("KUPGRADE_RERUN_URL")}, upgrade.PassHolds(), upgrade.WithLogger(log),
-		upgrade.WithJournal(upgrade.NewFileJournal(os.Getenv("KUPGRADE_RERUN_JOURNAL"))))
+		upgrade.WithJournal(upgrade.NewFileJournal(os.Getenv("KUPGRADE_RERUN_JOURNAL"))), upgrade.OnEvent(onEvent))
 	if err := r.Run(t.Context(), plan); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rerunKillMark is what a Runner process of TestRerunRightAfterKill prints
+// right before it SIGKILLs itself.
+const rerunKillMark = "SIGKILL to myself"
+
+// A rerunKillPoint is where a Runner process of TestRerunRightAfterKill
+// SIGKILLs itself: at the first event of its run for which at is true.
+type rerunKillPoint struct {
+	name, what string
+	at         func(upgrade.Event) bool
+}
+
+// rerunKillPoints are the kill points of the Runner processes after the
+// first, in the order the processes run. With the plan of 3 nodes restarted
+// and a finalize step, each lands in the step the last process left: the
+// first process dies in restart 1 (its restart asked for), the next settles
+// it and dies as restart 2 begins, and so on.
+var rerunKillPoints = []rerunKillPoint{
+	{"gate", "with a restart journaled started, its gate not passed yet", func(e upgrade.Event) bool {
+		return e.Kind == upgrade.EventStepStarted && e.StepKind == upgrade.StepRestart && !strings.HasPrefix(e.Message, "resuming")
+	}},
+	{"catchup", "while a restarted node catches up", func(e upgrade.Event) bool { return e.Kind == upgrade.EventRestarted }},
+	{"journaled", "right after a restart is journaled done", func(e upgrade.Event) bool {
+		return e.Kind == upgrade.EventStepDone && e.StepKind == upgrade.StepRestart
+	}},
+	{"finalize", "as the finalize step begins", func(e upgrade.Event) bool {
+		return e.Kind == upgrade.EventStepStarted && e.StepKind == upgrade.StepFinalize
+	}},
 }

@@ -44,6 +44,7 @@ type config struct {
 	now            func() time.Time
 	ops            clusterOps // nil: the real cluster through the client
 	probe          brokerProbe
+	zkProbeOff     bool
 }
 
 func defaultConfig() config {
@@ -202,7 +203,7 @@ func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) (*R
 		if cl == nil {
 			return nil, errors.New("upgrade: NewRunner needs a client")
 		}
-		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers}
+		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers, zk: &zkProbe{off: cfg.zkProbeOff, timeout: cfg.probe.timeout}}
 	}
 	return &Runner{cl: cl, orch: orch, cfg: cfg, gate: gate}, nil
 }

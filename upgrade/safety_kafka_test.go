@@ -23,8 +23,9 @@ type plainOrchestrator struct{ node.Orchestrator }
 // option but PassHolds. Broker 6 is paused (SIGSTOP) as soon as broker 4's
 // step is done. Kafka still counts 6 in its ISRs for a while; the default
 // liveness probe must block broker 5's restart, naming broker 6, and let it
-// go once 6 answers again. No acknowledged record may be lost and no
-// produce request may fail.
+// go once 6 answers again. No acknowledged record may be lost, no
+// produce request may fail, and the ISR watcher must see no partition below
+// min ISR.
 func TestHungBrokerBlocksByDefault(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Controllers(3), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
@@ -34,6 +35,7 @@ func TestHungBrokerBlocksByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := c.Client(t)
+	stopISR := watchISR(t, c)
 	rec := newRecorder(t)
 	paused := make(chan error, 1)
 	blocked := make(chan upgrade.Event, 1)
@@ -98,6 +100,7 @@ func TestHungBrokerBlocksByDefault(t *testing.T) {
 	}
 	end := time.Now()
 	t.Logf("broker 6 paused for %v; run took %v", resumedAt.Sub(pausedAt).Round(time.Millisecond), end.Sub(start).Round(time.Second))
+	stopISR()
 	finishTraffic(t, tr, start, end)
 	for _, n := range c.All() {
 		if n.Release() != "4.1.2" {
