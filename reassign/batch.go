@@ -163,10 +163,10 @@ type Batcher struct {
 	state []MoveState
 	n     [4]int // moves per state
 
-	group []int32 // move → partition (moves of one partition share a group)
+	group []int32 // move → partition (moves of one partition share a group); nil if each move is its own
 	busy  []bool  // partition → a move of it is in flight
 	key   []int32 // moves sorted by topic, partition, index; nil if already so
-	rank  []int32 // move → position in submission order
+	rank  []int32 // move → position in submission order; nil if the given order
 
 	tOff  []int32 // touch[tOff[m]:tOff[m+1]]: dense brokers using a slot for move m
 	touch []int32
@@ -203,41 +203,124 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 	n := len(moves)
 	b := &Batcher{cfg: cfg, moves: moves, state: make([]MoveState, n), dirty: true}
 	b.n[MovePending] = n
-	for i := range moves {
-		if len(moves[i].To) == 0 {
-			m := &moves[i]
-			return nil, &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
-		}
+	if err := b.index(); err != nil {
+		return nil, err
 	}
-
-	b.groupPartitions()
 	order := b.submissionOrder()
-	b.indexBrokers()
 	b.queue(order)
 	return b, nil
 }
 
-// groupPartitions sorts the moves by partition (unless they already are)
-// and numbers the groups of moves of one partition, which never run at once.
-func (b *Batcher) groupPartitions() {
-	n := len(b.moves)
-	sorted := true
-	for i := 1; i < n && sorted; i++ {
-		sorted = compareMoves(&b.moves[i-1], &b.moves[i]) <= 0
-	}
-	if !sorted {
-		b.key = make([]int32, n)
-		for i := range b.key {
-			b.key[i] = int32(i)
-		}
-		slices.SortFunc(b.key, func(x, y int32) int {
-			if c := compareMoves(&b.moves[x], &b.moves[y]); c != 0 {
-				return c
-			}
-			return cmp.Compare(x, y)
-		})
-	}
+// index checks the moves and, in one pass over them, numbers the groups of
+// moves of one partition (which never run at once) and lists the brokers
+// that use a slot per move (those a move adds or removes a replica on). Moves
+// in topic, partition order, as a plan gives them, need nothing more (and
+// if no two share a partition, no group numbers); others are sorted by
+// partition to find the groups.
+func (b *Batcher) index() error {
+	moves := b.moves
+	n := len(moves)
 	b.group = make([]int32, n)
+	b.tOff = make([]int32, n+1)
+	b.touch = make([]int32, 0, 2*n)
+	sorted := true
+	g := int32(-1)
+	for i := range moves {
+		m := &moves[i]
+		if len(m.To) == 0 {
+			return &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
+		}
+		if sorted {
+			if i == 0 {
+				g = 0
+			} else if c := compareMoves(&moves[i-1], m); c > 0 {
+				sorted = false
+			} else if c != 0 {
+				g++
+			}
+			b.group[i] = g
+		}
+		b.addTouches(m.From, m.To)
+		b.tOff[i+1] = int32(len(b.touch))
+	}
+	switch {
+	case !sorted:
+		b.groupUnsorted()
+	case int(g) == n-1:
+		b.group = nil
+		b.busy = make([]bool, n)
+	default:
+		b.busy = make([]bool, g+1)
+	}
+	return nil
+}
+
+// addTouches appends to touch the dense brokers of a move from → to that
+// use a slot: those in to and not in from, then those in from and not in
+// to, each once.
+func (b *Batcher) addTouches(from, to []int32) {
+	start := len(b.touch)
+	if len(from) > 64 {
+		for _, id := range to {
+			if !slices.Contains(from, id) {
+				b.addTouch(start, id)
+			}
+		}
+		for _, id := range from {
+			if !slices.Contains(to, id) {
+				b.addTouch(start, id)
+			}
+		}
+		return
+	}
+	var kept uint64 // bit k: from[k] is in to
+	for _, id := range to {
+		found := false
+		for k, f := range from {
+			if f == id {
+				kept |= 1 << k
+				found = true
+			}
+		}
+		if !found {
+			b.addTouch(start, id)
+		}
+	}
+	for k, id := range from {
+		if kept&(1<<k) == 0 {
+			b.addTouch(start, id)
+		}
+	}
+}
+
+// addTouch adds broker id to the brokers using a slot for the move whose
+// list starts at touch[start], unless it is there already.
+func (b *Batcher) addTouch(start int, id int32) {
+	d, ok := b.idx.get(id)
+	if !ok {
+		d = int32(len(b.ids))
+		b.ids = append(b.ids, id)
+		b.idx.put(id, d)
+	}
+	if !slices.Contains(b.touch[start:], d) {
+		b.touch = append(b.touch, d)
+	}
+}
+
+// groupUnsorted numbers the groups of moves given out of partition order:
+// it sorts them by partition (keeping the given order within one) in key.
+func (b *Batcher) groupUnsorted() {
+	n := len(b.moves)
+	b.key = make([]int32, n)
+	for i := range b.key {
+		b.key[i] = int32(i)
+	}
+	slices.SortFunc(b.key, func(x, y int32) int {
+		if c := compareMoves(&b.moves[x], &b.moves[y]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y)
+	})
 	g := int32(-1)
 	for k := range n {
 		i := b.at(k)
@@ -247,71 +330,47 @@ func (b *Batcher) groupPartitions() {
 		b.group[i] = g
 	}
 	b.busy = make([]bool, g+1)
-
 }
 
 // submissionOrder returns the move indexes in the order the orderings give
-// (stable: plan order among equals), and ranks the moves by it.
+// (stable: plan order among equals), and ranks the moves by it. Without
+// orderings that is the given order, and it returns nil: rank is then nil
+// too, as a move's rank is its index.
 func (b *Batcher) submissionOrder() []int32 {
+	if len(b.cfg.orders) == 0 {
+		return nil
+	}
 	n := len(b.moves)
 	order := make([]int32, n)
 	for i := range order {
 		order[i] = int32(i)
 	}
-	if len(b.cfg.orders) > 0 {
-		slices.SortStableFunc(order, func(x, y int32) int {
-			for _, o := range b.cfg.orders {
-				if c := o(&b.moves[x], &b.moves[y]); c != 0 {
-					return c
-				}
+	slices.SortStableFunc(order, func(x, y int32) int {
+		for _, o := range b.cfg.orders {
+			if c := o(&b.moves[x], &b.moves[y]); c != 0 {
+				return c
 			}
-			return 0
-		})
-	}
+		}
+		return 0
+	})
 	b.rank = make([]int32, n)
 	for r, i := range order {
 		b.rank[i] = int32(r)
 	}
-
 	return order
 }
 
-// indexBrokers numbers the brokers that use a slot per move (those a move
-// adds or removes a replica on) and lists them per move.
-func (b *Batcher) indexBrokers() {
-	n := len(b.moves)
-	b.tOff = make([]int32, n+1)
-	b.touch = make([]int32, 0, 2*n)
-	for i := range b.moves {
-		m := &b.moves[i]
-		start := len(b.touch)
-		add := func(id int32) {
-			d, ok := b.idx.get(id)
-			if !ok {
-				d = int32(len(b.ids))
-				b.ids = append(b.ids, id)
-				b.idx.put(id, d)
-			}
-			if !slices.Contains(b.touch[start:], d) {
-				b.touch = append(b.touch, d)
-			}
-		}
-		for _, id := range m.To {
-			if !slices.Contains(m.From, id) {
-				add(id)
-			}
-		}
-		for _, id := range m.From {
-			if !slices.Contains(m.To, id) {
-				add(id)
-			}
-		}
-		b.tOff[i+1] = int32(len(b.touch))
+// rankOf returns move i's position in submission order.
+func (b *Batcher) rankOf(i int32) int32 {
+	if b.rank == nil {
+		return i
 	}
+	return b.rank[i]
 }
 
 // queue builds, per broker, the queue of the moves using it by rank, the
-// moves using no broker's slot, and each broker's free slots.
+// moves using no broker's slot, and each broker's free slots. order is the
+// submission order, nil for the given order.
 func (b *Batcher) queue(order []int32) {
 	nb := len(b.ids)
 	b.qOff = make([]int32, nb+1)
@@ -324,7 +383,7 @@ func (b *Batcher) queue(order []int32) {
 	b.q = make([]int32, len(b.touch))
 	b.head = slices.Clone(b.qOff[:nb])
 	next := slices.Clone(b.head)
-	for _, i := range order {
+	place := func(i int32) {
 		ts := b.touches(int(i))
 		if len(ts) == 0 {
 			b.loose = append(b.loose, i)
@@ -332,6 +391,15 @@ func (b *Batcher) queue(order []int32) {
 		for _, d := range ts {
 			b.q[next[d]] = i
 			next[d]++
+		}
+	}
+	if order == nil {
+		for i := range int32(len(b.moves)) {
+			place(i)
+		}
+	} else {
+		for _, i := range order {
+			place(i)
 		}
 	}
 	b.free = make([]int32, nb)
@@ -344,6 +412,14 @@ func (b *Batcher) queue(order []int32) {
 	}
 	b.used = make([]uint32, nb)
 	b.stuck = make([]uint32, nb)
+}
+
+// groupOf returns the group of move i.
+func (b *Batcher) groupOf(i int) int32 {
+	if b.group == nil {
+		return int32(i)
+	}
+	return b.group[i]
 }
 
 func (b *Batcher) at(k int) int {
@@ -395,7 +471,7 @@ func (b *Batcher) Next() Batch {
 			}
 			continue
 		}
-		if !b.busy[b.group[i]] {
+		if !b.busy[b.groupOf(i)] {
 			out = append(out, b.submit(i))
 			room--
 		}
@@ -412,7 +488,7 @@ func (b *Batcher) Next() Batch {
 			}
 		}
 		slices.SortFunc(b.cands, func(x, y int32) int {
-			return cmp.Compare(b.rank[b.q[b.head[x]]], b.rank[b.q[b.head[y]]])
+			return cmp.Compare(b.rankOf(b.q[b.head[x]]), b.rankOf(b.q[b.head[y]]))
 		})
 		picked := 0
 		for _, d := range b.cands {
@@ -451,7 +527,7 @@ func (b *Batcher) advance(d int) bool {
 func (b *Batcher) scan(d int) int {
 	roundBlocked := false
 	for _, i := range b.q[b.head[d]:b.qOff[d+1]] {
-		if b.state[i] != MovePending || b.busy[b.group[i]] {
+		if b.state[i] != MovePending || b.busy[b.groupOf(int(i))] {
 			continue
 		}
 		ok := true
@@ -493,13 +569,13 @@ func (b *Batcher) setState(i int, s MoveState) {
 	b.n[old]--
 	b.n[s]++
 	if old == MoveInFlight {
-		b.busy[b.group[i]] = false
+		b.busy[b.groupOf(i)] = false
 		for _, t := range b.touches(i) {
 			b.free[t]++
 		}
 	}
 	if s == MoveInFlight {
-		b.busy[b.group[i]] = true
+		b.busy[b.groupOf(i)] = true
 		for _, t := range b.touches(i) {
 			b.free[t]--
 		}
@@ -508,11 +584,11 @@ func (b *Batcher) setState(i int, s MoveState) {
 		// Rewind the queues that may have skipped past it.
 		for _, t := range b.touches(i) {
 			q := b.q[b.qOff[t]:b.qOff[t+1]]
-			k, _ := slices.BinarySearchFunc(q, b.rank[i], func(e, r int32) int { return cmp.Compare(b.rank[e], r) })
+			k, _ := slices.BinarySearchFunc(q, b.rankOf(int32(i)), func(e, r int32) int { return cmp.Compare(b.rankOf(e), r) })
 			b.head[t] = min(b.head[t], b.qOff[t]+int32(k))
 		}
 		if len(b.touches(i)) == 0 {
-			k, _ := slices.BinarySearchFunc(b.loose, b.rank[i], func(e, r int32) int { return cmp.Compare(b.rank[e], r) })
+			k, _ := slices.BinarySearchFunc(b.loose, b.rankOf(int32(i)), func(e, r int32) int { return cmp.Compare(b.rankOf(e), r) })
 			b.looseHead = min(b.looseHead, k)
 		}
 	}
