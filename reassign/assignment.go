@@ -32,6 +32,12 @@ type part struct {
 	n         int32
 }
 
+// An rfRun is a stretch of partitions, in storage order, with one replication
+// factor: parts[first:] up to the next run's first (or the end), each with
+// rf replicas, which start at reps[off]. A whole cluster of one replication
+// factor is one run, so that a pass over every replica reads reps alone.
+type rfRun struct{ first, rf, off int32 }
+
 // An Assignment is the current placement of every partition, stored compactly
 // so that a million partitions fit in tens of megabytes: topic names are
 // interned once, replicas share one array and nothing is stored per
@@ -48,6 +54,7 @@ type Assignment struct {
 	parts    []part
 	bytes    []int64 // nil until a partition with Bytes != 0 is added
 	reps     []int32
+	runs     []rfRun
 	unsorted bool // some partition was added out of topic, partition order
 	// scattered: some topic's partitions were not added one after the
 	// other in partition order (unsorted without it: only the topics are
@@ -88,6 +95,9 @@ func (a *Assignment) Add(p PartitionAssignment) error {
 	leader := p.Leader
 	if leader < 0 {
 		leader = -1
+	}
+	if k := len(a.runs); k == 0 || a.runs[k-1].rf != int32(len(p.Replicas)) {
+		a.runs = append(a.runs, rfRun{first: int32(len(a.parts)), rf: int32(len(p.Replicas)), off: int32(len(a.reps))})
 	}
 	a.parts = append(a.parts, part{topic: t, partition: p.Partition, leader: leader, off: int32(len(a.reps)), n: int32(len(p.Replicas))})
 	a.reps = append(a.reps, p.Replicas...)

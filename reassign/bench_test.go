@@ -74,7 +74,7 @@ var sink []int32
 // assignmentBytes is the heap an Assignment holds: the input size that
 // "peak-heap/input" divides by.
 func assignmentBytes(a *Assignment) uint64 {
-	n := uintptr(cap(a.parts))*unsafe.Sizeof(part{}) + uintptr(cap(a.reps))*4 + uintptr(cap(a.bytes))*8
+	n := uintptr(cap(a.parts))*unsafe.Sizeof(part{}) + uintptr(cap(a.reps))*4 + uintptr(cap(a.bytes))*8 + uintptr(cap(a.runs))*unsafe.Sizeof(rfRun{})
 	for _, t := range a.topics {
 		n += unsafe.Sizeof(t) + uintptr(len(t))
 	}

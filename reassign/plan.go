@@ -148,13 +148,12 @@ const (
 // The partitions the plan may change are its working set, numbered w. With
 // brokers to add (full), every partition may move: w is the partition's
 // index and rep parallels a.reps. Otherwise only the partitions with a
-// replica on a retiring broker may: w numbers them as they are stored in the
-// Assignment (affSpans lists them in topic, partition order), and rep holds
-// only theirs, so that the planner's memory grows with the change, not with
-// the cluster. Then rep[woff[w]:woff[w+1]] is laid out
+// replica on a retiring broker may: w numbers them in topic, partition
+// order, and rep holds only theirs, so that the planner's memory grows with
+// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] is laid out
 // as the plan's move will be: the n replica ids before the plan, then the n
-// working replicas (dense); moves turns the latter into ids in place, and
-// the moves' From and To share rep.
+// working replicas (dense); out[w] is the move, whose From and To are those
+// two halves, and moves turns To into ids in place.
 type planner struct {
 	a   *Assignment
 	seq sequence // partitions in topic, partition order
@@ -177,11 +176,9 @@ type planner struct {
 	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
 	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
 	rep      []int32 // working replicas, dense
-	affected []int32 // full: working partitions with a retired replica
-	// The partitions with a retired replica, in topic, partition order, are
-	// affectedAt(k) for k in affSpans, in order.
-	affSpans []span
-	touched  []bool // per working partition: rotated and possibly changed
+	affected []int32 // full: working partitions with a retired replica, in topic, partition order
+	out      Moves   // not full: the plan's moves, by working partition
+	touched  []bool  // per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
@@ -301,85 +298,173 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 	return p, nil
 }
 
-// count makes, in one pass over the partitions, the replica and leader
+// count makes, in one pass over the replicas, the replica and leader
 // counts and the working set with its replicas in dense form. The pass goes
-// through the partitions as they are stored, which is faster than in topic
-// order when the topics were added out of order (each topic's partitions
-// are then a jump away): the working set is numbered in storage order, and
-// affSpans puts it in topic order.
+// through the replicas as they are stored, run by run of partitions with
+// one replication factor (see [rfRun]), so that it reads each replica once
+// and a partition's header only if the plan may change it. The partitions
+// it finds with a retired replica are then put in topic, partition order,
+// the order of the working set without brokers to add, and of affected
+// with them.
 func (p *planner) count() {
 	a := p.a
 	p.full = p.nAdded > 0
 	if p.full {
 		p.rep = make([]int32, len(a.reps))
-	} else if len(p.ids) > 0 && len(a.parts) > 0 {
+	}
+	hits, nreps := p.scan()
+	switch {
+	case len(hits) == 0:
+	case p.seq.perm != nil:
+		// Keep the permutation's entries that are hits.
+		set := make([]uint64, (len(a.parts)+63)/64)
+		for _, i := range hits {
+			set[i/64] |= 1 << (i % 64)
+		}
+		hits = hits[:0]
+		for _, i := range p.seq.perm {
+			if set[i/64]&(1<<(i%64)) != 0 {
+				hits = append(hits, i)
+			}
+		}
+	case len(p.seq.spans) > 1:
+		// The hits of each span in turn; each span's are contiguous in
+		// storage order.
+		ordered := make([]int32, 0, len(hits))
+		for _, sp := range within(hits, p.seq.spans) {
+			ordered = append(ordered, hits[sp.lo:sp.hi]...)
+		}
+		hits = ordered
+	}
+	if p.full {
+		p.affected = hits
+	} else {
+		p.working(hits, nreps)
+	}
+}
+
+// Codes of [planner.scan]'s broker table: the dense index, with retBit set
+// for a retiring broker; noCode for an id without a dense index.
+const (
+	retBit    = 1 << 30
+	denseMask = retBit - 1
+	noCode    = -1
+)
+
+// scan is count's pass over the replicas: it counts replicas and leaders,
+// fills rep if full, and returns the partitions with a replica on a
+// retiring broker, in storage order, and their number of replicas. An
+// unknown broker becomes a dense broker without a rack when first seen.
+func (p *planner) scan() ([]int32, int) {
+	a := p.a
+	code := make([]int32, len(p.idx.tab))
+	for id, d := range p.idx.tab {
+		code[id] = p.code(int32(id), d-1, d > 0)
+	}
+	// The loop reads the table and counts through locals, reloaded after
+	// an unknown broker is added.
+	nrep, nlead, rep := p.nrep, p.nlead, p.rep
+	slow := func(id int32) int32 {
+		d := p.dense(id)
+		nrep, nlead = p.nrep, p.nlead
+		c := p.code(id, d, true)
+		if id >= 0 && int(id) < len(p.idx.tab) { // in the table: remember it
+			for int(id) >= len(code) {
+				code = append(code, noCode)
+			}
+			code[id] = c
+		}
+		return c
+	}
+	var hits []int32
+	if len(p.ids) > 0 && len(a.parts) > 0 && !p.full {
 		// Room for the partitions with a retired replica if the retiring
 		// brokers hold their share, and an eighth more.
-		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8 + 16
-		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
-		p.wpart = make([]int32, 0, est)
-		p.wlead = make([]int32, 0, est)
-		p.woff = make([]int32, 1, est+1)
-		p.rep = make([]int32, 0, 2*rf*est)
+		hits = make([]int32, 0, len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8+16)
 	}
-	// The loop reads the broker table and counts through locals, reloaded
-	// after an unknown broker is added.
-	tab, nrep, nlead, retiring := p.idx.tab, p.nrep, p.nlead, p.retiring
 	full := p.full
-	scan := p.seq
-	if scan.perm == nil {
-		scan.spans = []span{{0, int32(len(a.parts))}}
-	}
-	for _, sp := range scan.spans {
-		for k := sp.lo; k < sp.hi; k++ {
-			i := scan.at(k)
-			pt := a.parts[i]
-			src := a.reps[pt.off : pt.off+pt.n]
-			hit := false
+	nreps := 0
+	for k, r := range a.runs {
+		end := int32(len(a.parts))
+		if k+1 < len(a.runs) {
+			end = a.runs[k+1].first
+		}
+		n, off := int(r.rf), int(r.off)
+		for i := r.first; i < end; i++ {
+			src := a.reps[off : off+n : off+n]
+			var or int32
 			for j, id := range src {
-				var d int32
-				if uint32(id) < uint32(len(tab)) && tab[id] > 0 {
-					d = tab[id] - 1
-				} else {
-					d = p.dense(id)
-					tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
+				c := int32(noCode)
+				if uint32(id) < uint32(len(code)) {
+					c = code[id]
 				}
+				if c < 0 {
+					c = slow(id)
+				}
+				or |= c
+				d := c & denseMask
 				nrep[d]++
 				if j == 0 {
 					nlead[d]++
 				}
-				hit = hit || retiring[d]
 				if full {
-					p.rep[int(pt.off)+j] = d
+					rep[off+j] = d
 				}
 			}
-			switch {
-			case !hit:
-			case full:
-				p.affected = append(p.affected, int32(i))
-			default:
-				p.wpart = append(p.wpart, int32(i))
-				p.rep = append(p.rep, src...)
-				lead := int32(-1)
-				for _, id := range src {
-					d, _ := p.idx.get(id) // known since the loop above
-					p.rep = append(p.rep, d)
-					if id == pt.leader {
-						lead = d
-					}
-				}
-				p.wlead = append(p.wlead, lead)
-				p.woff = append(p.woff, int32(len(p.rep)))
+			if or&retBit != 0 {
+				hits = append(hits, i)
+				nreps += n
 			}
+			off += n
 		}
 	}
-	list := p.wpart
-	if full {
-		list = p.affected
+	return hits, nreps
+}
+
+// code returns broker id's code in [planner.scan]'s table: noCode if the id
+// has no dense index (ok false), else d, with retBit if d is retiring.
+func (p *planner) code(id, d int32, ok bool) int32 {
+	switch {
+	case !ok:
+		return noCode
+	case p.retiring[d]:
+		return d | retBit
 	}
-	p.affSpans = []span{{0, int32(len(list))}}
-	if scan.perm == nil && len(p.seq.spans) > 1 {
-		p.affSpans = within(list, p.seq.spans)
+	return d
+}
+
+// working lays out the working set of a plan without brokers to add: the
+// partitions hits, in the order given, which have nreps replicas in all,
+// each with its replica ids, then its replicas in dense form (see
+// [planner]), and its dense current leader. It also fills out, while each
+// partition's header is at hand, the plan's move of each but for To, which
+// is the dense replicas until [planner.movesInPlace] turns them into ids.
+func (p *planner) working(hits []int32, nreps int) {
+	a := p.a
+	p.wpart = hits
+	p.wlead = make([]int32, len(hits))
+	p.woff = make([]int32, len(hits)+1)
+	p.rep = make([]int32, 2*nreps)
+	p.out = make(Moves, len(hits))
+	at := 0
+	for w, i := range hits {
+		pt := &a.parts[i]
+		n := int(pt.n)
+		src := a.reps[pt.off : pt.off+pt.n]
+		ids, dense := p.rep[at:at+n:at+n], p.rep[at+n:at+2*n:at+2*n]
+		copy(ids, src)
+		lead := int32(-1)
+		for j, id := range src {
+			d, _ := p.idx.get(id) // known since the scan
+			dense[j] = d
+			if id == pt.leader {
+				lead = d
+			}
+		}
+		p.wlead[w] = lead
+		at += 2 * n
+		p.woff[w+1] = int32(at)
+		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: ids, To: dense, Bytes: a.sizeOf(int(i))}
 	}
 }
 
@@ -414,8 +499,16 @@ func (p *planner) works() int {
 	return len(p.wpart)
 }
 
-// affectedAt returns the k-th working partition with a retired replica (see
-// affSpans).
+// affected returns the number of working partitions with a retired replica.
+func (p *planner) nAffected() int {
+	if p.full {
+		return len(p.affected)
+	}
+	return len(p.wpart)
+}
+
+// affectedAt returns the k-th working partition with a retired replica, in
+// topic, partition order.
 func (p *planner) affectedAt(k int) int {
 	if p.full {
 		return int(p.affected[k])
@@ -426,10 +519,8 @@ func (p *planner) affectedAt(k int) int {
 // inOrder calls fn for every working partition in topic, partition order.
 func (p *planner) inOrder(fn func(w int)) {
 	if !p.full {
-		for _, sp := range p.affSpans {
-			for w := sp.lo; w < sp.hi; w++ {
-				fn(int(w))
-			}
+		for w := range p.wpart {
+			fn(w)
 		}
 		return
 	}
@@ -690,55 +781,63 @@ func (p *planner) refine(pl *pool, kind int) {
 	}
 }
 
+// evacuatePass replaces, in topic, partition order, the retired replicas
+// of the affected partitions that kind places: first replicas (those that
+// will lead) by leaders, the others by replicas. The leaders pass, the
+// first, touches every affected partition.
 func (p *planner) evacuatePass(pl *pool, kind int) error {
-	for _, sp := range p.affSpans {
-		if err := p.evacuateSpan(pl, kind, int(sp.lo), int(sp.hi)); err != nil {
-			return err
+	for k := range p.nAffected() {
+		i := p.affectedAt(k)
+		r := p.replicas(i)
+		lo, hi := 1, len(r)
+		if kind == byLeaders {
+			p.touch(i)
+			lo, hi = 0, 1
+		}
+		for s := lo; s < hi; s++ {
+			if !p.retiring[r[s]] {
+				continue
+			}
+			if err := p.evacuateSlot(pl, kind, i, r, s); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// evacuateSpan is evacuatePass for the affected partitions lo..hi-1.
-func (p *planner) evacuateSpan(pl *pool, kind int, lo, hi int) error {
-	for k := lo; k < hi; k++ {
-		i := p.affectedAt(k)
-		r := p.replicas(i)
-		p.touch(i)
-		for s, old := range r {
-			if !p.retiring[old] || (s == 0) != (kind == byLeaders) {
-				continue
-			}
-			// The partner takes the replica unless it holds the partition
-			// already, or another broker has fewer rack clashes (with two
-			// racks and three replicas, say, every broker clashes).
-			c := p.pair[old]
-			if c >= 0 && slices.Contains(r, c) {
-				c = -1
-			}
-			if c < 0 || p.clash(r, s, p.rack[c]) > 0 {
-				// A replaced broker's replicas prefer its rack; a removed
-				// broker's spread over all racks.
-				prefRack := int32(-1)
-				if p.pair[old] >= 0 {
-					prefRack = p.rack[old]
-				}
-				alt, altClash := p.choose(pl, r, s, kind, prefRack)
-				if c < 0 || alt >= 0 && altClash < p.clash(r, s, p.rack[c]) {
-					c = alt
-					p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
-				}
-			}
-			if c < 0 {
-				pt := p.a.parts[p.part(i)]
-				return &PartitionError{
-					Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
-					Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
-				}
-			}
-			p.replace(i, s, c)
+// evacuateSlot replaces the retired replica in slot s of partition i's
+// replicas r.
+func (p *planner) evacuateSlot(pl *pool, kind, i int, r []int32, s int) error {
+	old := r[s]
+	// The partner takes the replica unless it holds the partition
+	// already, or another broker has fewer rack clashes (with two
+	// racks and three replicas, say, every broker clashes).
+	c := p.pair[old]
+	if c >= 0 && slices.Contains(r, c) {
+		c = -1
+	}
+	if c < 0 || p.clash(r, s, p.rack[c]) > 0 {
+		// A replaced broker's replicas prefer its rack; a removed
+		// broker's spread over all racks.
+		prefRack := int32(-1)
+		if p.pair[old] >= 0 {
+			prefRack = p.rack[old]
+		}
+		alt, altClash := p.choose(pl, r, s, kind, prefRack)
+		if c < 0 || alt >= 0 && altClash < p.clash(r, s, p.rack[c]) {
+			c = alt
+			p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
 		}
 	}
+	if c < 0 {
+		pt := p.a.parts[p.part(i)]
+		return &PartitionError{
+			Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
+			Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
+		}
+	}
+	p.replace(i, s, c)
 	return nil
 }
 
@@ -865,28 +964,18 @@ func (p *planner) moves() Moves {
 }
 
 // movesInPlace is moves without brokers to add: every working partition was
-// touched, and rep holds each one's From and To, To still dense.
+// touched, and its move is filled out but for To, still dense; moves that
+// change nothing are dropped.
 func (p *planner) movesInPlace() Moves {
-	out := make(Moves, 0, len(p.wpart))
-	for _, sp := range p.affSpans {
-		out = p.appendMoves(out, int(sp.lo), int(sp.hi))
-	}
-	return out
-}
-
-// appendMoves appends the moves of working partitions lo..hi-1 to out.
-func (p *planner) appendMoves(out Moves, lo, hi int) Moves {
-	for w := lo; w < hi; w++ {
-		i := p.wpart[w]
-		start, end := p.woff[w], p.woff[w+1]
-		mid := (start + end) / 2
-		from, to := p.rep[start:mid:mid], p.rep[mid:end:end]
-		if !p.toIDs(to, to, from) {
-			continue
+	out := p.out[:0]
+	for w := range p.out {
+		m := p.out[w]
+		if p.toIDs(m.To, m.To, m.From) {
+			out = append(out, m)
 		}
-		pt := &p.a.parts[i]
-		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(int(i))})
 	}
+	clear(p.out[len(out):])
+	p.out = nil
 	return out
 }
 
