@@ -174,11 +174,10 @@ type planner struct {
 	full     bool
 	wpart    []int32 // not full: w → partition index
 	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
-	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
 	rep      []int32 // working replicas, dense
 	affected []int32 // full: working partitions with a retired replica, in topic, partition order
 	out      Moves   // not full: the plan's moves, by working partition
-	touched  []bool  // per working partition: rotated and possibly changed
+	touched  []bool  // full: per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
@@ -294,7 +293,9 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 	}
 	p.nrep0 = slices.Clone(p.nrep)
 	p.nlead0 = slices.Clone(p.nlead)
-	p.touched = make([]bool, p.works())
+	if p.full {
+		p.touched = make([]bool, p.works())
+	}
 	return p, nil
 }
 
@@ -343,38 +344,16 @@ func (p *planner) count() {
 	}
 }
 
-// Codes of [planner.scan]'s broker table: the dense index, with retBit set
-// for a retiring broker; noCode for an id without a dense index.
-const (
-	retBit    = 1 << 30
-	denseMask = retBit - 1
-	noCode    = -1
-)
-
-// scan is count's pass over the replicas: it counts replicas and leaders,
-// fills rep if full, and returns the partitions with a replica on a
-// retiring broker, in storage order, and their number of replicas. An
-// unknown broker becomes a dense broker without a rack when first seen.
+// scan is count's pass over the replicas: it takes the replica and leader
+// counts from the Assignment's tally (adding the brokers it lists that are
+// unknown: dense brokers without a rack), fills rep if full, and returns
+// the partitions with a replica on a retiring broker, in storage order, and
+// their number of replicas.
 func (p *planner) scan() ([]int32, int) {
 	a := p.a
-	code := make([]int32, len(p.idx.tab))
-	for id, d := range p.idx.tab {
-		code[id] = p.code(int32(id), d-1, d > 0)
-	}
-	// The loop reads the table and counts through locals, reloaded after
-	// an unknown broker is added.
-	nrep, nlead, rep := p.nrep, p.nlead, p.rep
-	slow := func(id int32) int32 {
-		d := p.dense(id)
-		nrep, nlead = p.nrep, p.nlead
-		c := p.code(id, d, true)
-		if id >= 0 && int(id) < len(p.idx.tab) { // in the table: remember it
-			for int(id) >= len(code) {
-				code = append(code, noCode)
-			}
-			code[id] = c
-		}
-		return c
+	for _, t := range a.tally {
+		d := p.dense(t.id)
+		p.nrep[d], p.nlead[d] = t.replicas, t.leaders
 	}
 	var hits []int32
 	if len(p.ids) > 0 && len(a.parts) > 0 && !p.full {
@@ -382,7 +361,23 @@ func (p *planner) scan() ([]int32, int) {
 		// brokers hold their share, and an eighth more.
 		hits = make([]int32, 0, len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8+16)
 	}
-	full := p.full
+	// Every broker in a replica list has a dense index now. ret tells, by
+	// id, whether a broker retires (1) for the ids in the broker table;
+	// dense gives the dense index; other ids go through the index.
+	tab := p.idx.tab
+	ret := make([]uint8, len(tab))
+	for id, d := range tab {
+		if d > 0 && p.retiring[d-1] {
+			ret[id] = 1
+		}
+	}
+	retires := func(id int32) uint8 {
+		if d, ok := p.idx.get(id); ok && p.retiring[d] {
+			return 1
+		}
+		return 0
+	}
+	full, rep := p.full, p.rep
 	nreps := 0
 	for k, r := range a.runs {
 		end := int32(len(a.parts))
@@ -392,26 +387,20 @@ func (p *planner) scan() ([]int32, int) {
 		n, off := int(r.rf), int(r.off)
 		for i := r.first; i < end; i++ {
 			src := a.reps[off : off+n : off+n]
-			var or int32
-			for j, id := range src {
-				c := int32(noCode)
-				if uint32(id) < uint32(len(code)) {
-					c = code[id]
-				}
-				if c < 0 {
-					c = slow(id)
-				}
-				or |= c
-				d := c & denseMask
-				nrep[d]++
-				if j == 0 {
-					nlead[d]++
-				}
-				if full {
-					rep[off+j] = d
+			var or uint8
+			for _, id := range src {
+				if uint32(id) < uint32(len(ret)) {
+					or |= ret[id]
+				} else {
+					or |= retires(id)
 				}
 			}
-			if or&retBit != 0 {
+			if full {
+				for j, id := range src {
+					rep[off+j], _ = p.idx.get(id)
+				}
+			}
+			if or != 0 {
 				hits = append(hits, i)
 				nreps += n
 			}
@@ -421,28 +410,17 @@ func (p *planner) scan() ([]int32, int) {
 	return hits, nreps
 }
 
-// code returns broker id's code in [planner.scan]'s table: noCode if the id
-// has no dense index (ok false), else d, with retBit if d is retiring.
-func (p *planner) code(id, d int32, ok bool) int32 {
-	switch {
-	case !ok:
-		return noCode
-	case p.retiring[d]:
-		return d | retBit
-	}
-	return d
-}
-
 // working lays out the working set of a plan without brokers to add: the
 // partitions hits, in the order given, which have nreps replicas in all,
 // each with its replica ids, then its replicas in dense form (see
-// [planner]), and its dense current leader. It also fills out, while each
-// partition's header is at hand, the plan's move of each but for To, which
-// is the dense replicas until [planner.movesInPlace] turns them into ids.
+// [planner]), rotated as [planner.touch] would: if the current leader
+// stays, it comes first (touch counts the leadership change later, in its
+// turn). It also fills out, while each partition's header is at hand, the
+// plan's move of each but for To, which is the dense replicas until
+// [planner.movesInPlace] turns them into ids.
 func (p *planner) working(hits []int32, nreps int) {
 	a := p.a
 	p.wpart = hits
-	p.wlead = make([]int32, len(hits))
 	p.woff = make([]int32, len(hits)+1)
 	p.rep = make([]int32, 2*nreps)
 	p.out = make(Moves, len(hits))
@@ -453,15 +431,19 @@ func (p *planner) working(hits []int32, nreps int) {
 		src := a.reps[pt.off : pt.off+pt.n]
 		ids, dense := p.rep[at:at+n:at+n], p.rep[at+n:at+2*n:at+2*n]
 		copy(ids, src)
-		lead := int32(-1)
+		lead := -1
 		for j, id := range src {
 			d, _ := p.idx.get(id) // known since the scan
 			dense[j] = d
-			if id == pt.leader {
-				lead = d
+			if id == pt.leader && !p.retiring[d] {
+				lead = j
 			}
 		}
-		p.wlead[w] = lead
+		if lead > 0 {
+			l := dense[lead]
+			copy(dense[1:lead+1], dense[:lead])
+			dense[0] = l
+		}
 		at += 2 * n
 		p.woff[w+1] = int32(at)
 		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: ids, To: dense, Bytes: a.sizeOf(int(i))}
@@ -564,13 +546,10 @@ func (p *planner) replicas(w int) []int32 {
 	return p.rep[(lo+hi)/2 : hi : hi]
 }
 
-// leader returns the dense index of working partition w's current leader if
-// it is one of its replicas, else -1. w must not be touched yet: its
+// leader returns the dense index of partition w's current leader if it is
+// one of its replicas, else -1, when full. w must not be touched yet: its
 // replicas are still those of the assignment.
 func (p *planner) leader(w int) int32 {
-	if !p.full {
-		return p.wlead[w] // found among its replicas by count
-	}
 	id := p.a.parts[w].leader
 	if id < 0 {
 		return -1
@@ -596,8 +575,23 @@ func (p *planner) leadHolder(i int) int32 {
 }
 
 // touch marks partition i as moving. If its current leader stays, it is
-// rotated to the front, so that the target list keeps it as leader.
+// rotated to the front, so that the target list keeps it as leader. Without
+// brokers to add, the working set was laid out rotated (see
+// [planner.working]), every working partition moves, and touch, called once
+// per partition, counts the rotation.
 func (p *planner) touch(i int) {
+	if !p.full {
+		lo := p.woff[i]
+		r := p.replicas(i)
+		if id := p.rep[lo]; p.ids[r[0]] != id { // rotated: r[0] was not first
+			first, _ := p.idx.get(id)
+			p.nlead[first]--
+			p.nlead[r[0]]++
+			p.fix(first)
+			p.fix(r[0])
+		}
+		return
+	}
 	if p.touched[i] {
 		return
 	}
@@ -964,19 +958,24 @@ func (p *planner) moves() Moves {
 }
 
 // movesInPlace is moves without brokers to add: every working partition was
-// touched, and its move is filled out but for To, still dense; moves that
-// change nothing are dropped.
+// touched, and its move is filled out but for To, still dense in rep, which
+// it turns into ids; moves that change nothing are dropped.
 func (p *planner) movesInPlace() Moves {
-	out := p.out[:0]
-	for w := range p.out {
-		m := p.out[w]
-		if p.toIDs(m.To, m.To, m.From) {
-			out = append(out, m)
+	out := p.out
+	p.out = nil
+	kept := 0
+	for w := range out {
+		lo, hi := p.woff[w], p.woff[w+1]
+		mid := (lo + hi) / 2
+		if p.toIDs(p.rep[mid:hi], p.rep[mid:hi], p.rep[lo:mid]) {
+			if kept < w {
+				out[kept] = out[w]
+			}
+			kept++
 		}
 	}
-	clear(p.out[len(out):])
-	p.out = nil
-	return out
+	clear(out[kept:])
+	return out[:kept]
 }
 
 // toIDs writes the ids of the dense brokers reps to to (which may be reps)
