@@ -62,8 +62,8 @@ type Assignment struct {
 	runs     []rfRun
 	// tally counts the replicas and first replicas of every broker in a
 	// replica list, in the order first seen; brokers maps its ids there.
-	tally   []brokerTally
-	brokers brokerIndex
+	tally    []brokerTally
+	brokers  brokerIndex
 	unsorted bool // some partition was added out of topic, partition order
 	// scattered: some topic's partitions were not added one after the
 	// other in partition order (unsorted without it: only the topics are
