@@ -220,7 +220,6 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 func (b *Batcher) index() error {
 	moves := b.moves
 	n := len(moves)
-	b.group = make([]int32, n)
 	b.tOff = make([]int32, n+1)
 	b.touch = make([]int32, 0, 2*n)
 	sorted := true
@@ -231,27 +230,36 @@ func (b *Batcher) index() error {
 			return &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
 		}
 		if sorted {
-			if i == 0 {
-				g = 0
-			} else if c := compareMoves(&moves[i-1], m); c > 0 {
+			c := 1
+			if i > 0 {
+				c = compareMoves(&moves[i-1], m)
+			}
+			switch {
+			case c > 0:
 				sorted = false
-			} else if c != 0 {
+			case c == 0 && b.group == nil:
+				// The first partition with two moves: groups from here
+				// on, each move its own before.
+				b.group = make([]int32, n)
+				for k := range i {
+					b.group[k] = int32(k)
+				}
+			}
+			if c != 0 {
 				g++
 			}
-			b.group[i] = g
+			if b.group != nil {
+				b.group[i] = g
+			}
 		}
 		b.addTouches(m.From, m.To)
 		b.tOff[i+1] = int32(len(b.touch))
 	}
-	switch {
-	case !sorted:
+	if !sorted {
 		b.groupUnsorted()
-	case int(g) == n-1:
-		b.group = nil
-		b.busy = make([]bool, n)
-	default:
-		b.busy = make([]bool, g+1)
+		return nil
 	}
+	b.busy = make([]bool, g+1)
 	return nil
 }
 
@@ -311,6 +319,7 @@ func (b *Batcher) addTouch(start int, id int32) {
 // it sorts them by partition (keeping the given order within one) in key.
 func (b *Batcher) groupUnsorted() {
 	n := len(b.moves)
+	b.group = make([]int32, n)
 	b.key = make([]int32, n)
 	for i := range b.key {
 		b.key[i] = int32(i)

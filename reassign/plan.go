@@ -53,7 +53,8 @@ type BrokerLoad struct {
 // A MovePlan is the result of [PlanMoves].
 type MovePlan struct {
 	// Moves are the partitions to move, in topic, partition order, each
-	// once.
+	// once. Their From slices share memory with the Assignment, as
+	// [Assignment.At]'s Replicas do: they must not be modified.
 	Moves Moves
 	// Brokers is the load of every broker in the broker list or holding a
 	// replica, sorted by id.
@@ -150,10 +151,11 @@ const (
 // index and rep parallels a.reps. Otherwise only the partitions with a
 // replica on a retiring broker may: w numbers them in topic, partition
 // order, and rep holds only theirs, so that the planner's memory grows with
-// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] is laid out
-// as the plan's move will be: the n replica ids before the plan, then the n
-// working replicas (dense); out[w] is the move, whose From and To are those
-// two halves, and moves turns To into ids in place.
+// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] (or
+// rep[w*stride:(w+1)*stride] if every working partition has stride
+// replicas) are w's working replicas (dense); out[w] is its move, whose To
+// they are, and moves turns them into ids in place. A move's From is the
+// partition's replicas in the Assignment, shared.
 type planner struct {
 	a   *Assignment
 	seq sequence // partitions in topic, partition order
@@ -173,7 +175,9 @@ type planner struct {
 
 	full     bool
 	wpart    []int32 // not full: w → partition index
-	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
+	stride   int      // not full: each working partition's number of replicas, if all have the same
+	woff     []int32  // not full, stride 0: w → offset of its replicas in rep; one more at the end
+	rotated  []uint64 // not full: bit w: working partition w's leader was rotated to the front
 	rep      []int32 // working replicas, dense
 	affected []int32 // full: working partitions with a retired replica, in topic, partition order
 	out      Moves   // not full: the plan's moves, by working partition
@@ -412,25 +416,43 @@ func (p *planner) scan() ([]int32, int) {
 
 // working lays out the working set of a plan without brokers to add: the
 // partitions hits, in the order given, which have nreps replicas in all,
-// each with its replica ids, then its replicas in dense form (see
-// [planner]), rotated as [planner.touch] would: if the current leader
-// stays, it comes first (touch counts the leadership change later, in its
-// turn). It also fills out, while each partition's header is at hand, the
-// plan's move of each but for To, which is the dense replicas until
-// [planner.movesInPlace] turns them into ids.
+// each with its replicas in dense form, rotated as [planner.touch] would:
+// if the current leader stays, it comes first (rotated records it, and
+// touch counts the leadership change later, in its turn). It also fills
+// out, while each partition's header is at hand, the plan's move of each:
+// From is the partition's replicas in the Assignment, To its working
+// replicas, dense until [planner.movesInPlace] turns them into ids.
 func (p *planner) working(hits []int32, nreps int) {
 	a := p.a
 	p.wpart = hits
-	p.woff = make([]int32, len(hits)+1)
-	p.rep = make([]int32, 2*nreps)
+	p.rep = make([]int32, nreps)
 	p.out = make(Moves, len(hits))
+	p.rotated = make([]uint64, (len(hits)+63)/64)
+	if len(hits) > 0 && nreps == len(hits)*int(a.parts[hits[0]].n) {
+		p.stride = int(a.parts[hits[0]].n) // perhaps: checked below
+	}
+	var woff []int32
+	if p.stride == 0 {
+		woff = make([]int32, 1, len(hits)+1)
+	}
 	at := 0
 	for w, i := range hits {
 		pt := &a.parts[i]
 		n := int(pt.n)
-		src := a.reps[pt.off : pt.off+pt.n]
-		ids, dense := p.rep[at:at+n:at+n], p.rep[at+n:at+2*n:at+2*n]
-		copy(ids, src)
+		if n != p.stride && p.stride > 0 {
+			// Not one replication factor after all: offsets, up to here
+			// by the stride.
+			woff = make([]int32, w+1, len(hits)+1)
+			for k := range woff {
+				woff[k] = int32(k * p.stride)
+			}
+			p.stride = 0
+		}
+		if p.stride == 0 {
+			woff = append(woff, int32(at+n))
+		}
+		src := a.reps[pt.off : pt.off+pt.n : pt.off+pt.n]
+		dense := p.rep[at : at+n : at+n]
 		lead := -1
 		for j, id := range src {
 			d, _ := p.idx.get(id) // known since the scan
@@ -443,10 +465,13 @@ func (p *planner) working(hits []int32, nreps int) {
 			l := dense[lead]
 			copy(dense[1:lead+1], dense[:lead])
 			dense[0] = l
+			p.rotated[w/64] |= 1 << (w % 64)
 		}
-		at += 2 * n
-		p.woff[w+1] = int32(at)
-		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: ids, To: dense, Bytes: a.sizeOf(int(i))}
+		at += n
+		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: src, To: dense, Bytes: a.sizeOf(int(i))}
+	}
+	if p.stride == 0 {
+		p.woff = woff
 	}
 }
 
@@ -542,8 +567,12 @@ func (p *planner) replicas(w int) []int32 {
 		pt := p.a.parts[w]
 		return p.rep[pt.off : pt.off+pt.n : pt.off+pt.n]
 	}
+	if p.stride > 0 {
+		lo := w * p.stride
+		return p.rep[lo : lo+p.stride : lo+p.stride]
+	}
 	lo, hi := p.woff[w], p.woff[w+1]
-	return p.rep[(lo+hi)/2 : hi : hi]
+	return p.rep[lo:hi:hi]
 }
 
 // leader returns the dense index of partition w's current leader if it is
@@ -581,13 +610,12 @@ func (p *planner) leadHolder(i int) int32 {
 // per partition, counts the rotation.
 func (p *planner) touch(i int) {
 	if !p.full {
-		lo := p.woff[i]
-		r := p.replicas(i)
-		if id := p.rep[lo]; p.ids[r[0]] != id { // rotated: r[0] was not first
-			first, _ := p.idx.get(id)
-			p.nlead[first]--
+		if p.rotated[i/64]&(1<<(i%64)) != 0 {
+			// The rotation moved the first replica to second place.
+			r := p.replicas(i)
+			p.nlead[r[1]]--
 			p.nlead[r[0]]++
-			p.fix(first)
+			p.fix(r[1])
 			p.fix(r[0])
 		}
 		return
@@ -933,7 +961,7 @@ func (p *planner) moves() Moves {
 	for w, t := range p.touched {
 		if t {
 			n++
-			size += 2 * int(p.a.parts[w].n)
+			size += int(p.a.parts[w].n)
 		}
 	}
 	arena := make([]int32, size)
@@ -945,37 +973,28 @@ func (p *planner) moves() Moves {
 		}
 		pt := p.a.parts[i]
 		n := int(pt.n)
-		from := arena[at : at+n : at+n]
-		to := arena[at+n : at+2*n : at+2*n]
-		copy(from, p.a.reps[pt.off:pt.off+pt.n])
+		from := p.a.reps[pt.off : pt.off+pt.n : pt.off+pt.n]
+		to := arena[at : at+n : at+n]
 		if !p.toIDs(to, p.replicas(i), from) {
 			return
 		}
-		at += 2 * n
+		at += n
 		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(i)})
 	})
 	return out
 }
 
-// movesInPlace is moves without brokers to add: every working partition was
-// touched, and its move is filled out but for To, still dense in rep, which
-// it turns into ids; moves that change nothing are dropped.
+// movesInPlace is moves without brokers to add: every working partition
+// was touched, and its move is filled out but for To, still dense in rep,
+// which it turns into ids. Every move changes its partition: each working
+// partition has a replica on a retiring broker, which evacuate replaced.
 func (p *planner) movesInPlace() Moves {
+	for k, d := range p.rep {
+		p.rep[k] = p.ids[d]
+	}
 	out := p.out
 	p.out = nil
-	kept := 0
-	for w := range out {
-		lo, hi := p.woff[w], p.woff[w+1]
-		mid := (lo + hi) / 2
-		if p.toIDs(p.rep[mid:hi], p.rep[mid:hi], p.rep[lo:mid]) {
-			if kept < w {
-				out[kept] = out[w]
-			}
-			kept++
-		}
-	}
-	clear(out[kept:])
-	return out[:kept]
+	return out
 }
 
 // toIDs writes the ids of the dense brokers reps to to (which may be reps)
