@@ -174,14 +174,14 @@ type planner struct {
 	nAdded    int
 
 	full     bool
-	wpart    []int32 // not full: w → partition index
+	wpart    []int32  // not full: w → partition index
 	stride   int      // not full: each working partition's number of replicas, if all have the same
 	woff     []int32  // not full, stride 0: w → offset of its replicas in rep; one more at the end
 	rotated  []uint64 // not full: bit w: working partition w's leader was rotated to the front
-	rep      []int32 // working replicas, dense
-	affected []int32 // full: working partitions with a retired replica, in topic, partition order
-	out      Moves   // not full: the plan's moves, by working partition
-	touched  []bool  // full: per working partition: rotated and possibly changed
+	rep      []int32  // working replicas, dense
+	affected []int32  // full: working partitions with a retired replica, in topic, partition order
+	out      Moves    // not full: the plan's moves, by working partition
+	touched  []bool   // full: per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
