@@ -230,12 +230,12 @@ func (b *Batcher) index() error {
 			return &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
 		}
 		if sorted {
-			c := 1
+			c := 1 // the first move starts a group
 			if i > 0 {
 				c = compareMoves(&moves[i-1], m)
 			}
 			switch {
-			case c > 0:
+			case i > 0 && c > 0:
 				sorted = false
 			case c == 0 && b.group == nil:
 				// The first partition with two moves: groups from here
