@@ -1,6 +1,7 @@
 package reassign
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -303,14 +304,15 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 	return p, nil
 }
 
-// count makes, in one pass over the replicas, the replica and leader
-// counts and the working set with its replicas in dense form. The pass goes
-// through the replicas as they are stored, run by run of partitions with
-// one replication factor (see [rfRun]), so that it reads each replica once
-// and a partition's header only if the plan may change it. The partitions
-// it finds with a retired replica are then put in topic, partition order,
-// the order of the working set without brokers to add, and of affected
-// with them.
+// count makes, in one pass over the replicas, the working set with its
+// replicas in dense form. The pass reads the replicas alone, run by run of
+// partitions with one replication factor (see [rfRun]), and a partition's
+// header only if the plan may change it. It goes through the topics in
+// name order, each topic's partitions as stored, unless the partitions need
+// a permutation to be in topic, partition order: then it goes in storage
+// order, and the partitions it finds with a retired replica are put in
+// topic, partition order after. That is the order of the working set
+// without brokers to add, and of affected with them.
 func (p *planner) count() {
 	a := p.a
 	p.full = p.nAdded > 0
@@ -332,14 +334,6 @@ func (p *planner) count() {
 				hits = append(hits, i)
 			}
 		}
-	case len(p.seq.spans) > 1:
-		// The hits of each span in turn; each span's are contiguous in
-		// storage order.
-		ordered := make([]int32, 0, len(hits))
-		for _, sp := range within(hits, p.seq.spans) {
-			ordered = append(ordered, hits[sp.lo:sp.hi]...)
-		}
-		hits = ordered
 	}
 	if p.full {
 		p.affected = hits
@@ -351,8 +345,9 @@ func (p *planner) count() {
 // scan is count's pass over the replicas: it takes the replica and leader
 // counts from the Assignment's tally (adding the brokers it lists that are
 // unknown: dense brokers without a rack), fills rep if full, and returns
-// the partitions with a replica on a retiring broker, in storage order, and
-// their number of replicas.
+// the partitions with a replica on a retiring broker and their number of
+// replicas. They are in topic, partition order unless the sequence has a
+// permutation; then in storage order.
 func (p *planner) scan() ([]int32, int) {
 	a := p.a
 	for _, t := range a.tally {
@@ -375,28 +370,51 @@ func (p *planner) scan() ([]int32, int) {
 			ret[id] = 1
 		}
 	}
-	retires := func(id int32) uint8 {
-		if d, ok := p.idx.get(id); ok && p.retiring[d] {
-			return 1
+	ps := partScan{p: p, ret: ret, hits: hits}
+	if p.seq.perm != nil {
+		ps.scan(0, int32(len(a.parts)))
+	} else {
+		for _, sp := range p.seq.spans {
+			ps.scan(sp.lo, sp.hi)
 		}
-		return 0
 	}
-	full, rep := p.full, p.rep
-	nreps := 0
-	for k, r := range a.runs {
-		end := int32(len(a.parts))
+	return ps.hits, ps.nreps
+}
+
+// A partScan is [planner.scan]'s pass: ret says by id whether a broker
+// retires (ids beyond it are looked up), and hits collects the partitions
+// with a retiring replica, which have nreps replicas in all.
+type partScan struct {
+	p     *planner
+	ret   []uint8
+	hits  []int32
+	nreps int
+}
+
+// scan goes through the partitions lo..hi-1, in storage order, run by run.
+func (ps *partScan) scan(lo, hi int32) {
+	p, a := ps.p, ps.p.a
+	ret, full, rep := ps.ret, p.full, p.rep
+	k, _ := slices.BinarySearchFunc(a.runs, lo, func(r rfRun, i int32) int { return cmp.Compare(r.first, i) })
+	if k == len(a.runs) || a.runs[k].first > lo {
+		k-- // the run that starts before lo
+	}
+	for i := lo; i < hi; k++ {
+		r := a.runs[k]
+		end := hi
 		if k+1 < len(a.runs) {
-			end = a.runs[k+1].first
+			end = min(end, a.runs[k+1].first)
 		}
-		n, off := int(r.rf), int(r.off)
-		for i := r.first; i < end; i++ {
+		n := int(r.rf)
+		off := int(r.off) + int(i-r.first)*n
+		for ; i < end; i++ {
 			src := a.reps[off : off+n : off+n]
 			var or uint8
 			for _, id := range src {
 				if uint32(id) < uint32(len(ret)) {
 					or |= ret[id]
-				} else {
-					or |= retires(id)
+				} else if d, ok := p.idx.get(id); ok && p.retiring[d] {
+					or |= 1
 				}
 			}
 			if full {
@@ -405,13 +423,12 @@ func (p *planner) scan() ([]int32, int) {
 				}
 			}
 			if or != 0 {
-				hits = append(hits, i)
-				nreps += n
+				ps.hits = append(ps.hits, i)
+				ps.nreps += n
 			}
 			off += n
 		}
 	}
-	return hits, nreps
 }
 
 // working lays out the working set of a plan without brokers to add: the
@@ -482,20 +499,6 @@ func (p *planner) dense(id int32) int32 {
 		d = p.addBroker(id, -1)
 	}
 	return d
-}
-
-// within returns, for each of spans in turn, the positions in the sorted
-// list of the partitions in that span, omitting empty ones.
-func within(list []int32, spans []span) []span {
-	var out []span
-	for _, sp := range spans {
-		lo, _ := slices.BinarySearch(list, sp.lo)
-		hi, _ := slices.BinarySearch(list[lo:], sp.hi)
-		if hi > 0 {
-			out = append(out, span{int32(lo), int32(lo + hi)})
-		}
-	}
-	return out
 }
 
 // works returns the size of the working set.
