@@ -221,7 +221,10 @@ func (b *Batcher) index() error {
 	moves := b.moves
 	n := len(moves)
 	b.tOff = make([]int32, n+1)
-	b.touch = make([]int32, 0, 2*n)
+	// A move that changes one replica uses two slots; room for a quarter
+	// of the moves to change two, as when two brokers of a partition
+	// retire.
+	b.touch = make([]int32, 0, 2*n+n/4)
 	sorted := true
 	g := int32(-1)
 	for i := range moves {
