@@ -362,7 +362,7 @@ func (p *planner) scan() ([]int32, int) {
 	}
 	// Every broker in a replica list has a dense index now. ret tells, by
 	// id, whether a broker retires (1) for the ids in the broker table;
-	// dense gives the dense index; other ids go through the index.
+	// other ids (large or negative) are looked up in the index.
 	tab := p.idx.tab
 	ret := make([]uint8, len(tab))
 	for id, d := range tab {
@@ -446,7 +446,7 @@ func (p *planner) working(hits []int32, nreps int) {
 	p.out = make(Moves, len(hits))
 	p.rotated = make([]uint64, (len(hits)+63)/64)
 	if len(hits) > 0 && nreps == len(hits)*int(a.parts[hits[0]].n) {
-		p.stride = int(a.parts[hits[0]].n) // perhaps: checked below
+		p.stride = int(a.parts[hits[0]].n) // likely; the loop checks it
 	}
 	var woff []int32
 	if p.stride == 0 {
@@ -509,7 +509,8 @@ func (p *planner) works() int {
 	return len(p.wpart)
 }
 
-// affected returns the number of working partitions with a retired replica.
+// nAffected returns the number of working partitions with a retired
+// replica.
 func (p *planner) nAffected() int {
 	if p.full {
 		return len(p.affected)
