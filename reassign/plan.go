@@ -3,6 +3,7 @@ package reassign
 import (
 	"cmp"
 	"fmt"
+	mathbits "math/bits"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -174,15 +175,20 @@ type planner struct {
 	nTarget   int
 	nAdded    int
 
-	full     bool
-	wpart    []int32  // not full: w → partition index
-	stride   int      // not full: each working partition's number of replicas, if all have the same
-	woff     []int32  // not full, stride 0: w → offset of its replicas in rep; one more at the end
-	rotated  []uint64 // not full: bit w: working partition w's leader was rotated to the front
-	rep      []int32  // working replicas, dense
-	affected []int32  // full: working partitions with a retired replica, in topic, partition order
-	out      Moves    // not full: the plan's moves, by working partition
-	touched  []bool   // full: per working partition: rotated and possibly changed
+	full    bool
+	wpart   []int32  // not full: w → partition index
+	stride  int      // not full: each working partition's number of replicas, if all have the same
+	woff    []int32  // not full, stride 0: w → offset of its replicas in rep; one more at the end
+	rotated []uint64 // not full: bit w: working partition w's leader was rotated to the front
+	// Not full: bit w of visit[byLeaders] is set if evacuate's leaders pass
+	// has something to do for w (count its rotation, or replace its first
+	// replica), of visit[byReplicas] if w has a retiring replica past the
+	// first. Nil when full: every partition is visited.
+	visit    [2][]uint64
+	rep      []int32 // working replicas, dense
+	affected []int32 // full: working partitions with a retired replica, in topic, partition order
+	out      Moves   // not full: the plan's moves, by working partition
+	touched  []bool  // full: per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
@@ -445,6 +451,7 @@ func (p *planner) working(hits []int32, nreps int) {
 	p.rep = make([]int32, nreps)
 	p.out = make(Moves, len(hits))
 	p.rotated = make([]uint64, (len(hits)+63)/64)
+	p.visit = [2][]uint64{make([]uint64, len(p.rotated)), make([]uint64, len(p.rotated))}
 	if len(hits) > 0 && nreps == len(hits)*int(a.parts[hits[0]].n) {
 		p.stride = int(a.parts[hits[0]].n) // likely; the loop checks it
 	}
@@ -478,11 +485,21 @@ func (p *planner) working(hits []int32, nreps int) {
 				lead = j
 			}
 		}
+		bit := uint64(1) << (w % 64)
 		if lead > 0 {
 			l := dense[lead]
 			copy(dense[1:lead+1], dense[:lead])
 			dense[0] = l
-			p.rotated[w/64] |= 1 << (w % 64)
+			p.rotated[w/64] |= bit
+			p.visit[byLeaders][w/64] |= bit
+		}
+		if p.retiring[dense[0]] {
+			p.visit[byLeaders][w/64] |= bit
+		}
+		for _, d := range dense[1:] {
+			if p.retiring[d] {
+				p.visit[byReplicas][w/64] |= bit
+			}
 		}
 		at += n
 		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: src, To: dense, Bytes: a.sizeOf(int(i))}
@@ -665,7 +682,9 @@ func (p *planner) replace(i, k int, c int32) {
 // changed.
 func (p *planner) fix(d int32) {
 	for _, pl := range p.pools {
-		pl.fix(d)
+		if !pl.stale {
+			pl.fix(d)
+		}
 	}
 	if p.donors != nil {
 		p.donors.fix(d)
@@ -810,23 +829,43 @@ func (p *planner) refine(pl *pool, kind int) {
 // evacuatePass replaces, in topic, partition order, the retired replicas
 // of the affected partitions that kind places: first replicas (those that
 // will lead) by leaders, the others by replicas. The leaders pass, the
-// first, touches every affected partition.
+// first, touches every affected partition. Without brokers to add it visits
+// only the partitions it has something to do for (see [planner.visit]).
 func (p *planner) evacuatePass(pl *pool, kind int) error {
-	for k := range p.nAffected() {
-		i := p.affectedAt(k)
-		r := p.replicas(i)
-		lo, hi := 1, len(r)
-		if kind == byLeaders {
-			p.touch(i)
-			lo, hi = 0, 1
-		}
-		for s := lo; s < hi; s++ {
-			if !p.retiring[r[s]] {
-				continue
-			}
-			if err := p.evacuateSlot(pl, kind, i, r, s); err != nil {
+	if p.full {
+		for k := range p.nAffected() {
+			if err := p.evacuateOne(pl, kind, p.affectedAt(k)); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	for word, bits := range p.visit[kind] {
+		for bits != 0 {
+			w := word*64 + mathbits.TrailingZeros64(bits)
+			bits &= bits - 1
+			if err := p.evacuateOne(pl, kind, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// evacuateOne is evacuatePass for working partition i.
+func (p *planner) evacuateOne(pl *pool, kind, i int) error {
+	r := p.replicas(i)
+	lo, hi := 1, len(r)
+	if kind == byLeaders {
+		p.touch(i)
+		lo, hi = 0, 1
+	}
+	for s := lo; s < hi; s++ {
+		if !p.retiring[r[s]] {
+			continue
+		}
+		if err := p.evacuateSlot(pl, kind, i, r, s); err != nil {
+			return err
 		}
 	}
 	return nil
