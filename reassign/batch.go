@@ -212,8 +212,9 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 }
 
 // index checks the moves and, in one pass over them, numbers the groups of
-// moves of one partition (which never run at once) and lists the brokers
-// that use a slot per move (those a move adds or removes a replica on). Moves
+// moves of one partition (which never run at once), lists the brokers
+// that use a slot per move (those a move adds or removes a replica on) and
+// counts the moves using each (in qOff[d+1], for queue). Moves
 // in topic, partition order, as a plan gives them, need nothing more (and
 // if no two share a partition, no group numbers); others are sorted by
 // partition to find the groups.
@@ -221,6 +222,7 @@ func (b *Batcher) index() error {
 	moves := b.moves
 	n := len(moves)
 	b.tOff = make([]int32, n+1)
+	b.qOff = make([]int32, 1, 64)
 	// A move that changes one replica uses two slots; room for a quarter
 	// of the moves to change two, as when two brokers of a partition
 	// retire.
@@ -312,9 +314,11 @@ func (b *Batcher) addTouch(start int, id int32) {
 		d = int32(len(b.ids))
 		b.ids = append(b.ids, id)
 		b.idx.put(id, d)
+		b.qOff = append(b.qOff, 0)
 	}
 	if !slices.Contains(b.touch[start:], d) {
 		b.touch = append(b.touch, d)
+		b.qOff[d+1]++
 	}
 }
 
@@ -385,10 +389,6 @@ func (b *Batcher) rankOf(i int32) int32 {
 // submission order, nil for the given order.
 func (b *Batcher) queue(order []int32) {
 	nb := len(b.ids)
-	b.qOff = make([]int32, nb+1)
-	for _, d := range b.touch {
-		b.qOff[d+1]++
-	}
 	for d := range nb {
 		b.qOff[d+1] += b.qOff[d]
 	}
