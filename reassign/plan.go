@@ -414,6 +414,13 @@ func (ps *partScan) scan(lo, hi int32) {
 		n := int(r.rf)
 		off := int(r.off) + int(i-r.first)*n
 		for ; i < end; i++ {
+			if n == 3 && !full {
+				// The usual replication factor, unrolled, up to a
+				// partition with an id beyond ret.
+				if i, off = ps.scan3(i, end, off); i == end {
+					break
+				}
+			}
 			src := a.reps[off : off+n : off+n]
 			var or uint8
 			for _, id := range src {
@@ -435,6 +442,28 @@ func (ps *partScan) scan(lo, hi int32) {
 			off += n
 		}
 	}
+}
+
+// scan3 is scan's loop for partitions i..end-1 of replication factor 3,
+// the first at reps[off], without brokers to add. It stops early, at the
+// first partition with a broker id beyond ret, and returns where it
+// stopped.
+func (ps *partScan) scan3(i, end int32, off int) (int32, int) {
+	reps, ret := ps.p.a.reps, ps.ret
+	n := uint32(len(ret))
+	for ; i < end; i++ {
+		src := reps[off : off+3 : off+3]
+		x, y, z := uint32(src[0]), uint32(src[1]), uint32(src[2])
+		if x >= n || y >= n || z >= n {
+			break
+		}
+		if ret[x]|ret[y]|ret[z] != 0 {
+			ps.hits = append(ps.hits, i)
+			ps.nreps += 3
+		}
+		off += 3
+	}
+	return i, off
 }
 
 // working lays out the working set of a plan without brokers to add: the
