@@ -273,6 +273,21 @@ func (b *Batcher) index() error {
 // to, each once.
 func (b *Batcher) addTouches(from, to []int32) {
 	start := len(b.touch)
+	if len(from) == 3 && len(to) == 3 {
+		// The usual replication factor, unrolled.
+		f0, f1, f2, t0, t1, t2 := from[0], from[1], from[2], to[0], to[1], to[2]
+		for _, id := range [3]int32{t0, t1, t2} {
+			if id != f0 && id != f1 && id != f2 {
+				b.addTouch(start, id)
+			}
+		}
+		for _, id := range [3]int32{f0, f1, f2} {
+			if id != t0 && id != t1 && id != t2 {
+				b.addTouch(start, id)
+			}
+		}
+		return
+	}
 	if len(from) > 64 {
 		for _, id := range to {
 			if !slices.Contains(from, id) {
