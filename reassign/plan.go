@@ -489,6 +489,7 @@ func (p *planner) working(hits []int32, nreps int) {
 		woff = make([]int32, 1, len(hits)+1)
 	}
 	at := 0
+	tab, retiring := p.idx.tab, p.retiring
 	for w, i := range hits {
 		pt := &a.parts[i]
 		n := int(pt.n)
@@ -508,9 +509,15 @@ func (p *planner) working(hits []int32, nreps int) {
 		dense := p.rep[at : at+n : at+n]
 		lead := -1
 		for j, id := range src {
-			d, _ := p.idx.get(id) // known since the scan
+			var d int32
+			if uint32(id) < uint32(len(tab)) {
+				d = tab[id] - 1
+			} else {
+				d, _ = p.idx.get(id)
+			}
+			// Known since the scan.
 			dense[j] = d
-			if id == pt.leader && !p.retiring[d] {
+			if id == pt.leader && !retiring[d] {
 				lead = j
 			}
 		}
@@ -522,11 +529,11 @@ func (p *planner) working(hits []int32, nreps int) {
 			p.rotated[w/64] |= bit
 			p.visit[byLeaders][w/64] |= bit
 		}
-		if p.retiring[dense[0]] {
+		if retiring[dense[0]] {
 			p.visit[byLeaders][w/64] |= bit
 		}
 		for _, d := range dense[1:] {
-			if p.retiring[d] {
+			if retiring[d] {
 				p.visit[byReplicas][w/64] |= bit
 			}
 		}
