@@ -699,9 +699,8 @@ func (p *planner) touch(i int) {
 	p.fix(l)
 }
 
-// replace puts broker c in slot k of partition i's replicas.
-func (p *planner) replace(i, k int, c int32) {
-	r := p.replicas(i)
+// replace puts broker c in slot k of a partition's working replicas r.
+func (p *planner) replace(r []int32, k int, c int32) {
 	old := r[k]
 	r[k] = c
 	p.nrep[old]--
@@ -853,7 +852,7 @@ func (p *planner) refine(pl *pool, kind int) {
 			case kind == byLeaders && p.nrep[c2] >= p.nrep[c]:
 				continue
 			}
-			p.replace(i, s, c2)
+			p.replace(r, s, c2)
 			changed = true
 		}
 		if !changed {
@@ -938,7 +937,7 @@ func (p *planner) evacuateSlot(pl *pool, kind, i int, r []int32, s int) error {
 			Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
 		}
 	}
-	p.replace(i, s, c)
+	p.replace(r, s, c)
 	return nil
 }
 
@@ -1020,7 +1019,7 @@ func (p *planner) balance(kind int) {
 				continue
 			}
 			p.touch(i)
-			p.replace(i, slices.Index(r, d), c)
+			p.replace(r, slices.Index(r, d), c)
 			moved = true
 			cursor[d]++
 			break
