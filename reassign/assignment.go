@@ -32,10 +32,21 @@ type part struct {
 	n         int32
 }
 
+// An rfRun is a stretch of partitions, in storage order, with one replication
+// factor: parts[first:] up to the next run's first (or the end), each with
+// rf replicas, which start at reps[off]. A whole cluster of one replication
+// factor is one run, so that a pass over every replica reads reps alone.
+type rfRun struct{ first, rf, off int32 }
+
+// A brokerTally is one broker's replicas and preferred leaderships (first
+// replicas) in an Assignment.
+type brokerTally struct{ id, replicas, leaders int32 }
+
 // An Assignment is the current placement of every partition, stored compactly
 // so that a million partitions fit in tens of megabytes: topic names are
 // interned once, replicas share one array and nothing is stored per
-// partition that is not needed. Build it with [Assignment.Add] in any order;
+// partition that is not needed. It keeps each broker's replica and leader
+// counts as partitions are added, so that a plan need not count them. Build it with [Assignment.Add] in any order;
 // the planner always works in topic, partition order.
 //
 // The zero value is an empty Assignment ready to use. An Assignment is not
@@ -48,6 +59,11 @@ type Assignment struct {
 	parts    []part
 	bytes    []int64 // nil until a partition with Bytes != 0 is added
 	reps     []int32
+	runs     []rfRun
+	// tally counts the replicas and first replicas of every broker in a
+	// replica list, in the order first seen; brokers maps its ids there.
+	tally    []brokerTally
+	brokers  brokerIndex
 	unsorted bool // some partition was added out of topic, partition order
 	// scattered: some topic's partitions were not added one after the
 	// other in partition order (unsorted without it: only the topics are
@@ -89,8 +105,23 @@ func (a *Assignment) Add(p PartitionAssignment) error {
 	if leader < 0 {
 		leader = -1
 	}
+	if k := len(a.runs); k == 0 || a.runs[k-1].rf != int32(len(p.Replicas)) {
+		a.runs = append(a.runs, rfRun{first: int32(len(a.parts)), rf: int32(len(p.Replicas)), off: int32(len(a.reps))})
+	}
 	a.parts = append(a.parts, part{topic: t, partition: p.Partition, leader: leader, off: int32(len(a.reps)), n: int32(len(p.Replicas))})
 	a.reps = append(a.reps, p.Replicas...)
+	for j, id := range p.Replicas {
+		k, ok := a.brokers.get(id)
+		if !ok {
+			k = int32(len(a.tally))
+			a.tally = append(a.tally, brokerTally{id: id})
+			a.brokers.put(id, k)
+		}
+		a.tally[k].replicas++
+		if j == 0 {
+			a.tally[k].leaders++
+		}
+	}
 	if p.Bytes != 0 && a.bytes == nil {
 		a.bytes = make([]int64, len(a.parts)-1, cap(a.parts))
 	}

@@ -163,10 +163,10 @@ type Batcher struct {
 	state []MoveState
 	n     [4]int // moves per state
 
-	group []int32 // move → partition (moves of one partition share a group)
+	group []int32 // move → partition (moves of one partition share a group); nil if each move is its own
 	busy  []bool  // partition → a move of it is in flight
 	key   []int32 // moves sorted by topic, partition, index; nil if already so
-	rank  []int32 // move → position in submission order
+	rank  []int32 // move → position in submission order; nil if the given order
 
 	tOff  []int32 // touch[tOff[m]:tOff[m+1]]: dense brokers using a slot for move m
 	touch []int32
@@ -203,41 +203,155 @@ func NewBatcher(moves Moves, opts ...BatchOption) (*Batcher, error) {
 	n := len(moves)
 	b := &Batcher{cfg: cfg, moves: moves, state: make([]MoveState, n), dirty: true}
 	b.n[MovePending] = n
-	for i := range moves {
-		if len(moves[i].To) == 0 {
-			m := &moves[i]
-			return nil, &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
-		}
+	if err := b.index(); err != nil {
+		return nil, err
 	}
-
-	b.groupPartitions()
 	order := b.submissionOrder()
-	b.indexBrokers()
 	b.queue(order)
 	return b, nil
 }
 
-// groupPartitions sorts the moves by partition (unless they already are)
-// and numbers the groups of moves of one partition, which never run at once.
-func (b *Batcher) groupPartitions() {
-	n := len(b.moves)
+// index checks the moves and, in one pass over them, numbers the groups of
+// moves of one partition (which never run at once), lists the brokers
+// that use a slot per move (those a move adds or removes a replica on) and
+// counts the moves using each (in qOff[d+1], for queue). Moves
+// in topic, partition order, as a plan gives them, need nothing more (and
+// if no two share a partition, no group numbers); others are sorted by
+// partition to find the groups.
+func (b *Batcher) index() error {
+	moves := b.moves
+	n := len(moves)
+	b.tOff = make([]int32, n+1)
+	b.qOff = make([]int32, 1, 64)
+	// A move that changes one replica uses two slots; room for a quarter
+	// of the moves to change two, as when two brokers of a partition
+	// retire.
+	b.touch = make([]int32, 0, 2*n+n/4)
 	sorted := true
-	for i := 1; i < n && sorted; i++ {
-		sorted = compareMoves(&b.moves[i-1], &b.moves[i]) <= 0
+	g := int32(-1)
+	for i := range moves {
+		m := &moves[i]
+		if len(m.To) == 0 {
+			return &PartitionError{Topic: m.Topic, Partition: m.Partition, Reason: "move has no target replicas", Err: ErrInvalid}
+		}
+		if sorted {
+			c := 1 // the first move starts a group
+			if i > 0 {
+				c = compareMoves(&moves[i-1], m)
+			}
+			switch {
+			case i > 0 && c > 0:
+				sorted = false
+			case c == 0 && b.group == nil:
+				// The first partition with two moves: groups from here
+				// on, each move its own before.
+				b.group = make([]int32, n)
+				for k := range i {
+					b.group[k] = int32(k)
+				}
+			}
+			if c != 0 {
+				g++
+			}
+			if b.group != nil {
+				b.group[i] = g
+			}
+		}
+		b.addTouches(m.From, m.To)
+		b.tOff[i+1] = int32(len(b.touch))
 	}
 	if !sorted {
-		b.key = make([]int32, n)
-		for i := range b.key {
-			b.key[i] = int32(i)
-		}
-		slices.SortFunc(b.key, func(x, y int32) int {
-			if c := compareMoves(&b.moves[x], &b.moves[y]); c != 0 {
-				return c
-			}
-			return cmp.Compare(x, y)
-		})
+		b.groupUnsorted()
+		return nil
 	}
+	b.busy = make([]bool, g+1)
+	return nil
+}
+
+// addTouches appends to touch the dense brokers of a move from → to that
+// use a slot: those in to and not in from, then those in from and not in
+// to, each once.
+func (b *Batcher) addTouches(from, to []int32) {
+	start := len(b.touch)
+	if len(from) == 3 && len(to) == 3 {
+		// The usual replication factor, unrolled.
+		f0, f1, f2, t0, t1, t2 := from[0], from[1], from[2], to[0], to[1], to[2]
+		for _, id := range [3]int32{t0, t1, t2} {
+			if id != f0 && id != f1 && id != f2 {
+				b.addTouch(start, id)
+			}
+		}
+		for _, id := range [3]int32{f0, f1, f2} {
+			if id != t0 && id != t1 && id != t2 {
+				b.addTouch(start, id)
+			}
+		}
+		return
+	}
+	if len(from) > 64 {
+		for _, id := range to {
+			if !slices.Contains(from, id) {
+				b.addTouch(start, id)
+			}
+		}
+		for _, id := range from {
+			if !slices.Contains(to, id) {
+				b.addTouch(start, id)
+			}
+		}
+		return
+	}
+	var kept uint64 // bit k: from[k] is in to
+	for _, id := range to {
+		found := false
+		for k, f := range from {
+			if f == id {
+				kept |= 1 << k
+				found = true
+			}
+		}
+		if !found {
+			b.addTouch(start, id)
+		}
+	}
+	for k, id := range from {
+		if kept&(1<<k) == 0 {
+			b.addTouch(start, id)
+		}
+	}
+}
+
+// addTouch adds broker id to the brokers using a slot for the move whose
+// list starts at touch[start], unless it is there already.
+func (b *Batcher) addTouch(start int, id int32) {
+	d, ok := b.idx.get(id)
+	if !ok {
+		d = int32(len(b.ids))
+		b.ids = append(b.ids, id)
+		b.idx.put(id, d)
+		b.qOff = append(b.qOff, 0)
+	}
+	if !slices.Contains(b.touch[start:], d) {
+		b.touch = append(b.touch, d)
+		b.qOff[d+1]++
+	}
+}
+
+// groupUnsorted numbers the groups of moves given out of partition order:
+// it sorts them by partition (keeping the given order within one) in key.
+func (b *Batcher) groupUnsorted() {
+	n := len(b.moves)
 	b.group = make([]int32, n)
+	b.key = make([]int32, n)
+	for i := range b.key {
+		b.key[i] = int32(i)
+	}
+	slices.SortFunc(b.key, func(x, y int32) int {
+		if c := compareMoves(&b.moves[x], &b.moves[y]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y)
+	})
 	g := int32(-1)
 	for k := range n {
 		i := b.at(k)
@@ -247,84 +361,56 @@ func (b *Batcher) groupPartitions() {
 		b.group[i] = g
 	}
 	b.busy = make([]bool, g+1)
-
 }
 
 // submissionOrder returns the move indexes in the order the orderings give
-// (stable: plan order among equals), and ranks the moves by it.
+// (stable: plan order among equals), and ranks the moves by it. Without
+// orderings that is the given order, and it returns nil: rank is then nil
+// too, as a move's rank is its index.
 func (b *Batcher) submissionOrder() []int32 {
+	if len(b.cfg.orders) == 0 {
+		return nil
+	}
 	n := len(b.moves)
 	order := make([]int32, n)
 	for i := range order {
 		order[i] = int32(i)
 	}
-	if len(b.cfg.orders) > 0 {
-		slices.SortStableFunc(order, func(x, y int32) int {
-			for _, o := range b.cfg.orders {
-				if c := o(&b.moves[x], &b.moves[y]); c != 0 {
-					return c
-				}
+	slices.SortStableFunc(order, func(x, y int32) int {
+		for _, o := range b.cfg.orders {
+			if c := o(&b.moves[x], &b.moves[y]); c != 0 {
+				return c
 			}
-			return 0
-		})
-	}
+		}
+		return 0
+	})
 	b.rank = make([]int32, n)
 	for r, i := range order {
 		b.rank[i] = int32(r)
 	}
-
 	return order
 }
 
-// indexBrokers numbers the brokers that use a slot per move (those a move
-// adds or removes a replica on) and lists them per move.
-func (b *Batcher) indexBrokers() {
-	n := len(b.moves)
-	b.tOff = make([]int32, n+1)
-	b.touch = make([]int32, 0, 2*n)
-	for i := range b.moves {
-		m := &b.moves[i]
-		start := len(b.touch)
-		add := func(id int32) {
-			d, ok := b.idx.get(id)
-			if !ok {
-				d = int32(len(b.ids))
-				b.ids = append(b.ids, id)
-				b.idx.put(id, d)
-			}
-			if !slices.Contains(b.touch[start:], d) {
-				b.touch = append(b.touch, d)
-			}
-		}
-		for _, id := range m.To {
-			if !slices.Contains(m.From, id) {
-				add(id)
-			}
-		}
-		for _, id := range m.From {
-			if !slices.Contains(m.To, id) {
-				add(id)
-			}
-		}
-		b.tOff[i+1] = int32(len(b.touch))
+// rankOf returns move i's position in submission order.
+func (b *Batcher) rankOf(i int32) int32 {
+	if b.rank == nil {
+		return i
 	}
+	return b.rank[i]
 }
 
 // queue builds, per broker, the queue of the moves using it by rank, the
-// moves using no broker's slot, and each broker's free slots.
+// moves using no broker's slot, and each broker's free slots. order is the
+// submission order, nil for the given order.
 func (b *Batcher) queue(order []int32) {
 	nb := len(b.ids)
-	b.qOff = make([]int32, nb+1)
-	for _, d := range b.touch {
-		b.qOff[d+1]++
-	}
 	for d := range nb {
 		b.qOff[d+1] += b.qOff[d]
 	}
 	b.q = make([]int32, len(b.touch))
 	b.head = slices.Clone(b.qOff[:nb])
 	next := slices.Clone(b.head)
-	for _, i := range order {
+	place := func(i int32) {
 		ts := b.touches(int(i))
 		if len(ts) == 0 {
 			b.loose = append(b.loose, i)
@@ -332,6 +418,15 @@ func (b *Batcher) queue(order []int32) {
 		for _, d := range ts {
 			b.q[next[d]] = i
 			next[d]++
+		}
+	}
+	if order == nil {
+		for i := range int32(len(b.moves)) {
+			place(i)
+		}
+	} else {
+		for _, i := range order {
+			place(i)
 		}
 	}
 	b.free = make([]int32, nb)
@@ -344,6 +439,14 @@ func (b *Batcher) queue(order []int32) {
 	}
 	b.used = make([]uint32, nb)
 	b.stuck = make([]uint32, nb)
+}
+
+// groupOf returns the group of move i.
+func (b *Batcher) groupOf(i int) int32 {
+	if b.group == nil {
+		return int32(i)
+	}
+	return b.group[i]
 }
 
 func (b *Batcher) at(k int) int {
@@ -395,7 +498,7 @@ func (b *Batcher) Next() Batch {
 			}
 			continue
 		}
-		if !b.busy[b.group[i]] {
+		if !b.busy[b.groupOf(i)] {
 			out = append(out, b.submit(i))
 			room--
 		}
@@ -412,7 +515,7 @@ func (b *Batcher) Next() Batch {
 			}
 		}
 		slices.SortFunc(b.cands, func(x, y int32) int {
-			return cmp.Compare(b.rank[b.q[b.head[x]]], b.rank[b.q[b.head[y]]])
+			return cmp.Compare(b.rankOf(b.q[b.head[x]]), b.rankOf(b.q[b.head[y]]))
 		})
 		picked := 0
 		for _, d := range b.cands {
@@ -451,7 +554,7 @@ func (b *Batcher) advance(d int) bool {
 func (b *Batcher) scan(d int) int {
 	roundBlocked := false
 	for _, i := range b.q[b.head[d]:b.qOff[d+1]] {
-		if b.state[i] != MovePending || b.busy[b.group[i]] {
+		if b.state[i] != MovePending || b.busy[b.groupOf(int(i))] {
 			continue
 		}
 		ok := true
@@ -493,13 +596,13 @@ func (b *Batcher) setState(i int, s MoveState) {
 	b.n[old]--
 	b.n[s]++
 	if old == MoveInFlight {
-		b.busy[b.group[i]] = false
+		b.busy[b.groupOf(i)] = false
 		for _, t := range b.touches(i) {
 			b.free[t]++
 		}
 	}
 	if s == MoveInFlight {
-		b.busy[b.group[i]] = true
+		b.busy[b.groupOf(i)] = true
 		for _, t := range b.touches(i) {
 			b.free[t]--
 		}
@@ -508,11 +611,11 @@ func (b *Batcher) setState(i int, s MoveState) {
 		// Rewind the queues that may have skipped past it.
 		for _, t := range b.touches(i) {
 			q := b.q[b.qOff[t]:b.qOff[t+1]]
-			k, _ := slices.BinarySearchFunc(q, b.rank[i], func(e, r int32) int { return cmp.Compare(b.rank[e], r) })
+			k, _ := slices.BinarySearchFunc(q, b.rankOf(int32(i)), func(e, r int32) int { return cmp.Compare(b.rankOf(e), r) })
 			b.head[t] = min(b.head[t], b.qOff[t]+int32(k))
 		}
 		if len(b.touches(i)) == 0 {
-			k, _ := slices.BinarySearchFunc(b.loose, b.rank[i], func(e, r int32) int { return cmp.Compare(b.rank[e], r) })
+			k, _ := slices.BinarySearchFunc(b.loose, b.rankOf(int32(i)), func(e, r int32) int { return cmp.Compare(b.rankOf(e), r) })
 			b.looseHead = min(b.looseHead, k)
 		}
 	}

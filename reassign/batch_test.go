@@ -402,3 +402,44 @@ func checkMaximal(t *testing.T, b *Batcher, ms Moves, flying Moves, cfg batchCon
 		}
 	}
 }
+
+// TestBatcherIndexes checks which tables NewBatcher builds: none for the
+// order of moves or their partition groups when the moves come in topic,
+// partition order, each partition once (a plan's moves); a group table
+// when a partition has two moves; a sort key when the moves are out of
+// order. The tables are the batcher's cost on a large plan.
+func TestBatcherIndexes(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		ms           Moves
+		key, groups  bool
+		wantGroupsOf []int32
+	}{
+		{"plan order", mvs("a-0 1,2>1,3", "a-1 1,2>1,3", "b-0 2,1>2,4"), false, false, nil},
+		{"two moves of a-1", mvs("a-0 1,2>1,3", "a-1 1,2>1,3", "a-1 1,3>3,1", "b-0 2,1>2,4"), false, true, []int32{0, 1, 1, 2}},
+		{"out of order", mvs("b-0 2,1>2,4", "a-0 1,2>1,3", "a-1 1,2>1,3", "a-0 1,3>3,1"), true, true, []int32{2, 0, 1, 0}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBatcher(t, tt.ms)
+			if got := b.key != nil; got != tt.key {
+				t.Errorf("sort key built: %v, want %v", got, tt.key)
+			}
+			if got := b.group != nil; got != tt.groups {
+				t.Errorf("group table built: %v, want %v", got, tt.groups)
+			}
+			var groups []int32
+			for i := range tt.ms {
+				groups = append(groups, b.groupOf(i))
+			}
+			want := tt.wantGroupsOf
+			if want == nil {
+				for i := range tt.ms {
+					want = append(want, int32(i))
+				}
+			}
+			if diff := cmp.Diff(want, groups); diff != "" {
+				t.Errorf("groups (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

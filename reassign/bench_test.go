@@ -72,9 +72,11 @@ func partnerTable(ch BrokerChange) []int32 {
 var sink []int32
 
 // assignmentBytes is the heap an Assignment holds: the input size that
-// "peak-heap/input" divides by.
+// "peak-heap/input" divides by. (Its topic index map and the first
+// partition of each topic are left out: a few hundred kilobytes.)
 func assignmentBytes(a *Assignment) uint64 {
-	n := uintptr(cap(a.parts))*unsafe.Sizeof(part{}) + uintptr(cap(a.reps))*4 + uintptr(cap(a.bytes))*8
+	n := uintptr(cap(a.parts))*unsafe.Sizeof(part{}) + uintptr(cap(a.reps))*4 + uintptr(cap(a.bytes))*8 +
+		uintptr(cap(a.runs))*unsafe.Sizeof(rfRun{}) + uintptr(cap(a.tally))*unsafe.Sizeof(brokerTally{}) + uintptr(cap(a.brokers.tab))*4
 	for _, t := range a.topics {
 		n += unsafe.Sizeof(t) + uintptr(len(t))
 	}

@@ -56,9 +56,12 @@ func minus(a, b []int32) []int32 {
 	return out
 }
 
+// compareMoves orders moves by topic, then partition. Moves of one plan
+// share each topic's string, so the equality test first is usually a
+// pointer comparison.
 func compareMoves(a, b *Move) int {
-	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-		return c
+	if a.Topic != b.Topic {
+		return strings.Compare(a.Topic, b.Topic)
 	}
 	return cmp.Compare(a.Partition, b.Partition)
 }

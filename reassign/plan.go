@@ -1,7 +1,9 @@
 package reassign
 
 import (
+	"cmp"
 	"fmt"
+	mathbits "math/bits"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -53,7 +55,8 @@ type BrokerLoad struct {
 // A MovePlan is the result of [PlanMoves].
 type MovePlan struct {
 	// Moves are the partitions to move, in topic, partition order, each
-	// once.
+	// once. Their From slices share memory with the Assignment, as
+	// [Assignment.At]'s Replicas do: they must not be modified.
 	Moves Moves
 	// Brokers is the load of every broker in the broker list or holding a
 	// replica, sorted by id.
@@ -148,13 +151,13 @@ const (
 // The partitions the plan may change are its working set, numbered w. With
 // brokers to add (full), every partition may move: w is the partition's
 // index and rep parallels a.reps. Otherwise only the partitions with a
-// replica on a retiring broker may: w numbers them as they are stored in the
-// Assignment (affSpans lists them in topic, partition order), and rep holds
-// only theirs, so that the planner's memory grows with the change, not with
-// the cluster. Then rep[woff[w]:woff[w+1]] is laid out
-// as the plan's move will be: the n replica ids before the plan, then the n
-// working replicas (dense); moves turns the latter into ids in place, and
-// the moves' From and To share rep.
+// replica on a retiring broker may: w numbers them in topic, partition
+// order, and rep holds only theirs, so that the planner's memory grows with
+// the change, not with the cluster. Then rep[woff[w]:woff[w+1]] (or
+// rep[w*stride:(w+1)*stride] if every working partition has stride
+// replicas) are w's working replicas (dense); out[w] is its move, whose To
+// they are, and moves turns them into ids in place. A move's From is the
+// partition's replicas in the Assignment, shared.
 type planner struct {
 	a   *Assignment
 	seq sequence // partitions in topic, partition order
@@ -172,16 +175,20 @@ type planner struct {
 	nTarget   int
 	nAdded    int
 
-	full     bool
-	wpart    []int32 // not full: w → partition index
-	woff     []int32 // not full: w → offset of its ids and replicas in rep; one more at the end
-	wlead    []int32 // not full: w → dense current leader if one of its replicas, else -1
+	full    bool
+	wpart   []int32  // not full: w → partition index
+	stride  int      // not full: each working partition's number of replicas, if all have the same
+	woff    []int32  // not full, stride 0: w → offset of its replicas in rep; one more at the end
+	rotated []uint64 // not full: bit w: working partition w's leader was rotated to the front
+	// Not full: bit w of visit[byLeaders] is set if evacuate's leaders pass
+	// has something to do for w (count its rotation, or replace its first
+	// replica), of visit[byReplicas] if w has a retiring replica past the
+	// first. Nil when full: every partition is visited.
+	visit    [2][]uint64
 	rep      []int32 // working replicas, dense
-	affected []int32 // full: working partitions with a retired replica
-	// The partitions with a retired replica, in topic, partition order, are
-	// affectedAt(k) for k in affSpans, in order.
-	affSpans []span
-	touched  []bool // per working partition: rotated and possibly changed
+	affected []int32 // full: working partitions with a retired replica, in topic, partition order
+	out      Moves   // not full: the plan's moves, by working partition
+	touched  []bool  // full: per working partition: rotated and possibly changed
 	nrep     []int32
 	nlead    []int32
 	nrep0    []int32 // counts before the plan
@@ -297,89 +304,244 @@ func newPlanner(a *Assignment, brokers []node.Node, ch BrokerChange) (*planner, 
 	}
 	p.nrep0 = slices.Clone(p.nrep)
 	p.nlead0 = slices.Clone(p.nlead)
-	p.touched = make([]bool, p.works())
+	if p.full {
+		p.touched = make([]bool, p.works())
+	}
 	return p, nil
 }
 
-// count makes, in one pass over the partitions, the replica and leader
-// counts and the working set with its replicas in dense form. The pass goes
-// through the partitions as they are stored, which is faster than in topic
-// order when the topics were added out of order (each topic's partitions
-// are then a jump away): the working set is numbered in storage order, and
-// affSpans puts it in topic order.
+// count makes, in one pass over the replicas, the working set with its
+// replicas in dense form. The pass reads the replicas alone, run by run of
+// partitions with one replication factor (see [rfRun]), and a partition's
+// header only if the plan may change it. It goes through the topics in
+// name order, each topic's partitions as stored, unless the partitions need
+// a permutation to be in topic, partition order: then it goes in storage
+// order, and the partitions it finds with a retired replica are put in
+// topic, partition order after. That is the order of the working set
+// without brokers to add, and of affected with them.
 func (p *planner) count() {
 	a := p.a
 	p.full = p.nAdded > 0
 	if p.full {
 		p.rep = make([]int32, len(a.reps))
-	} else if len(p.ids) > 0 && len(a.parts) > 0 {
-		// Room for the partitions with a retired replica if the retiring
-		// brokers hold their share, and an eighth more.
-		est := len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8 + 16
-		rf := (len(a.reps) + len(a.parts) - 1) / len(a.parts)
-		p.wpart = make([]int32, 0, est)
-		p.wlead = make([]int32, 0, est)
-		p.woff = make([]int32, 1, est+1)
-		p.rep = make([]int32, 0, 2*rf*est)
 	}
-	// The loop reads the broker table and counts through locals, reloaded
-	// after an unknown broker is added.
-	tab, nrep, nlead, retiring := p.idx.tab, p.nrep, p.nlead, p.retiring
-	full := p.full
-	scan := p.seq
-	if scan.perm == nil {
-		scan.spans = []span{{0, int32(len(a.parts))}}
-	}
-	for _, sp := range scan.spans {
-		for k := sp.lo; k < sp.hi; k++ {
-			i := scan.at(k)
-			pt := a.parts[i]
-			src := a.reps[pt.off : pt.off+pt.n]
-			hit := false
-			for j, id := range src {
-				var d int32
-				if uint32(id) < uint32(len(tab)) && tab[id] > 0 {
-					d = tab[id] - 1
-				} else {
-					d = p.dense(id)
-					tab, nrep, nlead, retiring = p.idx.tab, p.nrep, p.nlead, p.retiring
-				}
-				nrep[d]++
-				if j == 0 {
-					nlead[d]++
-				}
-				hit = hit || retiring[d]
-				if full {
-					p.rep[int(pt.off)+j] = d
-				}
-			}
-			switch {
-			case !hit:
-			case full:
-				p.affected = append(p.affected, int32(i))
-			default:
-				p.wpart = append(p.wpart, int32(i))
-				p.rep = append(p.rep, src...)
-				lead := int32(-1)
-				for _, id := range src {
-					d, _ := p.idx.get(id) // known since the loop above
-					p.rep = append(p.rep, d)
-					if id == pt.leader {
-						lead = d
-					}
-				}
-				p.wlead = append(p.wlead, lead)
-				p.woff = append(p.woff, int32(len(p.rep)))
+	hits, nreps := p.scan()
+	switch {
+	case len(hits) == 0:
+	case p.seq.perm != nil:
+		// Keep the permutation's entries that are hits.
+		set := make([]uint64, (len(a.parts)+63)/64)
+		for _, i := range hits {
+			set[i/64] |= 1 << (i % 64)
+		}
+		hits = hits[:0]
+		for _, i := range p.seq.perm {
+			if set[i/64]&(1<<(i%64)) != 0 {
+				hits = append(hits, i)
 			}
 		}
 	}
-	list := p.wpart
-	if full {
-		list = p.affected
+	if p.full {
+		p.affected = hits
+	} else {
+		p.working(hits, nreps)
 	}
-	p.affSpans = []span{{0, int32(len(list))}}
-	if scan.perm == nil && len(p.seq.spans) > 1 {
-		p.affSpans = within(list, p.seq.spans)
+}
+
+// scan is count's pass over the replicas: it takes the replica and leader
+// counts from the Assignment's tally (adding the brokers it lists that are
+// unknown: dense brokers without a rack), fills rep if full, and returns
+// the partitions with a replica on a retiring broker and their number of
+// replicas. They are in topic, partition order unless the sequence has a
+// permutation; then in storage order.
+func (p *planner) scan() ([]int32, int) {
+	a := p.a
+	for _, t := range a.tally {
+		d := p.dense(t.id)
+		p.nrep[d], p.nlead[d] = t.replicas, t.leaders
+	}
+	var hits []int32
+	if len(p.ids) > 0 && len(a.parts) > 0 && !p.full {
+		// Room for the partitions with a retired replica if the retiring
+		// brokers hold their share, and an eighth more.
+		hits = make([]int32, 0, len(a.parts)*p.nRetiring/len(p.ids)*len(a.reps)/len(a.parts)*9/8+16)
+	}
+	// Every broker in a replica list has a dense index now. ret tells, by
+	// id, whether a broker retires (1) for the ids in the broker table;
+	// other ids (large or negative) are looked up in the index.
+	tab := p.idx.tab
+	ret := make([]uint8, len(tab))
+	for id, d := range tab {
+		if d > 0 && p.retiring[d-1] {
+			ret[id] = 1
+		}
+	}
+	ps := partScan{p: p, ret: ret, hits: hits}
+	if p.seq.perm != nil {
+		ps.scan(0, int32(len(a.parts)))
+	} else {
+		for _, sp := range p.seq.spans {
+			ps.scan(sp.lo, sp.hi)
+		}
+	}
+	return ps.hits, ps.nreps
+}
+
+// A partScan is [planner.scan]'s pass: ret says by id whether a broker
+// retires (ids beyond it are looked up), and hits collects the partitions
+// with a retiring replica, which have nreps replicas in all.
+type partScan struct {
+	p     *planner
+	ret   []uint8
+	hits  []int32
+	nreps int
+}
+
+// scan goes through the partitions lo..hi-1, in storage order, run by run.
+func (ps *partScan) scan(lo, hi int32) {
+	p, a := ps.p, ps.p.a
+	ret, full, rep := ps.ret, p.full, p.rep
+	k, _ := slices.BinarySearchFunc(a.runs, lo, func(r rfRun, i int32) int { return cmp.Compare(r.first, i) })
+	if k == len(a.runs) || a.runs[k].first > lo {
+		k-- // the run that starts before lo
+	}
+	for i := lo; i < hi; k++ {
+		r := a.runs[k]
+		end := hi
+		if k+1 < len(a.runs) {
+			end = min(end, a.runs[k+1].first)
+		}
+		n := int(r.rf)
+		off := int(r.off) + int(i-r.first)*n
+		for ; i < end; i++ {
+			if n == 3 && !full {
+				// The usual replication factor, unrolled, up to a
+				// partition with an id beyond ret.
+				if i, off = ps.scan3(i, end, off); i == end {
+					break
+				}
+			}
+			src := a.reps[off : off+n : off+n]
+			var or uint8
+			for _, id := range src {
+				if uint32(id) < uint32(len(ret)) {
+					or |= ret[id]
+				} else if d, ok := p.idx.get(id); ok && p.retiring[d] {
+					or |= 1
+				}
+			}
+			if full {
+				for j, id := range src {
+					rep[off+j], _ = p.idx.get(id)
+				}
+			}
+			if or != 0 {
+				ps.hits = append(ps.hits, i)
+				ps.nreps += n
+			}
+			off += n
+		}
+	}
+}
+
+// scan3 is scan's loop for partitions i..end-1 of replication factor 3,
+// the first at reps[off], without brokers to add. It stops early, at the
+// first partition with a broker id beyond ret, and returns where it
+// stopped.
+func (ps *partScan) scan3(i, end int32, off int) (int32, int) {
+	reps, ret := ps.p.a.reps, ps.ret
+	n := uint32(len(ret))
+	for ; i < end; i++ {
+		src := reps[off : off+3 : off+3]
+		x, y, z := uint32(src[0]), uint32(src[1]), uint32(src[2])
+		if x >= n || y >= n || z >= n {
+			break
+		}
+		if ret[x]|ret[y]|ret[z] != 0 {
+			ps.hits = append(ps.hits, i)
+			ps.nreps += 3
+		}
+		off += 3
+	}
+	return i, off
+}
+
+// working lays out the working set of a plan without brokers to add: the
+// partitions hits, in the order given, which have nreps replicas in all,
+// each with its replicas in dense form, rotated as [planner.touch] would:
+// if the current leader stays, it comes first (rotated records it, and
+// touch counts the leadership change later, in its turn). It also fills
+// out, while each partition's header is at hand, the plan's move of each:
+// From is the partition's replicas in the Assignment, To its working
+// replicas, dense until [planner.movesInPlace] turns them into ids.
+func (p *planner) working(hits []int32, nreps int) {
+	a := p.a
+	p.wpart = hits
+	p.rep = make([]int32, nreps)
+	p.out = make(Moves, len(hits))
+	p.rotated = make([]uint64, (len(hits)+63)/64)
+	p.visit = [2][]uint64{make([]uint64, len(p.rotated)), make([]uint64, len(p.rotated))}
+	if len(hits) > 0 && nreps == len(hits)*int(a.parts[hits[0]].n) {
+		p.stride = int(a.parts[hits[0]].n) // likely; the loop checks it
+	}
+	var woff []int32
+	if p.stride == 0 {
+		woff = make([]int32, 1, len(hits)+1)
+	}
+	at := 0
+	tab, retiring := p.idx.tab, p.retiring
+	for w, i := range hits {
+		pt := &a.parts[i]
+		n := int(pt.n)
+		if n != p.stride && p.stride > 0 {
+			// Not one replication factor after all: offsets, up to here
+			// by the stride.
+			woff = make([]int32, w+1, len(hits)+1)
+			for k := range woff {
+				woff[k] = int32(k * p.stride)
+			}
+			p.stride = 0
+		}
+		if p.stride == 0 {
+			woff = append(woff, int32(at+n))
+		}
+		src := a.reps[pt.off : pt.off+pt.n : pt.off+pt.n]
+		dense := p.rep[at : at+n : at+n]
+		lead := -1
+		for j, id := range src {
+			var d int32
+			if uint32(id) < uint32(len(tab)) {
+				d = tab[id] - 1
+			} else {
+				d, _ = p.idx.get(id)
+			}
+			// Known since the scan.
+			dense[j] = d
+			if id == pt.leader && !retiring[d] {
+				lead = j
+			}
+		}
+		bit := uint64(1) << (w % 64)
+		if lead > 0 {
+			l := dense[lead]
+			copy(dense[1:lead+1], dense[:lead])
+			dense[0] = l
+			p.rotated[w/64] |= bit
+			p.visit[byLeaders][w/64] |= bit
+		}
+		if retiring[dense[0]] {
+			p.visit[byLeaders][w/64] |= bit
+		}
+		for _, d := range dense[1:] {
+			if retiring[d] {
+				p.visit[byReplicas][w/64] |= bit
+			}
+		}
+		at += n
+		p.out[w] = Move{Topic: a.topics[pt.topic], Partition: pt.partition, From: src, To: dense, Bytes: a.sizeOf(int(i))}
+	}
+	if p.stride == 0 {
+		p.woff = woff
 	}
 }
 
@@ -392,20 +554,6 @@ func (p *planner) dense(id int32) int32 {
 	return d
 }
 
-// within returns, for each of spans in turn, the positions in the sorted
-// list of the partitions in that span, omitting empty ones.
-func within(list []int32, spans []span) []span {
-	var out []span
-	for _, sp := range spans {
-		lo, _ := slices.BinarySearch(list, sp.lo)
-		hi, _ := slices.BinarySearch(list[lo:], sp.hi)
-		if hi > 0 {
-			out = append(out, span{int32(lo), int32(lo + hi)})
-		}
-	}
-	return out
-}
-
 // works returns the size of the working set.
 func (p *planner) works() int {
 	if p.full {
@@ -414,8 +562,17 @@ func (p *planner) works() int {
 	return len(p.wpart)
 }
 
-// affectedAt returns the k-th working partition with a retired replica (see
-// affSpans).
+// nAffected returns the number of working partitions with a retired
+// replica.
+func (p *planner) nAffected() int {
+	if p.full {
+		return len(p.affected)
+	}
+	return len(p.wpart)
+}
+
+// affectedAt returns the k-th working partition with a retired replica, in
+// topic, partition order.
 func (p *planner) affectedAt(k int) int {
 	if p.full {
 		return int(p.affected[k])
@@ -426,10 +583,8 @@ func (p *planner) affectedAt(k int) int {
 // inOrder calls fn for every working partition in topic, partition order.
 func (p *planner) inOrder(fn func(w int)) {
 	if !p.full {
-		for _, sp := range p.affSpans {
-			for w := sp.lo; w < sp.hi; w++ {
-				fn(int(w))
-			}
+		for w := range p.wpart {
+			fn(w)
 		}
 		return
 	}
@@ -469,17 +624,18 @@ func (p *planner) replicas(w int) []int32 {
 		pt := p.a.parts[w]
 		return p.rep[pt.off : pt.off+pt.n : pt.off+pt.n]
 	}
+	if p.stride > 0 {
+		lo := w * p.stride
+		return p.rep[lo : lo+p.stride : lo+p.stride]
+	}
 	lo, hi := p.woff[w], p.woff[w+1]
-	return p.rep[(lo+hi)/2 : hi : hi]
+	return p.rep[lo:hi:hi]
 }
 
-// leader returns the dense index of working partition w's current leader if
-// it is one of its replicas, else -1. w must not be touched yet: its
+// leader returns the dense index of partition w's current leader if it is
+// one of its replicas, else -1, when full. w must not be touched yet: its
 // replicas are still those of the assignment.
 func (p *planner) leader(w int) int32 {
-	if !p.full {
-		return p.wlead[w] // found among its replicas by count
-	}
 	id := p.a.parts[w].leader
 	if id < 0 {
 		return -1
@@ -505,8 +661,22 @@ func (p *planner) leadHolder(i int) int32 {
 }
 
 // touch marks partition i as moving. If its current leader stays, it is
-// rotated to the front, so that the target list keeps it as leader.
+// rotated to the front, so that the target list keeps it as leader. Without
+// brokers to add, the working set was laid out rotated (see
+// [planner.working]), every working partition moves, and touch, called once
+// per partition, counts the rotation.
 func (p *planner) touch(i int) {
+	if !p.full {
+		if p.rotated[i/64]&(1<<(i%64)) != 0 {
+			// The rotation moved the first replica to second place.
+			r := p.replicas(i)
+			p.nlead[r[1]]--
+			p.nlead[r[0]]++
+			p.fix(r[1])
+			p.fix(r[0])
+		}
+		return
+	}
 	if p.touched[i] {
 		return
 	}
@@ -529,9 +699,8 @@ func (p *planner) touch(i int) {
 	p.fix(l)
 }
 
-// replace puts broker c in slot k of partition i's replicas.
-func (p *planner) replace(i, k int, c int32) {
-	r := p.replicas(i)
+// replace puts broker c in slot k of a partition's working replicas r.
+func (p *planner) replace(r []int32, k int, c int32) {
 	old := r[k]
 	r[k] = c
 	p.nrep[old]--
@@ -548,7 +717,9 @@ func (p *planner) replace(i, k int, c int32) {
 // changed.
 func (p *planner) fix(d int32) {
 	for _, pl := range p.pools {
-		pl.fix(d)
+		if !pl.stale {
+			pl.fix(d)
+		}
 	}
 	if p.donors != nil {
 		p.donors.fix(d)
@@ -681,7 +852,7 @@ func (p *planner) refine(pl *pool, kind int) {
 			case kind == byLeaders && p.nrep[c2] >= p.nrep[c]:
 				continue
 			}
-			p.replace(i, s, c2)
+			p.replace(r, s, c2)
 			changed = true
 		}
 		if !changed {
@@ -690,55 +861,83 @@ func (p *planner) refine(pl *pool, kind int) {
 	}
 }
 
+// evacuatePass replaces, in topic, partition order, the retired replicas
+// of the affected partitions that kind places: first replicas (those that
+// will lead) by leaders, the others by replicas. The leaders pass, the
+// first, touches every affected partition. Without brokers to add it visits
+// only the partitions it has something to do for (see [planner.visit]).
 func (p *planner) evacuatePass(pl *pool, kind int) error {
-	for _, sp := range p.affSpans {
-		if err := p.evacuateSpan(pl, kind, int(sp.lo), int(sp.hi)); err != nil {
+	if p.full {
+		for k := range p.nAffected() {
+			if err := p.evacuateOne(pl, kind, p.affectedAt(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for word, bits := range p.visit[kind] {
+		for bits != 0 {
+			w := word*64 + mathbits.TrailingZeros64(bits)
+			bits &= bits - 1
+			if err := p.evacuateOne(pl, kind, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// evacuateOne is evacuatePass for working partition i.
+func (p *planner) evacuateOne(pl *pool, kind, i int) error {
+	r := p.replicas(i)
+	lo, hi := 1, len(r)
+	if kind == byLeaders {
+		p.touch(i)
+		lo, hi = 0, 1
+	}
+	for s := lo; s < hi; s++ {
+		if !p.retiring[r[s]] {
+			continue
+		}
+		if err := p.evacuateSlot(pl, kind, i, r, s); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// evacuateSpan is evacuatePass for the affected partitions lo..hi-1.
-func (p *planner) evacuateSpan(pl *pool, kind int, lo, hi int) error {
-	for k := lo; k < hi; k++ {
-		i := p.affectedAt(k)
-		r := p.replicas(i)
-		p.touch(i)
-		for s, old := range r {
-			if !p.retiring[old] || (s == 0) != (kind == byLeaders) {
-				continue
-			}
-			// The partner takes the replica unless it holds the partition
-			// already, or another broker has fewer rack clashes (with two
-			// racks and three replicas, say, every broker clashes).
-			c := p.pair[old]
-			if c >= 0 && slices.Contains(r, c) {
-				c = -1
-			}
-			if c < 0 || p.clash(r, s, p.rack[c]) > 0 {
-				// A replaced broker's replicas prefer its rack; a removed
-				// broker's spread over all racks.
-				prefRack := int32(-1)
-				if p.pair[old] >= 0 {
-					prefRack = p.rack[old]
-				}
-				alt, altClash := p.choose(pl, r, s, kind, prefRack)
-				if c < 0 || alt >= 0 && altClash < p.clash(r, s, p.rack[c]) {
-					c = alt
-					p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
-				}
-			}
-			if c < 0 {
-				pt := p.a.parts[p.part(i)]
-				return &PartitionError{
-					Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
-					Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
-				}
-			}
-			p.replace(i, s, c)
+// evacuateSlot replaces the retired replica in slot s of partition i's
+// replicas r.
+func (p *planner) evacuateSlot(pl *pool, kind, i int, r []int32, s int) error {
+	old := r[s]
+	// The partner takes the replica unless it holds the partition
+	// already, or another broker has fewer rack clashes (with two
+	// racks and three replicas, say, every broker clashes).
+	c := p.pair[old]
+	if c >= 0 && slices.Contains(r, c) {
+		c = -1
+	}
+	if c < 0 || p.clash(r, s, p.rack[c]) > 0 {
+		// A replaced broker's replicas prefer its rack; a removed
+		// broker's spread over all racks.
+		prefRack := int32(-1)
+		if p.pair[old] >= 0 {
+			prefRack = p.rack[old]
+		}
+		alt, altClash := p.choose(pl, r, s, kind, prefRack)
+		if c < 0 || alt >= 0 && altClash < p.clash(r, s, p.rack[c]) {
+			c = alt
+			p.placed = append(p.placed, placement{i: int32(i), s: int32(s), old: old})
 		}
 	}
+	if c < 0 {
+		pt := p.a.parts[p.part(i)]
+		return &PartitionError{
+			Topic: p.a.topics[pt.topic], Partition: pt.partition, Err: ErrUnplaceable,
+			Reason: fmt.Sprintf("%d replicas but only %d brokers remain", pt.n, p.nTarget),
+		}
+	}
+	p.replace(r, s, c)
 	return nil
 }
 
@@ -820,7 +1019,7 @@ func (p *planner) balance(kind int) {
 				continue
 			}
 			p.touch(i)
-			p.replace(i, slices.Index(r, d), c)
+			p.replace(r, slices.Index(r, d), c)
 			moved = true
 			cursor[d]++
 			break
@@ -840,7 +1039,7 @@ func (p *planner) moves() Moves {
 	for w, t := range p.touched {
 		if t {
 			n++
-			size += 2 * int(p.a.parts[w].n)
+			size += int(p.a.parts[w].n)
 		}
 	}
 	arena := make([]int32, size)
@@ -852,41 +1051,27 @@ func (p *planner) moves() Moves {
 		}
 		pt := p.a.parts[i]
 		n := int(pt.n)
-		from := arena[at : at+n : at+n]
-		to := arena[at+n : at+2*n : at+2*n]
-		copy(from, p.a.reps[pt.off:pt.off+pt.n])
+		from := p.a.reps[pt.off : pt.off+pt.n : pt.off+pt.n]
+		to := arena[at : at+n : at+n]
 		if !p.toIDs(to, p.replicas(i), from) {
 			return
 		}
-		at += 2 * n
+		at += n
 		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(i)})
 	})
 	return out
 }
 
-// movesInPlace is moves without brokers to add: every working partition was
-// touched, and rep holds each one's From and To, To still dense.
+// movesInPlace is moves without brokers to add: every working partition
+// was touched, and its move is filled out but for To, still dense in rep,
+// which it turns into ids. Every move changes its partition: each working
+// partition has a replica on a retiring broker, which evacuate replaced.
 func (p *planner) movesInPlace() Moves {
-	out := make(Moves, 0, len(p.wpart))
-	for _, sp := range p.affSpans {
-		out = p.appendMoves(out, int(sp.lo), int(sp.hi))
+	for k, d := range p.rep {
+		p.rep[k] = p.ids[d]
 	}
-	return out
-}
-
-// appendMoves appends the moves of working partitions lo..hi-1 to out.
-func (p *planner) appendMoves(out Moves, lo, hi int) Moves {
-	for w := lo; w < hi; w++ {
-		i := p.wpart[w]
-		start, end := p.woff[w], p.woff[w+1]
-		mid := (start + end) / 2
-		from, to := p.rep[start:mid:mid], p.rep[mid:end:end]
-		if !p.toIDs(to, to, from) {
-			continue
-		}
-		pt := &p.a.parts[i]
-		out = append(out, Move{Topic: p.a.topics[pt.topic], Partition: pt.partition, From: from, To: to, Bytes: p.a.sizeOf(int(i))})
-	}
+	out := p.out
+	p.out = nil
 	return out
 }
 
