@@ -10,7 +10,7 @@ import (
 
 func Example() {
 	// In production: `ssh {{.Host}} sudo /usr/local/bin/kafka-switch {{quote .Release}} && ssh {{.Host}} sudo systemctl restart kafka`.
-	orch, err := shellnode.New(shellnode.Commands{
+	orch, err := shellnode.NewShell(shellnode.Commands{
 		Restart: `echo restarting node {{.ID}} on {{.Host}} with release {{.Release}}, config {{json .Config}}`,
 		Alive:   `true`,
 	}, shellnode.StaticNodes(node.Node{ID: 1, Host: "kafka-1", Port: 9092, Roles: []node.Role{node.RoleBroker}}))

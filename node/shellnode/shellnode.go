@@ -1,4 +1,4 @@
-// Package shellnode is a [node.Orchestrator] that runs your own shell
+// Package shellnode provides [Shell], a [node.Orchestrator] that runs your own shell
 // commands per node, rendered from text/template templates: the restart
 // command an operator would type (`ssh {{.Host}} sudo systemctl restart
 // kafka`), an optional liveness check, and an optional command that lists the
@@ -35,7 +35,7 @@ import (
 	"github.com/kupgrade/kupgrade/node"
 )
 
-// Default timeouts and limits; each has an Option that overrides it.
+// Default timeouts and limits; each has a ShellOption that overrides it.
 const (
 	DefaultRestartTimeout = 10 * time.Minute
 	DefaultAliveTimeout   = 30 * time.Second
@@ -43,7 +43,7 @@ const (
 	DefaultStderrLimit    = 2048
 )
 
-// Commands are the templates an Orchestrator renders and runs. Restart is
+// Commands are the templates a Shell renders and runs. Restart is
 // required; so is one of Nodes and a static node list ([StaticNodes]).
 type Commands struct {
 	// Restart stops the node gracefully, applies the change (new release,
@@ -52,7 +52,7 @@ type Commands struct {
 	Restart string `json:"restart"`
 	// Alive, if set, exits 0 when the node's process runs and 1 when it
 	// does not; any other exit code means it could not tell. With it, the
-	// Orchestrator [New] returns implements [node.Liveness].
+	// Shell [NewShell] returns implements [node.Liveness].
 	Alive string `json:"alive,omitempty"`
 	// Nodes, if set, is a command (not a per-node template: it sees no
 	// node) printing the nodes as a JSON array of [node.Node] on stdout
@@ -80,8 +80,8 @@ type Data struct {
 	Unset  []string
 }
 
-// An Option configures an Orchestrator.
-type Option interface{ apply(*config) }
+// A ShellOption configures a Shell.
+type ShellOption interface{ apply(*config) }
 
 type optionFunc func(*config)
 
@@ -114,11 +114,11 @@ func (c *config) validate(cmds Commands) error {
 	case cmds.Nodes == "" && len(c.nodes) == 0:
 		return errors.New("shellnode: no nodes: set Commands.Nodes or StaticNodes")
 	case c.restartTimeout <= 0:
-		return fmt.Errorf("shellnode: RestartTimeout %v is not positive", c.restartTimeout)
+		return fmt.Errorf("shellnode: RestartCommandTimeout %v is not positive", c.restartTimeout)
 	case c.aliveTimeout <= 0:
-		return fmt.Errorf("shellnode: AliveTimeout %v is not positive", c.aliveTimeout)
+		return fmt.Errorf("shellnode: AliveCommandTimeout %v is not positive", c.aliveTimeout)
 	case c.nodesTimeout <= 0:
-		return fmt.Errorf("shellnode: NodesTimeout %v is not positive", c.nodesTimeout)
+		return fmt.Errorf("shellnode: NodesCommandTimeout %v is not positive", c.nodesTimeout)
 	case c.stderrLimit <= 0:
 		return fmt.Errorf("shellnode: StderrLimit %d is not positive", c.stderrLimit)
 	}
@@ -133,59 +133,59 @@ func (c *config) validate(cmds Commands) error {
 }
 
 // StaticNodes is the node list Nodes returns when Commands.Nodes is empty.
-func StaticNodes(nodes ...node.Node) Option {
+func StaticNodes(nodes ...node.Node) ShellOption {
 	return optionFunc(func(c *config) { c.nodes = slices.Clone(nodes) })
 }
 
-// RestartTimeout bounds one run of the restart command, overriding the
+// RestartCommandTimeout bounds one run of the restart command, overriding the
 // default of [DefaultRestartTimeout]. On timeout the command's process group
 // is killed.
-func RestartTimeout(d time.Duration) Option {
+func RestartCommandTimeout(d time.Duration) ShellOption {
 	return optionFunc(func(c *config) { c.restartTimeout = d })
 }
 
-// AliveTimeout bounds one run of the alive command, overriding the default
+// AliveCommandTimeout bounds one run of the alive command, overriding the default
 // of [DefaultAliveTimeout].
-func AliveTimeout(d time.Duration) Option {
+func AliveCommandTimeout(d time.Duration) ShellOption {
 	return optionFunc(func(c *config) { c.aliveTimeout = d })
 }
 
-// NodesTimeout bounds one run of the nodes command, overriding the default
+// NodesCommandTimeout bounds one run of the nodes command, overriding the default
 // of [DefaultNodesTimeout].
-func NodesTimeout(d time.Duration) Option {
+func NodesCommandTimeout(d time.Duration) ShellOption {
 	return optionFunc(func(c *config) { c.nodesTimeout = d })
 }
 
 // StderrLimit is how many bytes of a failed command's stderr (its tail) an
 // error quotes, overriding the default of [DefaultStderrLimit].
-func StderrLimit(n int) Option { return optionFunc(func(c *config) { c.stderrLimit = n }) }
+func StderrLimit(n int) ShellOption { return optionFunc(func(c *config) { c.stderrLimit = n }) }
 
 // Env adds "KEY=value" entries to the commands' environment, which is
 // otherwise the current process's.
-func Env(kv ...string) Option {
+func ShellEnv(kv ...string) ShellOption {
 	return optionFunc(func(c *config) { c.env = append(c.env, kv...) })
 }
 
-// WithLogger logs each command (rendered with secret values redacted), its
+// ShellLogger logs each command (rendered with secret values redacted), its
 // exit code and duration at debug level, and failures at warn level;
 // by default nothing is logged.
-func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.log = l }) }
+func ShellLogger(l *slog.Logger) ShellOption { return optionFunc(func(c *config) { c.log = l }) }
 
-// An Orchestrator runs shell commands rendered from templates to restart
-// nodes and list them. Create one with [New]; it is safe for concurrent use.
-type Orchestrator struct {
+// A Shell runs shell commands rendered from templates to restart
+// nodes and list them. Create one with [NewShell]; it is safe for concurrent use.
+type Shell struct {
 	cfg                  config
 	restart, alive, list *template.Template
 	cmds                 Commands
 }
 
-// Live is an [Orchestrator] with an alive command: it also implements
+// LiveShell is a [Shell] with an alive command: it also implements
 // [node.Liveness].
-type Live struct{ *Orchestrator }
+type LiveShell struct{ *Shell }
 
 var (
-	_ node.Orchestrator = (*Orchestrator)(nil)
-	_ node.Liveness     = Live{}
+	_ node.Orchestrator = (*Shell)(nil)
+	_ node.Liveness     = LiveShell{}
 )
 
 // funcs are the functions templates may call.
@@ -211,23 +211,23 @@ var funcs = template.FuncMap{
 	},
 }
 
-// New parses the templates of cmds and returns an Orchestrator: a
-// *Orchestrator, or a [Live] when cmds.Alive is set, so that a Runner finds
+// NewShell parses the templates of cmds and returns a Shell: a
+// *Shell, or a [LiveShell] when cmds.Alive is set, so that a Runner finds
 // [node.Liveness] only when there is a command to answer it. A template that
 // does not parse, or refers to a field [Data] lacks, is an error here, before
 // any node is touched.
-func New(cmds Commands, opts ...Option) (node.Orchestrator, error) {
+func NewShell(cmds Commands, opts ...ShellOption) (node.Orchestrator, error) {
 	o, err := newOrchestrator(cmds, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if o.alive != nil {
-		return Live{o}, nil
+		return LiveShell{o}, nil
 	}
 	return o, nil
 }
 
-func newOrchestrator(cmds Commands, opts ...Option) (*Orchestrator, error) {
+func newOrchestrator(cmds Commands, opts ...ShellOption) (*Shell, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -235,7 +235,7 @@ func newOrchestrator(cmds Commands, opts ...Option) (*Orchestrator, error) {
 	if err := cfg.validate(cmds); err != nil {
 		return nil, err
 	}
-	o := &Orchestrator{cfg: cfg, cmds: cmds}
+	o := &Shell{cfg: cfg, cmds: cmds}
 	var err error
 	if o.restart, err = parse("restart", cmds.Restart); err != nil {
 		return nil, err
@@ -270,7 +270,7 @@ func parse(name, text string) (*template.Template, error) {
 
 // Nodes runs the nodes command and decodes its JSON output, or returns the
 // static list.
-func (o *Orchestrator) Nodes(ctx context.Context) ([]node.Node, error) {
+func (o *Shell) Nodes(ctx context.Context) ([]node.Node, error) {
 	if o.list == nil {
 		return slices.Clone(o.cfg.nodes), nil
 	}
@@ -290,7 +290,7 @@ func (o *Orchestrator) Nodes(ctx context.Context) ([]node.Node, error) {
 }
 
 // Restart renders the restart command for node id and ch, and runs it.
-func (o *Orchestrator) Restart(ctx context.Context, id int32, ch node.Change) error {
+func (o *Shell) Restart(ctx context.Context, id int32, ch node.Change) error {
 	if err := ch.Validate(); err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (o *Orchestrator) Restart(ctx context.Context, id int32, ch node.Change) er
 
 // Alive runs the alive command for node id: exit 0 is alive, exit 1 is not,
 // anything else is an error (the Runner then keeps waiting).
-func (l Live) Alive(ctx context.Context, id int32) (bool, error) {
+func (l LiveShell) Alive(ctx context.Context, id int32) (bool, error) {
 	d, err := l.data(ctx, id, node.Change{})
 	if err != nil {
 		return false, err
@@ -329,7 +329,7 @@ func (l Live) Alive(ctx context.Context, id int32) (bool, error) {
 }
 
 // data finds node id and builds its template data.
-func (o *Orchestrator) data(ctx context.Context, id int32, ch node.Change) (Data, error) {
+func (o *Shell) data(ctx context.Context, id int32, ch node.Change) (Data, error) {
 	ns, err := o.Nodes(ctx)
 	if err != nil {
 		return Data{}, err
@@ -407,7 +407,7 @@ func (e *CommandError) Unwrap() error { return e.Err }
 
 // run runs script with sh -c under a timeout and returns its stdout.
 // secrets are config values to redact from stderr.
-func (o *Orchestrator) run(ctx context.Context, what string, id int32, script string, timeout time.Duration, set map[string]string) ([]byte, error) {
+func (o *Shell) run(ctx context.Context, what string, id int32, script string, timeout time.Duration, set map[string]string) ([]byte, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%s command timed out after %v", what, timeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", script)

@@ -20,9 +20,9 @@ var nodes = []node.Node{
 	{ID: 2, Roles: []node.Role{node.RoleBroker}, Host: "kafka-2", Port: 9092, Rack: "b", Version: "3.9.2"},
 }
 
-func mustNew(t *testing.T, cmds shellnode.Commands, opts ...shellnode.Option) node.Orchestrator {
+func mustNew(t *testing.T, cmds shellnode.Commands, opts ...shellnode.ShellOption) node.Orchestrator {
 	t.Helper()
-	o, err := shellnode.New(cmds, append([]shellnode.Option{shellnode.StaticNodes(nodes...)}, opts...)...)
+	o, err := shellnode.NewShell(cmds, append([]shellnode.ShellOption{shellnode.StaticNodes(nodes...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRestartFailureNamesNodeExitCodeAndStderr(t *testing.T) {
 // command and its children are killed and the error says it timed out.
 func TestRestartTimeoutKillsTheCommand(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "late")
-	o := mustNew(t, shellnode.Commands{Restart: `sleep 30 && touch ` + marker}, shellnode.RestartTimeout(300*time.Millisecond))
+	o := mustNew(t, shellnode.Commands{Restart: `sleep 30 && touch ` + marker}, shellnode.RestartCommandTimeout(300*time.Millisecond))
 	start := time.Now()
 	err := o.Restart(t.Context(), 1, node.Change{})
 	took := time.Since(start)
@@ -112,12 +112,12 @@ func TestRestartTimeoutKillsTheCommand(t *testing.T) {
 // codes an error; and that Liveness is there only with an alive command.
 func TestAlive(t *testing.T) {
 	if _, ok := mustNew(t, shellnode.Commands{Restart: "true"}).(node.Liveness); ok {
-		t.Error("an Orchestrator without an alive command implements node.Liveness")
+		t.Error("an Shell without an alive command implements node.Liveness")
 	}
 	o := mustNew(t, shellnode.Commands{Restart: "true", Alive: `exit $(( {{.ID}} - 1 ))`})
 	l, ok := o.(node.Liveness)
 	if !ok {
-		t.Fatal("an Orchestrator with an alive command does not implement node.Liveness")
+		t.Fatal("an Shell with an alive command does not implement node.Liveness")
 	}
 	for _, tt := range []struct {
 		id      int32
@@ -138,7 +138,7 @@ func TestAlive(t *testing.T) {
 // TestNodesCommand proves nodes from a command's JSON, and a clear error on
 // output that is not.
 func TestNodesCommand(t *testing.T) {
-	o, err := shellnode.New(shellnode.Commands{Restart: "true",
+	o, err := shellnode.NewShell(shellnode.Commands{Restart: "true",
 		Nodes: `echo '[{"id":3,"roles":["broker"],"host":"k3","port":9093,"version":"4.0.2"}]'`})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestNodesCommand(t *testing.T) {
 	if diff := cmp.Diff(want, ns); diff != "" {
 		t.Errorf("nodes (-want +got):\n%s", diff)
 	}
-	o, _ = shellnode.New(shellnode.Commands{Restart: "true", Nodes: `echo not json`})
+	o, _ = shellnode.NewShell(shellnode.Commands{Restart: "true", Nodes: `echo not json`})
 	if _, err := o.Nodes(t.Context()); err == nil || !strings.Contains(err.Error(), "no JSON array") {
 		t.Errorf("nodes from non-JSON: %v, want an error saying so", err)
 	}
@@ -162,7 +162,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		cmds shellnode.Commands
-		opts []shellnode.Option
+		opts []shellnode.ShellOption
 		want string
 	}{
 		{"no restart", shellnode.Commands{Nodes: "x"}, nil, "Restart is empty"},
@@ -170,10 +170,10 @@ func TestNewRefusesBadInput(t *testing.T) {
 		{"unparsable", shellnode.Commands{Restart: "{{.ID", Nodes: "x"}, nil, "restart command"},
 		{"unknown field", shellnode.Commands{Restart: "echo {{.Hostname}}", Nodes: "x"}, nil, "Hostname"},
 		{"bad alive", shellnode.Commands{Restart: "true", Alive: "{{nope}}", Nodes: "x"}, nil, "alive command"},
-		{"timeout", shellnode.Commands{Restart: "true", Nodes: "x"}, []shellnode.Option{shellnode.RestartTimeout(0)}, "RestartTimeout 0s"},
-		{"twice", shellnode.Commands{Restart: "true"}, []shellnode.Option{shellnode.StaticNodes(nodes[0], nodes[0])}, "node 1 twice"},
+		{"timeout", shellnode.Commands{Restart: "true", Nodes: "x"}, []shellnode.ShellOption{shellnode.RestartCommandTimeout(0)}, "RestartCommandTimeout 0s"},
+		{"twice", shellnode.Commands{Restart: "true"}, []shellnode.ShellOption{shellnode.StaticNodes(nodes[0], nodes[0])}, "node 1 twice"},
 	} {
-		_, err := shellnode.New(tt.cmds, tt.opts...)
+		_, err := shellnode.NewShell(tt.cmds, tt.opts...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: New = %v, want an error containing %q", tt.name, err, tt.want)
 		}
