@@ -277,6 +277,7 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("rollback", "[-config FILE] -plan plan.json [-journal FILE] [-dry-run] [-pass-holds] [-plain] [-v]", stderr)
 	rf := addRunFlags(fs)
 	dry := fs.Bool("dry-run", false, "print the rollback plan and stop")
+	snap := fs.Duration("snapshot-interval", 0, "the brokers' metadata.log.max.snapshot.interval.ms, which sizes the bake after lowering feature levels (default: the library's, "+upgrade.DefaultMetadataSnapshotInterval.String()+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -295,7 +296,11 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	rb, err := upgrade.NewRollbackPlan(plan, rec)
+	var popts []upgrade.PlanOption
+	if *snap > 0 {
+		popts = append(popts, upgrade.MetadataSnapshotInterval(*snap))
+	}
+	rb, err := upgrade.NewRollbackPlan(plan, rec, popts...)
 	if err != nil {
 		return err
 	}

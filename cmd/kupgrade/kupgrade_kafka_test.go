@@ -197,12 +197,13 @@ func (c *cli) kill() {
 // TestCLIKafka drives the kupgrade command end to end on a real KRaft
 // cluster of three combined nodes (3.9.2), whose nodes the config's
 // templates restart through nodectl, under traffic for the whole test:
-// plan, a gated rolling upgrade to 4.0.2 (stopping at the held finalize
-// step until -pass-holds, when the plan holds one), then an upgrade to
-// 4.1.2 whose kupgrade process is SIGKILLed while its second restart is
+// inspect; plan and apply 3.9.2 → 4.0.2, which rolls every node and stops
+// before the held (irreversible) finalize step with exit code 3; rollback,
+// which rolls them back to 3.9.2; then plan and apply 3.9.2 → 4.1.2 with
+// -pass-holds, its kupgrade process SIGKILLed while its second restart is
 // under way, run again on the same journal until done. Every node is
-// restarted exactly once per upgrade, never twice at a time, and no
-// acknowledged record is lost.
+// restarted exactly once per run of a plan, never twice at a time, no
+// partition goes below min ISR, and no acknowledged record is lost.
 func TestCLIKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Kafka cluster")
@@ -258,32 +259,41 @@ func TestCLIKafka(t *testing.T) {
 		t.Fatalf("inspect: releases %v, want 3.9.2 on each node\n%s", got, out)
 	}
 
-	t.Run("rolling", func(t *testing.T) {
+	t.Run("held-rollback", func(t *testing.T) {
 		plan := filepath.Join(dir, "to-4.0.2.json")
 		p := makePlan(t, k, "4.0.2", plan)
-		held := slices.ContainsFunc(p.Steps, func(s upgrade.Step) bool { return s.Hold })
+		if !slices.ContainsFunc(p.Steps, func(s upgrade.Step) bool { return s.Hold && s.Kind == upgrade.StepFinalize }) {
+			t.Fatalf("plan 3.9.2 → 4.0.2 holds no finalize step (metadata.version 4.0-IV3 crosses a metadata change)")
+		}
 		srv.reset(nil)
 		t0 := time.Now()
 		code, out := k.run(5*time.Minute, "apply", "-plan", plan)
 		t.Logf("apply (%v, exit %d):\n%s", time.Since(t0).Round(time.Second), code, out)
-		if held {
-			if code != exitHeld {
-				t.Fatalf("apply of a plan with a held step exited %d, want %d (held)", code, exitHeld)
-			}
-			code, out = k.run(5*time.Minute, "apply", "-plan", plan, "-pass-holds")
-			t.Logf("apply -pass-holds (exit %d):\n%s", code, out)
+		if code != exitHeld || !strings.Contains(out, "-pass-holds") {
+			t.Fatalf("apply of a plan with a held step exited %d, want %d (held) and a hint to -pass-holds", code, exitHeld)
 		}
-		if code != 0 {
-			t.Fatalf("apply exited %d", code)
-		}
-		t.Logf("rolling upgrade to 4.0.2 through the CLI took %v", time.Since(t0).Round(time.Second))
 		checkOnceEach(t, srv, c, 2, "4.0.2")
-		checkStatusDone(t, k, plan, len(p.Steps))
+		t.Logf("rolling restart to 4.0.2 through the CLI, up to its held finalize: %v", time.Since(t0).Round(time.Second))
+
+		srv.reset(nil)
+		t0 = time.Now()
+		code, out = k.run(5*time.Minute, "rollback", "-plan", plan)
+		t.Logf("rollback (%v, exit %d):\n%s", time.Since(t0).Round(time.Second), code, out)
+		if code != 0 {
+			t.Fatalf("rollback exited %d", code)
+		}
+		checkOnceEach(t, srv, c, 3, "3.9.2")
+		rb := strings.TrimSuffix(plan, ".json") + ".rollback.json"
+		checkStatusDone(t, k, rb, 4) // preflight and three restarts
+		code, out = k.run(time.Minute, "rollback", "-plan", plan)
+		if code != 0 || !strings.Contains(out, "nothing to do") {
+			t.Errorf("rollback run again exited %d, want 0 and nothing done:\n%s", code, out)
+		}
 	})
 
 	t.Run("kill-resume", func(t *testing.T) {
 		plan := filepath.Join(dir, "to-4.1.2.json")
-		p := makePlan(t, k, "4.1.2", plan)
+		p := makePlan(t, k, "4.1.2", plan) // from 3.9.2 again
 		var killedAt int32 = -1
 		srv.reset(func(id int32, total int) {
 			if total == 2 && killedAt < 0 { // the second restart reached the "host": kill kupgrade
@@ -314,7 +324,7 @@ func TestCLIKafka(t *testing.T) {
 			t.Fatalf("apply did not finish in %d runs", runs)
 		}
 		t.Logf("upgrade to 4.1.2 with kupgrade SIGKILLed during the restart of node %d: %d runs, %v", killedAt, runs+1, time.Since(t0).Round(time.Second))
-		checkOnceEach(t, srv, c, 3, "4.1.2")
+		checkOnceEach(t, srv, c, 4, "4.1.2")
 		checkStatusDone(t, k, plan, len(p.Steps))
 	})
 	upgradeEnd := time.Now()

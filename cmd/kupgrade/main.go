@@ -88,7 +88,9 @@ empty to keep its own), .Change, .Config (static config keys to set: a map),
   restart  stop the node gracefully, apply the change, start it; exit 0 = started
   alive    optional: exit 0 = the node's process runs, 1 = it does not
   nodes    optional: print the nodes as a JSON array like "nodes" above (their
-           releases let inspect and plan know what runs where); overrides "nodes"
+           releases let inspect and plan know what runs where); overrides "nodes".
+           A static "nodes" list must be kept true: after an upgrade, edit each
+           "version" (or leave it out, and releases stay unknown to inspect).
 A failed command's exit code and the tail of its stderr are reported per node.
 `
 
