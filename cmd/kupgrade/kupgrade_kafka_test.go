@@ -143,15 +143,15 @@ type cli struct {
 }
 
 // run runs kupgrade args, bounded by timeout, and returns its exit code and
-// output (stdout and stderr together). onLine sees each line as it comes.
+// output (stdout and stderr together).
 func (c *cli) run(timeout time.Duration, args ...string) (int, string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, append([]string{args[0], "-config", c.cfg}, args[1:]...)...)
-	if args[0] == "status" {
-		cmd = exec.CommandContext(ctx, c.bin, args...)
+	if args[0] != "status" { // the one command without a config
+		args = append([]string{args[0], "-config", c.cfg}, args[1:]...)
 	}
+	cmd := exec.CommandContext(ctx, c.bin, args...)
 	var out bytes.Buffer
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -208,6 +208,7 @@ func TestCLIKafka(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Kafka cluster")
 	}
+	kafkatest.RequireTools(t) // skips (or fails in CI) before building anything
 	dir := t.TempDir()
 	bin, nodectl := buildBinaries(t, dir)
 	start := time.Now()

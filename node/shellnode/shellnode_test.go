@@ -3,6 +3,7 @@ package shellnode_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,5 +186,25 @@ func TestQuote(t *testing.T) {
 		if got := shellnode.Quote(in); got != want {
 			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestLogsAreRedacted proves that the logged command shows secret config
+// values as REDACTED, while the command itself receives them.
+func TestLogsAreRedacted(t *testing.T) {
+	const secret = "hunter2-in-jaas"
+	out := filepath.Join(t.TempDir(), "out")
+	var logs strings.Builder
+	o := mustNew(t, shellnode.Commands{Restart: `echo {{quote (json .Config)}} > ` + out},
+		shellnode.ShellLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err := o.Restart(t.Context(), 1, node.Change{Set: map[string]string{"sasl.jaas.config": secret, "broker.rack": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), secret) {
+		t.Errorf("the command received %q, not the secret value", b)
+	}
+	if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), `\"sasl.jaas.config\":\"REDACTED\"`) {
+		t.Errorf("logs show the secret, or not its key redacted:\n%s", logs.String())
 	}
 }
