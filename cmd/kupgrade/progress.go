@@ -68,8 +68,8 @@ func (p *progress) drawLocked() {
 		return
 	}
 	line := fmt.Sprintf("[%d/%d] %s (%v)", p.step+1, len(p.plan.Steps), p.status, time.Since(p.since).Round(time.Second))
-	if len(line) > 160 {
-		line = line[:157] + "..."
+	if r := []rune(line); len(r) > 160 { // one terminal line, cut on a rune
+		line = string(r[:157]) + "..."
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 }
