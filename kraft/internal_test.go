@@ -255,3 +255,20 @@ func TestFeaturesFinalized(t *testing.T) {
 		t.Error("no node answered, yet ok")
 	}
 }
+
+func TestUUIDTextRoundTrip(t *testing.T) {
+	u := UUID{0: 0xfb, 7: 0x01, 15: 0xff}
+	b, err := u.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got UUID
+	if err := got.UnmarshalText(b); err != nil || got != u {
+		t.Fatalf("UnmarshalText(%q) = %v, %v; want %v", b, got, err, u)
+	}
+	for _, bad := range []string{"", "AAAA", "AAAAAAAAAAAAAAAAAAAAAA==", "!AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAA"} {
+		if err := got.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) accepted it", bad)
+		}
+	}
+}

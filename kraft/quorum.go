@@ -106,6 +106,21 @@ func (u UUID) String() string { return base64.RawURLEncoding.EncodeToString(u[:]
 // MarshalText implements encoding.TextMarshaler with [UUID.String].
 func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler: it reads what
+// [UUID.MarshalText] writes (22 characters of URL-safe base64 without
+// padding), so a marshaled [Quorum] or Inspection decodes again.
+func (u *UUID) UnmarshalText(b []byte) error {
+	var v UUID
+	if len(b) != base64.RawURLEncoding.EncodedLen(len(v)) {
+		return fmt.Errorf("kraft: %q is not a Kafka Uuid (22 characters of URL-safe base64)", b)
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(v[:], b); err != nil || n != len(v) {
+		return fmt.Errorf("kraft: %q is not a Kafka Uuid (22 characters of URL-safe base64)", b)
+	}
+	*u = v
+	return nil
+}
+
 // ActiveController returns the id of the active controller (the quorum
 // leader) and true, or -1 and false if the quorum has no leader.
 func (q Quorum) ActiveController() (int32, bool) { return q.LeaderID, q.LeaderID >= 0 }
