@@ -382,3 +382,60 @@ func TestRunnerBatchResumesAfterCrash(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerBatchesZooKeeperControllerLast: in ZooKeeper mode the
+// controller broker restarts alone, last in each roll (two rolls: binaries,
+// then inter.broker.protocol.version), while the others batch a rack at a
+// time.
+func TestRunnerBatchesZooKeeperControllerLast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.ModeZooKeeper, "3.8.1", 0, 6)
+		f.leader = 1
+		f.racks = map[int32]string{1: "a", 2: "a", 3: "b", 4: "b", 5: "c", 6: "c"}
+		f.parts = rackedParts([][]int32{{1, 2}, {3, 4}, {5, 6}}, 2)
+		plan := kraftPlan(t, f, "3.9.2")
+		o := &slowOrch{fakeCluster: f, took: time.Second}
+		var log eventLog
+		if err := mustRunner(t, nil, o, withOps(f), OnEvent(log.add), PassHolds(), BatchRestarts(6)).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		type restart struct {
+			roll  int
+			node  int32
+			batch int
+		}
+		var got []restart
+		for _, e := range log.ev {
+			if e.Kind == EventRestarting {
+				got = append(got, restart{plan.Steps[e.Step].Roll, e.Node, e.Batch})
+			}
+		}
+		rolls := map[int][]restart{}
+		for _, r := range got {
+			rolls[r.roll] = append(rolls[r.roll], r)
+		}
+		if len(rolls) == 0 {
+			t.Fatalf("no restarts: %v", got)
+		}
+		// The fake moves the controller to broker 2 when 1 restarts.
+		controller := map[int]int32{1: 1, 2: 2}
+		for roll, rs := range rolls {
+			last := rs[len(rs)-1]
+			if last.node != controller[roll] || last.batch != 0 {
+				t.Errorf("roll %d restarts %v: want controller broker %d last and alone", roll, rs, controller[roll])
+			}
+			batched := 0
+			for _, r := range rs {
+				if r.batch != 0 {
+					batched++
+				}
+			}
+			if batched != 4 {
+				t.Errorf("roll %d restarts %v: want 3, 4, 5, 6 in batches (rack b, rack c) and the controller's rack mate alone", roll, rs)
+			}
+		}
+		if len(o.breaches) > 0 {
+			t.Errorf("partitions below min ISR during restarts: %v", o.breaches)
+		}
+	})
+}
