@@ -122,10 +122,20 @@ func (u *run) batchCandidates(ctx context.Context, i int) []int {
 			leader = l
 		}
 	}
+	// The roll: the run of restart steps around i with its Roll, as next
+	// groups them.
+	inRoll := func(j int) bool { return u.plan.Steps[j].Kind == StepRestart && u.plan.Steps[j].Roll == st.Roll }
+	lo, hi := i, i
+	for lo > 0 && inRoll(lo-1) {
+		lo--
+	}
+	for hi+1 < len(u.plan.Steps) && inRoll(hi+1) {
+		hi++
+	}
 	out := []int{i}
-	for j := range u.plan.Steps {
+	for j := lo; j <= hi; j++ {
 		s := u.plan.Steps[j]
-		if j == i || s.Kind != StepRestart || s.Roll != st.Roll || !u.batchable(j) || s.Node == leader {
+		if j == i || !u.batchable(j) || s.Node == leader {
 			continue
 		}
 		if ok, _ := u.inEffect(ctx, s); ok {

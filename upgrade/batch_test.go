@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -438,4 +439,17 @@ func TestRunnerBatchesZooKeeperControllerLast(t *testing.T) {
 			t.Errorf("partitions below min ISR during restarts: %v", o.breaches)
 		}
 	})
+}
+
+func TestBatchRestartsOption(t *testing.T) {
+	f := rackedFake()
+	_, err := NewRunner(nil, f, withOps(f), BatchRestarts(-1))
+	if err == nil || !strings.Contains(err.Error(), "BatchRestarts(-1)") {
+		t.Errorf("BatchRestarts(-1): err %v, want one naming the option", err)
+	}
+	for _, n := range []int{0, 1, 6} {
+		if _, err := NewRunner(nil, f, withOps(f), BatchRestarts(n)); err != nil {
+			t.Errorf("BatchRestarts(%d): %v", n, err)
+		}
+	}
 }
