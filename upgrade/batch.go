@@ -24,7 +24,10 @@ import (
 // roll, and the next batch waits until all of them have caught up.
 //
 // The Orchestrator's Restart is called concurrently for the nodes of a
-// batch, and must allow it.
+// batch, and must allow it. Events name their batch ([Event.Batch]); the
+// batch's gate events (gate-blocked while it waits, a waiting event when it
+// shrinks) come before its steps' step-started events, under the first
+// step of the batch.
 //
 // Controllers (KRaft controllers and combined nodes) still restart one at
 // a time, the active one last, and so does the ZooKeeper controller broker,
