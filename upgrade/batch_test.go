@@ -290,39 +290,41 @@ func (o *lagOps) snapshot(ctx context.Context) (health.Snapshot, error) {
 // the gate's fresh snapshot no longer allows 4 and 5 together, and the
 // batch shrinks to 4 alone, saying why.
 func TestRunnerBatchGateShrinks(t *testing.T) {
-	f := rackedFake()
-	ops := &lagOps{fakeCluster: f, lagging: map[int32][]int32{4: {6}}}
-	plan := kraftPlan(t, f, "4.1.2")
-	var log eventLog
-	r := mustRunner(t, nil, f, withOps(ops), OnEvent(log.add), BatchRestarts(6))
-	u := &run{r: r, plan: plan, rec: Record{PlanID: plan.ID, Steps: make([]StepRecord, len(plan.Steps))}}
-	stepOf := map[int32]int{}
-	for i, s := range plan.Steps {
-		if s.Kind == StepRestart && s.Node >= 4 && s.Node <= 5 {
-			stepOf[s.Node] = i
+	synctest.Test(t, func(t *testing.T) {
+		f := rackedFake()
+		ops := &lagOps{fakeCluster: f, lagging: map[int32][]int32{4: {6}}}
+		plan := kraftPlan(t, f, "4.1.2")
+		var log eventLog
+		r := mustRunner(t, nil, f, withOps(ops), OnEvent(log.add), BatchRestarts(6))
+		u := &run{r: r, plan: plan, rec: Record{PlanID: plan.ID, Steps: make([]StepRecord, len(plan.Steps))}}
+		stepOf := map[int32]int{}
+		for i, s := range plan.Steps {
+			if s.Kind == StepRestart && s.Node >= 4 && s.Node <= 5 {
+				stepOf[s.Node] = i
+			}
 		}
-	}
-	steps, err := u.gateBatch(t.Context(), stepOf[4], 1, []int32{4, 5}, stepOf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]int{stepOf[4]}, steps); diff != "" {
-		t.Errorf("steps after the gate (-want +got):\n%s", diff)
-	}
-	var shrunk []Event
-	for _, e := range log.ev {
-		if e.Kind == EventWaiting && e.Batch == 1 {
-			shrunk = append(shrunk, e)
+		steps, err := u.gateBatch(t.Context(), stepOf[4], 1, []int32{4, 5}, stepOf)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(shrunk) != 1 || len(shrunk[0].Reasons) == 0 || shrunk[0].Reasons[0].Partition != 4 {
-		t.Errorf("want one event of batch 1 saying it shrank because of orders-4, got %v", shrunk)
-	}
-	// With the lag gone, the gate lets both go.
-	ops.lagging = nil
-	if steps, err = u.gateBatch(t.Context(), stepOf[4], 1, []int32{4, 5}, stepOf); err != nil || len(steps) != 2 {
-		t.Errorf("gate without lag: steps %v, err %v; want both", steps, err)
-	}
+		if diff := cmp.Diff([]int{stepOf[4]}, steps); diff != "" {
+			t.Errorf("steps after the gate (-want +got):\n%s", diff)
+		}
+		var shrunk []Event
+		for _, e := range log.ev {
+			if e.Kind == EventWaiting && e.Batch == 1 {
+				shrunk = append(shrunk, e)
+			}
+		}
+		if len(shrunk) != 1 || len(shrunk[0].Reasons) == 0 || shrunk[0].Reasons[0].Partition != 4 {
+			t.Errorf("want one event of batch 1 saying it shrank because of orders-4, got %v", shrunk)
+		}
+		// With the lag gone, the gate lets both go.
+		ops.lagging = nil
+		if steps, err = u.gateBatch(t.Context(), stepOf[4], 1, []int32{4, 5}, stepOf); err != nil || len(steps) != 2 {
+			t.Errorf("gate without lag: steps %v, err %v; want both", steps, err)
+		}
+	})
 }
 
 // TestRunnerBatchResumesAfterCrash: the run stops (its context cancelled)
