@@ -25,7 +25,10 @@
 // each step. After each restart it waits until the node is back in every
 // ISR. With [CanaryGate], real records must also round-trip through every
 // broker before and after each restart ([health.Canary]). A [Journal] records progress, so a Runner given the journal of an
-// interrupted run resumes it without restarting a node twice.
+// interrupted run resumes it without restarting a node twice. With
+// [BatchRestarts] the brokers of a roll restart in batches: the largest sets
+// whose joint restart the gate allows, a rack at a time where that is safe,
+// checked again just before each batch; controllers stay one at a time.
 //
 // # Orchestrators
 //

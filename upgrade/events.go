@@ -58,6 +58,10 @@ type Event struct {
 	// concerned).
 	StepKind StepKind `json:"stepKind,omitempty"`
 	Node     int32    `json:"node"`
+	// Batch is the number of the batch of restarts the step belongs to,
+	// counted from 1 in the journal (see [BatchRestarts]); 0 for a step run
+	// on its own.
+	Batch int `json:"batch,omitempty"`
 	// Elapsed is the time since the step (or the run) started.
 	Elapsed time.Duration `json:"elapsed,omitempty"`
 	// Reasons explains a blocked gate or a wait.
@@ -78,6 +82,9 @@ func (e Event) String() string {
 			fmt.Fprintf(&b, " (%s", e.StepKind)
 			if e.Node >= 0 {
 				fmt.Fprintf(&b, " node %d", e.Node)
+			}
+			if e.Batch > 0 {
+				fmt.Fprintf(&b, " batch %d", e.Batch)
 			}
 			b.WriteString(")")
 		}

@@ -36,6 +36,7 @@ type fakeCluster struct {
 	updates    []compat.FeatureLevels
 	onRestart  func(id int32) // called after each restart (outside the lock)
 	snapErrors int
+	racks      map[int32]string // broker.rack by node (none if nil)
 }
 
 type fakeNode struct {
@@ -174,7 +175,7 @@ func (f *fakeCluster) snapshot(ctx context.Context) (health.Snapshot, error) {
 	s := health.Snapshot{Controller: f.leader}
 	for _, id := range slices.Sorted(maps.Keys(f.nodes)) {
 		if slices.Contains(f.nodes[id].roles, node.RoleBroker) && !f.down[id] {
-			s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: id}})
+			s.Brokers = append(s.Brokers, health.Broker{Node: node.Node{ID: id, Rack: f.racks[id]}})
 		}
 	}
 	t := health.Topic{Name: "orders", MinISR: 2}

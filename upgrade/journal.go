@@ -61,6 +61,9 @@ type StepRecord struct {
 	Err string `json:"err,omitempty"`
 	// Provisioned is the node a provision step started.
 	Provisioned *int32 `json:"provisioned,omitempty"`
+	// Batch is the number of the batch of restarts the step ran in (see
+	// [BatchRestarts]), 0 if it ran on its own.
+	Batch int `json:"batch,omitempty"`
 }
 
 // A Record is what a [Journal] keeps: the plan it belongs to and the state of

@@ -82,6 +82,38 @@ func TestReplaceBrokers(t *testing.T) {
 	if total < 30<<20 {
 		t.Errorf("only %d bytes to move: the bulk topic's 12 MiB on three new brokers should make at least 30 MiB", total)
 	}
+	// The throttle is honoured. Kafka's throttle is per broker (every
+	// broker a move involves gets leader. and follower.replication.
+	// throttled.rate), so a sound bound comes from one broker: each new
+	// broker had to fetch at least its own copy of the bulk topic (which
+	// did not change during the move), and its follower throttle lets it
+	// fetch at most throttle bytes a second, so the move cannot finish
+	// sooner than its bytes ÷ throttle. Kafka measures the rate over a
+	// window of samples (replication.quota.window.num × .size.seconds), so
+	// the first seconds may run ahead of the rate: 0.8 of that time is
+	// allowed. (bytes ÷ throttle over all brokers is not a bound: with
+	// three destinations the rates may add up.)
+	var maxDest int64
+	var destOf int32
+	for _, id := range []int32{7, 8, 9} {
+		dirs, err := kadm.NewClient(cl).DescribeBrokerLogDirs(t.Context(), id, kadm.TopicsSet{"bulk": {0: {}, 1: {}, 2: {}}})
+		if err != nil {
+			t.Fatalf("log dirs of broker %d: %v", id, err)
+		}
+		if n := dirs.Size(); n > maxDest {
+			maxDest, destOf = n, id
+		}
+	}
+	floor := time.Duration(float64(maxDest) / float64(throttle) * float64(time.Second))
+	t.Logf("throttle: broker %d fetched at least %d bytes of bulk: %v at the throttle; the moves took %.2f of it (aggregate %.2f MiB/s, throttle %.2f MiB/s per broker)",
+		destOf, maxDest, floor.Round(time.Millisecond), float64(took)/float64(floor), float64(moved)/took.Seconds()/(1<<20), float64(throttle)/(1<<20))
+	if maxDest < 12<<20 {
+		t.Errorf("broker %d holds %d bytes of bulk, want its 12 MiB copy", destOf, maxDest)
+	}
+	if float64(took) < 0.8*float64(floor) {
+		t.Errorf("the moves took %v, under 0.8 × the %v that broker %d's %d bytes need at %d B/s: the throttle was not honoured",
+			took.Round(time.Millisecond), floor.Round(time.Millisecond), destOf, maxDest, throttle)
+	}
 	mu.Unlock()
 	finishTraffic(t, tr, start, end)
 

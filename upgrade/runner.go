@@ -45,6 +45,7 @@ type config struct {
 	ops            clusterOps // nil: the real cluster through the client
 	probe          brokerProbe
 	zkProbeOff     bool
+	batchMax       int // BatchRestarts; 0 or 1: one node at a time
 }
 
 func defaultConfig() config {
@@ -156,6 +157,9 @@ func (c *config) validate() error {
 	}
 	if c.canary != nil && c.canaryWithin <= 0 {
 		return fmt.Errorf("upgrade: CanaryGate(within %v) must be positive", c.canaryWithin)
+	}
+	if c.batchMax < 0 {
+		return fmt.Errorf("upgrade: BatchRestarts(%d) must be 0 or more (0 or 1: one node at a time)", c.batchMax)
 	}
 	if c.moveThrottle <= 0 {
 		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)
@@ -313,6 +317,15 @@ func (r *Runner) Run(ctx context.Context, plan Plan) error {
 		if i < 0 {
 			break
 		}
+		if r.cfg.batchMax > 1 && run.batchable(i) {
+			handled, err := run.batch(ctx, i)
+			if err != nil {
+				return err
+			}
+			if handled {
+				continue
+			}
+		}
 		if err := run.step(ctx, i); err != nil {
 			return err
 		}
@@ -327,6 +340,9 @@ type run struct {
 	plan  Plan
 	rec   Record
 	start time.Time
+	// batchOf gives the batch number of the steps of the batch being
+	// gated or run (see [BatchRestarts]), for their events.
+	batchOf map[int]int
 }
 
 func (u *run) emit(e Event) {
@@ -334,6 +350,9 @@ func (u *run) emit(e Event) {
 	if e.Step >= 0 && e.StepKind == "" {
 		e.StepKind = u.plan.Steps[e.Step].Kind
 		e.Node = u.plan.Steps[e.Step].Node
+	}
+	if e.Step >= 0 && e.Batch == 0 {
+		e.Batch = u.batchOf[e.Step]
 	}
 	level := slog.LevelInfo
 	switch e.Kind {
@@ -347,6 +366,9 @@ func (u *run) emit(e Event) {
 	attrs := []slog.Attr{slog.String("plan", u.plan.ID), slog.String("event", string(e.Kind))}
 	if e.Step >= 0 {
 		attrs = append(attrs, slog.Int("step", e.Step+1), slog.String("kind", string(e.StepKind)), slog.Int("node", int(e.Node)))
+	}
+	if e.Batch > 0 {
+		attrs = append(attrs, slog.Int("batch", e.Batch))
 	}
 	if len(e.Reasons) > 0 {
 		attrs = append(attrs, slog.String("reason", e.Reasons[0].Message), slog.Int("reasons", len(e.Reasons)))
