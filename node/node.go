@@ -107,7 +107,9 @@ func (c Change) String() string {
 //
 // Implementations must honour ctx: once it is done they return promptly with
 // its error. They must be safe for use by one Runner at a time; kupgrade never
-// calls them concurrently for the same node.
+// calls them concurrently for the same node, but may restart different nodes
+// at once (upgrade.BatchRestarts), so Restart must allow calls for different
+// nodes in parallel.
 type Orchestrator interface {
 	// Nodes lists every Kafka node the orchestrator manages: brokers,
 	// controllers and combined nodes (not ZooKeeper servers).
