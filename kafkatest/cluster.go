@@ -49,6 +49,7 @@ type Cluster struct {
 	mu        sync.Mutex // serialises node lifecycle changes
 	stateMu   sync.Mutex // serialises writes of StateFile
 	dists     map[string]*Distribution
+	security  *Security // nil unless Secure
 }
 
 var _ node.Orchestrator = (*Cluster)(nil)
@@ -105,6 +106,12 @@ func New(ctx context.Context, opts ...Option) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, dists: map[string]*Distribution{}}
+	if cfg.secure != nil {
+		var err error
+		if c.security, err = newSecurity(cfg.mode, cfg.secure); err != nil {
+			return nil, err
+		}
+	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	c.name = "kt-" + hex.EncodeToString(rnd[:])
@@ -122,6 +129,12 @@ func New(ctx context.Context, opts ...Option) (*Cluster, error) {
 	if err := c.boot(ctx, true); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if c.security != nil {
+		if err := c.createSCRAMUsers(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -468,6 +481,9 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 	if n.rack != "" {
 		cfg["broker.rack"] = n.rack
 	}
+	if c.security != nil {
+		c.applySecurity(n, cfg)
+	}
 	return cfg
 }
 
@@ -563,7 +579,7 @@ func (c *Cluster) Controllers() []*Process {
 // NewClient returns a franz-go client seeded with the cluster's brokers.
 // The caller closes it.
 func (c *Cluster) NewClient(opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Addrs()...)}, opts...)...)
+	return kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(c.Addrs()...)}, c.clientSecurity()...), opts...)...)
 }
 
 // Client returns a franz-go client seeded with the cluster's brokers, closed
@@ -734,9 +750,9 @@ func (c *Cluster) waitReady(ctx context.Context, n *Process) error {
 	start := time.Now()
 	check := func(ctx context.Context) error {
 		if !n.IsBroker() {
-			return answersAPIVersions(ctx, n.ControllerAddr())
+			return answersAPIVersions(ctx, n.ControllerAddr(), c.clientSecurity()...)
 		}
-		if err := brokerLists(ctx, n.Addr(), n.id); err != nil {
+		if err := brokerLists(ctx, n.Addr(), n.id, c.clientSecurity()...); err != nil {
 			return fmt.Errorf("broker %d not yet in its own metadata (fenced or starting): %w", n.id, err)
 		}
 		// The others learn of it a moment later; a client of the cluster
@@ -745,7 +761,7 @@ func (c *Cluster) waitReady(ctx context.Context, n *Process) error {
 			if m == n || !m.IsBroker() || m.Status() != Running {
 				continue
 			}
-			if err := brokerLists(ctx, m.Addr(), n.id); err != nil {
+			if err := brokerLists(ctx, m.Addr(), n.id, c.clientSecurity()...); err != nil {
 				return fmt.Errorf("broker %d not yet in the metadata of broker %d: %w", n.id, m.id, err)
 			}
 		}
@@ -795,14 +811,15 @@ func poll(ctx context.Context, exited <-chan struct{}, check func(context.Contex
 }
 
 // oneShotClient is a client that talks to one address only and does not retry.
-func oneShotClient(addr string) (*kgo.Client, error) {
-	return kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
-		kgo.MetadataMinAge(10*time.Millisecond), kgo.RetryTimeout(2*time.Second))
+// opts add security (TLS, SASL).
+func oneShotClient(addr string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.DialTimeout(2 * time.Second), kgo.RequestRetries(0),
+		kgo.MetadataMinAge(10 * time.Millisecond), kgo.RetryTimeout(2 * time.Second)}, opts...)...)
 }
 
 // brokerLists asks the broker at addr whether its metadata lists broker id.
-func brokerLists(ctx context.Context, addr string, id int32) error {
-	cl, err := oneShotClient(addr)
+func brokerLists(ctx context.Context, addr string, id int32, opts ...kgo.Opt) error {
+	cl, err := oneShotClient(addr, opts...)
 	if err != nil {
 		return err
 	}
@@ -821,8 +838,8 @@ func brokerLists(ctx context.Context, addr string, id int32) error {
 	return errors.New("not listed")
 }
 
-func answersAPIVersions(ctx context.Context, addr string) error {
-	cl, err := oneShotClient(addr)
+func answersAPIVersions(ctx context.Context, addr string, opts ...kgo.Opt) error {
+	cl, err := oneShotClient(addr, opts...)
 	if err != nil {
 		return err
 	}

@@ -288,8 +288,8 @@ func (w *ISRWatcher) round(ctx context.Context, refresh chan<- struct{}) {
 		}
 		wk := w.workers[n.id]
 		if wk == nil {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.DialTimeout(w.cfg.readTimeout), kgo.RequestRetries(0),
-				kgo.RetryTimeout(w.cfg.readTimeout), kgo.MetadataMinAge(10*time.Millisecond))
+			cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.Addr()), kgo.DialTimeout(w.cfg.readTimeout), kgo.RequestRetries(0),
+				kgo.RetryTimeout(w.cfg.readTimeout), kgo.MetadataMinAge(10 * time.Millisecond)}, w.c.clientSecurity()...)...)
 			if err != nil {
 				w.failed++
 				continue

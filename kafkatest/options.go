@@ -39,6 +39,7 @@ type config struct {
 	logger          *slog.Logger
 	progress        io.Writer
 	lockDir         string
+	secure          *secureConfig // Secure; nil: PLAINTEXT
 }
 
 func defaultConfig() config {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -55,7 +56,9 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32
 		if st := n.Status(); st != Running {
 			continue
 		}
-		err := poll(wctx, nil, func(ctx context.Context) error { return topicReadyOn(ctx, n.Addr(), name, partitions) })
+		err := poll(wctx, nil, func(ctx context.Context) error {
+			return topicReadyOn(ctx, n.Addr(), name, partitions, c.clientSecurity()...)
+		})
 		if err != nil {
 			return fmt.Errorf("kafkatest: broker %d: %w", n.ID(), err)
 		}
@@ -63,8 +66,8 @@ func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32
 	return nil
 }
 
-func topicReadyOn(ctx context.Context, addr, name string, partitions int32) error {
-	cl, err := oneShotClient(addr)
+func topicReadyOn(ctx context.Context, addr, name string, partitions int32, opts ...kgo.Opt) error {
+	cl, err := oneShotClient(addr, opts...)
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,9 @@ func StartTraffic(ctx context.Context, seeds []string, topic string, opts ...Tra
 // stops it when the test ends if the test has not stopped it.
 func (c *Cluster) Traffic(t testing.TB, topic string, opts ...TrafficOption) *Traffic {
 	t.Helper()
+	if sec := c.clientSecurity(); sec != nil { // a secured cluster: as admin, unless opts say otherwise
+		opts = append([]TrafficOption{TrafficClientOpts(sec...)}, opts...)
+	}
 	tr, err := StartTraffic(t.Context(), c.Addrs(), topic, opts...)
 	if err != nil {
 		t.Fatal(err)

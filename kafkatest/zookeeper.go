@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -280,7 +281,7 @@ func (c *Cluster) registrationsLive(ctx context.Context) error {
 		if n.Status() != Running {
 			continue
 		}
-		if err := metadataWhole(ctx, n.Addr(), running); err != nil {
+		if err := metadataWhole(ctx, n.Addr(), running, c.clientSecurity()...); err != nil {
 			return fmt.Errorf("broker %d: %w", n.id, err)
 		}
 	}
@@ -335,8 +336,8 @@ func connectedSessions(cons string) map[string]bool {
 
 // metadataWhole asks the broker at addr for its metadata and wants every
 // broker of ids listed and a controller named.
-func metadataWhole(ctx context.Context, addr string, ids []int32) error {
-	cl, err := oneShotClient(addr)
+func metadataWhole(ctx context.Context, addr string, ids []int32, opts ...kgo.Opt) error {
+	cl, err := oneShotClient(addr, opts...)
 	if err != nil {
 		return err
 	}
