@@ -143,6 +143,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	x := &inspector{cl: cl, adm: kadm.NewClient(cl), cfg: cfg, in: Inspection{Controller: -1}, infos: map[int32]*NodeInfo{}}
 	meta, err := x.brokers(ctx)
 	if err != nil {
+		if authentication(err) {
+			return x.in, fmt.Errorf("%w: metadata: %w", ErrUnauthenticated, err)
+		}
 		return x.in, fmt.Errorf("%w: metadata: %v", ErrUnreachable, err)
 	}
 	x.apiVersions(ctx)

@@ -35,7 +35,11 @@ func (o *liveOps) snapshot(ctx context.Context) (health.Snapshot, error) {
 	if err := o.zk.check(ctx, o.cl); err != nil {
 		return health.Snapshot{}, fmt.Errorf("health: snapshot: %w", err)
 	}
-	return health.Take(ctx, o.cl)
+	snap, err := health.Take(ctx, o.cl)
+	if err == nil {
+		err = deniedIn("health snapshot", snap)
+	}
+	return snap, err
 }
 
 func (o *liveOps) brokerConfig(ctx context.Context, id int32, keys []string) (map[string]compat.ConfigValue, error) {

@@ -54,6 +54,9 @@ func (u *run) waitFor(ctx context.Context, i int, kind EventKind, timeout time.D
 	var last string
 	err := poll.Wait(ctx, func(ctx context.Context) error {
 		v, err := check(ctx)
+		if aerr := accessError("", err); aerr != nil { // what is added below
+			return poll.Permanent(aerr) // waiting does not fix credentials or ACLs
+		}
 		if err != nil {
 			if msg := err.Error(); msg != last {
 				last = msg
