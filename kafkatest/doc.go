@@ -32,6 +32,13 @@
 // and [Cluster.StartZooKeeper] restart a ZooKeeper-mode cluster's ZooKeeper
 // under running brokers.
 //
+// [Secure] makes every listener SASL_SSL: a CA and node certificates made in
+// Go at start (PEM, no keystores to build), PLAIN and SCRAM-SHA-512 users,
+// an authorizer (StandardAuthorizer in KRaft mode, AclAuthorizer in
+// ZooKeeper mode) and super users for the brokers and for kafkatest's own
+// clients; [Cluster.Security] hands out the CA, client options per user and
+// [Security.Grant] for ACLs.
+//
 // Only one cluster runs on a machine at a time: clusters of other test
 // binaries wait (a file lock in the user cache directory). Every JVM dies
 // with the process that started it, also when that process is killed

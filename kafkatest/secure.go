@@ -406,10 +406,10 @@ func (c *Cluster) createSCRAMUsers(ctx context.Context) error {
 	return nil
 }
 
-// An ACL allows a principal one operation on one resource (a literal name,
+// A Permission (an ACL) allows a principal one operation on one resource (a literal name,
 // or "*" for every resource of the type; the cluster resource is named
 // "kafka-cluster"), from any host.
-type ACL struct {
+type Permission struct {
 	Principal string
 	Resource  kmsg.ACLResourceType
 	Name      string
@@ -419,7 +419,7 @@ type ACL struct {
 }
 
 // String reads "User:alice ALLOW DESCRIBE on TOPIC orders".
-func (a ACL) String() string {
+func (a Permission) String() string {
 	name := a.Name
 	if a.Prefixed {
 		name += "* (prefix)"
@@ -430,17 +430,17 @@ func (a ACL) String() string {
 // Grant creates ACLs (as admin), then waits until every broker has them: a
 // broker's authorizer learns of new ACLs a moment after the create returns.
 // It is the caller's way to give the users of [Secure] what they may do.
-func (s *Security) Grant(ctx context.Context, c *Cluster, acls ...ACL) error {
+func (s *Security) Grant(ctx context.Context, c *Cluster, acls ...Permission) error {
 	return s.alterACLs(ctx, c, acls, true)
 }
 
 // Revoke deletes ACLs made with [Security.Grant] (as admin) and waits until
 // no broker lists them.
-func (s *Security) Revoke(ctx context.Context, c *Cluster, acls ...ACL) error {
+func (s *Security) Revoke(ctx context.Context, c *Cluster, acls ...Permission) error {
 	return s.alterACLs(ctx, c, acls, false)
 }
 
-func (s *Security) alterACLs(ctx context.Context, c *Cluster, acls []ACL, create bool) error {
+func (s *Security) alterACLs(ctx context.Context, c *Cluster, acls []Permission, create bool) error {
 	if len(acls) == 0 {
 		return nil
 	}
@@ -452,7 +452,7 @@ func (s *Security) alterACLs(ctx context.Context, c *Cluster, acls []ACL, create
 		return err
 	}
 	defer cl.Close()
-	pattern := func(a ACL) kmsg.ACLResourcePatternType {
+	pattern := func(a Permission) kmsg.ACLResourcePatternType {
 		if a.Prefixed {
 			return kmsg.ACLResourcePatternTypePrefixed
 		}
@@ -518,7 +518,7 @@ func (s *Security) alterACLs(ctx context.Context, c *Cluster, acls []ACL, create
 	return nil
 }
 
-func (a ACL) key() string {
+func (a Permission) key() string {
 	return fmt.Sprintf("%s|%d|%s|%v|%d", a.Principal, a.Resource, a.Name, a.Prefixed, a.Operation)
 }
 
@@ -547,7 +547,7 @@ func describeACLsOn(ctx context.Context, addr string, opts []kgo.Opt) (map[strin
 			if a.PermissionType != kmsg.ACLPermissionTypeAllow {
 				continue
 			}
-			k := ACL{Principal: a.Principal, Resource: r.ResourceType, Name: r.ResourceName,
+			k := Permission{Principal: a.Principal, Resource: r.ResourceType, Name: r.ResourceName,
 				Prefixed: r.ResourcePatternType == kmsg.ACLResourcePatternTypePrefixed, Operation: a.Operation}.key()
 			out[k] = true
 		}

@@ -44,7 +44,7 @@ func TestSecureClusterSmoke(t *testing.T) {
 				}
 			}
 			sec := c.Security()
-			acl := kafkatest.ACL{Principal: "User:alice", Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Operation: kmsg.ACLOperationDescribe}
+			acl := kafkatest.Permission{Principal: "User:alice", Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Operation: kmsg.ACLOperationDescribe}
 			if err := sec.Grant(ctx, c, acl); err != nil {
 				t.Fatal(err)
 			}

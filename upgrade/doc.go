@@ -69,4 +69,16 @@
 //     right after a crash does not restart the node a second time.
 //   - Secret config values (see [node.SecretKey]) never appear in plan
 //     tables, events, errors or logs.
+//   - Credentials the cluster refuses fail at once with [ErrUnauthenticated]
+//     (not [ErrUnreachable]), and a request Kafka refuses for want of an ACL
+//     with a *[DeniedError] naming the ACL operation and resource, instead
+//     of waiting for a gate's timeout.
+//
+// # Secured clusters
+//
+// kupgrade connects only with the caller's *kgo.Client: TLS and SASL are
+// the client's options, and the direct controller connections (package
+// kraft) reuse them. [ACLs] lists the exact ACLs each [Operation] needs
+// ([CanaryACLs] those of a canary topic), as data to grant, or as franz-go
+// builders with [ACLBuilders].
 package upgrade
