@@ -1,15 +1,19 @@
 package upgrade
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kraft"
 )
@@ -103,5 +107,70 @@ func TestDeniedIn(t *testing.T) {
 	}
 	if err := deniedIn("x", health.Snapshot{Topics: []health.Topic{{Name: "d", ErrorCode: kerr.TopicAuthorizationFailed.Code}}}); err == nil {
 		t.Error("a topic whose metadata Kafka refused is not reported")
+	}
+}
+
+// deniedOps is a fake cluster whose snapshots or feature updates Kafka
+// refuses.
+type deniedOps struct {
+	*fakeCluster
+	snapErr, updateErr error
+}
+
+func (d *deniedOps) snapshot(ctx context.Context) (health.Snapshot, error) {
+	if d.snapErr != nil {
+		return health.Snapshot{}, d.snapErr
+	}
+	return d.fakeCluster.snapshot(ctx)
+}
+
+func (d *deniedOps) updateFeatures(ctx context.Context, levels compat.FeatureLevels, downgrade bool) error {
+	if d.updateErr != nil {
+		return d.updateErr
+	}
+	return d.fakeCluster.updateFeatures(ctx, levels, downgrade)
+}
+
+// TestRunStopsAtOnceOnAccessErrors: a refused password or ACL ends Run at
+// once with the typed error (in a synctest bubble, a gate that waited for
+// its timeout would show as ten minutes), and no node is restarted after
+// the refusal.
+func TestRunStopsAtOnceOnAccessErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		snapErr, updateErr error
+		is                 error
+		restarts           int
+	}{
+		{"wrong password at the first gate", fmt.Errorf("health: snapshot: metadata: %w", kerr.SaslAuthenticationFailed), nil, ErrUnauthenticated, 0},
+		{"no ALTER on the cluster at finalize", nil, &kraft.UpdateError{Feature: "metadata.version", Kind: kraft.ErrNotAuthorized, Kafka: kerr.ClusterAuthorizationFailed}, ErrDenied, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeCluster(compat.ModeKRaft, "3.9.2", 3, 3)
+				f.levels["metadata.version"] = 21
+				f.leader = 1
+				plan := kraftPlan(t, f, "4.1.2")
+				ops := &deniedOps{fakeCluster: f, snapErr: tc.snapErr, updateErr: tc.updateErr}
+				start := time.Now()
+				err := mustRunner(t, nil, f, withOps(ops), PassHolds(), GateTimeout(10*time.Minute)).Run(t.Context(), plan)
+				took := time.Since(start)
+				if !errors.Is(err, tc.is) || errors.Is(err, ErrUnreachable) {
+					t.Fatalf("Run = %v, want %v", err, tc.is)
+				}
+				if took > time.Minute {
+					t.Errorf("Run took %v (fake clock): it waited instead of stopping", took)
+				}
+				if n := len(f.restarts); n != tc.restarts {
+					t.Errorf("%d restarts, want %d", n, tc.restarts)
+				}
+				if tc.is == ErrDenied {
+					de, _ := errors.AsType[*DeniedError](err)
+					if de == nil || de.Operation != kmsg.ACLOperationAlter || de.Resource != kmsg.ACLResourceTypeCluster {
+						t.Errorf("DeniedError %+v, want ALTER on CLUSTER", de)
+					}
+				}
+			})
+		})
 	}
 }
