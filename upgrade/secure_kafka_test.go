@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kupgrade/kupgrade/compat"
@@ -276,6 +277,16 @@ func TestSecuredRollingUpgradeKRaft(t *testing.T) {
 			t.Fatalf("upgrade as kupgrade: %v", err)
 		}
 		t.Logf("rolling upgrade 3.9.2 → 4.0.2 with finalize as kupgrade took %v; restarts %v", end.Sub(start).Round(time.Millisecond), rec.restartOrder())
+		offs, err := kadm.NewClient(c.Client(t)).ListEndOffsets(t.Context(), "kupgrade-canary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var probes int64
+		offs.Each(func(o kadm.ListedOffset) { probes += o.Offset })
+		t.Logf("canary records written by kupgrade's probes: %d", probes)
+		if probes == 0 {
+			t.Error("the canary topic is empty: the canary gate never probed")
+		}
 		after, err := upgrade.Inspect(t.Context(), cl, upgrade.InspectWith(c), upgrade.InspectControllers(c.ControllerAddrs()...))
 		if err != nil {
 			t.Fatal(err)
