@@ -39,6 +39,7 @@ type config struct {
 	logger          *slog.Logger
 	progress        io.Writer
 	lockDir         string
+	containers      *containers // nil: JVMs on this machine
 }
 
 func defaultConfig() config {
