@@ -113,6 +113,7 @@ type containers struct {
 	provider *testcontainers.DockerProvider
 	cli      *testcontainers.DockerClient
 	images   map[string]string // release → image, once checked
+	watchdog *os.File          // its stdin's write end; see startWatchdog
 }
 
 // ownerLabel identifies this process: pid and kernel start time, so that a
@@ -543,7 +544,43 @@ func (c *Cluster) sweepContainers(ctx context.Context) error {
 	if ctrs+vols > 0 {
 		fmt.Fprintf(c.cfg.progress, "kafkatest: removed %d containers and %d volumes left by kafkatest processes that ended without closing their clusters\n", ctrs, vols)
 	}
+	c.startWatchdog(k)
 	return nil
+}
+
+// startWatchdog starts a helper that removes the cluster's containers and
+// volumes once this process ends, however it ends: a shell, in a session
+// of its own (so that it outlives this process), blocks reading a pipe whose
+// write end only this process holds; when the kernel closes it (exit,
+// SIGKILL, a test binary's timeout), the read ends and the shell removes
+// what carries the cluster's label with the docker command. Without a
+// docker command on the PATH there is no watchdog, and what a dead process
+// left is removed by the next container cluster (see sweepContainers).
+func (c *Cluster) startWatchdog(k *containers) {
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		return
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	f := "label=" + labelCluster + "=" + c.name
+	script := `cat >/dev/null
+ids=$("$0" ps -aq --filter "$1")
+[ -z "$ids" ] || "$0" rm -f $ids >/dev/null 2>&1
+vols=$("$0" volume ls -q --filter "$1")
+[ -z "$vols" ] || "$0" volume rm -f $vols >/dev/null 2>&1`
+	cmd := exec.Command("sh", "-c", script, docker, f)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return
+	}
+	go cmd.Wait() // reaped when it ends, after Close or at this process's end
+	k.watchdog = w
 }
 
 // closeContainers removes the cluster's remaining containers and its
@@ -571,6 +608,10 @@ func (c *Cluster) closeContainers() {
 		for _, v := range vl.Items {
 			k.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
 		}
+	}
+	if k.watchdog != nil {
+		k.watchdog.Close() // nothing left for it to remove
+		k.watchdog = nil
 	}
 	k.cli.Close()
 	k.provider.Close()

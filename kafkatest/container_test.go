@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,4 +209,57 @@ func apiVersions(t *testing.T, addr string, d time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestContainersNoOrphans SIGKILLs a test process that runs a container
+// cluster (no cleanup of its own runs) and checks that its containers and
+// volumes are removed all the same, by the watchdog the cluster started,
+// without waiting for the next cluster's sweep.
+func TestContainersNoOrphans(t *testing.T) {
+	if os.Getenv("KAFKATEST_CONTAINER_ORPHAN_FILE") != "" {
+		return // the child's work is in TestContainersOrphanChild
+	}
+	kafkatest.LocalContainers(t, kraftOld) // the engine and image, and DOCKER_HOST for the child
+	nameFile := filepath.Join(t.TempDir(), "name")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestContainersOrphanChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "KAFKATEST_CONTAINER_ORPHAN_FILE="+nameFile)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child exited cleanly, want it killed; output:\n%s", out)
+	}
+	b, rerr := os.ReadFile(nameFile)
+	if rerr != nil {
+		t.Fatalf("child did not start its cluster (%v); output:\n%s", rerr, out)
+	}
+	name, seen, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if seen != "1" {
+		t.Fatalf("child saw %s containers of its cluster running, want 1", seen)
+	}
+	died := time.Now()
+	deadline := died.Add(time.Minute)
+	for {
+		ctrs, vols := engineState(t, "org.kupgrade.kafkatest.cluster="+name)
+		if len(ctrs)+len(vols) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("1m after its test process was killed, cluster %s still has containers %v and volumes %v", name, ctrs, vols)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("cluster %s's container and volume gone %v after its test process was killed", name, time.Since(died).Round(time.Millisecond))
+}
+
+// TestContainersOrphanChild is TestContainersNoOrphans' child: it starts a
+// one-node container cluster and SIGKILLs itself.
+func TestContainersOrphanChild(t *testing.T) {
+	file := os.Getenv("KAFKATEST_CONTAINER_ORPHAN_FILE")
+	if file == "" {
+		t.Skip("helper of TestContainersNoOrphans; runs only as its child process")
+	}
+	c := kafkatest.Start(t, kafkatest.KRaft(kraftOld), kafkatest.Combined(1), kafkatest.LocalContainers(t, kraftOld))
+	ctrs, _ := engineState(t, "org.kupgrade.kafkatest.cluster="+c.Name())
+	os.WriteFile(file, fmt.Appendf(nil, "%s %d", c.Name(), running(ctrs, false)), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGKILL) // no cleanup runs
+	select {}
 }
