@@ -3,6 +3,7 @@ package kafkatest_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +85,8 @@ func TestContainersKillPause(t *testing.T) {
 	}
 
 	start := time.Now()
-	c := kafkatest.Start(t, kafkatest.KRaft(kraftOld), kafkatest.Combined(3), opt)
+	c := kafkatest.Start(t, kafkatest.KRaft(kraftOld), kafkatest.Combined(3), opt,
+		kafkatest.Logger(slog.New(slog.NewTextHandler(tlog{t}, nil)))) // "cluster ready … took": the start without the lock's wait
 	t.Logf("3 combined nodes of %s ready in containers in %v", kraftOld, time.Since(start).Round(time.Millisecond))
 	if _, vols := engineState(t, "org.kupgrade.kafkatest.cluster=kt-dead"); len(vols) != 0 {
 		t.Errorf("the dead process's volume %v is still there after the next cluster started", vols)
@@ -191,6 +193,14 @@ func TestContainersKillPause(t *testing.T) {
 	if ctrs, vols := engineState(t, label); len(ctrs)+len(vols) != 0 {
 		t.Errorf("after Close: containers %v, volumes %v left", ctrs, vols)
 	}
+}
+
+// tlog writes log lines to the test log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // apiVersions asks addr for ApiVersions, giving up after d.

@@ -26,7 +26,7 @@ func TestContainersRollingUpgradeZooKeeper(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			opt := backendOption(t, name, "3.8.1", "3.9.2")
 			began := time.Now()
-			c := kafkatest.Start(t, kafkatest.ZooKeeper("3.8.1"), kafkatest.Brokers(3), opt)
+			c := kafkatest.Start(t, kafkatest.ZooKeeper("3.8.1"), kafkatest.Brokers(3), opt, kafkatest.Logger(testLogger(t)))
 			t.Logf("%s: 1 ZooKeeper and 3 brokers of 3.8.1 ready %v after Start (the machine-wide lock's wait included)", name, time.Since(began).Round(time.Millisecond))
 			tr := withTraffic(t, c)
 			in := inspect(t, c)
@@ -75,7 +75,7 @@ func TestContainersRollingUpgradeKRaft(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			opt := backendOption(t, name, "3.9.2", "4.0.2")
 			began := time.Now()
-			c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3), opt)
+			c := kafkatest.Start(t, kafkatest.KRaft("3.9.2"), kafkatest.Combined(3), opt, kafkatest.Logger(testLogger(t)))
 			t.Logf("%s: 3 combined nodes of 3.9.2 ready %v after Start (the machine-wide lock's wait included)", name, time.Since(began).Round(time.Millisecond))
 			tr := withTraffic(t, c)
 			in := inspect(t, c)
