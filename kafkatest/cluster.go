@@ -63,7 +63,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	if testing.Short() {
 		t.Skip("kafkatest: starts real Kafka JVMs; skipped with -short")
 	}
-	RequireTools(t)
+	requireFor(t, opts)
 	opts = append([]Option{Dir(t.TempDir()), ProgressOutput(testWriter{t})}, opts...)
 	ctx := t.Context()
 	c, err := New(ctx, opts...)
@@ -145,6 +145,9 @@ func (c *Cluster) distribution(ctx context.Context, release string) (*Distributi
 	c.mu.Unlock()
 	if d != nil {
 		return d, nil
+	}
+	if c.cfg.containers != nil {
+		return c.containerDistribution(ctx, release)
 	}
 	d, err := Resolve(ctx, release, append([]ResolveOption{ResolveProgress(c.cfg.progress)}, c.cfg.resolve...)...)
 	if err != nil {
@@ -273,6 +276,9 @@ func (c *Cluster) lock(ctx context.Context) error {
 	defer cancel()
 	var err error
 	c.release, err = acquireClusterLock(lockCtx, lockDir, c.name)
+	if err == nil && c.cfg.containers != nil {
+		err = c.sweepContainers(ctx)
+	}
 	return err
 }
 
@@ -350,9 +356,7 @@ func (c *Cluster) format(ctx context.Context, n *Process) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var out strings.Builder
-	cmd := exec.CommandContext(ctx, dist.Java, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := runProcess(cmd); err != nil {
+	if err := c.runJava(ctx, dist, n, args, &out, &out); err != nil {
 		return fmt.Errorf("kafkatest: format storage of node %d (Kafka %s): %v: %s", n.id, dist.Release, err, strings.TrimSpace(out.String()))
 	}
 	return nil
@@ -395,10 +399,8 @@ func (c *Cluster) Tool(ctx context.Context, release, mainClass string, args ...s
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, d.Java, append(append(c.toolArgs(d), mainClass), args...)...)
 	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := runProcess(cmd); err != nil {
+	if err := c.runJava(ctx, d, nil, append(append(c.toolArgs(d), mainClass), args...), &stdout, &stderr); err != nil {
 		return stdout.String(), fmt.Errorf("kafkatest: %s %s: %v: %s", mainClass, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
@@ -426,7 +428,7 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 	rf := strconv.Itoa(min(3, max(brokers, 1)))
 	minISR := strconv.Itoa(min(2, max(brokers, 1)))
 	cfg := map[string]string{
-		"log.dirs":                                 filepath.Join(n.dir, "data"),
+		"log.dirs":                                 c.dataDir(filepath.Join(n.dir, "data")),
 		"num.network.threads":                      "2",
 		"num.io.threads":                           "2",
 		"num.recovery.threads.per.data.dir":        "1",
@@ -708,6 +710,7 @@ func (c *Cluster) Close() {
 		for _, p := range procs {
 			<-p.exited
 		}
+		c.closeContainers()
 		if c.ownDir {
 			os.RemoveAll(c.dir)
 		}

@@ -45,4 +45,12 @@
 // (Linux parent-death signal). Real-Kafka tests skip with -short, and when
 // Java or Maven is missing they skip with the reason, or fail under CI=true
 // ([RequireTools]).
+//
+// With the option [Containers], the same Cluster runs its nodes (and
+// ZooKeeper) in containers through testcontainers-go instead: the official
+// apache/kafka images by default ([ContainerImage] picks others), a data
+// volume per node, no JDK or Maven needed. [LocalContainers] sets up a
+// private engine and stand-in images on machines with no engine or
+// registry, as kupgrade's CI. The machine-wide lock covers container
+// clusters too.
 package kafkatest

@@ -85,6 +85,23 @@ type process struct {
 	log    *os.File
 	exited chan struct{} // closed once the process has ended
 	err    error         // Wait's result, valid after exited
+	ctl    *containerCtl // with Containers: the container it runs in, and cmd is nil
+}
+
+// signal sends sig to the process (or its container).
+func (p *process) signal(sig syscall.Signal) error {
+	if p.ctl != nil {
+		return p.ctl.signal(sig)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// pid returns the process id, as this machine sees it.
+func (p *process) pid() int {
+	if p.ctl != nil {
+		return p.ctl.pid
+	}
+	return p.cmd.Process.Pid
 }
 
 // ID returns the node's broker.id (ZooKeeper) or node.id (KRaft).
@@ -156,7 +173,7 @@ func (n *Process) PID() int {
 	if n.proc == nil || (n.status != Running && n.status != Paused) {
 		return 0
 	}
-	return n.proc.cmd.Process.Pid
+	return n.proc.pid()
 }
 
 // Config returns the node's effective static config: what server.properties
@@ -226,14 +243,14 @@ func (n *Process) start() error {
 	share, exited := cdsFlags(n.dist, "node")
 	args = append(args, share...)
 	args = append(args, fmt.Sprintf("-Dkupgrade.kafkatest=%s/%d", n.c.name, n.id), "-cp", n.dist.Classpath(), "kafka.Kafka", props)
-	p, err := launch(n.dist.Java, args, n.LogPath(),
+	p, err := n.c.launch("node-"+strconv.Itoa(int(n.id)), n.dist, args, n.LogPath(),
 		fmt.Sprintf("kafkatest: start node %d (%s) with Kafka %s", n.id, joinRoles(n.roles), n.dist.Release), exited)
 	if err != nil {
 		return fmt.Errorf("kafkatest: start node %d: %w", n.id, err)
 	}
 	n.proc, n.status = p, Running
 	n.starts++
-	n.c.cfg.logger.Info("node started", "node", n.id, "release", n.dist.Release, "pid", p.cmd.Process.Pid)
+	n.c.cfg.logger.Info("node started", "node", n.id, "release", n.dist.Release, "pid", p.pid())
 	return nil
 }
 
@@ -276,9 +293,9 @@ func (n *Process) signal(sig syscall.Signal, next Status) *process {
 		return nil
 	}
 	if n.status == Paused && sig == syscall.SIGTERM {
-		n.proc.cmd.Process.Signal(syscall.SIGCONT) // a stopped JVM cannot shut down
+		n.proc.signal(syscall.SIGCONT) // a stopped JVM cannot shut down
 	}
-	n.proc.cmd.Process.Signal(sig)
+	n.proc.signal(sig)
 	n.status = next
 	return n.proc
 }
@@ -299,7 +316,7 @@ func (n *Process) Stop(ctx context.Context) error {
 		n.c.cfg.logger.Info("node stopped", "node", n.id)
 		return nil
 	case <-ctx.Done():
-		p.cmd.Process.Kill()
+		p.signal(syscall.SIGKILL)
 		<-p.exited
 		n.mu.Lock()
 		n.status = Killed
@@ -329,7 +346,7 @@ func (n *Process) Pause() error {
 	if n.status != Running {
 		return fmt.Errorf("kafkatest: pause node %d: it is %v", n.id, n.status)
 	}
-	if err := n.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := n.proc.signal(syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("kafkatest: pause node %d: %w", n.id, err)
 	}
 	n.status = Paused
@@ -344,7 +361,7 @@ func (n *Process) Resume() error {
 	if n.status != Paused {
 		return fmt.Errorf("kafkatest: resume node %d: it is %v", n.id, n.status)
 	}
-	if err := n.proc.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := n.proc.signal(syscall.SIGCONT); err != nil {
 		return fmt.Errorf("kafkatest: resume node %d: %w", n.id, err)
 	}
 	n.status = Running

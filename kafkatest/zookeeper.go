@@ -39,7 +39,7 @@ func (z *zookeeper) start(ctx context.Context, c *Cluster) error {
 	}
 	props := filepath.Join(z.dir, "zookeeper.properties")
 	err := writeProperties(props, map[string]string{
-		"dataDir":                 filepath.Join(z.dir, "data"),
+		"dataDir":                 c.dataDir(filepath.Join(z.dir, "data")),
 		"clientPort":              strconv.Itoa(z.port),
 		"clientPortAddress":       "127.0.0.1",
 		"maxClientCnxns":          "0",
@@ -59,7 +59,7 @@ func (z *zookeeper) start(ctx context.Context, c *Cluster) error {
 	args = append(args, share...)
 	args = append(args, "-Dkupgrade.kafkatest="+c.name+"/zookeeper", "-Dzookeeper.jmx.log4j.disable=true",
 		"-cp", z.dist.Classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", props)
-	p, err := launch(z.dist.Java, args, filepath.Join(z.dir, "zookeeper.log"), "kafkatest: start ZooKeeper from Kafka "+z.dist.Release, exited)
+	p, err := c.launch("zookeeper", z.dist, args, filepath.Join(z.dir, "zookeeper.log"), "kafkatest: start ZooKeeper from Kafka "+z.dist.Release, exited)
 	if err != nil {
 		return fmt.Errorf("kafkatest: start ZooKeeper: %w", err)
 	}
@@ -134,7 +134,7 @@ func (z *zookeeper) kill() *process {
 	}
 	p := z.proc
 	z.proc = nil
-	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.signal(syscall.SIGKILL)
 	return p
 }
 
@@ -149,16 +149,16 @@ func (z *zookeeper) stop(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
 		return nil
 	case <-time.After(zkStopTimeout):
-		p.cmd.Process.Kill()
+		p.signal(syscall.SIGKILL)
 		<-p.exited
 		return fmt.Errorf("kafkatest: ZooKeeper did not stop within %v of SIGTERM; killed it", zkStopTimeout)
 	case <-ctx.Done():
-		p.cmd.Process.Kill()
+		p.signal(syscall.SIGKILL)
 		<-p.exited
 		return context.Cause(ctx)
 	}
