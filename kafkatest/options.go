@@ -40,7 +40,7 @@ type config struct {
 	progress        io.Writer
 	lockDir         string
 	secure          *secureConfig // Secure; nil: PLAINTEXT
-	containers      *containers // nil: JVMs on this machine
+	containers      *containers   // nil: JVMs on this machine
 }
 
 func defaultConfig() config {
