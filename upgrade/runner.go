@@ -276,6 +276,9 @@ func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if _, err := r.provisioner(plan); err != nil {
 		return err
 	}
+	if err := r.checkMigration(plan); err != nil {
+		return err
+	}
 	for i, s := range plan.Steps {
 		if s.Kind == StepManual {
 			return fmt.Errorf("%w: step %d is %s, which kupgrade does not automate yet; plan to the last release before it, do it, then plan again", ErrUnsupportedPlan, i+1, s.Reason)
