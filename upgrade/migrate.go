@@ -1,12 +1,22 @@
 package upgrade
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/internal/poll"
+	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/node"
 )
 
@@ -48,9 +58,25 @@ const (
 	// zookeeper.connect the brokers use, storage formatted at the bridge
 	// release's metadata.version.
 	StepProvisionController StepKind = "provision-controller"
-	// StepAwaitMigration waits, bounded, until the KRaft controller has
-	// copied the metadata from ZooKeeper (see [Runner] and
-	// DefaultMigrationSignal).
+	// StepAwaitMigration waits, bounded by [CatchUpTimeout], until the
+	// KRaft controller has copied the metadata from ZooKeeper.
+	//
+	// The signal is the /migration znode in the brokers' ZooKeeper (under
+	// their zookeeper.connect chroot, which the Runner reads from a broker's
+	// static config): the controller records there the KRaft metadata
+	// offset of the copied metadata, and the copy is complete once that
+	// offset is above 0 — the test Kafka's own code and integration tests
+	// use (ZkMigrationLeadershipState.initialZkMigrationComplete). It works
+	// wherever the Runner can reach ZooKeeper (as its ZooKeeper probe
+	// already must, see [NoZooKeeperProbe]) with a few bytes of ZooKeeper's
+	// protocol and no new dependency. The alternatives do not say the copy
+	// is complete: ApiVersions' ZkMigrationReady only says that every
+	// controller runs with the migration enabled; the controller the
+	// brokers report in metadata is not reliable while a KRaft controller
+	// drives ZooKeeper-mode brokers; the controller's ZkMigrationState
+	// metric needs JMX; its log line ("Completed migration of metadata from
+	// Zookeeper to KRaft") is not reachable through Kafka's protocol.
+	// TestMigrateZooKeeperToKRaft checks the znode against that log line.
 	StepAwaitMigration StepKind = "await-migration"
 )
 
@@ -223,13 +249,325 @@ func (p Plan) PointOfNoReturn() int {
 	return -1
 }
 
+// migrationOps is what a Runner reads to carry out a migration; liveOps
+// does it through the client and the brokers' ZooKeeper, tests script it.
+type migrationOps interface {
+	// clusterID returns the cluster's id, as the brokers report it.
+	clusterID(ctx context.Context) (string, error)
+	// zooKeeperConnect returns the brokers' zookeeper.connect.
+	zooKeeperConnect(ctx context.Context) (string, error)
+	// migrationState reads the migration's progress from ZooKeeper.
+	migrationState(ctx context.Context, connect string) (migrationState, error)
+	// clearMigration deletes the /controller and /migration znodes.
+	clearMigration(ctx context.Context, connect string) error
+	// zooKeeperController returns the broker that the /controller znode
+	// names, -1 for none (or a KRaft controller).
+	zooKeeperController(ctx context.Context, connect string) (int32, error)
+}
+
+// migrationState is what the /migration znode says.
+type migrationState struct {
+	// Started: the znode exists (a KRaft controller has claimed the
+	// migration).
+	Started bool
+	// Offset is the KRaft metadata offset the migration recorded
+	// (kraft_metadata_offset), -1 until the metadata has been copied.
+	Offset int64
+	// Controller is the KRaft controller that recorded it.
+	Controller int32
+}
+
+// Done reports whether the metadata has been copied: Kafka's own test of
+// it (ZkMigrationLeadershipState.initialZkMigrationComplete) is a KRaft
+// metadata offset above 0.
+func (m migrationState) Done() bool { return m.Offset > 0 }
+
 // checkMigration refuses, before any step, a plan with migration steps that
-// this Runner cannot carry out.
+// this Runner cannot carry out: its Orchestrator must provision the
+// controllers.
 func (r *Runner) checkMigration(plan Plan) error {
 	for i, s := range plan.Steps {
-		if s.Kind == StepProvisionController || s.Kind == StepAwaitMigration {
-			return fmt.Errorf("%w: step %d (%s) is part of a ZooKeeper to KRaft migration, which this Runner does not carry out yet; plan to 3.9 (the bridge), migrate by hand, then plan again", ErrUnsupportedPlan, i+1, s.Kind)
+		if s.Kind != StepProvisionController && s.Kind != StepRetireController && s.Kind != StepClearMigration {
+			continue
+		}
+		if _, ok := r.orch.(node.Provisioner); !ok {
+			return fmt.Errorf("%w: step %d (%s) needs an Orchestrator that implements node.Provisioner, and %T does not", ErrUnsupportedPlan, i+1, s.Kind, r.orch)
+		}
+		if _, ok := r.cfg.ops.(migrationOps); !ok {
+			return fmt.Errorf("%w: step %d (%s): this Runner cannot read the migration's state", ErrUnsupportedPlan, i+1, s.Kind)
 		}
 	}
 	return nil
+}
+
+// provisionController starts the KRaft controller st.Node in migration
+// mode. A controller the Orchestrator already lists (an interrupted run
+// started it) is not started again.
+func (u *run) provisionController(ctx context.Context, i int, st Step, sr *StepRecord) (string, error) {
+	nodes, err := u.r.orch.Nodes(ctx)
+	if err != nil {
+		return "", fmt.Errorf("the Orchestrator cannot list its nodes: %w", err)
+	}
+	if slices.ContainsFunc(nodes, func(n node.Node) bool { return n.ID == st.Node }) {
+		if sr.Provisioned == nil {
+			id := st.Node
+			sr.Provisioned = &id
+		}
+		u.learnControllers(ctx)
+		return fmt.Sprintf("controller %d already runs", st.Node), nil
+	}
+	mops := u.r.cfg.ops.(migrationOps) // checkMigration made sure
+	clusterID, err := mops.clusterID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the cluster id: %w", err)
+	}
+	connect, err := mops.zooKeeperConnect(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the brokers' zookeeper.connect: %w", err)
+	}
+	if connect == "" {
+		return "", errors.New("the brokers name no zookeeper.connect: they do not run in ZooKeeper mode")
+	}
+	rel, err := compat.ParseRelease(st.Change.Version)
+	if err != nil {
+		return "", err
+	}
+	mv, err := compat.LatestProduction(rel)
+	if err != nil {
+		return "", err
+	}
+	cfg := maps.Clone(st.Change.Set)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	cfg["zookeeper.connect"] = connect
+	sr.Restarted = true // "the Orchestrator was asked": a resumed run looks for the node
+	if err := u.save(ctx); err != nil {
+		return "", err
+	}
+	u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("provisioning KRaft controller %d on %v in migration mode (cluster %s, metadata.version %v)", st.Node, rel, clusterID, mv)})
+	began := u.r.cfg.now()
+	rctx, cancel := context.WithTimeoutCause(ctx, u.r.cfg.restartTimeout,
+		fmt.Errorf("the Orchestrator did not provision controller %d within %v", st.Node, u.r.cfg.restartTimeout))
+	n, err := u.r.orch.(node.Provisioner).Provision(rctx, node.Spec{Version: rel.String(), Roles: []node.Role{node.RoleController},
+		NodeID: st.Node, ClusterID: clusterID, MetadataVersion: mv.Name, Config: cfg})
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("provisioning controller %d: %w", st.Node, err)
+	}
+	if n.ID != st.Node {
+		return "", fmt.Errorf("the Orchestrator provisioned node %d, not controller %d as asked", n.ID, st.Node)
+	}
+	sr.Provisioned = &n.ID
+	if err := u.save(ctx); err != nil {
+		return "", err
+	}
+	u.emit(Event{Kind: EventRestarted, Step: i, Elapsed: u.r.cfg.now().Sub(began), Message: fmt.Sprintf("controller %d provisioned", st.Node)})
+	u.learnControllers(ctx)
+	return "", nil
+}
+
+// learnControllers points the run's quorum and feature reads at the KRaft
+// controllers the Orchestrator lists (a migration provisions them, so the
+// caller could not name them with [KRaftControllers]), unless the caller did
+// name some. Through the brokers these reads are unreliable while brokers
+// change mode: a broker just started in KRaft mode advertises DescribeQuorum
+// only once it knows the controller's versions, and a client keeps the
+// first ApiVersions answer for the connection's life (observed: a gate
+// refused for minutes with "broker is too old"). So quorum reads go to the
+// controllers through a client of their own, made with the caller's client
+// options (TLS, SASL) and closed, and the Runner's own reads restored, when
+// Run returns ([run.endMigration]).
+func (u *run) learnControllers(ctx context.Context) {
+	if len(u.r.cfg.controllers) > 0 {
+		return
+	}
+	lo, ok := u.r.cfg.ops.(*liveOps)
+	if qo, isQ := u.r.cfg.ops.(*quorumViaControllers); isQ {
+		lo, ok = qo.liveOps, true
+	}
+	if !ok || lo.cl == nil {
+		return
+	}
+	nodes, err := u.r.orch.Nodes(ctx)
+	if err != nil {
+		return // the reads go through the brokers meanwhile
+	}
+	var addrs []string
+	for _, n := range nodes {
+		if n.HasRole(node.RoleController) && !n.HasRole(node.RoleBroker) && n.Host != "" && n.Port > 0 {
+			addrs = append(addrs, net.JoinHostPort(n.Host, strconv.Itoa(n.Port)))
+		}
+	}
+	if len(addrs) == 0 || slices.Equal(addrs, lo.controllers) {
+		return
+	}
+	ccl, err := kgo.NewClient(append(lo.cl.Opts(), kgo.SeedBrokers(addrs...))...)
+	if err != nil {
+		u.r.cfg.logger.Warn("cannot make a client for the controllers; quorum reads go through the brokers", "err", err)
+		return
+	}
+	if u.restore == nil {
+		orig, origAddrs := u.r.cfg.ops, lo.controllers
+		u.restore = func() { u.r.cfg.ops, lo.controllers = orig, origAddrs }
+	}
+	if qo, isQ := u.r.cfg.ops.(*quorumViaControllers); isQ {
+		qo.ccl.Close()
+	}
+	lo.controllers = addrs
+	u.r.cfg.ops = &quorumViaControllers{liveOps: lo, ccl: ccl}
+}
+
+// endMigration closes what learnControllers opened and restores the
+// Runner's reads.
+func (u *run) endMigration() {
+	if qo, ok := u.r.cfg.ops.(*quorumViaControllers); ok {
+		qo.ccl.Close()
+	}
+	if u.restore != nil {
+		u.restore()
+		u.restore = nil
+	}
+}
+
+// quorumViaControllers reads the quorum from the controllers, through ccl,
+// and everything else as liveOps does.
+type quorumViaControllers struct {
+	*liveOps
+	ccl *kgo.Client
+}
+
+func (o *quorumViaControllers) activeController(ctx context.Context) (int32, error) {
+	q, err := kraft.DescribeQuorum(ctx, o.ccl)
+	if err != nil {
+		return -1, err
+	}
+	if id, ok := q.ActiveController(); ok {
+		return id, nil
+	}
+	return -1, fmt.Errorf("the controller quorum has no leader (epoch %d)", q.LeaderEpoch)
+}
+
+func (o *quorumViaControllers) canRestartController(ctx context.Context, id int32) (health.Verdict, error) {
+	q, err := kraft.DescribeQuorum(ctx, o.ccl)
+	if err != nil {
+		return health.Verdict{}, err
+	}
+	return kraft.CanRestartController(q, id, o.fetchTimeout(ctx)).Verdict, nil
+}
+
+func (o *quorumViaControllers) controllerCaughtUp(ctx context.Context, id int32) (health.Verdict, error) {
+	q, err := kraft.DescribeQuorum(ctx, o.ccl)
+	if err != nil {
+		return health.Verdict{}, err
+	}
+	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
+	ok, why := kraft.VoterCaughtUp(q, id, o.fetchTimeout(ctx))
+	if !ok {
+		v.Reasons = []health.Reason{{Rule: kraft.RuleNotCaughtUp, Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
+	}
+	v.OK = ok
+	return v, nil
+}
+
+// migrates reports whether the plan provisions controllers for a migration.
+func (p Plan) migrates() bool {
+	return slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Kind == StepProvisionController })
+}
+
+// awaitMigration waits until the KRaft controller has copied the metadata
+// from ZooKeeper, as the /migration znode records it.
+func (u *run) awaitMigration(ctx context.Context, i int) error {
+	mops := u.r.cfg.ops.(migrationOps)
+	var connect string
+	began := u.r.cfg.now()
+	var last migrationState
+	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "the metadata migration has not completed", func(ctx context.Context) (health.Verdict, error) {
+		if connect == "" {
+			c, err := mops.zooKeeperConnect(ctx)
+			if err != nil {
+				return health.Verdict{}, fmt.Errorf("read the brokers' zookeeper.connect: %w", err)
+			}
+			if c == "" {
+				return health.Verdict{}, poll.Permanent(errors.New("the brokers name no zookeeper.connect, so the migration's state cannot be read"))
+			}
+			connect = c
+		}
+		m, err := mops.migrationState(ctx, connect)
+		if err != nil {
+			return health.Verdict{}, err
+		}
+		last = m
+		v := health.Verdict{Kind: health.Kind("migrated"), Nodes: []int32{}, OK: m.Done()}
+		switch {
+		case !m.Started:
+			v.Reasons = []health.Reason{{Rule: "migration-not-started", Partition: -1, Leader: -1, Message: "no KRaft controller has claimed the migration yet (no /migration znode): waiting for the quorum and for every broker to register in migration mode"}}
+		case !m.Done():
+			v.Reasons = []health.Reason{{Rule: "migration-copying", Partition: -1, Leader: -1, Nodes: []int32{m.Controller},
+				Message: fmt.Sprintf("KRaft controller %d is copying the metadata from ZooKeeper (no KRaft metadata offset recorded yet)", m.Controller)}}
+		}
+		return v, nil
+	})
+	if err != nil {
+		return err
+	}
+	u.emit(Event{Kind: EventCaughtUp, Step: i, Elapsed: u.r.cfg.now().Sub(began),
+		Message: fmt.Sprintf("metadata migrated to KRaft by controller %d (KRaft metadata offset %d); the controllers now write to ZooKeeper and KRaft", last.Controller, last.Offset)})
+	return nil
+}
+
+// The live implementation of migrationOps.
+
+func (o *liveOps) clusterID(ctx context.Context) (string, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	resp, err := req.RequestWith(ctx, o.cl)
+	if err != nil {
+		return "", err
+	}
+	if resp.ClusterID == nil || *resp.ClusterID == "" {
+		return "", errors.New("the brokers report no cluster id")
+	}
+	return *resp.ClusterID, nil
+}
+
+func (o *liveOps) zooKeeperConnect(ctx context.Context) (string, error) { return zkConnect(ctx, o.cl) }
+
+func (o *liveOps) migrationState(ctx context.Context, connect string) (migrationState, error) {
+	timeout := o.zkTimeout()
+	path := zkChroot(connect) + "/migration"
+	var errs []error
+	for _, srv := range zkServers(connect) {
+		data, err := zkGetData(ctx, srv, path, timeout)
+		if errors.Is(err, errNoNode) {
+			return migrationState{Offset: -1, Controller: -1}, nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", srv, err))
+			continue
+		}
+		return parseMigrationZNode(data)
+	}
+	return migrationState{}, fmt.Errorf("read %s from ZooKeeper: %w", path, errors.Join(errs...))
+}
+
+// parseMigrationZNode reads the /migration znode's JSON, as Kafka writes it
+// (MigrationZNode: version, kraft_controller_id, kraft_controller_epoch,
+// kraft_metadata_offset, kraft_metadata_epoch).
+func parseMigrationZNode(data []byte) (migrationState, error) {
+	var z struct {
+		Offset     *int64 `json:"kraft_metadata_offset"`
+		Controller *int32 `json:"kraft_controller_id"`
+	}
+	if err := json.Unmarshal(data, &z); err != nil {
+		return migrationState{}, fmt.Errorf("the /migration znode is not the JSON Kafka writes: %w", err)
+	}
+	if z.Offset == nil {
+		return migrationState{}, fmt.Errorf("the /migration znode has no kraft_metadata_offset: %.200q", data)
+	}
+	m := migrationState{Started: true, Offset: *z.Offset, Controller: -1}
+	if z.Controller != nil {
+		m.Controller = *z.Controller
+	}
+	return m, nil
 }

@@ -1,13 +1,19 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -215,9 +221,9 @@ func TestMigrationControllersRefused(t *testing.T) {
 	}
 }
 
-// TestRunnerRefusesMigrationBeforeAnyStep: a Runner that cannot migrate
-// refuses the plan before touching a node.
-func TestRunnerRefusesMigrationBeforeAnyStep(t *testing.T) {
+// TestRunnerRefusesMigrationWithoutProvisioner: a Runner whose Orchestrator
+// cannot provision controllers refuses the plan before touching a node.
+func TestRunnerRefusesMigrationWithoutProvisioner(t *testing.T) {
 	f := newFakeCluster(compat.ModeZooKeeper, "3.9.2", 0, 3)
 	plan, err := NewPlan(f.state(), Target{Version: compat.MustParseRelease("4.1.2")})
 	if err != nil {
@@ -230,4 +236,260 @@ func TestRunnerRefusesMigrationBeforeAnyStep(t *testing.T) {
 	if got := f.restartOrder(); len(got) > 0 {
 		t.Errorf("restarted %v before the refusal", got)
 	}
+}
+
+// migFake is a fake cluster that can migrate: it provisions controllers and
+// reports the migration done 2s after the last broker entered migration
+// mode, once a controller runs.
+type migFake struct {
+	*fakeCluster
+	specs     []node.Spec
+	enteredAt time.Time // when the last broker restarted in migration mode
+	reads     int       // migrationState calls
+	doneSeen  bool      // migrationState reported done
+	cleared   int       // clearMigration calls
+	retired   []int32
+}
+
+func newMigFake() *migFake {
+	f := newFakeCluster(compat.ModeZooKeeper, "3.9.2", 0, 3)
+	for _, n := range f.nodes {
+		n.config["inter.broker.protocol.version"] = "3.9"
+	}
+	m := &migFake{fakeCluster: f}
+	f.onRestart = func(id int32) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, n := range f.nodes {
+			if slices.Contains(n.roles, node.RoleBroker) && n.config["zookeeper.metadata.migration.enable"] != "true" && n.config["process.roles"] == "" {
+				return
+			}
+		}
+		if m.enteredAt.IsZero() {
+			m.enteredAt = time.Now()
+		}
+	}
+	return m
+}
+
+func (m *migFake) Provision(ctx context.Context, spec node.Spec) (node.Node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.specs = append(m.specs, spec)
+	m.nodes[spec.NodeID] = &fakeNode{id: spec.NodeID, roles: spec.Roles, version: spec.Version, config: maps.Clone(spec.Config)}
+	if m.leader < 0 {
+		m.leader = spec.NodeID
+	}
+	return node.Node{ID: spec.NodeID, Roles: spec.Roles, Version: spec.Version}, nil
+}
+
+func (m *migFake) clusterID(ctx context.Context) (string, error) { return "zk-cluster-id", nil }
+
+func (m *migFake) zooKeeperConnect(ctx context.Context) (string, error) {
+	return "127.0.0.1:2181/kt", nil
+}
+
+func (m *migFake) migrationState(ctx context.Context, connect string) (migrationState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	if len(m.specs) == 0 || m.enteredAt.IsZero() {
+		return migrationState{Offset: -1, Controller: -1}, nil
+	}
+	if time.Since(m.enteredAt) < 2*time.Second {
+		return migrationState{Started: true, Offset: -1, Controller: m.specs[0].NodeID}, nil
+	}
+	m.doneSeen = true
+	return migrationState{Started: true, Offset: 42, Controller: m.specs[0].NodeID}, nil
+}
+
+func (m *migFake) clearMigration(ctx context.Context, connect string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cleared++
+	m.enteredAt = time.Time{}
+	return nil
+}
+
+func (m *migFake) zooKeeperController(ctx context.Context, connect string) (int32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cleared == 0 {
+		return -1, nil
+	}
+	return 1, nil
+}
+
+func (m *migFake) Retire(ctx context.Context, id int32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.nodes[id].roles, node.RoleController) {
+		return fmt.Errorf("node %d is not a controller", id)
+	}
+	delete(m.nodes, id)
+	m.retired = append(m.retired, id)
+	return nil
+}
+
+// TestRunnerMigrates runs a whole migration plan on the fake: controllers
+// provisioned with the cluster's id, the brokers' zookeeper.connect and the
+// bridge's metadata.version; the await step holds the KRaft roll until the
+// migration is done; both controller rolls happen; metadata.version is
+// finalized at the end.
+func TestRunnerMigrates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMigFake()
+		plan, err := NewPlan(m.state(), Target{Version: compat.MustParseRelease("4.1.2")}, MigrationControllers(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log eventLog
+		krafted := -1 // m.reads when the first broker restarted as a KRaft broker
+		m.fakeCluster.onRestart = chain(m.fakeCluster.onRestart, func(id int32) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if krafted < 0 && m.nodes[id].config["process.roles"] == "broker" {
+				krafted = m.reads
+				if !m.doneSeen {
+					t.Errorf("broker %d restarted as a KRaft broker before the migration was reported done", id)
+				}
+			}
+		})
+		r := mustRunner(t, nil, m, withOps(m), OnEvent(log.add), PassHolds())
+		if err := r.Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		want := []node.Spec{{Version: "3.9.2", Roles: []node.Role{node.RoleController}, NodeID: 3000, ClusterID: "zk-cluster-id", MetadataVersion: "3.9-IV0",
+			Config: map[string]string{"process.roles": "controller", "zookeeper.metadata.migration.enable": "true", "zookeeper.connect": "127.0.0.1:2181/kt"}}}
+		if diff := cmp.Diff(want, m.specs); diff != "" {
+			t.Errorf("provisioned (-want +got):\n%s", diff)
+		}
+		if got := m.restartOrder(); !slices.Equal(got, []int32{1, 2, 3, 1, 2, 3, 3000, 3000, 1, 2, 3}) {
+			t.Errorf("restart order %v", got)
+		}
+		c := m.nodes[3000]
+		if c.version != "4.1.2" || c.config["zookeeper.connect"] != "" || c.config["zookeeper.metadata.migration.enable"] != "" {
+			t.Errorf("controller after the run: %s %v", c.version, c.config)
+		}
+		for _, id := range []int32{1, 2, 3} {
+			n := m.nodes[id]
+			if n.version != "4.1.2" || n.config["process.roles"] != "broker" || n.config["node.id"] != strconv.Itoa(int(id)) || n.config["broker.id"] != "" || n.config["inter.broker.protocol.version"] != "" {
+				t.Errorf("broker %d after the run: %s %v", id, n.version, n.config)
+			}
+		}
+		if m.levels["metadata.version"] != 27 {
+			t.Errorf("finalized %v, want metadata.version 27", m.levels)
+		}
+	})
+}
+
+func chain(fs ...func(int32)) func(int32) {
+	return func(id int32) {
+		for _, f := range fs {
+			if f != nil {
+				f(id)
+			}
+		}
+	}
+}
+
+// TestRunnerMigrationResumes: a run stopped after the migration's wait is
+// continued with its journal; nothing is provisioned twice and no broker is
+// restarted again for a roll it finished.
+func TestRunnerMigrationResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMigFake()
+		plan, err := NewPlan(m.state(), Target{Version: compat.MustParseRelease("4.1.2")}, MigrationControllers(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &MemoryJournal{}
+		ctx, cancel := context.WithCancel(t.Context())
+		stopAt := slices.IndexFunc(plan.Steps, func(s Step) bool { return s.Kind == StepAwaitMigration })
+		r := mustRunner(t, nil, m, withOps(m), WithJournal(j), PassHolds(), OnEvent(func(e Event) {
+			if e.Kind == EventStepDone && e.Step == stopAt {
+				cancel()
+			}
+		}))
+		if err := r.Run(ctx, plan); err == nil {
+			t.Fatal("the first run did not stop")
+		}
+		if got := m.restartOrder(); !slices.Equal(got, []int32{1, 2, 3}) {
+			t.Fatalf("first run restarted %v, want the migration-mode roll [1 2 3]", got)
+		}
+		if err := mustRunner(t, nil, m, withOps(m), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.specs) != 1 {
+			t.Errorf("provisioned %d times, want once", len(m.specs))
+		}
+		if got := m.restartOrder(); !slices.Equal(got, []int32{1, 2, 3, 1, 2, 3, 3000, 3000, 1, 2, 3}) {
+			t.Errorf("restart order %v", got)
+		}
+	})
+}
+
+// TestMigrationRollbackPlan: a run held before the point of no return (the
+// brokers are KRaft brokers, the controllers dual-write) is reverted to
+// ZooKeeper mode on the fake, as Apache's revert steps say: KRaft brokers
+// back to ZooKeeper brokers in migration mode, the controller retired, the
+// znodes cleared, a broker the ZooKeeper controller again, then the brokers
+// without the migration settings. After the point of no return the revert
+// is refused.
+func TestMigrationRollbackPlan(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMigFake()
+		plan, err := NewPlan(m.state(), Target{Version: compat.MustParseRelease("4.1.2")}, MigrationControllers(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &MemoryJournal{}
+		err = mustRunner(t, nil, m, withOps(m), WithJournal(j)).Run(t.Context(), plan)
+		if he, ok := errors.AsType[*HeldError](err); !ok || he.Index != plan.PointOfNoReturn() {
+			t.Fatalf("Run = %v, want held at the point of no return (step %d)", err, plan.PointOfNoReturn()+1)
+		}
+		rec, err := j.Load(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := NewRollbackPlan(plan, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rollback:\n%v", rb)
+		var kinds []string
+		for _, s := range rb.Steps {
+			kinds = append(kinds, fmt.Sprintf("%s %d", s.Kind, s.Node))
+		}
+		want := []string{"preflight -1", "restart 1", "restart 2", "restart 3", "retire-controller 3000", "clear-migration -1", "restart 1", "restart 2", "restart 3"}
+		if diff := cmp.Diff(want, kinds); diff != "" {
+			t.Errorf("rollback steps (-want +got):\n%s", diff)
+		}
+		before := len(m.restartOrder())
+		if err := mustRunner(t, nil, m, withOps(m)).Run(t.Context(), rb); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.restartOrder()[before:]; !slices.Equal(got, []int32{1, 2, 3, 1, 2, 3}) {
+			t.Errorf("rollback restarted %v, want two rolls of 1 2 3", got)
+		}
+		if !slices.Equal(m.retired, []int32{3000}) || m.cleared != 1 {
+			t.Errorf("retired %v, cleared %d times; want [3000] and once", m.retired, m.cleared)
+		}
+		for _, id := range []int32{1, 2, 3} {
+			n := m.nodes[id]
+			if n.version != "3.9.2" || n.config["broker.id"] != strconv.Itoa(int(id)) || n.config["inter.broker.protocol.version"] != "3.9" {
+				t.Errorf("broker %d after the revert: %s %v", id, n.version, n.config)
+			}
+			for _, k := range []string{"process.roles", "node.id", "zookeeper.metadata.migration.enable"} {
+				if v, ok := n.config[k]; ok {
+					t.Errorf("broker %d still has %s=%s", id, k, v)
+				}
+			}
+		}
+		// Past the point of no return: refused.
+		rec.Steps[plan.PointOfNoReturn()].State = StepDone
+		if _, err := NewRollbackPlan(plan, rec); !errors.Is(err, ErrIrreversible) {
+			t.Errorf("rollback after the point of no return: %v, want ErrIrreversible", err)
+		}
+	})
 }

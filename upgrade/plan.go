@@ -101,6 +101,14 @@ func (s Step) String() string {
 		return verb + " " + featuresString(s.Features)
 	case StepBake:
 		return fmt.Sprintf("bake %v", s.Duration)
+	case StepProvisionController:
+		return fmt.Sprintf("provision controller %d: %v", s.Node, s.Change)
+	case StepRetireController:
+		return fmt.Sprintf("retire controller %d", s.Node)
+	case StepAwaitMigration:
+		return "await the metadata migration"
+	case StepClearMigration:
+		return "clear the migration znodes"
 	default:
 		if s.Reason != "" {
 			return string(s.Kind) + ": " + s.Reason

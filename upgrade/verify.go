@@ -65,7 +65,7 @@ func (p Plan) Verify() error {
 			problems = append(problems, fmt.Sprintf("step %d (%s): ", i+1, s.Kind)+fmt.Sprintf(format, args...))
 		}
 		switch s.Kind {
-		case StepPreflight, StepFinalize, StepBake, StepElectLeaders, StepManual, StepMove, StepAwaitMigration:
+		case StepPreflight, StepFinalize, StepBake, StepElectLeaders, StepManual, StepMove, StepAwaitMigration, StepRetireController, StepClearMigration:
 		case StepProvisionController: // from here on the plan restarts it
 			planned[s.Node] = compat.NodeState{ID: s.Node, Roles: s.Roles}
 		case StepRestart, StepRetire, StepProvision:
