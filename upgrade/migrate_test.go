@@ -493,3 +493,70 @@ func TestMigrationRollbackPlan(t *testing.T) {
 		}
 	})
 }
+
+// brokerConfig reports, as a KRaft broker does, its node.id as a static
+// broker.id.
+func (m *migFake) brokerConfig(ctx context.Context, id int32, keys []string) (map[string]compat.ConfigValue, error) {
+	out, err := m.fakeCluster.brokerConfig(ctx, id, keys)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.nodes[id].config["node.id"]; ok {
+		if _, asked := out["broker.id"]; asked {
+			out["broker.id"] = compat.Static(v)
+		}
+	}
+	return out, nil
+}
+
+// frozenJournal stops saving once frozen, as a SIGKILL leaves a journal.
+type frozenJournal struct {
+	MemoryJournal
+	frozen bool
+}
+
+func (j *frozenJournal) Save(ctx context.Context, r Record) error {
+	if j.frozen {
+		return nil
+	}
+	return j.MemoryJournal.Save(ctx, r)
+}
+
+// TestRunnerMigrationResumesMidKRaftRoll: the Runner dies after a broker
+// was restarted into KRaft mode, before it caught up; the next run sees the
+// change in effect (a KRaft broker reports its node.id as broker.id, which
+// must not count as broker.id still set) and does not restart it again.
+func TestRunnerMigrationResumesMidKRaftRoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMigFake()
+		plan, err := NewPlan(m.state(), Target{Version: compat.MustParseRelease("4.1.2")}, MigrationControllers(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		killAt := slices.IndexFunc(plan.Steps, func(s Step) bool { return s.Phase == PhaseKRaftBrokers && s.Node == 1 })
+		j := &frozenJournal{}
+		ctx, cancel := context.WithCancel(t.Context())
+		r := mustRunner(t, nil, m, withOps(m), WithJournal(j), PassHolds(), CatchUpTimeout(time.Hour), OnEvent(func(e Event) {
+			if e.Kind == EventRestarted && e.Step == killAt {
+				j.frozen = true
+				cancel()
+			}
+		}))
+		if err := r.Run(ctx, plan); err == nil {
+			t.Fatal("the first run did not stop")
+		}
+		j.frozen = false
+		began := time.Now()
+		if err := mustRunner(t, nil, m, withOps(m), WithJournal(j), PassHolds()).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.restartCounts()[1]; got != 3 {
+			t.Errorf("broker 1 restarted %d times, want 3 (migration mode, KRaft, 4.1.2): the resumed step must not restart it again", got)
+		}
+		if d := time.Since(began); d > 5*time.Minute {
+			t.Errorf("the second run took %v (fake time): it waited for a change it could not see", d)
+		}
+	})
+}

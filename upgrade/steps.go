@@ -164,6 +164,9 @@ func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
 			}
 		}
 		for _, k := range ch.Unset {
+			if c := cfg[k]; k == "broker.id" && ch.Set["node.id"] != "" && c.Value == ch.Set["node.id"] {
+				continue // a KRaft broker reports its node.id as a static broker.id
+			}
 			if c := cfg[k]; !c.Known() || c.Source == compat.SourceStatic {
 				return false, ""
 			}
