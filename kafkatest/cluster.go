@@ -44,6 +44,9 @@ type Cluster struct {
 	nodes   []*Process // sorted by id; grows with Provision, shrinks with Retire
 	retired []*Process // retired nodes, kept so that Close still ends them
 	nextID  int32
+	// quorumPorts are the controller ports of a migration's quorum, by
+	// node id, given out before the controllers are provisioned (migrate.go).
+	quorumPorts map[int32]int
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
@@ -455,7 +458,7 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 		}
 		cfg["process.roles"] = strings.Join(roles, ",")
 		cfg["node.id"] = strconv.Itoa(int(n.id))
-		cfg["controller.quorum.voters"] = strings.Join(voters, ",")
+		cfg["controller.quorum.voters"] = strings.Join(c.migrationVoters(voters), ",")
 		cfg["controller.listener.names"] = "CONTROLLER"
 		cfg["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
 		cfg["listeners"] = strings.Join(listeners, ",")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,15 +62,34 @@ func (c *Cluster) migrationConfig(n *Process, base, cfg map[string]string) {
 	if cfg["zookeeper.metadata.migration.enable"] != "true" {
 		return
 	}
-	var voters []string
-	for _, m := range c.list() {
-		if m.IsController() {
-			voters = append(voters, fmt.Sprintf("%d@%s", m.id, m.ControllerAddr()))
-		}
-	}
-	cfg["controller.quorum.voters"] = strings.Join(voters, ",")
+	cfg["controller.quorum.voters"] = strings.Join(c.migrationVoters(nil), ",")
 	cfg["controller.listener.names"] = "CONTROLLER"
 	cfg["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+}
+
+// migrationVoters returns voters (id@host:port of the running
+// controllers) completed, in a ZooKeeper cluster being migrated, with the
+// controllers of the quorum that are not provisioned yet (see
+// [node.Spec.Quorum]): a static quorum names every voter from the start. It
+// builds the list itself when voters is nil.
+func (c *Cluster) migrationVoters(voters []string) []string {
+	if c.zk == nil {
+		return voters
+	}
+	c.nodesMu.RLock()
+	defer c.nodesMu.RUnlock()
+	ports := map[int32]int{}
+	for _, m := range c.nodes {
+		if m.IsController() {
+			ports[m.id] = m.controllerPort
+		}
+	}
+	maps.Copy(ports, c.quorumPorts)
+	out := []string{}
+	for _, id := range slices.Sorted(maps.Keys(ports)) {
+		out = append(out, fmt.Sprintf("%d@%s", id, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[id]))))
+	}
+	return out
 }
 
 // zkAfter reports whether node n runs in ZooKeeper mode once ch is applied.
@@ -115,11 +135,34 @@ func (c *Cluster) provisionController(ctx context.Context, spec node.Spec) (node
 	if err != nil {
 		return node.Node{}, err
 	}
-	ports, err := freePorts(1)
+	quorum := spec.Quorum
+	if !slices.Contains(quorum, spec.NodeID) {
+		quorum = append(slices.Clone(quorum), spec.NodeID)
+	}
+	// Every voter of the quorum gets its port now, so that each
+	// controller's controller.quorum.voters names all of them.
+	c.nodesMu.Lock()
+	if c.quorumPorts == nil {
+		c.quorumPorts = map[int32]int{}
+	}
+	var missing []int32
+	for _, id := range quorum {
+		if _, ok := c.quorumPorts[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	c.nodesMu.Unlock()
+	ports, err := freePorts(len(missing))
 	if err != nil {
 		return node.Node{}, err
 	}
-	n := &Process{c: c, id: spec.NodeID, roles: []node.Role{node.RoleController}, dist: dist, controllerPort: ports[0],
+	c.nodesMu.Lock()
+	for i, id := range missing {
+		c.quorumPorts[id] = ports[i]
+	}
+	port := c.quorumPorts[spec.NodeID]
+	c.nodesMu.Unlock()
+	n := &Process{c: c, id: spec.NodeID, roles: []node.Role{node.RoleController}, dist: dist, controllerPort: port,
 		override: maps.Clone(spec.Config), removed: map[string]bool{}, dir: filepath.Join(c.dir, "node-"+strconv.Itoa(int(spec.NodeID)))}
 	if n.override == nil {
 		n.override = map[string]string{}

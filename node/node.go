@@ -158,6 +158,11 @@ type Spec struct {
 	// KRaft controller's storage at (kafka-storage format --release-version,
 	// "3.9-IV0"); empty means the release's default.
 	MetadataVersion string `json:"metadataVersion,omitempty"`
+	// Quorum, for a KRaft controller of a new quorum (a migration's), lists
+	// the node ids of all its controllers, this one included, in the order
+	// they are provisioned: a static quorum's controller.quorum.voters must
+	// name every voter from the first controller's first start.
+	Quorum []int32 `json:"quorum,omitempty"`
 }
 
 // Provisioner is an optional [Orchestrator] capability that node-replacement

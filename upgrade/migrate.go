@@ -350,7 +350,7 @@ func (u *run) provisionController(ctx context.Context, i int, st Step, sr *StepR
 	rctx, cancel := context.WithTimeoutCause(ctx, u.r.cfg.restartTimeout,
 		fmt.Errorf("the Orchestrator did not provision controller %d within %v", st.Node, u.r.cfg.restartTimeout))
 	n, err := u.r.orch.(node.Provisioner).Provision(rctx, node.Spec{Version: rel.String(), Roles: []node.Role{node.RoleController},
-		NodeID: st.Node, ClusterID: clusterID, MetadataVersion: mv.Name, Config: cfg})
+		NodeID: st.Node, ClusterID: clusterID, MetadataVersion: mv.Name, Config: cfg, Quorum: u.plan.migrationQuorum()})
 	cancel()
 	if err != nil {
 		return "", fmt.Errorf("provisioning controller %d: %w", st.Node, err)
@@ -468,6 +468,17 @@ func (o *quorumViaControllers) controllerCaughtUp(ctx context.Context, id int32)
 	}
 	v.OK = ok
 	return v, nil
+}
+
+// migrationQuorum returns the ids of the controllers the plan provisions.
+func (p Plan) migrationQuorum() []int32 {
+	var ids []int32
+	for _, s := range p.Steps {
+		if s.Kind == StepProvisionController {
+			ids = append(ids, s.Node)
+		}
+	}
+	return ids
 }
 
 // migrates reports whether the plan provisions controllers for a migration.

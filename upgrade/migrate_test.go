@@ -359,7 +359,7 @@ func TestRunnerMigrates(t *testing.T) {
 		if err := r.Run(t.Context(), plan); err != nil {
 			t.Fatal(err)
 		}
-		want := []node.Spec{{Version: "3.9.2", Roles: []node.Role{node.RoleController}, NodeID: 3000, ClusterID: "zk-cluster-id", MetadataVersion: "3.9-IV0",
+		want := []node.Spec{{Version: "3.9.2", Roles: []node.Role{node.RoleController}, NodeID: 3000, ClusterID: "zk-cluster-id", MetadataVersion: "3.9-IV0", Quorum: []int32{3000},
 			Config: map[string]string{"process.roles": "controller", "zookeeper.metadata.migration.enable": "true", "zookeeper.connect": "127.0.0.1:2181/kt"}}}
 		if diff := cmp.Diff(want, m.specs); diff != "" {
 			t.Errorf("provisioned (-want +got):\n%s", diff)
