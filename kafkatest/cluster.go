@@ -44,6 +44,9 @@ type Cluster struct {
 	nodes   []*Process // sorted by id; grows with Provision, shrinks with Retire
 	retired []*Process // retired nodes, kept so that Close still ends them
 	nextID  int32
+	// quorumPorts are the controller ports of a migration's quorum, by
+	// node id, given out before the controllers are provisioned (migrate.go).
+	quorumPorts map[int32]int
 
 	closeOnce sync.Once
 	mu        sync.Mutex // serialises node lifecycle changes
@@ -442,7 +445,7 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 		"transaction.state.log.num.partitions":     "5",
 		"group.initial.rebalance.delay.ms":         "0",
 	}
-	if c.cfg.mode == compat.ModeZooKeeper {
+	if !n.kraftLocked() {
 		cfg["broker.id"] = strconv.Itoa(int(n.id))
 		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
 		cfg["zookeeper.session.timeout.ms"] = "12000" // tolerant of a busy 2-core machine; a killed broker is noticed after this
@@ -470,7 +473,7 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 		}
 		cfg["process.roles"] = strings.Join(roles, ",")
 		cfg["node.id"] = strconv.Itoa(int(n.id))
-		cfg["controller.quorum.voters"] = strings.Join(voters, ",")
+		cfg["controller.quorum.voters"] = strings.Join(c.migrationVoters(voters), ",")
 		cfg["controller.listener.names"] = "CONTROLLER"
 		cfg["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
 		cfg["listeners"] = strings.Join(listeners, ",")
@@ -663,7 +666,7 @@ func (c *Cluster) Restart(ctx context.Context, id int32, ch node.Change) error {
 		if err != nil {
 			return err
 		}
-		if c.cfg.mode == compat.ModeZooKeeper && major >= 4 {
+		if c.zkAfter(n, ch) && major >= 4 {
 			return fmt.Errorf("kafkatest: node %d cannot run Kafka %s: ZooKeeper mode ends with 3.9 (migrate to KRaft first)", id, ch.Version)
 		}
 		if c.cfg.mode == compat.ModeKRaft && major == 3 && minor < 7 {
@@ -868,8 +871,12 @@ var _ node.Provisioner = (*Cluster)(nil)
 // Provision starts a new broker on spec.Version (the cluster's first release
 // if empty) with the next free node id, and returns once it is ready (listed
 // in metadata). It implements [node.Provisioner]. Only broker-only nodes
-// can be added.
+// can be added, and, to a ZooKeeper-mode cluster, KRaft controllers for a
+// migration (see migrate.go).
 func (c *Cluster) Provision(ctx context.Context, spec node.Spec) (node.Node, error) {
+	if c.zk != nil && slices.Equal(spec.Roles, []node.Role{node.RoleController}) {
+		return c.provisionController(ctx, spec) // a migration to KRaft (migrate.go)
+	}
 	if len(spec.Roles) != 0 && !slices.Equal(spec.Roles, []node.Role{node.RoleBroker}) {
 		return node.Node{}, fmt.Errorf("kafkatest: can only add brokers, not %v", spec.Roles)
 	}
@@ -925,7 +932,7 @@ func (c *Cluster) Retire(ctx context.Context, id int32) error {
 	if err != nil {
 		return err
 	}
-	if n.IsController() {
+	if n.IsController() && c.zk == nil { // a ZooKeeper cluster's controllers can go: a migration reverted
 		return fmt.Errorf("kafkatest: node %d is a controller; only brokers can be retired", id)
 	}
 	if err := n.Stop(ctx); err != nil {

@@ -185,11 +185,13 @@ func (n *Process) Config() map[string]string {
 }
 
 func (n *Process) configLocked() map[string]string {
-	cfg := n.c.baseConfig(n, n.dist.Release)
+	base := n.c.baseConfig(n, n.dist.Release)
+	cfg := maps.Clone(base)
 	maps.Copy(cfg, n.override)
 	for k := range n.removed {
 		delete(cfg, k)
 	}
+	n.c.migrationConfig(n, base, cfg)
 	return cfg
 }
 

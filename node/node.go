@@ -146,12 +146,31 @@ type Spec struct {
 	// Config is static config beyond what the Provisioner sets itself
 	// (listeners, ids, directories).
 	Config map[string]string `json:"config,omitempty"`
+	// NodeID, when positive, is the node id the new node must get (the
+	// KRaft controllers of a ZooKeeper to KRaft migration get the ids the
+	// plan chose); 0 lets the Provisioner pick one.
+	NodeID int32 `json:"nodeId,omitempty"`
+	// ClusterID, when set, is the cluster id to format a KRaft node's
+	// storage with (for a migration: the ZooKeeper cluster's id); empty
+	// means the Provisioner's own cluster's id.
+	ClusterID string `json:"clusterId,omitempty"`
+	// MetadataVersion, when set, is the metadata.version to format a new
+	// KRaft controller's storage at (kafka-storage format --release-version,
+	// "3.9-IV0"); empty means the release's default.
+	MetadataVersion string `json:"metadataVersion,omitempty"`
+	// Quorum, for a KRaft controller of a new quorum (a migration's), lists
+	// the node ids of all its controllers, this one included, in the order
+	// they are provisioned: a static quorum's controller.quorum.voters must
+	// name every voter from the first controller's first start.
+	Quorum []int32 `json:"quorum,omitempty"`
 }
 
 // Provisioner is an optional [Orchestrator] capability that node-replacement
-// (blue/green) upgrades need: it starts new nodes and retires old ones for
-// good. A Runner refuses a plan with provision or retire steps before its
-// first step if the Orchestrator lacks it.
+// (blue/green) upgrades and ZooKeeper to KRaft migrations need: it starts new
+// nodes (brokers; for a migration, KRaft controllers with the node id, cluster
+// id and metadata.version the [Spec] names) and retires them for good. A
+// Runner refuses a plan with provision or retire steps before its first step
+// if the Orchestrator lacks it.
 type Provisioner interface {
 	// Provision starts a new node as spec says and returns it once it has
 	// started (with the id Kafka knows it by). kupgrade waits for it to

@@ -18,6 +18,17 @@
 // irreversible ones are held until the caller allows them ([PassHolds]).
 // [NewRollbackPlan] plans the way back while that is still possible.
 //
+// A ZooKeeper cluster planned to 4.x goes through the ZooKeeper to KRaft
+// migration on the 3.9 bridge, in the same plan: the bridge upgrade,
+// KRaft controllers provisioned in migration mode through the
+// Orchestrator's [node.Provisioner] ([MigrationControllers] picks their
+// ids), the brokers rolled into migration mode, a wait until the metadata
+// is copied ([StepAwaitMigration] says how it knows), the brokers rolled to
+// KRaft, the controllers restarted out of migration mode (the point of no
+// return, held: [Plan.PointOfNoReturn]), then the KRaft upgrade to the
+// target. Each step has its [Phase]. Until the point of no return,
+// [NewRollbackPlan] plans Apache Kafka's revert to ZooKeeper mode.
+//
 // A [Runner] executes a plan. Before each restart it waits, bounded, until
 // [health.CanRestart] (and, for controllers, the KRaft quorum rule) allows
 // it, reporting the blocking partitions in [Event]s; the active controller

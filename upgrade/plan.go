@@ -83,6 +83,9 @@ type Step struct {
 	Hold bool `json:"hold,omitempty"`
 	// Reason explains the step to a human.
 	Reason string `json:"reason,omitempty"`
+	// Phase is the migration phase of a step in a plan that migrates from
+	// ZooKeeper to KRaft, empty in other plans.
+	Phase Phase `json:"phase,omitempty"`
 }
 
 // String describes the step on one line.
@@ -98,6 +101,14 @@ func (s Step) String() string {
 		return verb + " " + featuresString(s.Features)
 	case StepBake:
 		return fmt.Sprintf("bake %v", s.Duration)
+	case StepProvisionController:
+		return fmt.Sprintf("provision controller %d: %v", s.Node, s.Change)
+	case StepRetireController:
+		return fmt.Sprintf("retire controller %d", s.Node)
+	case StepAwaitMigration:
+		return "await the metadata migration"
+	case StepClearMigration:
+		return "clear the migration znodes"
 	default:
 		if s.Reason != "" {
 			return string(s.Kind) + ": " + s.Reason
@@ -204,6 +215,8 @@ type planConfig struct {
 	elect            bool
 	releaseDefaults  bool
 	snapshotInterval time.Duration // 0: DefaultMetadataSnapshotInterval
+	// migrationControllers: MigrationControllers; nil for the default.
+	migrationControllers []int32
 }
 
 // DefaultMetadataSnapshotInterval is Kafka's default
@@ -349,9 +362,12 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		roles[n.ID] = r
 		p.Nodes = append(p.Nodes, compat.NodeState{ID: n.ID, Roles: r, Release: n.Release, IBPV: n.IBPV, LMFV: n.LMFV})
 	}
+	if err := migrationRoles(state, roles, cfg); err != nil {
+		return Plan{}, err
+	}
 	p.Steps = append(p.Steps, Step{Kind: StepPreflight, Node: -1, Reversible: true, Why: "reads only",
 		Reason: "check that the nodes and releases are those planned for and that no partition is offline or under min ISR"})
-	roll, hop := 0, 0
+	roll, hop, migrationHop := 0, 0, 0
 	cur := state
 	for _, leg := range legs {
 		route, err := compat.Route(cur, leg, ropts...)
@@ -361,7 +377,14 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		p.Notes = append(p.Notes, route.Notes...)
 		for _, h := range route.Hops {
 			hop++
-			roll = p.addHop(hop, h, roles, roll, target, cfg)
+			if h.Kind == compat.Migration {
+				if roll, err = p.addMigrationHop(hop, h, roles, roll, cfg); err != nil {
+					return Plan{}, err
+				}
+				migrationHop = hop
+			} else {
+				roll = p.addHop(hop, h, roles, roll, target, cfg)
+			}
 			if h.To != to && !slices.Contains(p.Via, h.To) {
 				p.Via = append(p.Via, h.To)
 			}
@@ -371,6 +394,7 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 	if extra := unplannedFeatures(p.Steps, target.Features); len(extra) > 0 {
 		return Plan{}, fmt.Errorf("%w: Target.Features %v: no hop of the route to %v offers these levels", ErrUnsupportedPlan, extra, to)
 	}
+	p.setPhases(migrationHop)
 	p.ID = planID(p)
 	return p, nil
 }
@@ -403,7 +427,7 @@ func (p *Plan) addHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll i
 			if s.Kind == compat.RollBinaries {
 				ch.Version = s.Release.String()
 			}
-			for _, id := range s.Nodes {
+			for _, id := range rollNodes(s, roles, cfg) {
 				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hop, Roll: roll, Node: id, Roles: roles[id],
 					Change: ch, Reversible: s.Reversible, Why: reversibleWhy(s), Hold: !s.Reversible, Reason: s.Reason})
 			}
@@ -600,11 +624,20 @@ func (p Plan) String() string {
 	}
 	b.WriteString("\n")
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "#\tHOP\tSTEP\tNODE\tCHANGE\tREVERSIBLE\tHOLD")
+	noReturn := p.PointOfNoReturn()
+	phased := slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Phase != "" })
+	if phased {
+		fmt.Fprintln(w, "#\tHOP\tPHASE\tSTEP\tNODE\tCHANGE\tREVERSIBLE\tHOLD")
+	} else {
+		fmt.Fprintln(w, "#\tHOP\tSTEP\tNODE\tCHANGE\tREVERSIBLE\tHOLD")
+	}
 	for i, s := range p.Steps {
 		hop, node, change := "-", "-", "-"
 		if s.Hop > 0 {
 			hop = fmt.Sprint(s.Hop)
+		}
+		if phased {
+			hop += "\t" + cmp.Or(string(s.Phase), "-")
 		}
 		if s.Node >= 0 {
 			node = fmt.Sprintf("%d %s", s.Node, rolesString(s.Roles))
@@ -621,6 +654,10 @@ func (p Plan) String() string {
 			change = s.Duration.String()
 		case StepManual:
 			change = "not automated"
+		case StepProvisionController:
+			change = s.Change.String()
+		case StepAwaitMigration:
+			change = "metadata copied from ZooKeeper"
 		}
 		rev := "yes"
 		if !s.Reversible {
@@ -630,9 +667,15 @@ func (p Plan) String() string {
 		if s.Hold {
 			hold = "hold"
 		}
+		if i == noReturn {
+			hold += " (point of no return)"
+		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, hop, s.Kind, node, change, rev, hold)
 	}
 	w.Flush()
+	if noReturn >= 0 {
+		fmt.Fprintf(&b, "point of no return: step %d; before it the migration can be reverted to ZooKeeper mode (NewRollbackPlan), after it not\n", noReturn+1)
+	}
 	for _, n := range p.Notes {
 		b.WriteString("note: " + n + "\n")
 	}

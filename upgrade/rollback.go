@@ -87,6 +87,9 @@ func NewRollbackPlan(plan Plan, rec Record, opts ...PlanOption) (Plan, error) {
 	if rec.PlanID != plan.ID || len(rec.Steps) != len(plan.Steps) {
 		return Plan{}, fmt.Errorf("%w: the journal is of plan %s, not %s", ErrJournalMismatch, rec.PlanID, plan.ID)
 	}
+	if rb, ok, err := migrationRollback(plan, rec); ok { // migrate_rollback.go
+		return rb, err
+	}
 	touched := map[int32]map[string]bool{} // node -> config keys the plan changed
 	ran := compat.FeatureLevels{}          // levels finalize steps that ran may have set
 	lastFinalize := -1

@@ -276,6 +276,9 @@ func (r *Runner) Run(ctx context.Context, plan Plan) error {
 	if _, err := r.provisioner(plan); err != nil {
 		return err
 	}
+	if err := r.checkMigration(plan); err != nil {
+		return err
+	}
 	for i, s := range plan.Steps {
 		if s.Kind == StepManual {
 			return fmt.Errorf("%w: step %d is %s, which kupgrade does not automate yet; plan to the last release before it, do it, then plan again", ErrUnsupportedPlan, i+1, s.Reason)
@@ -291,6 +294,10 @@ func (r *Runner) Run(ctx context.Context, plan Plan) error {
 		return fmt.Errorf("%w: the journal is of plan %s with %d steps, this is plan %s with %d", ErrJournalMismatch, rec.PlanID, len(rec.Steps), plan.ID, len(plan.Steps))
 	}
 	run := &run{r: r, plan: plan, rec: rec, start: r.cfg.now()}
+	if plan.migrates() {
+		run.learnControllers(ctx) // migrate.go
+		defer run.endMigration()
+	}
 	if rec.Done() {
 		run.emit(Event{Kind: EventRunDone, Step: -1, Node: -1, Message: "plan already finished; nothing to do"})
 		return nil
@@ -343,6 +350,9 @@ type run struct {
 	// batchOf gives the batch number of the steps of the batch being
 	// gated or run (see [BatchRestarts]), for their events.
 	batchOf map[int]int
+	// restore undoes what a migration changed in the Runner's reads
+	// (learnControllers).
+	restore func()
 }
 
 func (u *run) emit(e Event) {
@@ -468,7 +478,7 @@ func (u *run) downFirst(ctx context.Context, group []int) (int, bool) {
 // leader returns the node that should roll last in st's roll.
 func (u *run) leader(ctx context.Context, st Step) (int32, error) {
 	ops := u.r.cfg.ops
-	if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
+	if slices.Contains(st.Roles, node.RoleController) { // KRaft, or a migration's controllers
 		return ops.activeController(ctx)
 	}
 	if u.plan.Mode == compat.ModeZooKeeper {
@@ -563,6 +573,14 @@ func (u *run) exec(ctx context.Context, i int, st Step, sr *StepRecord, resumed 
 		return u.move(ctx, i, st)
 	case StepRetire:
 		return u.retire(ctx, i, st)
+	case StepProvisionController:
+		return u.provisionController(ctx, i, st, sr)
+	case StepAwaitMigration:
+		return "", u.awaitMigration(ctx, i)
+	case StepRetireController:
+		return u.retireController(ctx, i, st)
+	case StepClearMigration:
+		return "", u.clearMigration(ctx, i)
 	}
 	return "", fmt.Errorf("upgrade: step kind %q cannot be run", st.Kind)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/node"
 )
@@ -47,7 +46,7 @@ func (u *run) settle(ctx context.Context, i int, st Step) error {
 			}
 		}
 		ops := u.r.cfg.ops
-		if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
+		if slices.Contains(st.Roles, node.RoleController) { // KRaft, or a migration's controllers
 			cv, err := ops.controllerCaughtUp(ctx, st.Node)
 			if err != nil {
 				return health.Verdict{}, err

@@ -167,6 +167,9 @@ func (u *run) inEffect(ctx context.Context, st Step) (bool, string) {
 			}
 		}
 		for _, k := range ch.Unset {
+			if c := cfg[k]; k == "broker.id" && ch.Set["node.id"] != "" && c.Value == ch.Set["node.id"] {
+				continue // a KRaft broker reports its node.id as a static broker.id
+			}
 			if c := cfg[k]; !c.Known() || c.Source == compat.SourceStatic {
 				return false, ""
 			}
@@ -231,7 +234,7 @@ func (u *run) gateRestart(ctx context.Context, i int, st Step) error {
 				v := u.r.gate.CanRestart(u.withDead(ctx, snap), st.Node)
 				reasons = append(reasons, v.Reasons...)
 			}
-			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
+			if slices.Contains(st.Roles, node.RoleController) { // KRaft, or a migration's controllers
 				v, err := ops.canRestartController(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
@@ -321,7 +324,7 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 				}
 			}
 			var reasons []health.Reason
-			if u.plan.Mode == compat.ModeKRaft && slices.Contains(st.Roles, node.RoleController) {
+			if slices.Contains(st.Roles, node.RoleController) { // KRaft, or a migration's controllers
 				v, err := ops.controllerCaughtUp(ctx, st.Node)
 				if err != nil {
 					return health.Verdict{}, err
@@ -519,7 +522,7 @@ func (u *run) unhealthy(ctx context.Context, gate *health.Gate, watch map[int32]
 			reasons = append(reasons, health.Reason{Rule: health.RuleNodeDown, Partition: -1, Leader: -1, Nodes: []int32{id},
 				Message: fmt.Sprintf("broker %d is not registered or is fenced", id)})
 		}
-		if u.plan.Mode == compat.ModeKRaft && slices.Contains(roles, node.RoleController) {
+		if slices.Contains(roles, node.RoleController) { // KRaft, or a migration's controllers
 			v, err := ops.controllerCaughtUp(ctx, id)
 			if err != nil {
 				return nil, err

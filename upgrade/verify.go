@@ -65,7 +65,9 @@ func (p Plan) Verify() error {
 			problems = append(problems, fmt.Sprintf("step %d (%s): ", i+1, s.Kind)+fmt.Sprintf(format, args...))
 		}
 		switch s.Kind {
-		case StepPreflight, StepFinalize, StepBake, StepElectLeaders, StepManual, StepMove:
+		case StepPreflight, StepFinalize, StepBake, StepElectLeaders, StepManual, StepMove, StepAwaitMigration, StepRetireController, StepClearMigration:
+		case StepProvisionController: // from here on the plan restarts it
+			planned[s.Node] = compat.NodeState{ID: s.Node, Roles: s.Roles}
 		case StepRestart, StepRetire, StepProvision:
 			if _, ok := planned[s.Node]; !ok {
 				bad("node %d is not among the plan's nodes", s.Node)
@@ -75,7 +77,7 @@ func (p Plan) Verify() error {
 			bad("unknown step kind")
 			continue
 		}
-		if s.Kind != StepRestart && s.Kind != StepProvision {
+		if s.Kind != StepRestart && s.Kind != StepProvision && s.Kind != StepProvisionController {
 			continue
 		}
 		if s.Kind == StepRestart && len(s.Roles) > 0 && !sameRoles(s.Roles, planned[s.Node].Roles) {

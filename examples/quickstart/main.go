@@ -9,6 +9,7 @@
 //	go run ./examples/quickstart                          # KRaft 3.9.2 → 4.4.0, 3 controllers + 3 brokers
 //	go run ./examples/quickstart -combined                # 3 combined nodes instead
 //	go run ./examples/quickstart -mode zookeeper          # ZooKeeper 3.6.2 → 3.9.2
+//	go run ./examples/quickstart -mode zookeeper -to 4.4.0 # 3.6.2 → 3.9.2, migration to KRaft, → 4.4.0
 //	go run ./examples/quickstart -from 3.8.1 -via 3.9.2 -to 4.1.2
 //	go run ./examples/quickstart -journal /tmp/qs.json    # resumable: rerun after a crash or Ctrl-C
 //
@@ -35,10 +36,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -519,6 +522,9 @@ type progress struct {
 	plan     upgrade.Plan
 	restart  map[int]time.Time
 	restarts []nodeTime
+	// The first and last event of each migration phase (plans that
+	// migrate from ZooKeeper to KRaft).
+	phaseFirst, phaseLast map[upgrade.Phase]time.Time
 }
 
 type nodeTime struct {
@@ -527,13 +533,22 @@ type nodeTime struct {
 	took time.Duration
 }
 
-func newProgress(p upgrade.Plan) *progress { return &progress{plan: p, restart: map[int]time.Time{}} }
+func newProgress(p upgrade.Plan) *progress {
+	return &progress{plan: p, restart: map[int]time.Time{}, phaseFirst: map[upgrade.Phase]time.Time{}, phaseLast: map[upgrade.Phase]time.Time{}}
+}
 
 func (p *progress) event(e upgrade.Event) {
 	n := len(p.plan.Steps)
 	prefix := ""
 	if e.Step >= 0 {
 		prefix = fmt.Sprintf("[%2d/%d] ", e.Step+1, n)
+		if ph := p.plan.Steps[e.Step].Phase; ph != "" {
+			if _, ok := p.phaseFirst[ph]; !ok {
+				p.phaseFirst[ph] = e.Time
+				fmt.Printf("-- migration phase %s --\n", ph)
+			}
+			p.phaseLast[ph] = e.Time
+		}
 	}
 	switch e.Kind {
 	case upgrade.EventRunStarted:
@@ -583,6 +598,13 @@ func (p *progress) report(start, end time.Time) {
 		fmt.Printf("; Runner overhead ratio %.2f", float64(total)/float64(sum))
 	}
 	fmt.Print("\n\n")
+	if len(p.phaseFirst) > 0 {
+		fmt.Println("migration phases (first to last event):")
+		for _, ph := range slices.Sorted(maps.Keys(p.phaseFirst)) {
+			fmt.Printf("  %-14s %v\n", ph, p.phaseLast[ph].Sub(p.phaseFirst[ph]).Round(100*time.Millisecond))
+		}
+		fmt.Println()
+	}
 }
 
 func section(format string, args ...any) {

@@ -1,0 +1,158 @@
+package upgrade
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeZooKeeper serves the part of ZooKeeper's protocol that zkread.go
+// speaks, over a map of znodes, and records the operations it got.
+type fakeZooKeeper struct {
+	mu    sync.Mutex
+	nodes map[string][]byte
+	ops   []string
+}
+
+func (z *fakeZooKeeper) serve(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go z.session(conn)
+		}
+	}()
+	return l.Addr().String()
+}
+
+func (z *fakeZooKeeper) session(conn net.Conn) {
+	defer conn.Close()
+	if _, err := zkRecv(conn); err != nil { // ConnectRequest
+		return
+	}
+	var resp bytes.Buffer
+	binary.Write(&resp, binary.BigEndian, int32(0))
+	binary.Write(&resp, binary.BigEndian, int32(4000))
+	binary.Write(&resp, binary.BigEndian, int64(7))
+	binary.Write(&resp, binary.BigEndian, int32(16))
+	resp.Write(make([]byte, 16))
+	zkSend(conn, resp.Bytes())
+	// A notification first (xid -1), which the client must skip.
+	var ping bytes.Buffer
+	binary.Write(&ping, binary.BigEndian, int32(-1))
+	binary.Write(&ping, binary.BigEndian, int64(0))
+	binary.Write(&ping, binary.BigEndian, int32(0))
+	zkSend(conn, ping.Bytes())
+	for {
+		req, err := zkRecv(conn)
+		if err != nil || len(req) < 8 {
+			return
+		}
+		xid := int32(binary.BigEndian.Uint32(req[0:4]))
+		op := int32(binary.BigEndian.Uint32(req[4:8]))
+		if op == -11 {
+			return
+		}
+		n := binary.BigEndian.Uint32(req[8:12])
+		path := string(req[12 : 12+n])
+		var out bytes.Buffer
+		binary.Write(&out, binary.BigEndian, xid)
+		binary.Write(&out, binary.BigEndian, int64(99))
+		z.mu.Lock()
+		data, ok := z.nodes[path]
+		switch op {
+		case 4:
+			z.ops = append(z.ops, "get "+path)
+		case 2:
+			z.ops = append(z.ops, "delete "+path)
+			delete(z.nodes, path)
+		}
+		z.mu.Unlock()
+		if !ok {
+			binary.Write(&out, binary.BigEndian, int32(-101))
+		} else {
+			binary.Write(&out, binary.BigEndian, int32(0))
+			if op == 4 {
+				binary.Write(&out, binary.BigEndian, int32(len(data)))
+				out.Write(data)
+				out.Write(make([]byte, 68)) // the Stat, which the client ignores
+			}
+		}
+		zkSend(conn, out.Bytes())
+	}
+}
+
+func TestZooKeeperClient(t *testing.T) {
+	z := &fakeZooKeeper{nodes: map[string][]byte{
+		"/kt/migration":  []byte(`{"version":0,"kraft_metadata_offset":93,"kraft_controller_id":3000,"kraft_metadata_epoch":1,"kraft_controller_epoch":1}`),
+		"/kt/controller": []byte(`{"version":2,"brokerid":3000,"timestamp":"1","kraftControllerEpoch":1}`),
+	}}
+	addr := z.serve(t)
+	ops := &liveOps{}
+	connect := addr + "/kt"
+	m, err := ops.migrationState(t.Context(), connect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Done() || m.Offset != 93 || m.Controller != 3000 || !m.Started {
+		t.Errorf("migration state %+v, want done at offset 93 by 3000", m)
+	}
+	if id, err := ops.zooKeeperController(t.Context(), connect); err != nil || id != -1 {
+		t.Errorf("controller %d, %v; want -1 while a KRaft controller holds /controller", id, err)
+	}
+	if err := ops.clearMigration(t.Context(), connect); err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.clearMigration(t.Context(), connect); err != nil { // gone already: fine
+		t.Errorf("second clear: %v", err)
+	}
+	m, err = ops.migrationState(t.Context(), connect)
+	if err != nil || m.Started || m.Done() {
+		t.Errorf("after the clear: %+v, %v; want not started", m, err)
+	}
+	z.mu.Lock()
+	z.nodes["/kt/controller"] = []byte(`{"version":2,"brokerid":2,"timestamp":"1","kraftControllerEpoch":-1}`)
+	z.mu.Unlock()
+	if id, err := ops.zooKeeperController(t.Context(), connect); err != nil || id != 2 {
+		t.Errorf("controller %d, %v; want broker 2", id, err)
+	}
+	want := []string{"get /kt/migration", "get /kt/controller", "delete /kt/controller", "delete /kt/migration",
+		"delete /kt/controller", "delete /kt/migration", "get /kt/migration", "get /kt/controller"}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if !slices.Equal(z.ops, want) {
+		t.Errorf("operations %v, want %v", z.ops, want)
+	}
+}
+
+func TestZooKeeperClientGivesUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // accepts (the kernel does) but never answers
+	start := time.Now()
+	_, err = zkGetData(t.Context(), l.Addr().String(), "/migration", 300*time.Millisecond)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("zkGetData on a silent server = %v after %v; want an error within the timeout", err, time.Since(start))
+	}
+	if _, err := parseMigrationZNode([]byte(`{"version":0}`)); err == nil {
+		t.Error("a /migration znode without kraft_metadata_offset parsed")
+	}
+	if _, err := parseMigrationZNode([]byte(`not json`)); err == nil || errors.Is(err, errNoNode) {
+		t.Errorf("bad JSON: %v", err)
+	}
+}
