@@ -145,11 +145,20 @@ func (u *run) stopWorld(ctx context.Context, i int, st Step, sr *StepRecord) (st
 	for _, n := range u.plan.Nodes {
 		roles[n.ID] = n.Roles
 	}
+	// A node whose change is in effect is left alone, unless it is not
+	// running (a run stopped between its stop and its start).
+	live, hasLive := u.r.orch.(node.Liveness)
 	var todo []int32
 	for _, id := range st.Nodes {
 		one := st
 		one.Kind, one.Node, one.Roles = StepRestart, id, roles[id]
-		if ok, _ := u.inEffect(ctx, one); !ok {
+		ok, _ := u.inEffect(ctx, one)
+		if ok && hasLive {
+			if alive, err := live.Alive(ctx, id); err == nil && !alive {
+				ok = false
+			}
+		}
+		if !ok {
 			todo = append(todo, id)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/internal/kfaketest"
@@ -197,6 +199,35 @@ func TestRestartReplacement(t *testing.T) {
 	}
 }
 
+// replacedPair returns a broker of a kfake cluster that holds a replica of
+// orders-0 and one that does not, as the old and new broker of a
+// replacement: kfake places replicas at random, and a replacement of a
+// broker that holds none has nothing to move.
+func replacedPair(t *testing.T, cl *kgo.Client) (old, new int32) {
+	t.Helper()
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range meta.Topics {
+		if tp.Topic == nil || *tp.Topic != "orders" {
+			continue
+		}
+		for _, p := range tp.Partitions {
+			if p.Partition != 0 {
+				continue
+			}
+			for _, b := range meta.Brokers {
+				if !slices.Contains(p.Replicas, b.NodeID) {
+					return p.Replicas[0], b.NodeID
+				}
+			}
+		}
+	}
+	t.Fatalf("no broker outside orders-0's replicas in %v", meta)
+	return 0, 0
+}
+
 // diskOps scripts the destinations' disks.
 type diskOps struct {
 	*fakeCluster
@@ -215,15 +246,15 @@ func (d *diskOps) diskSpace(ctx context.Context, brokers []int32) (map[int32]rea
 // move (the mover journals nothing) when a destination is unknown or would
 // be too full, naming the broker; SkipDiskCheck and room let it go on.
 func TestReplaceDiskCheck(t *testing.T) {
-	plan := Plan{Version: PlanVersion, Mode: compat.ModeKRaft, Steps: []Step{
-		{Kind: StepProvision, Hop: 1, Node: 0, Roles: []node.Role{node.RoleBroker}},
-		{Kind: StepMove, Hop: 1, Node: -1},
-	}}
 	// move runs the move step until the mover journals its run (then
 	// stops it: kfake moves nothing) or it fails.
 	move := func(t *testing.T, ops clusterOps, opts ...RunnerOption) (started bool, err error) {
 		_, cl := kfaketest.New(t, kfake.NumBrokers(4), kfake.SeedTopics(3, "orders"))
-		replacement := int32(3)
+		old, replacement := replacedPair(t, cl)
+		plan := Plan{Version: PlanVersion, Mode: compat.ModeKRaft, Steps: []Step{
+			{Kind: StepProvision, Hop: 1, Node: old, Roles: []node.Role{node.RoleBroker}},
+			{Kind: StepMove, Hop: 1, Node: -1},
+		}}
 		rec := Record{PlanID: "move", Steps: []StepRecord{{State: StepDone, Restarted: true, Provisioned: &replacement}, {State: StepStarted}}}
 		ctx, stop := context.WithCancelCause(t.Context())
 		defer stop(nil)
