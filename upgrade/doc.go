@@ -48,7 +48,6 @@
 //   - [node.Provisioner]: start new nodes and retire old ones, which
 //     node-replacement plans ([NewReplacePlan]) need; a Runner refuses such a
 //     plan before its first step if the Orchestrator lacks it.
-//
 //   - [node.Stopper]: stop a node and start it again as two calls, so that
 //     a stop-the-world plan ([NewStopTheWorldPlan]) has every node down
 //     before any starts; without it such a plan restarts every node
