@@ -180,3 +180,30 @@ func TestRunnerStopTheWorld(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackStopTheWorld: a rollback of a stop-the-world run rolls every
+// node of its stop-the-world step back, one at a time.
+func TestRollbackStopTheWorld(t *testing.T) {
+	kr := compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 25},
+		Nodes: nodes("1:c:4.0.2", "2:b:4.0.2", "3:b:4.0.2")}
+	p, err := NewStopTheWorldPlan(kr, Target{Version: compat.MustParseRelease("4.1.2")}, AcceptDowntime())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := Record{PlanID: p.ID, Steps: make([]StepRecord, len(p.Steps))}
+	rec.Steps[0].State, rec.Steps[1].State, rec.Steps[1].Restarted = StepDone, StepDone, true
+	rb, err := NewRollbackPlan(p, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []int32
+	for _, s := range rb.Steps {
+		if s.Kind == StepRestart && s.Change.Version == "4.0.2" {
+			back = append(back, s.Node)
+		}
+	}
+	slices.Sort(back)
+	if !slices.Equal(back, []int32{1, 2, 3}) {
+		t.Errorf("rollback restarts %v back onto 4.0.2, want every node:\n%v", back, rb)
+	}
+}
