@@ -341,9 +341,14 @@ func TestReplaceRefusesFullDisk(t *testing.T) {
 	}
 
 	// Broker 2 still holds every replica: a plan that goes straight to
-	// its retire step is refused there, and broker 2 keeps running.
-	retire := upgrade.Plan{Version: plan.Version, Mode: plan.Mode, Target: plan.Target, Nodes: plan.Nodes, Finalized: plan.Finalized}
-	for _, s := range plan.Steps {
+	// its retire step is refused there, and broker 2 keeps running. (The
+	// plan of the cluster as it is now: its controller was rolled.)
+	now, err := upgrade.NewReplacePlan(inspect(t, c).State, upgrade.Target{Version: compat.MustParseRelease("4.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retire := upgrade.Plan{Version: now.Version, Mode: now.Mode, Target: now.Target, Nodes: now.Nodes, Finalized: now.Finalized}
+	for _, s := range now.Steps {
 		if s.Kind == upgrade.StepPreflight || s.Kind == upgrade.StepRetire && s.Node == 2 {
 			retire.Steps = append(retire.Steps, s)
 		}
