@@ -17,6 +17,10 @@
 // leader-election steps. Each step says whether it can be undone; the
 // irreversible ones are held until the caller allows them ([PassHolds]).
 // [NewRollbackPlan] plans the way back while that is still possible.
+// [NewReplacePlan] replaces brokers instead of restarting them (blue/green,
+// in waves of [ReplaceWaves], after a disk check), and
+// [NewStopTheWorldPlan] stops every node at once for users who accept the
+// outage ([AcceptDowntime]), reporting how long it lasted.
 //
 // A ZooKeeper cluster planned to 4.x goes through the ZooKeeper to KRaft
 // migration on the 3.9 bridge, in the same plan: the bridge upgrade,
@@ -55,6 +59,10 @@
 //   - [node.Provisioner]: start new nodes and retire old ones, which
 //     node-replacement plans ([NewReplacePlan]) need; a Runner refuses such a
 //     plan before its first step if the Orchestrator lacks it.
+//   - [node.Stopper]: stop a node and start it again as two calls, so that
+//     a stop-the-world plan ([NewStopTheWorldPlan]) has every node down
+//     before any starts; without it such a plan restarts every node
+//     concurrently.
 //
 // Package kafkatest implements all of them for local test clusters.
 //

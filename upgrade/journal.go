@@ -64,6 +64,9 @@ type StepRecord struct {
 	// Batch is the number of the batch of restarts the step ran in (see
 	// [BatchRestarts]), 0 if it ran on its own.
 	Batch int `json:"batch,omitempty"`
+	// Outage is the outage a stop-the-world step caused, as measured (see
+	// [StepStopWorld]).
+	Outage *OutageWindow `json:"outage,omitempty"`
 }
 
 // A Record is what a [Journal] keeps: the plan it belongs to and the state of

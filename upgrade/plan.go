@@ -63,6 +63,9 @@ type Step struct {
 	Roll int `json:"roll,omitempty"`
 	// Node is the node a restart concerns, -1 for other kinds.
 	Node int32 `json:"node"`
+	// Nodes are the nodes a stop-the-world step stops and starts together
+	// (see [StepStopWorld]), in plan order.
+	Nodes []int32 `json:"nodes,omitempty"`
 	// Roles are the node's roles.
 	Roles []node.Role `json:"roles,omitempty"`
 	// Change is what a restart changes.
@@ -217,6 +220,9 @@ type planConfig struct {
 	snapshotInterval time.Duration // 0: DefaultMetadataSnapshotInterval
 	// migrationControllers: MigrationControllers; nil for the default.
 	migrationControllers []int32
+	waveSize             int // ReplaceWaves; 0: DefaultWaveSize
+	waveSet              bool
+	acceptDowntime       bool // AcceptDowntime
 }
 
 // DefaultMetadataSnapshotInterval is Kafka's default
@@ -642,8 +648,11 @@ func (p Plan) String() string {
 		if s.Node >= 0 {
 			node = fmt.Sprintf("%d %s", s.Node, rolesString(s.Roles))
 		}
+		if len(s.Nodes) > 0 {
+			node = fmt.Sprint(s.Nodes)
+		}
 		switch s.Kind {
-		case StepRestart:
+		case StepRestart, StepStopWorld, StepRestartReplacement, StepProvision:
 			change = s.Change.String()
 		case StepFinalize:
 			change = featuresString(s.Features)

@@ -143,7 +143,7 @@ func TestReplacePlan(t *testing.T) {
 		state compat.State
 		want  string
 	}{
-		{"zookeeper", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs a KRaft cluster"},
+		{"zookeeper to 4.1", compat.State{Mode: compat.ModeZooKeeper, Finalized: compat.FeatureLevels{}, Nodes: nodes("1:b:3.6.2")}, "needs work node replacement does not do (ZooKeeper to KRaft migration"},
 		{"combined", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 21}, Nodes: nodes("1:bc:3.9.2")}, "combined broker and controller"},
 		{"downgrade", compat.State{Mode: compat.ModeKRaft, Finalized: compat.FeatureLevels{"metadata.version": 28},
 			Nodes: nodes("1:c:4.2.2", "2:b:4.2.2", "3:b:4.2.2", "4:b:4.2.2")}, "only upgrades"},

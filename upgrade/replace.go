@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -31,28 +32,51 @@ const (
 	StepRetire StepKind = "retire"
 )
 
-// NewReplacePlan plans a node-replacement (blue/green) upgrade of a KRaft
-// cluster: no broker restarts in place. Controllers that do not run the
-// target roll first, in place as in [NewPlan] (controllers before brokers;
-// the active one last). Then each broker gets a new broker on the target
-// release beside it, partitions move from the old brokers to the new ones in
-// throttled batches, leadership moves to the new brokers, each old broker is
-// retired and unregistered once it holds no replica, and features are
-// finalized as in a rolling upgrade.
+// NewReplacePlan plans a node-replacement (blue/green) upgrade: no broker
+// restarts in place. In KRaft mode, controllers that do not run the target
+// roll first, in place as in [NewPlan] (controllers before brokers; the
+// active one last). Then the brokers are replaced in waves of at most
+// [ReplaceWaves] (default [DefaultWaveSize]) brokers: each broker of a wave
+// gets a new broker on the target release beside it (in its rack), the
+// wave's partitions move from its old brokers to the new ones in throttled
+// batches (after a disk check, see [ReplaceDiskRatio]), leadership moves to
+// the new brokers, and each old broker is retired (and, in KRaft,
+// unregistered) once it holds no replica. Then features are finalized as in
+// a rolling upgrade.
 //
-// The Orchestrator must implement [node.Provisioner]. ZooKeeper clusters, combined
-// nodes and routes of more than one hop are refused: use [NewPlan] (with
-// Target.Via for stops on the way).
+// ZooKeeper mode: the new brokers start with the pins the rolling plan's
+// first roll sets (inter.broker.protocol.version at the old level), so that
+// they speak the old brokers' protocol while both run; once every old broker
+// is retired, the rolling plan's later rolls (raising the pins) restart the
+// new brokers ([StepRestartReplacement]), one at a time.
+//
+// The Orchestrator must implement [node.Provisioner]. Combined nodes are
+// refused: a combined node's controller is a quorum voter, and replacing a
+// voter is a quorum change (KIP-853) that this plan does not make; roll
+// them in place with [NewPlan]. Routes of more than one hop are refused:
+// use [NewPlan] (with Target.Via for stops on the way), or replace to the
+// first stop first.
 func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
-	if state.Mode != compat.ModeKRaft {
-		return Plan{}, fmt.Errorf("%w: node replacement needs a KRaft cluster (this one is %v); upgrade in place with NewPlan", ErrUnsupportedPlan, state.Mode)
+	var cfg planConfig
+	for _, o := range opts {
+		o.applyPlan(&cfg)
+	}
+	wave := cfg.waveSize
+	switch {
+	case cfg.waveSet && wave < 1:
+		return Plan{}, fmt.Errorf("upgrade: ReplaceWaves(%d) must be 1 or more", wave)
+	case wave == 0:
+		wave = DefaultWaveSize
+	}
+	if state.Mode != compat.ModeKRaft && state.Mode != compat.ModeZooKeeper {
+		return Plan{}, fmt.Errorf("%w: node replacement needs a KRaft or ZooKeeper cluster (this one is %v, half migrated); finish the migration first", ErrUnsupportedPlan, state.Mode)
 	}
 	if len(target.Via) > 0 {
 		return Plan{}, fmt.Errorf("%w: node replacement goes straight to the target; Via is for NewPlan", ErrUnsupportedPlan)
 	}
 	for _, n := range state.Nodes {
 		if n.IsBroker() && n.IsController() {
-			return Plan{}, fmt.Errorf("%w: node %d is a combined broker and controller, which cannot be replaced; upgrade in place with NewPlan", ErrUnsupportedPlan, n.ID)
+			return Plan{}, fmt.Errorf("%w: node %d is a combined broker and controller, which cannot be replaced (its controller is a quorum voter: replacing it is a quorum change this plan does not make); upgrade in place with NewPlan", ErrUnsupportedPlan, n.ID)
 		}
 		if !n.Release.IsZero() && target.Version.Less(n.Release) {
 			return Plan{}, fmt.Errorf("%w: node %d runs %v, newer than the target %v: node replacement only upgrades; downgrade in place with NewPlan", ErrUnsupportedPlan, n.ID, n.Release, target.Version)
@@ -62,6 +86,14 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 	if err != nil {
 		return Plan{}, err
 	}
+	for _, s := range p.Steps {
+		if s.Phase != "" {
+			return Plan{}, fmt.Errorf("%w: the route to %v needs work node replacement does not do (ZooKeeper to KRaft migration: plan it with NewPlan, then replace brokers once the cluster runs in KRaft mode)", ErrUnsupportedPlan, p.Target)
+		}
+		if s.Kind == StepManual {
+			return Plan{}, fmt.Errorf("%w: the route to %v needs work node replacement does not do (%s)", ErrUnsupportedPlan, p.Target, s.Reason)
+		}
+	}
 	if hops := p.Steps[len(p.Steps)-1].Hop; hops != 1 {
 		first := p.Target
 		if len(p.Via) > 0 {
@@ -69,36 +101,63 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 		}
 		return Plan{}, fmt.Errorf("%w: the route to %v has %d hops; node replacement handles one (replace to %v first)", ErrUnsupportedPlan, p.Target, hops, first)
 	}
-	var steps []Step
+	var steps, later []Step
 	var brokers []int32
 	for _, n := range state.Nodes {
 		if n.IsBroker() {
 			brokers = append(brokers, n.ID)
 		}
 	}
+	// The new brokers start as the first broker roll onto the target
+	// leaves the old ones (pins included); later broker rolls restart them.
+	provisionChange := node.Change{Version: p.Target.String()}
+	binaryRoll := 0
 	for _, s := range p.Steps {
-		if s.Kind == StepRestart && slices.Contains(s.Roles, node.RoleBroker) {
-			continue // brokers are replaced, not restarted
-		}
 		if s.Kind == StepFinalize || s.Kind == StepBake {
 			break
 		}
-		steps = append(steps, s)
+		if s.Kind != StepRestart || !slices.Contains(s.Roles, node.RoleBroker) {
+			steps = append(steps, s)
+			continue
+		}
+		if binaryRoll == 0 && s.Change.Version == p.Target.String() {
+			binaryRoll = s.Roll
+			provisionChange.Set = maps.Clone(s.Change.Set)
+		}
+		if s.Roll == binaryRoll {
+			continue // brokers are replaced, not restarted
+		}
+		later = append(later, Step{Kind: StepRestartReplacement, Hop: s.Hop, Node: s.Node, Roles: s.Roles, Change: s.Change,
+			Reversible: s.Reversible, Why: s.Why, Hold: s.Hold,
+			Reason: fmt.Sprintf("restart the broker that replaced broker %d: %s", s.Node, s.Reason)})
 	}
-	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepProvision, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Change: node.Change{Version: p.Target.String()},
-			Reversible: true, Why: "a new broker can be retired again", Reason: fmt.Sprintf("start a broker on %v to replace broker %d, in its rack", p.Target, id)})
+	unregister := ""
+	if p.Mode == compat.ModeKRaft {
+		unregister = ", and unregister it"
 	}
-	steps = append(steps,
-		Step{Kind: StepMove, Hop: 1, Node: -1, Reversible: true, Why: "partitions can be moved back",
-			Reason: fmt.Sprintf("move every replica from brokers %v to their replacements, throttled, in batches", brokers)},
-		Step{Kind: StepElectLeaders, Hop: 1, Node: -1, Reversible: true, Why: "leadership can move again at any time",
-			Reason: "move leadership to the preferred (new) replicas"})
-	for _, id := range brokers {
-		steps = append(steps, Step{Kind: StepRetire, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
-			Why: "a retired broker's data is gone; its replacement stays", Hold: true,
-			Reason: fmt.Sprintf("retire broker %d once it holds no replica, and unregister it", id)})
+	waves := (len(brokers) + wave - 1) / wave
+	for w := range waves {
+		ids := brokers[w*wave : min(len(brokers), (w+1)*wave)]
+		of := ""
+		if waves > 1 {
+			of = fmt.Sprintf(" (wave %d of %d)", w+1, waves)
+		}
+		for _, id := range ids {
+			steps = append(steps, Step{Kind: StepProvision, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Change: provisionChange,
+				Reversible: true, Why: "a new broker can be retired again", Reason: fmt.Sprintf("start a broker on %v to replace broker %d, in its rack%s", p.Target, id, of)})
+		}
+		steps = append(steps,
+			Step{Kind: StepMove, Hop: 1, Node: -1, Reversible: true, Why: "partitions can be moved back",
+				Reason: fmt.Sprintf("move every replica from brokers %v to their replacements, throttled, in batches%s", ids, of)},
+			Step{Kind: StepElectLeaders, Hop: 1, Node: -1, Reversible: true, Why: "leadership can move again at any time",
+				Reason: "move leadership to the preferred (new) replicas" + of})
+		for _, id := range ids {
+			steps = append(steps, Step{Kind: StepRetire, Hop: 1, Node: id, Roles: []node.Role{node.RoleBroker}, Reversible: false,
+				Why: "a retired broker's data is gone; its replacement stays", Hold: true,
+				Reason: fmt.Sprintf("retire broker %d once it holds no replica%s%s", id, unregister, of)})
+		}
 	}
+	steps = append(steps, later...)
 	for _, s := range p.Steps {
 		if s.Kind == StepFinalize || s.Kind == StepBake {
 			steps = append(steps, s)
@@ -106,6 +165,9 @@ func NewReplacePlan(state compat.State, target Target, opts ...PlanOption) (Plan
 	}
 	p.Steps = steps
 	p.Notes = append(p.Notes, "node replacement: the Orchestrator provisions the new brokers and retires the old ones")
+	if waves > 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf("node replacement in %d waves of at most %d brokers", waves, wave))
+	}
 	p.ID = planID(p)
 	return p, nil
 }
@@ -165,7 +227,7 @@ func (u *run) provision(ctx context.Context, i int, st Step, sr *StepRecord) (st
 			return "", err
 		}
 		u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("provisioning a broker on %s to replace broker %d", st.Change.Version, st.Node)})
-		n, err := prov.Provision(ctx, node.Spec{Version: st.Change.Version, Roles: []node.Role{node.RoleBroker}, Rack: rack})
+		n, err := prov.Provision(ctx, node.Spec{Version: st.Change.Version, Roles: []node.Role{node.RoleBroker}, Rack: rack, Config: maps.Clone(st.Change.Set)})
 		if err != nil {
 			return "", fmt.Errorf("provisioning a replacement for broker %d: %w", st.Node, err)
 		}
@@ -210,10 +272,15 @@ func (u *run) unclaimed(nodes []node.Node, release string) (int32, bool) {
 	return 0, false
 }
 
-// pairs returns old → new broker pairs from the provision steps' records.
-func (u *run) pairs() ([]reassign.Replacement, error) {
+// pairs returns the old → new broker pairs of move step i's wave from the
+// provision steps' records: the provision steps between the move step
+// before i (if any) and i.
+func (u *run) pairs(i int) ([]reassign.Replacement, error) {
 	var out []reassign.Replacement
-	for j, s := range u.plan.Steps {
+	for j, s := range u.plan.Steps[:i] {
+		if s.Kind == StepMove {
+			out = out[:0] // an earlier wave's
+		}
 		if s.Kind != StepProvision {
 			continue
 		}
@@ -251,36 +318,13 @@ func (s journalStore) Save(ctx context.Context, b []byte) error {
 
 // move moves every replica from the replaced brokers to their replacements.
 func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
-	pairs, err := u.pairs()
+	pairs, err := u.pairs(i)
 	if err != nil {
 		return "", err
 	}
 	cl := u.r.cl
 	if cl == nil {
 		return "", errors.New("moving partitions needs a client")
-	}
-	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-	if err != nil {
-		return "", fmt.Errorf("metadata: %w", err)
-	}
-	var brokers []node.Node
-	for _, b := range meta.Brokers {
-		rb := node.Node{ID: b.NodeID}
-		if b.Rack != nil {
-			rb.Rack = *b.Rack
-		}
-		brokers = append(brokers, rb)
-	}
-	var a reassign.Assignment
-	for _, t := range meta.Topics {
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil || t.Topic == nil {
-			return "", fmt.Errorf("metadata of topic %v: %v", t.Topic, err)
-		}
-		for _, p := range t.Partitions {
-			if err := a.Add(reassign.PartitionAssignment{Topic: *t.Topic, Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader}); err != nil {
-				return "", err
-			}
-		}
 	}
 	store := journalStore{u: u, key: "reassign/" + strconv.Itoa(i)}
 	opts := append([]reassign.ExecutorOption{reassign.Throttle(u.r.cfg.moveThrottle), reassign.ExecutorLogger(u.r.cfg.logger), reassign.CheckInterval(time.Second),
@@ -296,12 +340,21 @@ func (u *run) move(ctx context.Context, i int, st Step) (string, error) {
 	if _, lerr := store.Load(ctx); lerr == nil {
 		res, err = ex.Resume(ctx) // a crashed run: adopt its moves
 	} else {
-		plan, perr := reassign.PlanMoves(&a, brokers, reassign.BrokerChange{Replace: pairs})
+		// Every partition with its size (the largest of its replicas,
+		// from DescribeLogDirs) and every broker with its rack.
+		a, brokers, lerr := reassign.LoadAssignment(ctx, cl)
+		if lerr != nil {
+			return "", lerr
+		}
+		plan, perr := reassign.PlanMoves(a, brokers, reassign.BrokerChange{Replace: pairs})
 		if perr != nil {
 			return "", perr
 		}
 		if len(plan.Moves) == 0 {
 			return "no replica on the replaced brokers", nil
+		}
+		if err := u.diskCheck(ctx, i, plan.Moves); err != nil {
+			return "", err
 		}
 		u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("moving %d partitions off brokers %v", len(plan.Moves), oldIDs(pairs))})
 		res, err = ex.Run(ctx, plan.Moves)

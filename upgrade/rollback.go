@@ -106,17 +106,23 @@ func NewRollbackPlan(plan Plan, rec Record, opts ...PlanOption) (Plan, error) {
 			lastFinalize = i
 			continue
 		}
-		if st.Kind != StepRestart || state == StepSkipped && !rec.Steps[i].Restarted {
+		if st.Kind != StepRestart && st.Kind != StepStopWorld || state == StepSkipped && !rec.Steps[i].Restarted {
 			continue
 		}
-		if touched[st.Node] == nil {
-			touched[st.Node] = map[string]bool{}
+		ids := []int32{st.Node}
+		if st.Kind == StepStopWorld { // rolled back one node at a time
+			ids = st.Nodes
 		}
-		for k := range st.Change.Set {
-			touched[st.Node][k] = true
-		}
-		for _, k := range st.Change.Unset {
-			touched[st.Node][k] = true
+		for _, id := range ids {
+			if touched[id] == nil {
+				touched[id] = map[string]bool{}
+			}
+			for k := range st.Change.Set {
+				touched[id][k] = true
+			}
+			for _, k := range st.Change.Unset {
+				touched[id][k] = true
+			}
 		}
 	}
 	lower, raise, err := undoLevels(plan, ran)

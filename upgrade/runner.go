@@ -46,6 +46,7 @@ type config struct {
 	probe          brokerProbe
 	zkProbeOff     bool
 	batchMax       int // BatchRestarts; 0 or 1: one node at a time
+	disk           diskConfig
 }
 
 func defaultConfig() config {
@@ -160,6 +161,9 @@ func (c *config) validate() error {
 	}
 	if c.batchMax < 0 {
 		return fmt.Errorf("upgrade: BatchRestarts(%d) must be 0 or more (0 or 1: one node at a time)", c.batchMax)
+	}
+	if err := c.disk.validate(); err != nil {
+		return err
 	}
 	if c.moveThrottle <= 0 {
 		return fmt.Errorf("upgrade: ReplaceThrottle(%d) must be positive", c.moveThrottle)
@@ -581,6 +585,10 @@ func (u *run) exec(ctx context.Context, i int, st Step, sr *StepRecord, resumed 
 		return u.retireController(ctx, i, st)
 	case StepClearMigration:
 		return "", u.clearMigration(ctx, i)
+	case StepRestartReplacement:
+		return u.restartReplacement(ctx, i, st, sr, resumed)
+	case StepStopWorld:
+		return u.stopWorld(ctx, i, st, sr)
 	}
 	return "", fmt.Errorf("upgrade: step kind %q cannot be run", st.Kind)
 }

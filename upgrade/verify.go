@@ -68,7 +68,20 @@ func (p Plan) Verify() error {
 		case StepPreflight, StepFinalize, StepBake, StepElectLeaders, StepManual, StepMove, StepAwaitMigration, StepRetireController, StepClearMigration:
 		case StepProvisionController: // from here on the plan restarts it
 			planned[s.Node] = compat.NodeState{ID: s.Node, Roles: s.Roles}
-		case StepRestart, StepRetire, StepProvision:
+		case StepStopWorld:
+			for _, id := range s.Nodes {
+				if _, ok := planned[id]; !ok {
+					bad("node %d is not among the plan's nodes", id)
+				}
+			}
+			if len(s.Nodes) == 0 {
+				bad("it stops no node")
+			}
+			if err := s.Change.Validate(); err != nil {
+				bad("%v", err)
+			}
+			continue
+		case StepRestart, StepRetire, StepProvision, StepRestartReplacement:
 			if _, ok := planned[s.Node]; !ok {
 				bad("node %d is not among the plan's nodes", s.Node)
 				continue
