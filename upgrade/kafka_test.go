@@ -520,9 +520,17 @@ func TestGateBlocks(t *testing.T) {
 	}
 }
 
+// sharedVolumeDiskRatio is the disk check's ratio in these tests: see mustRunner.
+const sharedVolumeDiskRatio = 0.99
+
 // mustRunner returns upgrade.NewRunner's Runner, failing the test on an error.
 func mustRunner(t testing.TB, cl *kgo.Client, orch node.Orchestrator, opts ...upgrade.RunnerOption) *upgrade.Runner {
 	t.Helper()
+	// Every node of a kafkatest cluster shares the machine's one volume, so
+	// Kafka reports the whole machine's disk for each broker; the default 0.85
+	// would make the replacement tests depend on how full the CI machine is.
+	// A test's own ReplaceDiskRatio comes later and wins.
+	opts = append([]upgrade.RunnerOption{upgrade.ReplaceDiskRatio(sharedVolumeDiskRatio)}, opts...)
 	r, err := upgrade.NewRunner(cl, orch, opts...)
 	if err != nil {
 		t.Fatal(err)
