@@ -85,6 +85,8 @@ func ContainerImage(image func(release string) string) ContainerOption {
 // Kill, Pause, Stop and readiness work as with JVMs. Containers use host
 // networking, so clients reach the nodes on 127.0.0.1 as before (Linux
 // engines; bridge networking with mapped ports is not supported yet).
+// [Secure] works with Containers unchanged: its stores and JAAS are inline
+// in the generated config.
 //
 // kafkatest removes its own containers and volumes and does not need
 // testcontainers-go's Ryuk reaper: Containers sets
