@@ -325,6 +325,18 @@ func (x *inspector) configs(ctx context.Context) {
 				n.LMFV = configValue(c)
 			case "zookeeper.metadata.migration.enable":
 				n.Migration = c.MaybeValue() == "true"
+			case "log.dirs", "log.dir":
+				if c.Key == "log.dirs" || n.LogDirs == 0 {
+					if v := c.MaybeValue(); v != "" {
+						n.LogDirs = len(strings.Split(v, ","))
+					}
+				}
+			case "broker.id":
+				n.BrokerID = configValue(c)
+			case "reserved.broker.max.id":
+				if v, err := strconv.ParseInt(c.MaybeValue(), 10, 32); err == nil {
+					n.ReservedBrokerMaxID = int32(v)
+				}
 			case "zookeeper.connect":
 				if v := c.MaybeValue(); v != "" && x.zkConnect == "" {
 					x.zkConnect = v
