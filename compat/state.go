@@ -133,6 +133,10 @@ type NodeState struct {
 	// no generated ids. Route does not need them.
 	BrokerID            ConfigValue `json:"brokerId,omitzero"`
 	ReservedBrokerMaxID int32       `json:"reservedBrokerMaxId,omitempty"`
+	// Authorizer is the broker's authorizer.class.name, empty if unset or
+	// unknown. A ZooKeeper to KRaft migration replaces ZooKeeper's
+	// AclAuthorizer with KRaft's StandardAuthorizer. Route does not need it.
+	Authorizer string `json:"authorizer,omitempty"`
 }
 
 // IsController reports whether the node has the controller role (combined

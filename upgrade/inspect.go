@@ -333,6 +333,8 @@ func (x *inspector) configs(ctx context.Context) {
 				}
 			case "broker.id":
 				n.BrokerID = configValue(c)
+			case "authorizer.class.name":
+				n.Authorizer = c.MaybeValue()
 			case "reserved.broker.max.id":
 				if v, err := strconv.ParseInt(c.MaybeValue(), 10, 32); err == nil {
 					n.ReservedBrokerMaxID = int32(v)

@@ -387,7 +387,7 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 				if err := migratable(cur, route); err != nil {
 					return Plan{}, err
 				}
-				if roll, err = p.addMigrationHop(hop, h, roles, roll, cfg); err != nil {
+				if roll, err = p.addMigrationHop(hop, h, roles, roll, cfg, cur); err != nil {
 					return Plan{}, err
 				}
 				migrationHop = hop
