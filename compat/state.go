@@ -122,6 +122,21 @@ type NodeState struct {
 	// SupportedFeatures is what the node advertised in ApiVersions v4, if
 	// it was asked. Route does not need it.
 	SupportedFeatures map[string]LevelRange `json:"supportedFeatures,omitempty"`
+	// LogDirs is how many log directories (log.dirs) the broker uses; 0
+	// means unknown. More than one is JBOD, which a ZooKeeper to KRaft
+	// migration supports only from inter.broker.protocol.version 3.7-IV2.
+	LogDirs int `json:"logDirs,omitempty"`
+	// BrokerID is the broker.id setting with its source, and
+	// ReservedBrokerMaxID reserved.broker.max.id (0 unknown): a broker
+	// whose id was generated (broker.id not set in server.properties, or
+	// an id above reserved.broker.max.id) cannot be migrated, as KRaft has
+	// no generated ids. Route does not need them.
+	BrokerID            ConfigValue `json:"brokerId,omitzero"`
+	ReservedBrokerMaxID int32       `json:"reservedBrokerMaxId,omitempty"`
+	// Authorizer is the broker's authorizer.class.name, empty if unset or
+	// unknown. A ZooKeeper to KRaft migration replaces ZooKeeper's
+	// AclAuthorizer with KRaft's StandardAuthorizer. Route does not need it.
+	Authorizer string `json:"authorizer,omitempty"`
 }
 
 // IsController reports whether the node has the controller role (combined

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -411,17 +412,11 @@ func (tr *Traffic) stop(ctx context.Context) (TrafficReport, error) {
 // stored.
 func (tr *Traffic) readAll(ctx context.Context, n int) ([]uint8, error) {
 	adm := kadm.NewClient(tr.prod)
-	starts, err := adm.ListStartOffsets(ctx, tr.topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	starts, err := listOffsets(ctx, adm.ListStartOffsets, tr.topic)
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: traffic verification: start offsets of %s: %w", tr.topic, err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, tr.topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	ends, err := listOffsets(ctx, adm.ListEndOffsets, tr.topic)
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: traffic verification: end offsets of %s: %w", tr.topic, err)
 	}
@@ -489,5 +484,26 @@ func (tr *Traffic) WaitAcknowledged(ctx context.Context, n int64) error {
 		case <-t.C:
 		}
 		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// listOffsets lists topic's offsets with list, again while a partition
+// answers with a retriable error (OFFSET_NOT_AVAILABLE just after a leader
+// election: seen after a reverted migration's preferred leader election),
+// until ctx ends.
+func listOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (kadm.ListedOffsets, error) {
+	for {
+		los, err := list(ctx, topic)
+		if err == nil {
+			err = los.Error()
+		}
+		if err == nil || !kerr.IsRetriable(err) {
+			return los, err
+		}
+		select {
+		case <-ctx.Done():
+			return los, fmt.Errorf("%w (still at %v)", err, context.Cause(ctx))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

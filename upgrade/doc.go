@@ -31,7 +31,12 @@
 // KRaft, the controllers restarted out of migration mode (the point of no
 // return, held: [Plan.PointOfNoReturn]), then the KRaft upgrade to the
 // target. Each step has its [Phase]. Until the point of no return,
-// [NewRollbackPlan] plans Apache Kafka's revert to ZooKeeper mode.
+// [NewRollbackPlan] plans Apache Kafka's revert to ZooKeeper mode. NewPlan
+// refuses what Kafka cannot migrate (*[MigrationRefusal]: generated broker
+// ids, JBOD below inter.broker.protocol.version 3.7-IV2) and switches
+// [AclAuthorizer] to [StandardAuthorizer]; [Inspect] reports how far a
+// migration has gone ([Inspection.Migration]). NewStopTheWorldPlan and
+// NewReplacePlan refuse routes that migrate.
 //
 // A [Runner] executes a plan. Before each restart it waits, bounded, until
 // [health.CanRestart] (and, for controllers, the KRaft quorum rule) allows

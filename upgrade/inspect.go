@@ -99,6 +99,12 @@ type Inspection struct {
 	MidUpgradeWhy []string `json:"midUpgradeWhy,omitempty"`
 	// Unknown lists the facts Inspect could not establish.
 	Unknown []string `json:"unknown,omitempty"`
+	// Migration is the ZooKeeper to KRaft migration's state as observed:
+	// the brokers' modes and migration flags, the KRaft controllers known,
+	// and the /migration znode when the brokers name a reachable ZooKeeper
+	// and something migrates. Nil in KRaft mode with no ZooKeeper-mode
+	// broker ever seen and no broker answering ApiVersions.
+	Migration *MigrationStatus `json:"migration,omitempty"`
 }
 
 // A NodeError says what could not be read from one node.
@@ -165,6 +171,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	x.in.State.Mode = mode
 	x.in.State.Finalized = finalized
 	x.state(mode, x.orchestrator(ctx))
+	if len(x.zkModeOf) > 0 {
+		x.observeMigration(ctx)
+	}
 	x.in.MidUpgradeWhy = midUpgrade(x.in)
 	x.in.MidUpgrade = len(x.in.MidUpgradeWhy) > 0
 	return x.in, errors.Join(x.errs...)
@@ -183,6 +192,11 @@ type inspector struct {
 	// zkBrokers and kraftBrokers count the brokers whose API versions say
 	// ZooKeeper mode (they speak LeaderAndIsr) and KRaft mode.
 	zkBrokers, kraftBrokers int
+	// zkModeOf says, per broker that answered ApiVersions, whether it runs
+	// in ZooKeeper mode; zkConnect is a ZooKeeper-mode broker's
+	// zookeeper.connect.
+	zkModeOf  map[int32]bool
+	zkConnect string
 }
 
 // round bounds one round of requests.
@@ -254,7 +268,12 @@ func (x *inspector) apiVersions(ctx context.Context) {
 				continue
 			}
 			x.info(id).Line = v.VersionGuess()
-			if _, ok := v.KeyMaxVersion(4); ok {
+			_, zk := v.KeyMaxVersion(4)
+			if x.zkModeOf == nil {
+				x.zkModeOf = map[int32]bool{}
+			}
+			x.zkModeOf[id] = zk
+			if zk {
 				x.zkBrokers++
 			} else {
 				x.kraftBrokers++
@@ -306,6 +325,24 @@ func (x *inspector) configs(ctx context.Context) {
 				n.LMFV = configValue(c)
 			case "zookeeper.metadata.migration.enable":
 				n.Migration = c.MaybeValue() == "true"
+			case "log.dirs", "log.dir":
+				if c.Key == "log.dirs" || n.LogDirs == 0 {
+					if v := c.MaybeValue(); v != "" {
+						n.LogDirs = len(strings.Split(v, ","))
+					}
+				}
+			case "broker.id":
+				n.BrokerID = configValue(c)
+			case "authorizer.class.name":
+				n.Authorizer = c.MaybeValue()
+			case "reserved.broker.max.id":
+				if v, err := strconv.ParseInt(c.MaybeValue(), 10, 32); err == nil {
+					n.ReservedBrokerMaxID = int32(v)
+				}
+			case "zookeeper.connect":
+				if v := c.MaybeValue(); v != "" && x.zkConnect == "" {
+					x.zkConnect = v
+				}
 			}
 		}
 	}
@@ -514,6 +551,9 @@ func (in Inspection) String() string {
 			orDash(n.Line), configString(n.IBPV), configString(n.LMFV), mv)
 	}
 	w.Flush()
+	if in.Migration != nil && (in.Migration.Phase != MigrationPhaseZooKeeper && in.Migration.Phase != MigrationPhaseKRaft || in.State.Mode == compat.ModeMigrating) {
+		b.WriteString(in.Migration.String() + "\n")
+	}
 	for _, s := range in.MidUpgradeWhy {
 		b.WriteString("mid-upgrade: " + s + "\n")
 	}

@@ -80,6 +80,16 @@ const (
 	StepAwaitMigration StepKind = "await-migration"
 )
 
+// The authorizers a migration switches between: ZooKeeper mode's, which
+// keeps ACLs in ZooKeeper, and KRaft mode's, which keeps them in the
+// metadata log (the migration copies them).
+const (
+	// AclAuthorizer is ZooKeeper mode's authorizer.class.name.
+	AclAuthorizer = "kafka.security.authorizer.AclAuthorizer"
+	// StandardAuthorizer is KRaft mode's authorizer.class.name.
+	StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+)
+
 // DefaultMigrationControllers are the node ids a migration plan gives the
 // KRaft controllers it provisions, unless [MigrationControllers] says
 // otherwise: three controllers (a quorum that survives one failure), with the
@@ -164,8 +174,17 @@ func rollNodes(s compat.Action, roles map[int32][]node.Role, cfg planConfig) []i
 // the brokers rolled into migration mode, a wait until the metadata is
 // copied, the brokers rolled to KRaft (node.id set to their broker.id), and
 // the controllers restarted without ZooKeeper, which cannot be undone and is
-// held.
-func (p *Plan) addMigrationHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll int, cfg planConfig) (int, error) {
+// held. Brokers of cur (the state before the hop) that use ZooKeeper's
+// AclAuthorizer get KRaft's StandardAuthorizer in their KRaft roll, and the
+// controllers it from the start, as Apache's migration guide requires (the
+// ACLs are migrated with the metadata).
+func (p *Plan) addMigrationHop(hop int, h compat.Hop, roles map[int32][]node.Role, roll int, cfg planConfig, cur compat.State) (int, error) {
+	acl := map[int32]bool{}
+	for _, n := range cur.Nodes {
+		if n.Authorizer == AclAuthorizer {
+			acl[n.ID] = true
+		}
+	}
 	for _, pre := range h.Preconditions {
 		p.Notes = append(p.Notes, fmt.Sprintf("hop %d (%v → %v): before it, %s", hop, h.From, h.To, pre))
 	}
@@ -181,8 +200,12 @@ func (p *Plan) addMigrationHop(hop int, h compat.Hop, roles map[int32][]node.Rol
 		switch {
 		case s.Kind == compat.ProvisionControllers:
 			for _, id := range controllers {
+				ch := node.Change{Version: s.Release.String(), Set: maps.Clone(s.Set)}
+				if len(acl) > 0 {
+					ch.Set["authorizer.class.name"] = StandardAuthorizer
+				}
 				p.Steps = append(p.Steps, Step{Kind: StepProvisionController, Hop: hop, Node: id, Roles: []node.Role{node.RoleController}, Phase: PhaseControllers,
-					Change:     node.Change{Version: s.Release.String(), Set: maps.Clone(s.Set)},
+					Change:     ch,
 					Reversible: true, Why: "until the brokers join the quorum, stopping the controllers undoes it", Reason: s.Reason})
 			}
 		case s.Kind == compat.RollConfig && s.Role == node.RoleBroker && s.Set["zookeeper.metadata.migration.enable"] == "true":
@@ -199,6 +222,9 @@ func (p *Plan) addMigrationHop(hop int, h compat.Hop, roles map[int32][]node.Rol
 			for _, id := range s.Nodes {
 				ch := node.Change{Set: maps.Clone(s.Set), Unset: slices.Clone(s.Unset)}
 				ch.Set["node.id"] = strconv.Itoa(int(id))
+				if acl[id] {
+					ch.Set["authorizer.class.name"] = StandardAuthorizer
+				}
 				p.Steps = append(p.Steps, Step{Kind: StepRestart, Hop: hop, Roll: roll, Node: id, Roles: roles[id], Phase: PhaseKRaftBrokers, Change: ch,
 					Reversible: true, Why: "while the controllers still write to ZooKeeper, the broker can go back to ZooKeeper mode (NewRollbackPlan)", Reason: s.Reason})
 			}

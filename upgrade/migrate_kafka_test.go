@@ -61,6 +61,22 @@ func (p *phaseClock) String() string {
 // migration mode, the brokers into migration mode, the metadata copied, the
 // brokers to KRaft, the controller out of migration mode, then everything to
 // 4.4.0 and metadata.version finalized; zero acknowledged records lost.
+// migrationPhase is the migration phase Inspect observes now ("" if it
+// reported none), within 20 s.
+func migrationPhase(t *testing.T, c *kafkatest.Cluster) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := upgrade.Inspect(ctx, c.Client(t), upgrade.InspectWith(c), upgrade.InspectControllers(c.ControllerAddrs()...), upgrade.InspectTimeout(5*time.Second))
+	if err != nil {
+		t.Logf("inspect (for the migration phase): %v", err)
+	}
+	if in.Migration == nil {
+		return ""
+	}
+	t.Logf("inspect: %v", *in.Migration)
+	return string(in.Migration.Phase)
+}
+
 func TestMigrateZooKeeperToKRaft(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.ZooKeeper("3.7.2"), kafkatest.Brokers(3))
 	tr := withTraffic(t, c)
@@ -73,12 +89,17 @@ func TestMigrateZooKeeperToKRaft(t *testing.T) {
 	rec := newRecorder(t)
 	clock := newPhaseClock(plan)
 	var completedLogged []bool // at the await step's end: does the controller's log say the metadata was migrated?
+	var awaitedPhase []string  // and what Inspect says of the migration then
 	rec.onEvent = func(e upgrade.Event) {
 		clock.add(e)
 		if e.Kind == upgrade.EventStepDone && e.StepKind == upgrade.StepAwaitMigration {
 			b, err := os.ReadFile(c.Node(3000).LogPath())
 			completedLogged = append(completedLogged, err == nil && strings.Contains(strings.ToLower(string(b)), "completed migration of metadata from zookeeper to kraft")) // "Zookeeper" before 3.7, "ZooKeeper" since
+			awaitedPhase = append(awaitedPhase, migrationPhase(t, c))
 		}
+	}
+	if got := migrationPhase(t, c); got != string(upgrade.MigrationPhaseZooKeeper) {
+		t.Errorf("Inspect before the migration: migration phase %q, want zookeeper", got)
 	}
 	cl := c.Client(t)
 	start := time.Now()
@@ -88,6 +109,9 @@ func TestMigrateZooKeeperToKRaft(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("migration and upgrade took %v; phases: %v", end.Sub(start).Round(time.Millisecond), clock)
+	if !slices.Equal(awaitedPhase, []string{string(upgrade.MigrationPhaseDualWrite)}) {
+		t.Errorf("Inspect when the await step ended: migration phase %q, want [dual-write]", awaitedPhase)
+	}
 	if !slices.Equal(completedLogged, []bool{true}) {
 		t.Errorf("when the await step ended, the controller's log said the migration had completed: %v (want [true])", completedLogged)
 	}

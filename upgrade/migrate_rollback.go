@@ -66,6 +66,7 @@ func migrationRollback(plan Plan, rec Record) (rb Plan, ok bool, err error) {
 		}
 	}
 	var kraft, migrating, controllers []int32
+	aclBack := map[int32]bool{}
 	for i, s := range plan.Steps {
 		switch {
 		case s.Kind == StepProvisionController:
@@ -82,6 +83,9 @@ func migrationRollback(plan Plan, rec Record) (rb Plan, ok bool, err error) {
 			migrating = append(migrating, s.Node)
 		case s.Phase == PhaseKRaftBrokers && slices.Contains(s.Roles, node.RoleBroker) && ran(i):
 			kraft = append(kraft, s.Node)
+			if s.Change.Set["authorizer.class.name"] == StandardAuthorizer {
+				aclBack[s.Node] = true // the KRaft roll replaced AclAuthorizer
+			}
 		}
 	}
 	rb = Plan{Version: PlanVersion, Mode: compat.ModeZooKeeper, Target: bridge}
@@ -102,6 +106,9 @@ func migrationRollback(plan Plan, rec Record) (rb Plan, ok bool, err error) {
 		ch := node.Change{Set: map[string]string{"zookeeper.metadata.migration.enable": "true", "broker.id": strconv.Itoa(int(id))}, Unset: []string{"node.id", "process.roles"}}
 		if v, ok := ibpv[id]; ok {
 			ch.Set["inter.broker.protocol.version"] = v
+		}
+		if aclBack[id] {
+			ch.Set["authorizer.class.name"] = AclAuthorizer
 		}
 		rb.Steps = append(rb.Steps, Step{Kind: StepRestart, Hop: 1, Roll: 1, Node: id, Roles: roles[id], Phase: PhaseKRaftBrokers, Change: ch,
 			Reversible: true, Why: "the broker can go to KRaft again while the migration runs",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -75,6 +76,9 @@ func TestMigrationRollback(t *testing.T) {
 		t.Fatalf("Run = %v, want held at the point of no return (step %d)", err, plan.PointOfNoReturn()+1)
 	}
 	dualWrite := time.Now()
+	if got := migrationPhase(t, c); got != string(upgrade.MigrationPhaseKRaft) {
+		t.Errorf("Inspect at the hold: migration phase %q, want kraft (every broker in KRaft mode)", got)
+	}
 	for _, b := range c.Brokers() {
 		if b.Config()["process.roles"] != "broker" {
 			t.Fatalf("broker %d is not a KRaft broker at the hold: %v", b.ID(), b.Config())
@@ -89,10 +93,20 @@ func TestMigrationRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("rollback plan:\n%v", rb)
-	if err := mustRunner(t, cl, c, upgrade.OnEvent(newRecorder(t).add)).Run(t.Context(), rb); err != nil {
+	rbRec := newRecorder(t)
+	var retirePhase []string // what Inspect says when the controller is about to be retired
+	rbRec.onEvent = func(e upgrade.Event) {
+		if e.Kind == upgrade.EventStepStarted && e.StepKind == upgrade.StepRetireController {
+			retirePhase = append(retirePhase, migrationPhase(t, c))
+		}
+	}
+	if err := mustRunner(t, cl, c, upgrade.OnEvent(rbRec.add)).Run(t.Context(), rb); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Now()
+	if !slices.Equal(retirePhase, []string{string(upgrade.MigrationPhaseDualWrite)}) {
+		t.Errorf("Inspect before the controller's retirement (brokers back in ZooKeeper mode, migration mode): phase %q, want [dual-write]", retirePhase)
+	}
 	t.Logf("to dual-write %v, back to ZooKeeper mode %v", dualWrite.Sub(start).Round(time.Millisecond), end.Sub(dualWrite).Round(time.Millisecond))
 	zkMode(t, c)
 	if err := c.CreateTopic(t.Context(), "after-revert", 3, 3, nil); err != nil {
@@ -110,6 +124,9 @@ func TestMigrationRollback(t *testing.T) {
 	after := inspect(t, c)
 	if after.State.Mode != compat.ModeZooKeeper {
 		t.Errorf("mode after the revert %v, want zookeeper", after.State.Mode)
+	}
+	if after.Migration == nil || after.Migration.Phase != upgrade.MigrationPhaseZooKeeper {
+		t.Errorf("migration after the revert %v, want phase zookeeper", after.Migration)
 	}
 }
 

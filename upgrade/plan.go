@@ -384,7 +384,10 @@ func NewPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error
 		for _, h := range route.Hops {
 			hop++
 			if h.Kind == compat.Migration {
-				if roll, err = p.addMigrationHop(hop, h, roles, roll, cfg); err != nil {
+				if err := migratable(cur, route); err != nil {
+					return Plan{}, err
+				}
+				if roll, err = p.addMigrationHop(hop, h, roles, roll, cfg, cur); err != nil {
 					return Plan{}, err
 				}
 				migrationHop = hop

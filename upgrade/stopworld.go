@@ -81,15 +81,26 @@ func (w OutageWindow) Duration() time.Duration { return w.To.Sub(w.From) }
 // another for raising the pin; finalize steps come after, as in NewPlan.
 //
 // Without [AcceptDowntime] it returns a *[DowntimeError] (wrapping
-// [ErrDowntimeNotAccepted]) and no plan.
+// [ErrDowntimeNotAccepted]) and no plan. A route that migrates from
+// ZooKeeper to KRaft, or finishes a migration under way, is refused with
+// [ErrUnsupportedPlan], downtime accepted or not.
 func NewStopTheWorldPlan(state compat.State, target Target, opts ...PlanOption) (Plan, error) {
 	var cfg planConfig
 	for _, o := range opts {
 		o.applyPlan(&cfg)
 	}
+	refuse := func(to compat.Release) error {
+		return fmt.Errorf("%w: the route to %v migrates from ZooKeeper to KRaft, which stop-the-world does not do (each migration phase waits on the brokers and the controllers in turn, and its revert needs the rolls one at a time): plan it with NewPlan, then use NewStopTheWorldPlan once the cluster runs in KRaft mode", ErrUnsupportedPlan, to)
+	}
+	if state.Mode == compat.ModeMigrating {
+		return Plan{}, refuse(target.Version)
+	}
 	p, err := NewPlan(state, target, opts...)
 	if err != nil {
 		return Plan{}, err
+	}
+	if p.migrates() {
+		return Plan{}, refuse(p.Target)
 	}
 	var steps []Step
 	var all []int32
