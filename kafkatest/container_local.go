@@ -18,7 +18,7 @@ import (
 // starts, and a missing one fails the test).
 func requireFor(t testing.TB, opts []Option) {
 	t.Helper()
-	var cfg config
+	cfg := defaultConfig() // options such as NodeConfig write into its maps
 	for _, o := range opts {
 		o.apply(&cfg)
 	}

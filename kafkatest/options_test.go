@@ -146,3 +146,10 @@ func TestClusterIDNeverLooksLikeAnOption(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireForAcceptsEveryOption: Start looks at its options before the
+// cluster exists (does it need a JDK and Maven?); options that write into the
+// config's maps must find them made.
+func TestRequireForAcceptsEveryOption(t *testing.T) {
+	requireFor(t, []Option{NodeConfig(1, map[string]string{"a": "b"}), BrokerConfig(map[string]string{"c": "d"}), Containers()})
+}
