@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kupgrade/kupgrade/compat"
+	"github.com/kupgrade/kupgrade/health"
 	"github.com/kupgrade/kupgrade/kafkatest"
 	"github.com/kupgrade/kupgrade/kraft"
 	"github.com/kupgrade/kupgrade/upgrade"
@@ -102,13 +103,28 @@ func TestMigrateZooKeeperToKRaft(t *testing.T) {
 		t.Errorf("Inspect before the migration: migration phase %q, want zookeeper", got)
 	}
 	cl := c.Client(t)
+	// The rolling upgrade's gates hold in every phase: a canary record
+	// through every broker before and after each restart, and an
+	// independent watcher asking every broker for its own view finds no
+	// partition below min ISR or without a leader, from the bridge roll to
+	// the last restart onto the target.
+	can, err := health.NewCanary(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := can.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stopISR := watchISR(t, c)
 	start := time.Now()
-	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
+	err = mustRunner(t, cl, c, upgrade.PassHolds(), upgrade.OnEvent(rec.add), upgrade.CanaryGate(can, 10*time.Second),
+		upgrade.WithLogger(testLogger(t))).Run(t.Context(), plan)
 	end := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("migration and upgrade took %v; phases: %v", end.Sub(start).Round(time.Millisecond), clock)
+	isr := stopISR()
+	t.Logf("migration and upgrade took %v; phases: %v; ISR watcher: %d reads, %d breaches", end.Sub(start).Round(time.Millisecond), clock, isr.Reads, len(isr.Below()))
 	if !slices.Equal(awaitedPhase, []string{string(upgrade.MigrationPhaseDualWrite)}) {
 		t.Errorf("Inspect when the await step ended: migration phase %q, want [dual-write]", awaitedPhase)
 	}
