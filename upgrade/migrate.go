@@ -487,13 +487,7 @@ func (o *quorumViaControllers) controllerCaughtUp(ctx context.Context, id int32)
 	if err != nil {
 		return health.Verdict{}, err
 	}
-	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
-	ok, why := kraft.VoterCaughtUp(q, id, o.fetchTimeout(ctx))
-	if !ok {
-		v.Reasons = []health.Reason{{Rule: kraft.RuleNotCaughtUp, Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
-	}
-	v.OK = ok
-	return v, nil
+	return voterCaughtUp(q, id, o.fetchTimeout(ctx)), nil
 }
 
 // migrationQuorum returns the ids of the controllers the plan provisions.

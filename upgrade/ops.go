@@ -160,13 +160,7 @@ func (o *liveOps) controllerCaughtUp(ctx context.Context, id int32) (health.Verd
 	if err != nil {
 		return health.Verdict{}, err
 	}
-	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
-	ok, why := kraft.VoterCaughtUp(q, id, o.fetchTimeout(ctx))
-	if !ok {
-		v.Reasons = []health.Reason{{Rule: kraft.RuleNotCaughtUp, Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
-	}
-	v.OK = ok
-	return v, nil
+	return voterCaughtUp(q, id, o.fetchTimeout(ctx)), nil
 }
 
 func (o *liveOps) finalized(ctx context.Context) (compat.FeatureLevels, error) {
@@ -224,4 +218,16 @@ func (o *liveOps) updateFeatures(ctx context.Context, levels compat.FeatureLevel
 	}
 	_, err := kraft.Finalize(ctx, o.cl, ups, opts...)
 	return err
+}
+
+// voterCaughtUp is the caught-up verdict of voter id in quorum q
+// ([kraft.VoterCaughtUp]), whichever way q was read.
+func voterCaughtUp(q kraft.Quorum, id int32, fetchTimeout time.Duration) health.Verdict {
+	v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{id}}
+	ok, why := kraft.VoterCaughtUp(q, id, fetchTimeout)
+	if !ok {
+		v.Reasons = []health.Reason{{Rule: kraft.RuleNotCaughtUp, Partition: -1, Leader: -1, Nodes: []int32{id}, Message: why}}
+	}
+	v.OK = ok
+	return v
 }
