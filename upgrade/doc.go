@@ -31,7 +31,12 @@
 // KRaft, the controllers restarted out of migration mode (the point of no
 // return, held: [Plan.PointOfNoReturn]), then the KRaft upgrade to the
 // target. Each step has its [Phase]. Until the point of no return,
-// [NewRollbackPlan] plans Apache Kafka's revert to ZooKeeper mode. NewPlan
+// [NewRollbackPlan] plans Apache Kafka's revert to ZooKeeper mode, with
+// what the revert needs beyond Apache's steps on real brokers: the KRaft
+// controller retired only once ZooKeeper holds the partition states the
+// brokers hold, the new ZooKeeper controller's epoch above the KRaft one,
+// and every partition's state re-issued by the new controller before the
+// second roll ([StepClearMigration]). NewPlan
 // refuses what Kafka cannot migrate (*[MigrationRefusal]: generated broker
 // ids, JBOD below inter.broker.protocol.version 3.7-IV2) and switches
 // [AclAuthorizer] to [StandardAuthorizer]; [Inspect] reports how far a

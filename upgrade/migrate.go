@@ -284,11 +284,23 @@ type migrationOps interface {
 	zooKeeperConnect(ctx context.Context) (string, error)
 	// migrationState reads the migration's progress from ZooKeeper.
 	migrationState(ctx context.Context, connect string) (migrationState, error)
-	// clearMigration deletes the /controller and /migration znodes.
-	clearMigration(ctx context.Context, connect string) error
+	// clearMigration deletes the /controller and /migration znodes, first
+	// raising /controller_epoch above the KRaft controller's epoch if
+	// needed; it returns what it found and did.
+	clearMigration(ctx context.Context, connect string) (string, error)
 	// zooKeeperController returns the broker that the /controller znode
 	// names, -1 for none (or a KRaft controller).
 	zooKeeperController(ctx context.Context, connect string) (int32, error)
+	// controllerServing reports whether broker id, elected ZooKeeper
+	// controller, has finished taking over (and if not, why not).
+	controllerServing(ctx context.Context, id int32) (bool, string, error)
+	// dualWriteBehind lists the partitions whose state in ZooKeeper is not
+	// yet what the brokers hold (none once the dual-write caught up).
+	dualWriteBehind(ctx context.Context, connect string) ([]string, error)
+	// reseedPartitions reassigns every partition to its own replicas and
+	// returns how many; reassignmentsPending lists those in progress.
+	reseedPartitions(ctx context.Context) (int, error)
+	reassignmentsPending(ctx context.Context) ([]string, error)
 }
 
 // migrationState is what the /migration znode says.

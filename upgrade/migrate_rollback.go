@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
@@ -23,7 +27,14 @@ const (
 	// StepClearMigration deletes the /controller and /migration znodes
 	// from the brokers' ZooKeeper, as Apache Kafka's revert steps say
 	// ("rmr /controller", "rmr /migration"), then waits, bounded, until a
-	// ZooKeeper-mode broker is the controller again.
+	// ZooKeeper-mode broker is the controller again. Before the delete it
+	// raises /controller_epoch to the KRaft controller's epoch if that is
+	// higher, so that the ZooKeeper controller elected next can change the
+	// partition states the KRaft controller wrote (KAFKA-20488). Once the
+	// new controller serves, every partition is reassigned to its own
+	// replicas, which makes the controller bump each partition's leader
+	// epoch: the leaders then hold partition epochs the ZooKeeper controller
+	// recognizes (see the package doc).
 	StepClearMigration StepKind = "clear-migration"
 )
 
@@ -143,6 +154,9 @@ func (u *run) retireController(ctx context.Context, i int, st Step) (string, err
 	if !slices.ContainsFunc(nodes, func(n node.Node) bool { return n.ID == st.Node }) {
 		return fmt.Sprintf("controller %d is already gone", st.Node), nil
 	}
+	if err := u.awaitDualWrite(ctx, i); err != nil {
+		return "", err
+	}
 	u.emit(Event{Kind: EventRestarting, Step: i, Message: fmt.Sprintf("retiring KRaft controller %d", st.Node)})
 	rctx, cancel := context.WithTimeoutCause(ctx, u.r.cfg.restartTimeout,
 		fmt.Errorf("the Orchestrator did not retire controller %d within %v", st.Node, u.r.cfg.restartTimeout))
@@ -164,14 +178,18 @@ func (u *run) clearMigration(ctx context.Context, i int) error {
 	if connect == "" {
 		return errors.New("the brokers name no zookeeper.connect: they do not run in ZooKeeper mode")
 	}
-	if err := mops.clearMigration(ctx, connect); err != nil {
+	note, err := mops.clearMigration(ctx, connect)
+	if err != nil {
 		return err
+	}
+	if note != "" {
+		u.emit(Event{Kind: EventWaiting, Step: i, Message: "znodes deleted; " + note})
 	}
 	brokers := map[int32]bool{}
 	for _, n := range u.plan.Nodes {
 		brokers[n.ID] = true
 	}
-	return u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "no ZooKeeper-mode broker became the controller", func(ctx context.Context) (health.Verdict, error) {
+	err = u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "no ZooKeeper-mode broker became the controller and finished taking over", func(ctx context.Context) (health.Verdict, error) {
 		id, err := mops.zooKeeperController(ctx, connect)
 		if err != nil {
 			return health.Verdict{}, err
@@ -179,22 +197,155 @@ func (u *run) clearMigration(ctx context.Context, i int) error {
 		v := health.Verdict{Kind: health.Kind("zookeeper-controller"), OK: brokers[id]}
 		if !v.OK {
 			v.Reasons = []health.Reason{{Rule: "no-zookeeper-controller", Partition: -1, Leader: -1, Message: fmt.Sprintf("the /controller znode names %d, not a broker", id)}}
+			return v, nil
+		}
+		// Elected is not yet in charge: the new controller first loads the
+		// cluster's state from ZooKeeper and tells the brokers, and a broker
+		// restarted meanwhile (the next step) has its controlled shutdown
+		// handled by a controller that is still taking over; in the test
+		// that left a partition whose restarted follower never fetched again.
+		if ok, why, err := mops.controllerServing(ctx, id); err != nil {
+			return health.Verdict{}, err
+		} else if !ok {
+			v.OK = false
+			v.Reasons = []health.Reason{{Rule: "zookeeper-controller-taking-over", Partition: -1, Leader: -1, Nodes: []int32{id},
+				Message: fmt.Sprintf("broker %d is the ZooKeeper controller but not serving yet: %s", id, why)}}
 		}
 		return v, nil
 	})
+	if err != nil {
+		return err
+	}
+	return u.reseedPartitions(ctx, i)
 }
 
-func (o *liveOps) clearMigration(ctx context.Context, connect string) error {
+// controllerServing asks broker id, the ZooKeeper controller, for a
+// preferred-leader election of one partition that already has its
+// preferred leader (so nothing moves; a partition led otherwise if there is
+// none), and reports whether it answered as the controller. A ZooKeeper
+// controller handles ElectLeaders in its event queue, after the failover
+// that made it the controller: an answer means it has loaded the cluster's
+// state and sent the brokers theirs. A cluster without partitions needs no
+// such proof.
+func (o *liveOps) controllerServing(ctx context.Context, id int32) (bool, string, error) {
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, o.cl)
+	if err != nil {
+		return false, "", fmt.Errorf("metadata: %w", err)
+	}
+	var topic string
+	partition := int32(-1)
+	for _, t := range meta.Topics {
+		for _, p := range t.Partitions {
+			if t.Topic == nil || len(p.Replicas) == 0 {
+				continue
+			}
+			if partition < 0 || p.Leader == p.Replicas[0] {
+				topic, partition = *t.Topic, p.Partition
+			}
+			if p.Leader == p.Replicas[0] {
+				break
+			}
+		}
+	}
+	if partition < 0 {
+		return true, "", nil
+	}
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.ElectionType = 0 // preferred
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewElectLeadersRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{partition}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, o.cl.Broker(int(id)))
+	if err != nil {
+		return false, fmt.Sprintf("ElectLeaders: %v", err), nil
+	}
+	if e := kerr.ErrorForCode(resp.ErrorCode); e != nil {
+		if errors.Is(e, kerr.ClusterAuthorizationFailed) {
+			return false, "", fmt.Errorf("ElectLeaders (to see the new controller serve): %w", e)
+		}
+		return false, fmt.Sprintf("ElectLeaders: %v", e), nil
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if e := kerr.ErrorForCode(p.ErrorCode); e != nil && !errors.Is(e, kerr.ElectionNotNeeded) {
+				return false, fmt.Sprintf("ElectLeaders %s-%d: %v", t.Topic, p.Partition, e), nil
+			}
+		}
+	}
+	return true, "", nil
+}
+
+func (o *liveOps) clearMigration(ctx context.Context, connect string) (string, error) {
 	root := zkChroot(connect)
 	var errs []error
 	for _, srv := range zkServers(connect) {
-		err := zkDelete(ctx, srv, o.zkTimeout(), root+"/controller", root+"/migration")
-		if err == nil {
+		var note string
+		err := zkSession(ctx, srv, o.zkTimeout(), func(z *zkConn) error {
+			var err error
+			if note, err = raiseControllerEpoch(z, root); err != nil {
+				return err
+			}
+			for _, p := range []string{root + "/controller", root + "/migration"} {
+				if err := z.delete(p); err != nil && !errors.Is(err, errNoNode) {
+					return err
+				}
+			}
 			return nil
+		})
+		if err == nil {
+			return note, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", srv, err))
 	}
-	return fmt.Errorf("delete the migration's znodes: %w", errors.Join(errs...))
+	return "", fmt.Errorf("delete the migration's znodes: %w", errors.Join(errs...))
+}
+
+// raiseControllerEpoch makes sure that the ZooKeeper controller elected
+// once /controller is gone gets an epoch above the KRaft controller's.
+// In dual-write the KRaft controller writes the partition states in
+// ZooKeeper with its own (KRaft) epoch, and a ZooKeeper controller refuses
+// to change a partition state written by a higher epoch than its own: with
+// a KRaft epoch at or above the /controller_epoch, the reverted cluster
+// could not elect leaders, and the partitions of a broker that stops
+// would go offline (KAFKA-20488; Apache Kafka's revert steps check the
+// two epochs for this reason). So while the KRaft controller's
+// registration still holds /controller (no ZooKeeper-mode broker can be
+// elected), /controller_epoch is raised to the KRaft epoch if it is lower,
+// conditionally on its version. It returns what it found and did.
+func raiseControllerEpoch(z *zkConn, root string) (string, error) {
+	data, err := z.get(root + "/controller")
+	if errors.Is(err, errNoNode) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var reg struct {
+		KRaftEpoch *int32 `json:"kraftControllerEpoch"`
+	}
+	if err := json.Unmarshal(data, &reg); err != nil {
+		return "", fmt.Errorf("the /controller znode is not the JSON Kafka writes: %.200q", data)
+	}
+	if reg.KRaftEpoch == nil || *reg.KRaftEpoch < 0 {
+		return "", nil // a ZooKeeper-mode controller holds it
+	}
+	kraft := int(*reg.KRaftEpoch)
+	raw, version, err := z.getVersioned(root + "/controller_epoch")
+	if err != nil {
+		return "", err
+	}
+	zk, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return "", fmt.Errorf("the /controller_epoch znode is not a number: %.50q", raw)
+	}
+	if zk >= kraft {
+		return fmt.Sprintf("ZooKeeper controller epoch %d, KRaft controller epoch %d: the next ZooKeeper controller's epoch is above every partition state's", zk, kraft), nil
+	}
+	if err := z.set(root+"/controller_epoch", []byte(strconv.Itoa(kraft)), version); err != nil {
+		return "", fmt.Errorf("raise /controller_epoch from %d to the KRaft controller's epoch %d: %w", zk, kraft, err)
+	}
+	return fmt.Sprintf("raised /controller_epoch from %d to the KRaft controller epoch %d, so that the next ZooKeeper controller can change the partition states the KRaft controller wrote (KAFKA-20488)", zk, kraft), nil
 }
 
 // zooKeeperController returns the broker id the /controller znode names, -1

@@ -2,11 +2,13 @@ package upgrade_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +86,7 @@ func TestMigrationRollback(t *testing.T) {
 			t.Fatalf("broker %d is not a KRaft broker at the hold: %v", b.ID(), b.Config())
 		}
 	}
+	zkEpoch, kraftEpoch := controllerEpochs(t, c)
 	rec, err := j.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -95,9 +98,13 @@ func TestMigrationRollback(t *testing.T) {
 	t.Logf("rollback plan:\n%v", rb)
 	rbRec := newRecorder(t)
 	var retirePhase []string // what Inspect says when the controller is about to be retired
+	var clearNotes []string  // what the clear step says of the epochs
 	rbRec.onEvent = func(e upgrade.Event) {
 		if e.Kind == upgrade.EventStepStarted && e.StepKind == upgrade.StepRetireController {
 			retirePhase = append(retirePhase, migrationPhase(t, c))
+		}
+		if e.Kind == upgrade.EventWaiting && e.StepKind == upgrade.StepClearMigration && strings.Contains(e.Message, "controller epoch") {
+			clearNotes = append(clearNotes, e.Message)
 		}
 	}
 	if err := mustRunner(t, cl, c, upgrade.OnEvent(rbRec.add)).Run(t.Context(), rb); err != nil {
@@ -108,6 +115,10 @@ func TestMigrationRollback(t *testing.T) {
 		t.Errorf("Inspect before the controller's retirement (brokers back in ZooKeeper mode, migration mode): phase %q, want [dual-write]", retirePhase)
 	}
 	t.Logf("to dual-write %v, back to ZooKeeper mode %v", dualWrite.Sub(start).Round(time.Millisecond), end.Sub(dualWrite).Round(time.Millisecond))
+	want := fmt.Sprintf("ZooKeeper controller epoch %d, KRaft controller epoch %d", zkEpoch, kraftEpoch)
+	if len(clearNotes) != 1 || !strings.Contains(clearNotes[0], want) {
+		t.Errorf("the clear step said %q, want one message saying %q", clearNotes, want)
+	}
 	zkMode(t, c)
 	if err := c.CreateTopic(t.Context(), "after-revert", 3, 3, nil); err != nil {
 		t.Errorf("the reverted cluster cannot create a topic: %v", err)
@@ -128,6 +139,38 @@ func TestMigrationRollback(t *testing.T) {
 	if after.Migration == nil || after.Migration.Phase != upgrade.MigrationPhaseZooKeeper {
 		t.Errorf("migration after the revert %v, want phase zookeeper", after.Migration)
 	}
+}
+
+// controllerEpochs reads the ZooKeeper controller epoch (/controller_epoch)
+// and the KRaft controller's epoch (its registration in /controller) of a
+// cluster in dual-write. A revert must elect a ZooKeeper controller whose
+// epoch is above the KRaft one (KAFKA-20488). Every KRaft registration
+// bumps /controller_epoch too, so a test cluster cannot reach the state
+// where it is not without losing its quorum; the clear step's raising is
+// unit-tested (TestClearMigrationRaisesEpoch), and this test checks that
+// the step reads the two epochs as they are.
+func controllerEpochs(t *testing.T, c *kafkatest.Cluster) (zk, kraft int) {
+	t.Helper()
+	connect := c.Node(3000).Config()["zookeeper.connect"] // the brokers run in KRaft mode at the hold
+	raw, err := upgrade.ZooKeeperGet(t.Context(), connect, "/controller_epoch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zk, err = strconv.Atoi(strings.TrimSpace(string(raw))); err != nil {
+		t.Fatalf("/controller_epoch %q: %v", raw, err)
+	}
+	raw, err = upgrade.ZooKeeperGet(t.Context(), connect, "/controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		KRaftEpoch int `json:"kraftControllerEpoch"`
+	}
+	if err := json.Unmarshal(raw, &reg); err != nil {
+		t.Fatalf("/controller %q: %v", raw, err)
+	}
+	t.Logf("at the hold: ZooKeeper controller epoch %d, KRaft controller epoch %d", zk, reg.KRaftEpoch)
+	return zk, reg.KRaftEpoch
 }
 
 // freezingJournal is a journal that stops saving once frozen: what a

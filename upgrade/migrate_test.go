@@ -249,6 +249,16 @@ type migFake struct {
 	doneSeen  bool      // migrationState reported done
 	cleared   int       // clearMigration calls
 	retired   []int32
+	// notServing is how many controllerServing calls answer "not yet";
+	// servedAfter is how many restarts there had been at the first "yes".
+	notServing  int
+	servedAfter int
+	// dualWriteLag is how many dualWriteBehind calls report ZooKeeper
+	// behind; dualWriteChecks counts the calls.
+	dualWriteLag, dualWriteChecks int
+	// reseeds counts reseedPartitions calls; reseededAfter is how many
+	// restarts there had been at the last.
+	reseeds, reseededAfter int
 }
 
 func newMigFake() *migFake {
@@ -303,12 +313,46 @@ func (m *migFake) migrationState(ctx context.Context, connect string) (migration
 	return migrationState{Started: true, Offset: 42, Controller: m.specs[0].NodeID}, nil
 }
 
-func (m *migFake) clearMigration(ctx context.Context, connect string) error {
+func (m *migFake) clearMigration(ctx context.Context, connect string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cleared++
 	m.enteredAt = time.Time{}
-	return nil
+	return "", nil
+}
+
+func (m *migFake) dualWriteBehind(ctx context.Context, connect string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dualWriteChecks++
+	if m.dualWriteLag > 0 {
+		m.dualWriteLag--
+		return []string{"orders-0: ZooKeeper has leader 1 epoch 3 ISR [1 2 3], the brokers leader 2 epoch 4 ISR [1 2 3]"}, nil
+	}
+	return nil, nil
+}
+
+func (m *migFake) reseedPartitions(ctx context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reseeds++
+	m.reseededAfter = len(m.restarts)
+	return 16, nil
+}
+
+func (m *migFake) reassignmentsPending(ctx context.Context) ([]string, error) { return nil, nil }
+
+func (m *migFake) controllerServing(ctx context.Context, id int32) (bool, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.notServing > 0 {
+		m.notServing--
+		return false, "still taking over", nil
+	}
+	if m.servedAfter < 0 {
+		m.servedAfter = len(m.restarts)
+	}
+	return true, "", nil
 }
 
 func (m *migFake) zooKeeperController(ctx context.Context, connect string) (int32, error) {
@@ -466,8 +510,21 @@ func TestMigrationRollbackPlan(t *testing.T) {
 			t.Errorf("rollback steps (-want +got):\n%s", diff)
 		}
 		before := len(m.restartOrder())
+		m.mu.Lock()
+		m.notServing, m.servedAfter = 3, -1 // the new ZooKeeper controller takes a while to take over
+		m.dualWriteLag = 2                  // and ZooKeeper lags the KRaft controller at first
+		m.mu.Unlock()
 		if err := mustRunner(t, nil, m, withOps(m)).Run(t.Context(), rb); err != nil {
 			t.Fatal(err)
+		}
+		if m.reseeds != 1 || m.reseededAfter != before+3 {
+			t.Errorf("partitions reseeded %d times, after %d restarts; want once, between the two rolls", m.reseeds, m.reseededAfter-before)
+		}
+		if m.dualWriteLag != 0 || m.dualWriteChecks != 3 {
+			t.Errorf("dual-write checked %d times (%d lagging answers left), want the retirement to wait through 2 lagging answers", m.dualWriteChecks, m.dualWriteLag)
+		}
+		if m.notServing != 0 || m.servedAfter != before+3 {
+			t.Errorf("the controller was seen serving after %d restarts (%d \"not yet\" answers left), want after the first roll's 3 and before the second roll", m.servedAfter-before, m.notServing)
 		}
 		if got := m.restartOrder()[before:]; !slices.Equal(got, []int32{1, 2, 3, 1, 2, 3}) {
 			t.Errorf("rollback restarted %v, want two rolls of 1 2 3", got)

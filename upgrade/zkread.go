@@ -13,11 +13,14 @@ import (
 )
 
 // A tiny ZooKeeper client: enough of ZooKeeper's wire protocol (jute) to
-// open a session and read one znode's data, so that a migration's progress
+// open a session, read and write a few znodes, so that a migration's progress
 // can be read from the ZooKeeper the brokers use, without a dependency.
 
 // errNoNode reports a znode that does not exist.
 var errNoNode = errors.New("no such znode")
+
+// errBadVersion reports a conditional write that lost to another writer.
+var errBadVersion = errors.New("the znode changed since it was read")
 
 // zkGetData reads the data of znode path (absolute, chroot included) from
 // the ZooKeeper server at addr within timeout.
@@ -29,6 +32,26 @@ func zkGetData(ctx context.Context, addr, path string, timeout time.Duration) ([
 		return err
 	})
 	return data, err
+}
+
+// zkGetMany reads the data of the znodes paths in one session; a znode that
+// does not exist is absent from the map.
+func zkGetMany(ctx context.Context, addr string, timeout time.Duration, paths []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(paths))
+	err := zkSession(ctx, addr, timeout, func(z *zkConn) error {
+		for _, p := range paths {
+			data, err := z.get(p)
+			if errors.Is(err, errNoNode) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[p] = data
+		}
+		return nil
+	})
+	return out, err
 }
 
 // zkDelete deletes the znodes paths (absolute, chroot included, each
@@ -128,6 +151,8 @@ func (z *zkConn) call(op int32, body []byte, what string) ([]byte, error) {
 			return resp[16:], nil
 		case -101:
 			return nil, fmt.Errorf("%s: %w", what, errNoNode)
+		case -103:
+			return nil, fmt.Errorf("%s: %w", what, errBadVersion)
 		default:
 			return nil, fmt.Errorf("%s: ZooKeeper error %d", what, code)
 		}
@@ -143,21 +168,45 @@ func zkPath(path string) []byte {
 
 // get reads a znode's data (GetData, type 4, no watch).
 func (z *zkConn) get(path string) ([]byte, error) {
+	data, _, err := z.getVersioned(path)
+	return data, err
+}
+
+// getVersioned reads a znode's data and the version of that data (the
+// version field of the Stat that follows the data).
+func (z *zkConn) getVersioned(path string) ([]byte, int32, error) {
 	body, err := z.call(4, append(zkPath(path), 0), "get "+path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(body) < 4 {
-		return nil, fmt.Errorf("get %s: short data", path)
+		return nil, 0, fmt.Errorf("get %s: short data", path)
 	}
-	n := int32(binary.BigEndian.Uint32(body[:4]))
-	if n < 0 {
-		return nil, nil
+	var data []byte // nil for a znode without data (length -1)
+	off := 4
+	if n := int(int32(binary.BigEndian.Uint32(body[:4]))); n > 0 {
+		if n > len(body)-4 {
+			return nil, 0, fmt.Errorf("get %s: data of %d bytes in a response of %d", path, n, len(body))
+		}
+		data, off = body[4:4+n], 4+n
 	}
-	if int(n) > len(body)-4 {
-		return nil, fmt.Errorf("get %s: data of %d bytes in a response of %d", path, n, len(body))
+	// The Stat: czxid, mzxid, ctime, mtime (8 bytes each), then version.
+	stat := body[off:]
+	if len(stat) < 36 {
+		return nil, 0, fmt.Errorf("get %s: short stat (%d bytes)", path, len(stat))
 	}
-	return body[4 : 4+n], nil
+	return data, int32(binary.BigEndian.Uint32(stat[32:36])), nil
+}
+
+// set replaces a znode's data if its data version is still version
+// (SetData, type 5): errBadVersion if another client changed it since.
+func (z *zkConn) set(path string, data []byte, version int32) error {
+	body := zkPath(path)
+	body = binary.BigEndian.AppendUint32(body, uint32(len(data)))
+	body = append(body, data...)
+	body = binary.BigEndian.AppendUint32(body, uint32(version))
+	_, err := z.call(5, body, "set "+path)
+	return err
 }
 
 // delete deletes a znode at any version (Delete, type 2, version -1).

@@ -6,17 +6,24 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeZooKeeper serves the part of ZooKeeper's protocol that zkread.go
 // speaks, over a map of znodes, and records the operations it got.
 type fakeZooKeeper struct {
-	mu    sync.Mutex
-	nodes map[string][]byte
-	ops   []string
+	mu       sync.Mutex
+	nodes    map[string][]byte
+	versions map[string]int32 // data versions; 0 if absent
+	ops      []string
+	// staleReads makes every conditional write see a version one above
+	// the one reads report: another writer came in between.
+	staleReads bool
 }
 
 func (z *fakeZooKeeper) serve(t *testing.T) string {
@@ -68,28 +75,51 @@ func (z *fakeZooKeeper) session(conn net.Conn) {
 		}
 		n := binary.BigEndian.Uint32(req[8:12])
 		path := string(req[12 : 12+n])
+		rest := req[12+n:]
 		var out bytes.Buffer
 		binary.Write(&out, binary.BigEndian, xid)
 		binary.Write(&out, binary.BigEndian, int64(99))
 		z.mu.Lock()
+		if z.versions == nil {
+			z.versions = map[string]int32{}
+		}
 		data, ok := z.nodes[path]
-		switch op {
-		case 4:
+		version := z.versions[path]
+		code := int32(0)
+		switch {
+		case op == 4:
 			z.ops = append(z.ops, "get "+path)
-		case 2:
+		case op == 2:
 			z.ops = append(z.ops, "delete "+path)
+		}
+		switch {
+		case !ok:
+			code = -101
+		case op == 2:
 			delete(z.nodes, path)
+			delete(z.versions, path)
+		case op == 5:
+			dn := binary.BigEndian.Uint32(rest[0:4])
+			nd, want := rest[4:4+dn], int32(binary.BigEndian.Uint32(rest[4+dn:8+dn]))
+			if z.staleReads {
+				version++
+			}
+			if want != -1 && want != version {
+				code = -103
+				break
+			}
+			z.ops = append(z.ops, "set "+path+" "+string(nd))
+			z.nodes[path] = slices.Clone(nd)
+			z.versions[path] = version + 1
 		}
 		z.mu.Unlock()
-		if !ok {
-			binary.Write(&out, binary.BigEndian, int32(-101))
-		} else {
-			binary.Write(&out, binary.BigEndian, int32(0))
-			if op == 4 {
-				binary.Write(&out, binary.BigEndian, int32(len(data)))
-				out.Write(data)
-				out.Write(make([]byte, 68)) // the Stat, which the client ignores
-			}
+		binary.Write(&out, binary.BigEndian, code)
+		if code == 0 && op == 4 {
+			binary.Write(&out, binary.BigEndian, int32(len(data)))
+			out.Write(data)
+			stat := make([]byte, 68)
+			binary.BigEndian.PutUint32(stat[32:36], uint32(version))
+			out.Write(stat)
 		}
 		zkSend(conn, out.Bytes())
 	}
@@ -97,8 +127,9 @@ func (z *fakeZooKeeper) session(conn net.Conn) {
 
 func TestZooKeeperClient(t *testing.T) {
 	z := &fakeZooKeeper{nodes: map[string][]byte{
-		"/kt/migration":  []byte(`{"version":0,"kraft_metadata_offset":93,"kraft_controller_id":3000,"kraft_metadata_epoch":1,"kraft_controller_epoch":1}`),
-		"/kt/controller": []byte(`{"version":2,"brokerid":3000,"timestamp":"1","kraftControllerEpoch":1}`),
+		"/kt/migration":        []byte(`{"version":0,"kraft_metadata_offset":93,"kraft_controller_id":3000,"kraft_metadata_epoch":1,"kraft_controller_epoch":1}`),
+		"/kt/controller":       []byte(`{"version":2,"brokerid":3000,"timestamp":"1","kraftControllerEpoch":1}`),
+		"/kt/controller_epoch": []byte("5"),
 	}}
 	addr := z.serve(t)
 	ops := &liveOps{}
@@ -113,10 +144,10 @@ func TestZooKeeperClient(t *testing.T) {
 	if id, err := ops.zooKeeperController(t.Context(), connect); err != nil || id != -1 {
 		t.Errorf("controller %d, %v; want -1 while a KRaft controller holds /controller", id, err)
 	}
-	if err := ops.clearMigration(t.Context(), connect); err != nil {
+	if _, err := ops.clearMigration(t.Context(), connect); err != nil {
 		t.Fatal(err)
 	}
-	if err := ops.clearMigration(t.Context(), connect); err != nil { // gone already: fine
+	if _, err := ops.clearMigration(t.Context(), connect); err != nil { // gone already: fine
 		t.Errorf("second clear: %v", err)
 	}
 	m, err = ops.migrationState(t.Context(), connect)
@@ -129,8 +160,9 @@ func TestZooKeeperClient(t *testing.T) {
 	if id, err := ops.zooKeeperController(t.Context(), connect); err != nil || id != 2 {
 		t.Errorf("controller %d, %v; want broker 2", id, err)
 	}
-	want := []string{"get /kt/migration", "get /kt/controller", "delete /kt/controller", "delete /kt/migration",
-		"delete /kt/controller", "delete /kt/migration", "get /kt/migration", "get /kt/controller"}
+	want := []string{"get /kt/migration", "get /kt/controller",
+		"get /kt/controller", "get /kt/controller_epoch", "delete /kt/controller", "delete /kt/migration", // epoch 5 > KRaft's 1: kept
+		"get /kt/controller", "delete /kt/controller", "delete /kt/migration", "get /kt/migration", "get /kt/controller"}
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if !slices.Equal(z.ops, want) {
@@ -154,5 +186,53 @@ func TestZooKeeperClientGivesUp(t *testing.T) {
 	}
 	if _, err := parseMigrationZNode([]byte(`not json`)); err == nil || errors.Is(err, errNoNode) {
 		t.Errorf("bad JSON: %v", err)
+	}
+}
+
+// TestClearMigrationRaisesEpoch: with a KRaft controller epoch above the
+// /controller_epoch, the clear raises /controller_epoch to it (a
+// conditional write) before deleting /controller, so that the ZooKeeper
+// controller elected next outranks the partition states the KRaft
+// controller wrote; a concurrent change of /controller_epoch fails the
+// clear instead of being overwritten.
+func TestClearMigrationRaisesEpoch(t *testing.T) {
+	z := &fakeZooKeeper{nodes: map[string][]byte{
+		"/kt/migration":        []byte(`{"version":0,"kraft_metadata_offset":93,"kraft_controller_id":3000,"kraft_metadata_epoch":7,"kraft_controller_epoch":7}`),
+		"/kt/controller":       []byte(`{"version":2,"brokerid":3000,"timestamp":"1","kraftControllerEpoch":7}`),
+		"/kt/controller_epoch": []byte("4"),
+	}, versions: map[string]int32{"/kt/controller_epoch": 3}}
+	connect := z.serve(t) + "/kt"
+	ops := &liveOps{}
+	note, err := ops.clearMigration(t.Context(), connect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(note, "from 4 to the KRaft controller epoch 7") {
+		t.Errorf("note %q, want it to say the epoch went from 4 to 7", note)
+	}
+	z.mu.Lock()
+	got, ops2 := string(z.nodes["/kt/controller_epoch"]), slices.Clone(z.ops)
+	z.mu.Unlock()
+	if got != "7" {
+		t.Errorf("/controller_epoch %q, want 7", got)
+	}
+	want := []string{"get /kt/controller", "get /kt/controller_epoch", "set /kt/controller_epoch 7", "delete /kt/controller", "delete /kt/migration"}
+	if diff := cmp.Diff(want, ops2); diff != "" {
+		t.Errorf("operations (-want +got):\n%s", diff)
+	}
+
+	// Another writer bumped /controller_epoch between the read and the write.
+	z.mu.Lock()
+	z.nodes["/kt/controller"] = []byte(`{"version":2,"brokerid":3000,"timestamp":"1","kraftControllerEpoch":9}`)
+	z.versions["/kt/controller_epoch"] = 4 // the fake's reads report this version…
+	z.mu.Unlock()
+	z.staleReads = true // …but the write is checked against a newer one
+	if _, err := ops.clearMigration(t.Context(), connect); !errors.Is(err, errBadVersion) {
+		t.Errorf("clear after a concurrent epoch change = %v, want errBadVersion", err)
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if _, ok := z.nodes["/kt/controller"]; !ok {
+		t.Error("/controller was deleted although the epoch could not be raised")
 	}
 }
