@@ -54,20 +54,6 @@ func zkGetMany(ctx context.Context, addr string, timeout time.Duration, paths []
 	return out, err
 }
 
-// zkDelete deletes the znodes paths (absolute, chroot included, each
-// without children), in order, on the ZooKeeper server at addr within
-// timeout; a znode that does not exist counts as deleted.
-func zkDelete(ctx context.Context, addr string, timeout time.Duration, paths ...string) error {
-	return zkSession(ctx, addr, timeout, func(z *zkConn) error {
-		for _, p := range paths {
-			if err := z.delete(p); err != nil && !errors.Is(err, errNoNode) {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // zkConn is an open ZooKeeper session.
 type zkConn struct {
 	conn net.Conn
