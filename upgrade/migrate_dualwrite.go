@@ -30,12 +30,9 @@ const RuleDualWriteBehind health.Rule = "dual-write-behind"
 // the revert's first roll ended a second before the retirement).
 func (u *run) awaitDualWrite(ctx context.Context, i int) error {
 	mops := u.r.cfg.ops.(migrationOps)
-	connect, err := mops.zooKeeperConnect(ctx)
+	connect, err := revertZooKeeper(ctx, mops)
 	if err != nil {
-		return fmt.Errorf("read the brokers' zookeeper.connect: %w", err)
-	}
-	if connect == "" {
-		return errors.New("the brokers name no zookeeper.connect: they do not run in ZooKeeper mode")
+		return err
 	}
 	return u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, "ZooKeeper did not catch up with the KRaft controller's partition states", func(ctx context.Context) (health.Verdict, error) {
 		behind, err := mops.dualWriteBehind(ctx, connect)

@@ -167,16 +167,27 @@ func (u *run) retireController(ctx context.Context, i int, st Step) (string, err
 	return "", nil
 }
 
+// revertZooKeeper returns the ZooKeeper a revert works on: the brokers'
+// zookeeper.connect (or ZooKeeperConnect's), which they must have, being
+// ZooKeeper-mode brokers again by then.
+func revertZooKeeper(ctx context.Context, mops migrationOps) (string, error) {
+	connect, err := mops.zooKeeperConnect(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the brokers' zookeeper.connect: %w", err)
+	}
+	if connect == "" {
+		return "", errors.New("the brokers name no zookeeper.connect: they do not run in ZooKeeper mode")
+	}
+	return connect, nil
+}
+
 // clearMigration deletes the migration's znodes and waits until a broker
 // of the plan is the ZooKeeper controller.
 func (u *run) clearMigration(ctx context.Context, i int) error {
 	mops := u.r.cfg.ops.(migrationOps)
-	connect, err := mops.zooKeeperConnect(ctx)
+	connect, err := revertZooKeeper(ctx, mops)
 	if err != nil {
-		return fmt.Errorf("read the brokers' zookeeper.connect: %w", err)
-	}
-	if connect == "" {
-		return errors.New("the brokers name no zookeeper.connect: they do not run in ZooKeeper mode")
+		return err
 	}
 	note, err := mops.clearMigration(ctx, connect)
 	if err != nil {
