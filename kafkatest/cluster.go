@@ -490,7 +490,7 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 		c.applySecurity(n, cfg)
 	}
 	if c.bridged() {
-		c.bridgeConfig(n, cfg)
+		c.bridgeConfig(n, cfg, release)
 	}
 	return cfg
 }

@@ -117,9 +117,16 @@ func (c *Cluster) protocolMap(proto string) string {
 	return strings.Join(out, ",")
 }
 
-// bridgeConfig rewrites the listeners of node n's base config for bridge
-// networking (see above); proto is the clients' listener, also its name.
-func (c *Cluster) bridgeConfig(n *Process, cfg map[string]string) {
+// bridgeConfig rewrites the listeners of node n's base config (for Kafka
+// release) for bridge networking (see above).
+//
+// A controller advertises CONTROLLER_HOST as 127.0.0.1:<port> from Kafka 3.9
+// on (KIP-853 lets controllers have advertised.listeners): kupgrade matches
+// the controller addresses it is given with those a controller reports
+// (DescribeCluster to a controller answers with the endpoints of the
+// listener asked). Before 3.9 a controller reports its bind address, so
+// this machine's clients cannot tell which controller an address is.
+func (c *Cluster) bridgeConfig(n *Process, cfg map[string]string, release string) {
 	proto := "PLAINTEXT"
 	if c.security != nil {
 		proto = secureListenerName
@@ -139,8 +146,11 @@ func (c *Cluster) bridgeConfig(n *Process, cfg map[string]string) {
 		delete(cfg, "security.inter.broker.protocol") // one or the other
 	}
 	if n.IsController() {
-		listeners = append(listeners, "CONTROLLER://"+c.quorumAddr(n.id, n.controllerPort),
-			hostControllerListener+"://:"+strconv.Itoa(n.controllerPort))
+		internal := "CONTROLLER://" + c.quorumAddr(n.id, n.controllerPort)
+		listeners = append(listeners, internal, hostControllerListener+"://:"+strconv.Itoa(n.controllerPort))
+		if major, minor, _, err := parseRelease(release); err == nil && (major > 3 || minor >= 9) {
+			advertised = append(advertised, internal, hostControllerListener+"://"+n.ControllerAddr())
+		}
 	}
 	cfg["listeners"] = strings.Join(listeners, ",")
 	if len(advertised) > 0 {

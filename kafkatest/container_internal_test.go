@@ -99,6 +99,7 @@ func TestBridgeConfig(t *testing.T) {
 	protos := "CONTROLLER:PLAINTEXT,CONTROLLER_HOST:PLAINTEXT,PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT"
 	if diff := cmp.Diff(map[string]string{
 		"listeners":                      "CONTROLLER://node-1:9093,CONTROLLER_HOST://:" + cp,
+		"advertised.listeners":           "CONTROLLER://node-1:9093,CONTROLLER_HOST://127.0.0.1:" + cp, // 3.9+
 		"controller.listener.names":      "CONTROLLER,CONTROLLER_HOST",
 		"controller.quorum.voters":       "1@node-1:9093",
 		"listener.security.protocol.map": protos,

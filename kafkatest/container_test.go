@@ -330,14 +330,20 @@ func checkBridge(t *testing.T, c *kafkatest.Cluster, label string) {
 	defer ccl.Close()
 	cdc := kmsg.NewPtrDescribeClusterRequest()
 	cdc.EndpointType = 2 // controllers
-	if r, err := cdc.RequestWith(ctx, ccl.SeedBrokers()[0]); err != nil {
-		t.Logf("DescribeCluster of a controller: %v", err)
-	} else {
-		var cs []string
-		for _, b := range r.Brokers {
-			cs = append(cs, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
-		}
-		t.Logf("DescribeCluster of a controller: error %d, controllers %v", r.ErrorCode, cs)
+	r, err := cdc.RequestWith(ctx, ccl.SeedBrokers()[0])
+	if err != nil {
+		t.Fatalf("DescribeCluster of a controller: %v", err)
+	}
+	got, want = got[:0], want[:0]
+	for _, b := range r.Brokers {
+		got = append(got, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+	}
+	for _, n := range c.Controllers() {
+		want = append(want, fmt.Sprintf("%d@%s", n.ID(), n.ControllerAddr()))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) { // kupgrade tells controllers apart by these (3.9+)
+		t.Errorf("DescribeCluster of a controller (error %d) lists controllers %v, want %v", r.ErrorCode, got, want)
 	}
 }
 
