@@ -579,9 +579,9 @@ func (c *Cluster) sweepContainers(ctx context.Context) error {
 }
 
 // startWatchdog starts a helper that removes the cluster's containers,
-// volumes and network once this process ends, however it ends: a shell, in a session
-// of its own (so that it outlives this process), blocks reading a pipe whose
-// write end only this process holds; when the kernel closes it (exit,
+// volumes and network once this process ends, however it ends: a shell, in
+// a session of its own (so that it outlives this process), blocks reading a
+// pipe whose write end only this process holds; when the kernel closes it (exit,
 // SIGKILL, a test binary's timeout), the read ends and the shell removes
 // what carries the cluster's label with the docker command. Without a
 // docker command on the PATH there is no watchdog, and what a dead process

@@ -35,12 +35,12 @@ var localImages sync.Map // release → image
 // no engine and no image registry, as kupgrade's CI: it runs the script
 // testdata/containers.sh beside this package, which installs Debian's
 // docker.io if dockerd is missing, starts (or reuses) a private dockerd
-// listening on a socket in the user cache directory (no bridge, no
-// iptables), and builds for
-// each release a stand-in image "kupgrade-kafkatest/kafka:<release>" with the
-// layout of the official apache/kafka images, from the release's jars (which
-// [Resolve] fetches with Maven) and a debootstrapped Java 17. Everything is
-// cached: a second run builds nothing. It sets DOCKER_HOST for the test.
+// listening on a socket in the user cache directory (no default bridge, no
+// iptables), and builds for each release a stand-in image
+// "kupgrade-kafkatest/kafka:<release>" with the layout of the official
+// apache/kafka images, from the release's jars (which [Resolve] fetches with
+// Maven) and a debootstrapped Java 17. Everything is cached: a second run
+// builds nothing. It sets DOCKER_HOST for the test.
 // Its containers use host networking ([ContainerHostNetwork]), loopback
 // only; [LocalBridgeContainers] is the same engine with bridge networking.
 //
@@ -49,7 +49,8 @@ var localImages sync.Map // release → image
 // -short it is skipped.
 func LocalContainers(t testing.TB, releases ...string) Option {
 	t.Helper()
-	return Containers(ContainerImage(localImage), ContainerHostNetwork(), localSetup(t, releases))
+	localSetup(t, releases)
+	return Containers(ContainerImage(localImage), ContainerHostNetwork())
 }
 
 // LocalBridgeContainers is [LocalContainers] with the default networking of
@@ -60,14 +61,14 @@ func LocalContainers(t testing.TB, releases ...string) Option {
 // fails under CI=true or KUPGRADE_REQUIRE_KAFKA=1.
 func LocalBridgeContainers(t testing.TB, releases ...string) Option {
 	t.Helper()
-	setup := localSetup(t, releases)
+	localSetup(t, releases)
 	if err := probeBridge(t.Context()); err != nil {
 		if mustRunKafka() {
 			t.Fatalf("kafkatest: the container engine cannot run bridge networking: %v", err)
 		}
 		t.Skipf("kafkatest: the container engine cannot run bridge networking: %v", err)
 	}
-	return Containers(ContainerImage(localImage), setup)
+	return Containers(ContainerImage(localImage))
 }
 
 // localImage is the stand-in image of release r that localSetup built.
@@ -79,8 +80,8 @@ func localImage(r string) string {
 }
 
 // localSetup prepares the engine and the images of releases for t (see
-// [LocalContainers]) and returns no option of its own.
-func localSetup(t testing.TB, releases []string) ContainerOption {
+// [LocalContainers]).
+func localSetup(t testing.TB, releases []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("kafkatest: starts Kafka containers; skipped with -short")
@@ -135,5 +136,4 @@ func localSetup(t testing.TB, releases []string) ContainerOption {
 		}
 		localImages.Store(r, image)
 	}
-	return containerOptionFunc(func(*containers) {})
 }
