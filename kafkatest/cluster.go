@@ -447,14 +447,14 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 	}
 	if !n.kraftLocked() {
 		cfg["broker.id"] = strconv.Itoa(int(n.id))
-		cfg["zookeeper.connect"] = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.zk.port)) + "/" + c.name
+		cfg["zookeeper.connect"] = c.zooKeeperConnect()
 		cfg["zookeeper.session.timeout.ms"] = "12000" // tolerant of a busy 2-core machine; a killed broker is noticed after this
 		cfg["listeners"] = "PLAINTEXT://" + n.Addr()
 	} else {
 		var voters []string
 		for _, m := range c.list() {
 			if m.IsController() {
-				voters = append(voters, fmt.Sprintf("%d@%s", m.id, m.ControllerAddr()))
+				voters = append(voters, fmt.Sprintf("%d@%s", m.id, c.quorumAddr(m.id, m.controllerPort)))
 			}
 		}
 		var listeners []string
@@ -488,6 +488,9 @@ func (c *Cluster) baseConfig(n *Process, release string) map[string]string {
 	}
 	if c.security != nil {
 		c.applySecurity(n, cfg)
+	}
+	if c.bridged() {
+		c.bridgeConfig(n, cfg, release)
 	}
 	return cfg
 }

@@ -33,7 +33,8 @@ import (
 // process is signalled through [process.signal]; each goes to a container
 // here when the backend is on:
 //
-//   - start: a container of the release's image with host networking, the
+//   - start: a container of the release's image (on the cluster's bridge
+//     network, or with host networking; see container_bridge.go), the
 //     java command line kafkatest would run, the files it names (config,
 //     logging) copied in at the same paths, and the node's data volume at
 //     /var/lib/kafka/data (log.dirs, or ZooKeeper's dataDir);
@@ -82,11 +83,23 @@ func ContainerImage(image func(release string) string) ContainerOption {
 // finds it: DOCKER_HOST, the Docker context, the default socket). Each node
 // gets a data volume; [Cluster.Restart] with a new release replaces the
 // node's container by one of the new release's image on the same volume;
-// Kill, Pause, Stop and readiness work as with JVMs. Containers use host
-// networking, so clients reach the nodes on 127.0.0.1 as before (Linux
-// engines; bridge networking with mapped ports is not supported yet).
-// [Secure] works with Containers unchanged: its stores and JAAS are inline
-// in the generated config.
+// Kill, Pause, Stop and readiness work as with JVMs. [Secure] works with
+// Containers unchanged: its stores and JAAS are inline in the generated
+// config, and the node certificates name the nodes' aliases too.
+//
+// Networking: by default each cluster gets a bridge network of its own and
+// every node (and ZooKeeper) joins it under an alias ("node-<id>",
+// "zookeeper"); the ports clients use are published on 127.0.0.1 only, at
+// the same numbers, so [Process.Addr], [Cluster.Addrs] and
+// [Cluster.ControllerAddrs] are 127.0.0.1:<port> as with JVMs, and what
+// Kafka's metadata advertises to those clients is 127.0.0.1 too. The nodes
+// talk among themselves on a second listener by alias (see bridgeConfig).
+// In ZooKeeper mode the brokers' zookeeper.connect names the alias, which
+// this machine cannot resolve: give kupgrade [Cluster.ZooKeeperConnect]
+// (upgrade.ZooKeeperConnect) for its ZooKeeper probe and migration reads.
+// [ContainerHostNetwork] runs the containers with host networking instead
+// (Linux engines only), for engines that cannot make networks or publish
+// ports.
 //
 // kafkatest removes its own containers and volumes and does not need
 // testcontainers-go's Ryuk reaper: Containers sets
@@ -109,13 +122,15 @@ func Containers(opts ...ContainerOption) Option {
 // engine connection. One per cluster: [Containers] makes a new one each
 // time it is applied.
 type containers struct {
-	image func(release string) string
+	image       func(release string) string
+	hostNetwork bool // ContainerHostNetwork; else a bridge network per cluster
 
 	mu       sync.Mutex
 	provider *testcontainers.DockerProvider
 	cli      *testcontainers.DockerClient
 	images   map[string]string // release → image, once checked
 	watchdog *os.File          // its stdin's write end; see startWatchdog
+	network  string            // the cluster's bridge network, once made
 }
 
 // ownerLabel identifies this process: pid and kernel start time, so that a
@@ -271,8 +286,10 @@ func (c *Cluster) runJava(ctx context.Context, d *Distribution, n *Process, args
 var containerSeq atomic.Int64
 
 // create makes (but does not start) a container that runs java with args
-// in d's image, with role's data volume if role is not "".
-func (c *Cluster) create(ctx context.Context, role string, d *Distribution, args []string) (*testcontainers.DockerContainer, *containers, error) {
+// in d's image, with role's data volume if role is not "". With bridge
+// networking it joins the cluster's network under role's alias, and, if
+// publish is set, role's ports are published on 127.0.0.1.
+func (c *Cluster) create(ctx context.Context, role string, d *Distribution, args []string, publish bool) (*testcontainers.DockerContainer, *containers, error) {
 	k, err := c.engine()
 	if err != nil {
 		return nil, nil, err
@@ -300,6 +317,13 @@ func (c *Cluster) create(ctx context.Context, role string, d *Distribution, args
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.NetworkMode = "host"
 		},
+	}
+	if c.bridged() {
+		netName, err := c.clusterNetwork(ctx, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.bridgeRequest(&req, netName, role, publish)
 	}
 	if role != "" {
 		vol := c.name + "-" + role
@@ -330,7 +354,7 @@ func (c *Cluster) launchContainer(role string, d *Distribution, args []string, l
 			}
 		}
 	}()
-	ctr, k, err := c.create(ctx, role, d, args)
+	ctr, k, err := c.create(ctx, role, d, args, true)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +428,10 @@ func remove(k *containers, id string) {
 
 // runContainer runs a short java command in a container to its end.
 func (c *Cluster) runContainer(ctx context.Context, role string, d *Distribution, args []string, stdout, stderr io.Writer) error {
-	ctr, k, err := c.create(ctx, role, d, args)
+	if role == "" && c.bridged() {
+		args = c.networkArgs(args)
+	}
+	ctr, k, err := c.create(ctx, role, d, args, false)
 	if err != nil {
 		return err
 	}
@@ -543,17 +570,18 @@ func (c *Cluster) sweepContainers(ctx context.Context) error {
 			vols++
 		}
 	}
-	if ctrs+vols > 0 {
-		fmt.Fprintf(c.cfg.progress, "kafkatest: removed %d containers and %d volumes left by kafkatest processes that ended without closing their clusters\n", ctrs, vols)
+	nets := sweepNetworks(ctx, k)
+	if ctrs+vols+nets > 0 {
+		fmt.Fprintf(c.cfg.progress, "kafkatest: removed %d containers, %d volumes and %d networks left by kafkatest processes that ended without closing their clusters\n", ctrs, vols, nets)
 	}
 	c.startWatchdog(k)
 	return nil
 }
 
-// startWatchdog starts a helper that removes the cluster's containers and
-// volumes once this process ends, however it ends: a shell, in a session
-// of its own (so that it outlives this process), blocks reading a pipe whose
-// write end only this process holds; when the kernel closes it (exit,
+// startWatchdog starts a helper that removes the cluster's containers,
+// volumes and network once this process ends, however it ends: a shell, in
+// a session of its own (so that it outlives this process), blocks reading a
+// pipe whose write end only this process holds; when the kernel closes it (exit,
 // SIGKILL, a test binary's timeout), the read ends and the shell removes
 // what carries the cluster's label with the docker command. Without a
 // docker command on the PATH there is no watchdog, and what a dead process
@@ -573,7 +601,9 @@ func (c *Cluster) startWatchdog(k *containers) {
 ids=$("$0" ps -aq --filter "$1")
 [ -z "$ids" ] || "$0" rm -f $ids >/dev/null 2>&1
 vols=$("$0" volume ls -q --filter "$1")
-[ -z "$vols" ] || "$0" volume rm -f $vols >/dev/null 2>&1`
+[ -z "$vols" ] || "$0" volume rm -f $vols >/dev/null 2>&1
+nets=$("$0" network ls -q --filter "$1")
+[ -z "$nets" ] || "$0" network rm $nets >/dev/null 2>&1`
 	cmd := exec.Command("sh", "-c", script, docker, f)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -610,6 +640,10 @@ func (c *Cluster) closeContainers() {
 		for _, v := range vl.Items {
 			k.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
 		}
+	}
+	if k.network != "" {
+		k.cli.NetworkRemove(ctx, k.network, client.NetworkRemoveOptions{})
+		k.network = ""
 	}
 	if k.watchdog != nil {
 		k.watchdog.Close() // nothing left for it to remove

@@ -84,3 +84,81 @@ func TestContainersOption(t *testing.T) {
 		t.Errorf("dataDir without containers = %q", got)
 	}
 }
+
+// TestBridgeConfig checks the listeners of bridge networking: the clients'
+// listener on the node's port, advertised as 127.0.0.1; INTERNAL and
+// CONTROLLER by alias on the fixed ports; the voters by alias; ZooKeeper by
+// alias for the brokers and on 127.0.0.1 for this machine. Host networking
+// keeps kafkatest's loopback listeners.
+func TestBridgeConfig(t *testing.T) {
+	c := testCluster(t, KRaft("3.9.2"), Controllers(1), Brokers(1), Containers())
+	ctrl, b := c.Node(1), c.Node(2)
+	cp, bp := strconv.Itoa(ctrl.controllerPort), strconv.Itoa(b.brokerPort)
+	keys := []string{"listeners", "advertised.listeners", "controller.listener.names", "controller.quorum.voters",
+		"inter.broker.listener.name", "listener.security.protocol.map"}
+	protos := "CONTROLLER:PLAINTEXT,CONTROLLER_HOST:PLAINTEXT,PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT"
+	if diff := cmp.Diff(map[string]string{
+		"listeners":                      "CONTROLLER://node-1:9093,CONTROLLER_HOST://:" + cp,
+		"advertised.listeners":           "CONTROLLER://node-1:9093,CONTROLLER_HOST://127.0.0.1:" + cp, // 3.9+
+		"controller.listener.names":      "CONTROLLER,CONTROLLER_HOST",
+		"controller.quorum.voters":       "1@node-1:9093",
+		"listener.security.protocol.map": protos,
+	}, pick(ctrl.Config(), keys...)); diff != "" {
+		t.Errorf("controller (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{
+		"listeners":                      "PLAINTEXT://:" + bp + ",INTERNAL://node-2:9092",
+		"advertised.listeners":           "PLAINTEXT://127.0.0.1:" + bp + ",INTERNAL://node-2:9092",
+		"controller.listener.names":      "CONTROLLER,CONTROLLER_HOST",
+		"controller.quorum.voters":       "1@node-1:9093",
+		"inter.broker.listener.name":     "INTERNAL",
+		"listener.security.protocol.map": protos,
+	}, pick(b.Config(), keys...)); diff != "" {
+		t.Errorf("broker (-want +got):\n%s", diff)
+	}
+	if got, want := c.publishedPorts("node-1"), []int{ctrl.controllerPort}; !cmp.Equal(got, want) {
+		t.Errorf("published ports of node-1 %v, want %v", got, want)
+	}
+	// A tool's addresses of this machine become the nodes' on the network.
+	args := []string{"--bootstrap-server", b.Addr() + ",127.0.0.1:1", "--bootstrap-controller=" + ctrl.ControllerAddr()}
+	want := []string{"--bootstrap-server", "node-2:9092,127.0.0.1:1", "--bootstrap-controller=node-1:9093"}
+	if diff := cmp.Diff(want, c.networkArgs(args)); diff != "" {
+		t.Errorf("networkArgs (-want +got):\n%s", diff)
+	}
+
+	z := testCluster(t, ZooKeeper("3.8.1"), Brokers(1), Containers())
+	zb := z.Node(1)
+	zp := strconv.Itoa(zb.brokerPort)
+	if diff := cmp.Diff(map[string]string{
+		"listeners":                      "PLAINTEXT://:" + zp + ",INTERNAL://node-1:9092",
+		"advertised.listeners":           "PLAINTEXT://127.0.0.1:" + zp + ",INTERNAL://node-1:9092",
+		"inter.broker.listener.name":     "INTERNAL",
+		"listener.security.protocol.map": protos,
+		"zookeeper.connect":              "zookeeper:" + strconv.Itoa(z.zk.port) + "/" + z.name,
+	}, pick(zb.Config(), append(keys, "zookeeper.connect")...)); diff != "" {
+		t.Errorf("ZooKeeper-mode broker (-want +got):\n%s", diff)
+	}
+	if got, want := z.ZooKeeperConnect(), "127.0.0.1:"+strconv.Itoa(z.zk.port)+"/"+z.name; got != want {
+		t.Errorf("ZooKeeperConnect() = %q, want %q", got, want)
+	}
+
+	h := testCluster(t, ZooKeeper("3.8.1"), Brokers(1), Containers(ContainerHostNetwork()))
+	hb := h.Node(1)
+	if diff := cmp.Diff(map[string]string{
+		"listeners":         "PLAINTEXT://" + hb.Addr(),
+		"zookeeper.connect": h.ZooKeeperConnect(),
+	}, pick(hb.Config(), append(keys, "zookeeper.connect")...)); diff != "" {
+		t.Errorf("host networking (-want +got):\n%s", diff)
+	}
+}
+
+// pick returns the keys of cfg that are set.
+func pick(cfg map[string]string, keys ...string) map[string]string {
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := cfg[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}

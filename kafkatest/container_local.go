@@ -35,17 +35,53 @@ var localImages sync.Map // release → image
 // no engine and no image registry, as kupgrade's CI: it runs the script
 // testdata/containers.sh beside this package, which installs Debian's
 // docker.io if dockerd is missing, starts (or reuses) a private dockerd
-// listening on a socket in the user cache directory (no bridge, no
-// iptables: containers use host networking, loopback only), and builds for
-// each release a stand-in image "kupgrade-kafkatest/kafka:<release>" with the
-// layout of the official apache/kafka images, from the release's jars (which
-// [Resolve] fetches with Maven) and a debootstrapped Java 17. Everything is
-// cached: a second run builds nothing. It sets DOCKER_HOST for the test.
+// listening on a socket in the user cache directory (no default bridge, no
+// iptables), and builds for each release a stand-in image
+// "kupgrade-kafkatest/kafka:<release>" with the layout of the official
+// apache/kafka images, from the release's jars (which [Resolve] fetches with
+// Maven) and a debootstrapped Java 17. Everything is cached: a second run
+// builds nothing. It sets DOCKER_HOST for the test.
+// Its containers use host networking ([ContainerHostNetwork]), loopback
+// only; [LocalBridgeContainers] is the same engine with bridge networking.
 //
 // When the engine or an image cannot be set up, the test is skipped with
 // the reason, or fails under CI=true or KUPGRADE_REQUIRE_KAFKA=1. With
 // -short it is skipped.
 func LocalContainers(t testing.TB, releases ...string) Option {
+	t.Helper()
+	localSetup(t, releases)
+	return Containers(ContainerImage(localImage), ContainerHostNetwork())
+}
+
+// LocalBridgeContainers is [LocalContainers] with the default networking of
+// [Containers]: a bridge network per cluster, the clients' ports published
+// on 127.0.0.1. Before it returns, it checks that the engine can make a
+// bridge network (it makes one, labelled as kafkatest's, and removes it);
+// if the engine refuses, the test is skipped with the engine's reason, or
+// fails under CI=true or KUPGRADE_REQUIRE_KAFKA=1.
+func LocalBridgeContainers(t testing.TB, releases ...string) Option {
+	t.Helper()
+	localSetup(t, releases)
+	if err := probeBridge(t.Context()); err != nil {
+		if mustRunKafka() {
+			t.Fatalf("kafkatest: the container engine cannot run bridge networking: %v", err)
+		}
+		t.Skipf("kafkatest: the container engine cannot run bridge networking: %v", err)
+	}
+	return Containers(ContainerImage(localImage))
+}
+
+// localImage is the stand-in image of release r that localSetup built.
+func localImage(r string) string {
+	if image, ok := localImages.Load(r); ok {
+		return image.(string)
+	}
+	return "kupgrade-kafkatest/kafka:" + r
+}
+
+// localSetup prepares the engine and the images of releases for t (see
+// [LocalContainers]).
+func localSetup(t testing.TB, releases []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("kafkatest: starts Kafka containers; skipped with -short")
@@ -100,10 +136,4 @@ func LocalContainers(t testing.TB, releases ...string) Option {
 		}
 		localImages.Store(r, image)
 	}
-	return Containers(ContainerImage(func(r string) string {
-		if image, ok := localImages.Load(r); ok {
-			return image.(string)
-		}
-		return "kupgrade-kafkatest/kafka:" + r
-	}))
 }

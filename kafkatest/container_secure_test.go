@@ -17,15 +17,29 @@ import (
 // every listener, the authorizer) in a container: the same generated
 // config carries the inline PEM stores and JAAS, so a SCRAM user created
 // once the node runs is denied what no ACL allows, allowed it after Grant,
-// and a wrong password is refused.
+// and a wrong password is refused. It runs with host networking and with
+// bridge networking (where every listener, the aliases' too, is SASL_SSL and
+// the certificates name the aliases).
 func TestContainersSecure(t *testing.T) {
-	opt := kafkatest.LocalContainers(t, kraftOld)
+	t.Run("host", func(t *testing.T) { testContainersSecure(t, kafkatest.LocalContainers(t, kraftOld), false) })
+	t.Run("bridge", func(t *testing.T) { testContainersSecure(t, kafkatest.LocalBridgeContainers(t, kraftOld), true) })
+}
+
+func testContainersSecure(t *testing.T, opt kafkatest.Option, bridge bool) {
 	start := time.Now()
 	c := kafkatest.Start(t, kafkatest.KRaft(kraftOld), kafkatest.Combined(1), opt,
 		kafkatest.Secure(kafkatest.User{Name: "alice", Password: "alice-secret-1", Mechanism: kafkatest.SCRAMSHA512}))
 	t.Logf("a secured combined node of %s ready in a container in %v", kraftOld, time.Since(start).Round(time.Millisecond))
-	if got := c.Node(1).Config()["listeners"]; got != "SASL_SSL://"+c.Node(1).Addr()+",CONTROLLER://"+c.Node(1).ControllerAddr() {
-		t.Errorf("listeners %q, want SASL_SSL and CONTROLLER only", got)
+	n := c.Node(1)
+	want := "SASL_SSL://" + n.Addr() + ",CONTROLLER://" + n.ControllerAddr()
+	if bridge {
+		want = "SASL_SSL://:" + n.Addr()[len("127.0.0.1:"):] + ",INTERNAL://node-1:9092,CONTROLLER://node-1:9093,CONTROLLER_HOST://:" + n.ControllerAddr()[len("127.0.0.1:"):]
+		if got, want := n.Config()["listener.security.protocol.map"], "CONTROLLER:SASL_SSL,CONTROLLER_HOST:SASL_SSL,SASL_SSL:SASL_SSL,INTERNAL:SASL_SSL"; got != want {
+			t.Errorf("listener.security.protocol.map %q, want %q", got, want)
+		}
+	}
+	if got := n.Config()["listeners"]; got != want {
+		t.Errorf("listeners %q, want %q", got, want)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,9 +69,16 @@ func running(ctrs map[string]string, paused bool) int {
 // paused container (docker pause) answers nothing until unpaused; no
 // acknowledged record is lost. It also checks the cleanup that replaces
 // Ryuk: a volume left by a dead process is removed when the cluster starts,
-// and Close leaves no container or volume of the cluster behind.
+// and Close leaves no container or volume of the cluster behind. It runs
+// with host networking and with bridge networking (where the engine can:
+// see LocalBridgeContainers), where it also checks what the nodes publish
+// and advertise.
 func TestContainersKillPause(t *testing.T) {
-	opt := kafkatest.LocalContainers(t, kraftOld)
+	t.Run("host", func(t *testing.T) { testKillPause(t, kafkatest.LocalContainers(t, kraftOld), false) })
+	t.Run("bridge", func(t *testing.T) { testKillPause(t, kafkatest.LocalBridgeContainers(t, kraftOld), true) })
+}
+
+func testKillPause(t *testing.T, opt kafkatest.Option, bridge bool) {
 
 	// What a test process killed mid-run leaves: a volume whose owner is dead.
 	cli, err := testcontainers.NewDockerClientWithOpts(t.Context())
@@ -96,6 +104,9 @@ func TestContainersKillPause(t *testing.T) {
 	wantVols := []string{c.Name() + "-node-1", c.Name() + "-node-2", c.Name() + "-node-3"}
 	if running(ctrs, false) != 3 || !slices.Equal(vols, wantVols) {
 		t.Fatalf("containers %v, volumes %v; want 3 running and volumes %v", ctrs, vols, wantVols)
+	}
+	if bridge {
+		checkBridge(t, c, label)
 	}
 	for _, n := range c.All() {
 		if cfg := n.Config(); cfg["log.dirs"] != "/var/lib/kafka/data" {
@@ -192,6 +203,147 @@ func TestContainersKillPause(t *testing.T) {
 	c.Close()
 	if ctrs, vols := engineState(t, label); len(ctrs)+len(vols) != 0 {
 		t.Errorf("after Close: containers %v, volumes %v left", ctrs, vols)
+	}
+	if nets := engineNetworks(t, label); len(nets) != 0 {
+		t.Errorf("after Close: networks %v left", nets)
+	}
+}
+
+// engineNetworks lists the networks that carry label.
+func engineNetworks(t *testing.T, label string) []string {
+	t.Helper()
+	cli, err := testcontainers.NewDockerClientWithOpts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	nl, err := cli.NetworkList(t.Context(), client.NetworkListOptions{Filters: client.Filters{}.Add("label", label)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range nl.Items {
+		out = append(out, n.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkBridge checks a KRaft cluster on bridge networking: one network of
+// the cluster's, every node on it under its alias, the clients' ports
+// published on 127.0.0.1 only, and what Kafka tells this machine's clients
+// (Metadata, DescribeCluster of brokers and controllers, DescribeQuorum)
+// names 127.0.0.1 for the brokers.
+func checkBridge(t *testing.T, c *kafkatest.Cluster, label string) {
+	t.Helper()
+	if nets := engineNetworks(t, label); !slices.Equal(nets, []string{c.Name()}) {
+		t.Errorf("networks %v of the cluster, want [%s]", nets, c.Name())
+	}
+	cli, err := testcontainers.NewDockerClientWithOpts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	list, err := cli.ContainerList(t.Context(), client.ContainerListOptions{Filters: client.Filters{}.Add("label", label)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := map[string]bool{}
+	for _, s := range list.Items {
+		ins, err := cli.ContainerInspect(t.Context(), s.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := ins.Container.NetworkSettings.Networks[c.Name()]
+		if ep == nil {
+			t.Errorf("container %s is not on network %s: %v", s.Names, c.Name(), ins.Container.NetworkSettings.Networks)
+			continue
+		}
+		t.Logf("container %s: network %s, aliases %v, ports %v", s.Names[0], c.Name(), ep.Aliases, ins.Container.NetworkSettings.Ports)
+		for port, bs := range ins.Container.NetworkSettings.Ports {
+			for _, b := range bs {
+				if b.HostIP.String() != "127.0.0.1" || b.HostPort != strconv.Itoa(int(port.Num())) {
+					t.Errorf("container %s publishes %v on %v:%s, want 127.0.0.1:%d only", s.Names[0], port, b.HostIP, b.HostPort, port.Num())
+				}
+				published["127.0.0.1:"+b.HostPort] = true
+			}
+		}
+	}
+	for _, n := range c.All() {
+		for _, a := range []string{n.Addr(), n.ControllerAddr()} {
+			if a != "" && !published[a] {
+				t.Errorf("node %d's %s is not published (published: %v)", n.ID(), a, published)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cl := c.Client(t)
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, b := range meta.Brokers {
+		got = append(got, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+	}
+	for _, n := range c.All() {
+		want = append(want, fmt.Sprintf("%d@%s", n.ID(), n.Addr()))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("Metadata lists brokers %v, want %v", got, want)
+	}
+	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, b := range dc.Brokers {
+		got = append(got, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("DescribeCluster through a broker lists %v, want %v", got, want)
+	}
+	dq := kmsg.NewPtrDescribeQuorumRequest()
+	tp := kmsg.NewDescribeQuorumRequestTopic()
+	tp.Topic = "__cluster_metadata"
+	tp.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+	dq.Topics = append(dq.Topics, tp)
+	if q, err := dq.RequestWith(ctx, cl); err != nil {
+		t.Errorf("DescribeQuorum through a broker: %v", err)
+	} else {
+		var nodes []string
+		for _, n := range q.Nodes {
+			for _, l := range n.Listeners {
+				nodes = append(nodes, fmt.Sprintf("%d %s@%s:%d", n.NodeID, l.Name, l.Host, l.Port))
+			}
+		}
+		t.Logf("DescribeQuorum through a broker: voters' endpoints %v", nodes)
+	}
+	// A controller, asked directly, as upgrade.KRaftControllers does.
+	ccl, err := kgo.NewClient(kgo.SeedBrokers(c.ControllerAddrs()[0]), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ccl.Close()
+	cdc := kmsg.NewPtrDescribeClusterRequest()
+	cdc.EndpointType = 2 // controllers
+	r, err := cdc.RequestWith(ctx, ccl.SeedBrokers()[0])
+	if err != nil {
+		t.Fatalf("DescribeCluster of a controller: %v", err)
+	}
+	got, want = got[:0], want[:0]
+	for _, b := range r.Brokers {
+		got = append(got, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+	}
+	for _, n := range c.Controllers() {
+		want = append(want, fmt.Sprintf("%d@%s", n.ID(), n.ControllerAddr()))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) { // kupgrade tells controllers apart by these (3.9+)
+		t.Errorf("DescribeCluster of a controller (error %d) lists controllers %v, want %v", r.ErrorCode, got, want)
 	}
 }
 

@@ -49,7 +49,9 @@
 // With the option [Containers], the same Cluster runs its nodes (and
 // ZooKeeper) in containers through testcontainers-go instead: the official
 // apache/kafka images by default ([ContainerImage] picks others), a data
-// volume per node, no JDK or Maven needed. [LocalContainers] sets up a
+// volume per node, no JDK or Maven needed, a bridge network per cluster with
+// the clients' ports published on 127.0.0.1 (or host networking:
+// [ContainerHostNetwork]). [LocalContainers] sets up a
 // private engine and stand-in images on machines with no engine or
 // registry, as kupgrade's CI. The machine-wide lock covers container
 // clusters too.

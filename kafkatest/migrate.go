@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +63,7 @@ func (c *Cluster) migrationConfig(n *Process, base, cfg map[string]string) {
 	}
 	cfg["controller.quorum.voters"] = strings.Join(c.migrationVoters(nil), ",")
 	cfg["controller.listener.names"] = "CONTROLLER"
-	cfg["listener.security.protocol.map"] = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+	cfg["listener.security.protocol.map"] = c.protocolMap("PLAINTEXT")
 }
 
 // migrationVoters returns voters (id@host:port of the running
@@ -87,7 +86,7 @@ func (c *Cluster) migrationVoters(voters []string) []string {
 	maps.Copy(ports, c.quorumPorts)
 	out := []string{}
 	for _, id := range slices.Sorted(maps.Keys(ports)) {
-		out = append(out, fmt.Sprintf("%d@%s", id, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[id]))))
+		out = append(out, fmt.Sprintf("%d@%s", id, c.quorumAddr(id, ports[id])))
 	}
 	return out
 }

@@ -30,6 +30,16 @@ type zookeeper struct {
 	proc *process
 }
 
+// bindAddr is where ZooKeeper listens: this machine's loopback, or every
+// interface of its container with bridge networking (its port published on
+// 127.0.0.1).
+func (z *zookeeper) bindAddr(c *Cluster) string {
+	if c.bridged() {
+		return "0.0.0.0"
+	}
+	return "127.0.0.1"
+}
+
 func (z *zookeeper) start(ctx context.Context, c *Cluster) error {
 	if z.running() {
 		return errors.New("kafkatest: ZooKeeper is already running")
@@ -41,7 +51,7 @@ func (z *zookeeper) start(ctx context.Context, c *Cluster) error {
 	err := writeProperties(props, map[string]string{
 		"dataDir":                 c.dataDir(filepath.Join(z.dir, "data")),
 		"clientPort":              strconv.Itoa(z.port),
-		"clientPortAddress":       "127.0.0.1",
+		"clientPortAddress":       z.bindAddr(c),
 		"maxClientCnxns":          "0",
 		"admin.enableServer":      "false",
 		"4lw.commands.whitelist":  "ruok,srvr,dump,cons", // dump and cons: see registrationsLive

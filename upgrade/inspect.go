@@ -30,9 +30,11 @@ type inspectOptionFunc func(*inspectConfig)
 func (f inspectOptionFunc) applyInspect(c *inspectConfig) { f(c) }
 
 type inspectConfig struct {
-	orch        node.Orchestrator
-	controllers []string
-	timeout     time.Duration
+	orch         node.Orchestrator
+	controllers  []string
+	timeout      time.Duration
+	zkConnect    string // ZooKeeperConnect
+	zkConnectSet bool
 }
 
 // InspectTimeout bounds each round of requests Inspect sends (metadata, API
@@ -146,6 +148,9 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	if cfg.timeout <= 0 {
 		return Inspection{}, fmt.Errorf("upgrade: InspectTimeout(%v) must be positive", cfg.timeout)
 	}
+	if err := validateZKConnect(cfg.zkConnect, cfg.zkConnectSet); err != nil {
+		return Inspection{Controller: -1}, err
+	}
 	x := &inspector{cl: cl, adm: kadm.NewClient(cl), cfg: cfg, in: Inspection{Controller: -1}, infos: map[int32]*NodeInfo{}}
 	meta, err := x.brokers(ctx)
 	if err != nil {
@@ -156,6 +161,7 @@ func Inspect(ctx context.Context, cl *kgo.Client, opts ...InspectOption) (Inspec
 	}
 	x.apiVersions(ctx)
 	x.configs(ctx)
+	x.zkConnect = zkConnectFor(x.zkConnect, cfg.zkConnect)
 	mode := x.mode()
 	for _, n := range x.infos {
 		if n.Migration {

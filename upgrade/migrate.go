@@ -574,7 +574,13 @@ func (o *liveOps) clusterID(ctx context.Context) (string, error) {
 	return *resp.ClusterID, nil
 }
 
-func (o *liveOps) zooKeeperConnect(ctx context.Context) (string, error) { return zkConnect(ctx, o.cl) }
+func (o *liveOps) zooKeeperConnect(ctx context.Context) (string, error) {
+	connect, err := zkConnect(ctx, o.cl)
+	if err != nil || o.zk == nil {
+		return connect, err
+	}
+	return zkConnectFor(connect, o.zk.connect), nil
+}
 
 func (o *liveOps) migrationState(ctx context.Context, connect string) (migrationState, error) {
 	timeout := o.zkTimeout()

@@ -45,6 +45,8 @@ type config struct {
 	ops            clusterOps // nil: the real cluster through the client
 	probe          brokerProbe
 	zkProbeOff     bool
+	zkConnect      string // ZooKeeperConnect
+	zkConnectSet   bool
 	batchMax       int // BatchRestarts; 0 or 1: one node at a time
 	disk           diskConfig
 }
@@ -153,6 +155,9 @@ func (c *config) validate() error {
 	if err := c.probe.validate(); err != nil {
 		return err
 	}
+	if err := validateZKConnect(c.zkConnect, c.zkConnectSet); err != nil {
+		return err
+	}
 	if pc, ok := c.canary.(*health.Canary); ok && pc == nil {
 		return errors.New("upgrade: CanaryGate: the Canary is nil (use health.NewCanary)")
 	}
@@ -211,7 +216,7 @@ func NewRunner(cl *kgo.Client, orch node.Orchestrator, opts ...RunnerOption) (*R
 		if cl == nil {
 			return nil, errors.New("upgrade: NewRunner needs a client")
 		}
-		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers, zk: &zkProbe{off: cfg.zkProbeOff, timeout: cfg.probe.timeout}}
+		cfg.ops = &liveOps{cl: cl, controllers: cfg.controllers, zk: &zkProbe{off: cfg.zkProbeOff, timeout: cfg.probe.timeout, connect: cfg.zkConnect}}
 	}
 	return &Runner{cl: cl, orch: orch, cfg: cfg, gate: gate}, nil
 }

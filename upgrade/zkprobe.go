@@ -39,6 +39,7 @@ func NoZooKeeperProbe() RunnerOption { return optionFunc(func(c *config) { c.zkP
 type zkProbe struct {
 	off     bool
 	timeout time.Duration
+	connect string // ZooKeeperConnect: used instead of the brokers' zookeeper.connect
 
 	mu      sync.Mutex
 	known   bool     // servers was read
@@ -90,7 +91,7 @@ func (p *zkProbe) lookup(ctx context.Context, cl *kgo.Client) []string {
 	if err != nil {
 		return nil // asked again next time
 	}
-	p.known, p.servers = true, zkServers(connect)
+	p.known, p.servers = true, zkServers(zkConnectFor(connect, p.connect))
 	return p.servers
 }
 
