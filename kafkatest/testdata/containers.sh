@@ -11,8 +11,9 @@
 #                                         debootstrapped JRE; prints its name
 #   containers.sh stop                    stop the private dockerd
 #
-# The daemon: `dockerd --bridge=none --iptables=false --storage-driver=vfs`,
-# its own data root and socket under the cache directory, so it touches no
+# The daemon: `dockerd --bridge=none --iptables=false`, overlay2 storage
+# where the kernel allows (vfs otherwise), its own data root and socket
+# under the cache directory, so it touches no
 # system engine and no network but loopback (containers run with host
 # networking). Images keep the layout of the official apache/kafka images:
 # /opt/kafka/libs, /var/lib/kafka/data owned by appuser (uid 1000), user
@@ -60,6 +61,25 @@ install_engine() {
   say "docker.io installed in $(took "$t0")"
 }
 
+# storage_driver prints overlay2 where this kernel mounts overlayfs on the
+# cache's file system (a container then starts without copying its image),
+# vfs otherwise; KUPGRADE_CONTAINERS_STORAGE chooses.
+storage_driver() {
+  if [ -n "${KUPGRADE_CONTAINERS_STORAGE:-}" ]; then
+    echo "$KUPGRADE_CONTAINERS_STORAGE"
+    return
+  fi
+  local t ok=""
+  t=$(mktemp -d "$CACHE/ovl.XXXXXX")
+  mkdir -p "$t/l" "$t/u" "$t/w" "$t/m"
+  if mount -t overlay overlay -o "lowerdir=$t/l,upperdir=$t/u,workdir=$t/w" "$t/m" 2>/dev/null; then
+    umount "$t/m"
+    ok=1
+  fi
+  rm -rf "$t"
+  if [ -n "$ok" ]; then echo overlay2; else echo vfs; fi
+}
+
 start_engine() {
   if engine_up; then
     return
@@ -69,10 +89,12 @@ start_engine() {
   t0=$(now)
   mkdir -p "$CACHE/root" "$EXEC_ROOT"
   rm -f "$SOCK"
-  say "starting a private dockerd on $SOCK (log: $CACHE/dockerd.log)"
+  local driver
+  driver=$(storage_driver)
+  say "starting a private dockerd on $SOCK (storage driver $driver; log: $CACHE/dockerd.log)"
   setsid dockerd --host="unix://$SOCK" --data-root="$CACHE/root" --exec-root="$EXEC_ROOT" \
     --pidfile="$CACHE/dockerd.pid" --bridge=none --iptables=false --ip-masq=false \
-    --storage-driver=vfs </dev/null >>"$CACHE/dockerd.log" 2>&1 9>&- &
+    --storage-driver="$driver" </dev/null >>"$CACHE/dockerd.log" 2>&1 9>&- &
   pid=$!
   for _ in $(seq 1 120); do
     if engine_up; then
