@@ -230,6 +230,22 @@ func (u *run) clearMigration(ctx context.Context, i int) error {
 	return u.reseedPartitions(ctx, i)
 }
 
+// quietElection picks the partition for controllerServing's election: the
+// first one led by its preferred replica (so that nothing moves), else the
+// first one; ok is false without partitions.
+func quietElection(meta *kmsg.MetadataResponse) (topic string, partition int32, ok bool) {
+	for _, preferredOnly := range []bool{true, false} {
+		for _, t := range meta.Topics {
+			for _, p := range t.Partitions {
+				if t.Topic != nil && len(p.Replicas) > 0 && (!preferredOnly || p.Leader == p.Replicas[0]) {
+					return *t.Topic, p.Partition, true
+				}
+			}
+		}
+	}
+	return "", -1, false
+}
+
 // controllerServing asks broker id, the ZooKeeper controller, for a
 // preferred-leader election of one partition that already has its
 // preferred leader (so nothing moves; a partition led otherwise if there is
@@ -243,22 +259,8 @@ func (o *liveOps) controllerServing(ctx context.Context, id int32) (bool, string
 	if err != nil {
 		return false, "", fmt.Errorf("metadata: %w", err)
 	}
-	var topic string
-	partition := int32(-1)
-	for _, t := range meta.Topics {
-		for _, p := range t.Partitions {
-			if t.Topic == nil || len(p.Replicas) == 0 {
-				continue
-			}
-			if partition < 0 || p.Leader == p.Replicas[0] {
-				topic, partition = *t.Topic, p.Partition
-			}
-			if p.Leader == p.Replicas[0] {
-				break
-			}
-		}
-	}
-	if partition < 0 {
+	topic, partition, ok := quietElection(meta)
+	if !ok {
 		return true, "", nil
 	}
 	req := kmsg.NewPtrElectLeadersRequest()

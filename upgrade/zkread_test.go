@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // fakeZooKeeper serves the part of ZooKeeper's protocol that zkread.go
@@ -234,5 +236,39 @@ func TestClearMigrationRaisesEpoch(t *testing.T) {
 	defer z.mu.Unlock()
 	if _, ok := z.nodes["/kt/controller"]; !ok {
 		t.Error("/controller was deleted although the epoch could not be raised")
+	}
+}
+
+// TestQuietElection: the controller check names a partition already led by
+// its preferred replica, so that the election it asks for moves nothing,
+// and another partition only when there is none.
+func TestQuietElection(t *testing.T) {
+	meta := func(leaders ...int32) *kmsg.MetadataResponse {
+		m := kmsg.NewPtrMetadataResponse()
+		for i, l := range leaders {
+			topic := fmt.Sprintf("t%d", i)
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = &topic
+			p := kmsg.NewMetadataResponseTopicPartition()
+			p.Leader, p.Replicas = l, []int32{1, 2, 3}
+			mt.Partitions = append(mt.Partitions, p)
+			m.Topics = append(m.Topics, mt)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		leaders []int32
+		topic   string
+		ok      bool
+	}{
+		{"preferred-later", []int32{2, 3, 1}, "t2", true},
+		{"none-preferred", []int32{2, 3}, "t0", true},
+		{"no-partitions", nil, "", false},
+	} {
+		topic, _, ok := quietElection(meta(tc.leaders...))
+		if topic != tc.topic || ok != tc.ok {
+			t.Errorf("%s: got %q %v, want %q %v", tc.name, topic, ok, tc.topic, tc.ok)
+		}
 	}
 }
