@@ -21,13 +21,14 @@ import (
 const RuleDualWriteBehind health.Rule = "dual-write-behind"
 
 // awaitDualWrite waits, before a revert retires the KRaft controllers,
-// until ZooKeeper holds every partition state the brokers know. A
-// controller retired while its writes to ZooKeeper lag behind leaves the
-// ZooKeeper controller that the revert elects with older leader epochs than
-// the brokers hold: it then hands out epochs the brokers already used for
-// other leaderships, the brokers ignore its LeaderAndIsr requests as stale,
-// and a follower restarted next never rejoins the ISR (seen on 3.9.2 when
-// the revert's first roll ended a second before the retirement).
+// until ZooKeeper holds every partition state the brokers know. The KRaft
+// controller writes to ZooKeeper after it commits, so a leader election or
+// ISR change of the last moment may be known to the brokers only; retired
+// then, the change never reaches ZooKeeper, and the ZooKeeper controller
+// the revert elects starts from older leader epochs than the brokers hold.
+// A precaution: in the runs that showed the revert stuck, ZooKeeper had
+// caught up already (the cause was the partition epochs, see
+// [run.reseedPartitions]).
 func (u *run) awaitDualWrite(ctx context.Context, i int) error {
 	mops := u.r.cfg.ops.(migrationOps)
 	connect, err := revertZooKeeper(ctx, mops)

@@ -211,10 +211,9 @@ func (u *run) clearMigration(ctx context.Context, i int) error {
 			return v, nil
 		}
 		// Elected is not yet in charge: the new controller first loads the
-		// cluster's state from ZooKeeper and tells the brokers, and a broker
-		// restarted meanwhile (the next step) has its controlled shutdown
-		// handled by a controller that is still taking over; in the test
-		// that left a partition whose restarted follower never fetched again.
+		// cluster's state from ZooKeeper and tells the brokers; the reseed
+		// that follows, and the next step's controlled shutdown, must reach
+		// a controller that has finished taking over.
 		if ok, why, err := mops.controllerServing(ctx, id); err != nil {
 			return health.Verdict{}, err
 		} else if !ok {
