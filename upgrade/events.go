@@ -32,6 +32,12 @@ const (
 	// EventWaiting: the Runner waits for the node to catch up (or a
 	// feature level to show); Reasons says what is still missing.
 	EventWaiting EventKind = "waiting"
+	// EventLeadersMoved: while a restarted ZooKeeper-mode broker catches
+	// up, the Runner moved the leadership of partitions whose leader did not
+	// take it back into their ISR (a leader whose requests to the controller
+	// stopped) to other in-sync replicas, or put those partitions' replicas
+	// back in their order once the broker was back. Message names them.
+	EventLeadersMoved EventKind = "leaders-moved"
 	// EventCaughtUp: the restarted node is back: registered, unfenced and
 	// in the ISR of every partition it hosts.
 	EventCaughtUp EventKind = "caught-up"

@@ -22,3 +22,9 @@ func ZooKeeperGet(ctx context.Context, connect, path string) ([]byte, error) {
 	}
 	return zkGetData(ctx, servers[0], zkChroot(connect)+path, 5*time.Second)
 }
+
+// StallAfter sets how long a ZooKeeper-mode leader may keep a restarted
+// broker out of its ISRs before the Runner moves its leadership (default 1m).
+func StallAfter(d time.Duration) RunnerOption {
+	return optionFunc(func(c *config) { c.stallAfter = d })
+}

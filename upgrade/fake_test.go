@@ -37,6 +37,14 @@ type fakeCluster struct {
 	onRestart  func(id int32) // called after each restart (outside the lock)
 	snapErrors int
 	racks      map[int32]string // broker.rack by node (none if nil)
+	// stuck is a broker (0: none) that, while it leads, takes no restarted
+	// broker back into its ISRs, until it restarts itself (a leader whose
+	// AlterPartition thread died); leaders are the elected replicas.
+	stuck     int32
+	leaders   map[topicPart]int32          // elected by electPreferredOf
+	joined    map[topicPart]map[int32]bool // in the ISR since the replica's last restart
+	reorders  [][]replicaOrder             // reorderReplicas calls
+	elections [][]topicPart                // electPreferredOf calls
 }
 
 type fakeNode struct {
@@ -52,6 +60,9 @@ type fakePartition struct {
 	p        int32
 	replicas []int32
 	minISR   int32
+	// preferred is the order leaders are picked in, the replicas' first
+	// order: a reassignment that reorders replicas moves no leader.
+	preferred []int32
 }
 
 func newFakeCluster(mode compat.Mode, release string, controllers, brokers int) *fakeCluster {
@@ -135,6 +146,13 @@ func (f *fakeCluster) Restart(ctx context.Context, id int32, ch node.Change) err
 		delete(n.config, k)
 	}
 	n.restarted = time.Now()
+	if id == f.stuck {
+		f.stuck = 0 // its restart heals it
+	}
+	maps.DeleteFunc(f.leaders, func(_ topicPart, l int32) bool { return l == id }) // leadership moves away
+	for _, j := range f.joined {
+		delete(j, id) // out of every ISR
+	}
 	delete(f.down, id) // a restart starts a dead node again
 	if id == f.dieNode {
 		f.down[id] = true
@@ -180,14 +198,34 @@ func (f *fakeCluster) snapshot(ctx context.Context) (health.Snapshot, error) {
 	}
 	t := health.Topic{Name: "orders", MinISR: 2}
 	for _, p := range f.parts {
-		hp := health.Partition{Partition: p.p, Replicas: p.replicas, Leader: -1}
-		for _, r := range p.replicas {
-			if f.up(r, now) {
-				hp.ISR = append(hp.ISR, r)
+		hp := health.Partition{Partition: p.p, Replicas: slices.Clone(p.replicas), Leader: -1}
+		order := p.preferred
+		if order == nil {
+			order = p.replicas
+		}
+		for _, r := range order {
+			if f.up(r, now) && hp.Leader < 0 {
+				hp.Leader = r
 			}
 		}
-		if len(hp.ISR) > 0 {
-			hp.Leader = hp.ISR[0]
+		if l, ok := f.leaders[topicPart{p.topic, p.p}]; ok && f.up(l, now) {
+			hp.Leader = l
+		}
+		key := topicPart{p.topic, p.p}
+		for _, r := range p.replicas {
+			// A stuck leader keeps a replica out that left the ISR with its
+			// restart and has not come back.
+			if !f.up(r, now) || hp.Leader == f.stuck && r != f.stuck && !f.nodes[r].restarted.IsZero() && !f.joined[key][r] {
+				continue
+			}
+			hp.ISR = append(hp.ISR, r)
+			if f.joined == nil {
+				f.joined = map[topicPart]map[int32]bool{}
+			}
+			if f.joined[key] == nil {
+				f.joined[key] = map[int32]bool{}
+			}
+			f.joined[key][r] = true
 		}
 		t.Partitions = append(t.Partitions, hp)
 	}
@@ -268,6 +306,54 @@ func (f *fakeCluster) electPreferred(ctx context.Context, snap health.Snapshot, 
 }
 
 func (f *fakeCluster) electAll(ctx context.Context) error { return nil }
+
+func (f *fakeCluster) reorderReplicas(ctx context.Context, orders []replicaOrder) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reorders = append(f.reorders, slices.Clone(orders))
+	for _, o := range orders {
+		i := slices.IndexFunc(f.parts, func(p fakePartition) bool { return p.topic == o.Topic && p.p == o.Partition })
+		if i < 0 {
+			return fmt.Errorf("%s-%d: unknown partition", o.Topic, o.Partition)
+		}
+		p := &f.parts[i]
+		if !slices.Equal(slices.Sorted(slices.Values(o.Replicas)), slices.Sorted(slices.Values(p.replicas))) {
+			return fmt.Errorf("%s-%d: %v are not its replicas %v", o.Topic, o.Partition, o.Replicas, p.replicas)
+		}
+		if p.preferred == nil {
+			p.preferred = p.replicas
+		}
+		p.replicas = slices.Clone(o.Replicas)
+	}
+	return nil
+}
+
+// replicaProgress reports every replica caught up: the fake's restarted
+// brokers are behind only in their ISR membership.
+func (f *fakeCluster) replicaProgress(ctx context.Context, id int32, tps []topicPart) (map[topicPart]replicaProgress, error) {
+	out := map[topicPart]replicaProgress{}
+	for _, tp := range tps {
+		out[tp] = replicaProgress{End: 100, Watermark: 100}
+	}
+	return out, nil
+}
+
+func (f *fakeCluster) electPreferredOf(ctx context.Context, tps []topicPart) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.elections = append(f.elections, slices.Clone(tps))
+	if f.leaders == nil {
+		f.leaders = map[topicPart]int32{}
+	}
+	for _, tp := range tps {
+		for _, p := range f.parts {
+			if p.topic == tp.topic && p.p == tp.partition && f.up(p.replicas[0], time.Now()) {
+				f.leaders[tp] = p.replicas[0]
+			}
+		}
+	}
+	return nil
+}
 
 func (f *fakeCluster) unregister(ctx context.Context, id int32) error { return nil }
 

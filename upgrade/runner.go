@@ -32,7 +32,8 @@ type config struct {
 	gateTimeout    time.Duration
 	restartTimeout time.Duration
 	catchUpTimeout time.Duration
-	poll           poll.Policy // between the checks of every wait (the timeouts above bound each)
+	stallAfter     time.Duration // see stallWatch; 0: never move leaders
+	poll           poll.Policy   // between the checks of every wait (the timeouts above bound each)
 	gateOpts       []health.GateOption
 	passHolds      bool
 	leadersBack    bool
@@ -58,6 +59,7 @@ func defaultConfig() config {
 		gateTimeout:    10 * time.Minute,
 		restartTimeout: 10 * time.Minute,
 		catchUpTimeout: 10 * time.Minute,
+		stallAfter:     defaultStallAfter,
 		poll:           poll.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 1.5},
 		moveThrottle:   100 << 20,
 		now:            time.Now,
@@ -377,7 +379,7 @@ func (u *run) emit(e Event) {
 	switch e.Kind {
 	case EventStepFailed:
 		level = slog.LevelError
-	case EventGateBlocked, EventHeld:
+	case EventGateBlocked, EventHeld, EventLeadersMoved:
 		level = slog.LevelWarn
 	case EventWaiting:
 		level = slog.LevelDebug

@@ -44,6 +44,16 @@ type clusterOps interface {
 	electAll(ctx context.Context) error
 	// unregister removes a retired broker's KRaft registration.
 	unregister(ctx context.Context, id int32) error
+	// reorderReplicas reassigns partitions to the replicas they have, in
+	// the order given (see [stallWatch]).
+	reorderReplicas(ctx context.Context, orders []replicaOrder) error
+	// electPreferredOf runs a preferred leader election for the
+	// partitions named.
+	electPreferredOf(ctx context.Context, tps []topicPart) error
+	// replicaProgress reads where broker id's replicas of the partitions
+	// end, and their leaders' high watermarks; a partition it cannot read
+	// is left out.
+	replicaProgress(ctx context.Context, id int32, tps []topicPart) (map[topicPart]replicaProgress, error)
 }
 
 // waitFor polls check until it approves, emitting a waiting event whenever
@@ -316,6 +326,10 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 		opts = append(opts, health.LeadsPreferred())
 	}
 	elected := false
+	var stall *stallWatch // a ZooKeeper-mode broker: leaders that do not take it back lose their leadership
+	if u.plan.Mode == compat.ModeZooKeeper && (slices.Contains(st.Roles, node.RoleBroker) || len(st.Roles) == 0) {
+		stall = newStallWatch(st.Node, u.r.cfg.stallAfter)
+	}
 	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, fmt.Sprintf("node %d has not caught up", st.Node),
 		func(ctx context.Context) (health.Verdict, error) {
 			if live, ok := u.r.orch.(node.Liveness); ok {
@@ -337,6 +351,11 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 					return health.Verdict{}, err
 				}
 				v := health.CaughtUp(snap, st.Node, opts...)
+				if !v.OK && stall != nil {
+					if err := u.moveStalled(ctx, i, stall, snap); err != nil {
+						return health.Verdict{}, err
+					}
+				}
 				if !v.OK && u.r.cfg.leadersBack && !elected && onlyLeadership(v) {
 					elected = true
 					if err := ops.electPreferred(ctx, snap, st.Node); err != nil {
@@ -355,6 +374,9 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 		return err
 	}
 	u.emit(Event{Kind: EventCaughtUp, Step: i, Elapsed: u.r.cfg.now().Sub(began), Message: fmt.Sprintf("node %d caught up", st.Node)})
+	if stall != nil {
+		return u.restoreOrder(ctx, i, stall)
+	}
 	return nil
 }
 
