@@ -72,7 +72,7 @@ var aclTable = map[Operation][]ACL{
 	OpRollingUpgrade: {
 		clusterACL(kmsg.ACLOperationDescribe, "DescribeQuorum: the quorum gate and controller catch-up"),
 		clusterACL(kmsg.ACLOperationDescribeConfigs, "DescribeConfigs of the brokers and controllers: pins and fetch timeouts"),
-		clusterACL(kmsg.ACLOperationAlter, "ElectLeaders: preferred leaders back after each restart"),
+		clusterACL(kmsg.ACLOperationAlter, "ElectLeaders: preferred leaders back after each restart; with AlterPartitionReassignments, in ZooKeeper mode, leadership off a leader that does not take a restarted broker back"),
 		topicACL("*", kmsg.ACLOperationDescribe, "Metadata of every topic: the gates' partitions, leaders and ISRs"),
 		topicACL("*", kmsg.ACLOperationDescribeConfigs, "DescribeConfigs of every topic: min.insync.replicas"),
 	},

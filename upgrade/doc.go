@@ -48,9 +48,17 @@
 // it, reporting the blocking partitions in [Event]s; the active controller
 // (or the ZooKeeper controller broker) goes last in its roll, re-checked at
 // each step. After each restart it waits until the node is back in every
-// ISR. With [CanaryGate], real records must also round-trip through every
-// broker before and after each restart ([health.Canary]). A [Journal] records progress, so a Runner given the journal of an
-// interrupted run resumes it without restarting a node twice. With
+// ISR. In ZooKeeper mode, a leader that does not take the restarted broker
+// back into a partition's ISR for a minute (the broker's replica caught up,
+// or served nothing) loses that partition's leadership to an in-sync
+// replica, and the replicas' order is restored once the broker is back
+// ([EventLeadersMoved]): a leader whose requests to the controller stopped
+// (seen on 3.9.2 after a migration's revert) would otherwise hold the
+// broker out until the leader itself restarts. With [CanaryGate], real
+// records must also round-trip through every broker before and after each
+// restart ([health.Canary]). A [Journal] records progress, so a Runner
+// given the journal of an interrupted run resumes it without restarting a
+// node twice. With
 // [BatchRestarts] the brokers of a roll restart in batches: the largest sets
 // whose joint restart the gate allows, a rack at a time where that is safe,
 // checked again just before each batch; controllers stay one at a time.
