@@ -58,29 +58,14 @@ func (o *liveOps) reseedPartitions(ctx context.Context) (int, error) {
 	if err := topics.Error(); err != nil {
 		return 0, fmt.Errorf("list topics: %w", err)
 	}
-	type tp struct {
-		topic     string
-		partition int32
-		replicas  []int32
-	}
-	var all []tp
+	var all []replicaOrder
 	for _, t := range topics.Sorted() {
 		for _, p := range t.Partitions.Sorted() {
-			all = append(all, tp{t.Topic, p.Partition, slices.Clone(p.Replicas)})
+			all = append(all, replicaOrder{Topic: t.Topic, Partition: p.Partition, Replicas: slices.Clone(p.Replicas)})
 		}
 	}
-	for batch := range slices.Chunk(all, reseedBatch) {
-		var req kadm.AlterPartitionAssignmentsReq
-		for _, p := range batch {
-			req.Assign(p.topic, p.partition, p.replicas)
-		}
-		res, err := adm.AlterPartitionAssignments(ctx, req)
-		if err != nil {
-			return 0, err
-		}
-		if err := res.Error(); err != nil {
-			return 0, err
-		}
+	if err := o.reorderReplicas(ctx, all); err != nil {
+		return 0, err
 	}
 	return len(all), nil
 }

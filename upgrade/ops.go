@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -102,14 +103,22 @@ func (o *liveOps) electPreferred(ctx context.Context, snap health.Snapshot, node
 }
 
 func (o *liveOps) electAll(ctx context.Context) error {
-	res, err := kadm.NewClient(o.cl).ElectLeaders(ctx, kadm.ElectPreferredReplica, nil)
+	return o.elect(ctx, nil)
+}
+
+// elect runs a preferred leader election for the partitions of set (every
+// partition if set is nil). Partitions whose preferred replica leads
+// already are no error, nor those that fail with one of the errors of
+// ignore.
+func (o *liveOps) elect(ctx context.Context, set kadm.TopicsSet, ignore ...error) error {
+	res, err := kadm.NewClient(o.cl).ElectLeaders(ctx, kadm.ElectPreferredReplica, set)
 	if err != nil {
 		return fmt.Errorf("preferred leader election: %w", err)
 	}
 	var errs []error
 	for _, ps := range res {
 		for _, r := range ps {
-			if r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) {
+			if r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) && !slices.ContainsFunc(ignore, func(e error) bool { return errors.Is(r.Err, e) }) {
 				errs = append(errs, fmt.Errorf("%s-%d: %w", r.Topic, r.Partition, r.Err))
 			}
 		}

@@ -3,7 +3,6 @@ package upgrade
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -338,19 +337,7 @@ func (o *liveOps) electPreferredOf(ctx context.Context, tps []topicPart) error {
 	for _, tp := range tps {
 		set.Add(tp.topic, tp.partition)
 	}
-	res, err := kadm.NewClient(o.cl).ElectLeaders(ctx, kadm.ElectPreferredReplica, set)
-	if err != nil {
-		return fmt.Errorf("preferred leader election: %w", err)
-	}
-	var errs []error
-	for _, ps := range res {
-		for _, r := range ps {
-			if r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) && !errors.Is(r.Err, kerr.PreferredLeaderNotAvailable) {
-				errs = append(errs, fmt.Errorf("%s-%d: %w", r.Topic, r.Partition, r.Err))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return o.elect(ctx, set, kerr.PreferredLeaderNotAvailable)
 }
 
 // replicaProgress reads broker id's log end offsets with a ListOffsets
