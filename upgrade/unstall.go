@@ -22,6 +22,10 @@ import (
 // the Runner moves that partition's leadership (see [stallWatch]).
 const defaultStallAfter = time.Minute
 
+// progressTimeout bounds one read of a restarted broker's log end offsets:
+// the catch-up check that makes it goes on without them.
+const progressTimeout = 5 * time.Second
+
 // A leaderMove moves the leadership of one partition from a leader that
 // does not take a restarted broker back into its ISR to an in-sync replica,
 // keeping the partition's replicas.
@@ -211,7 +215,10 @@ func (u *run) moveStalled(ctx context.Context, i int, w *stallWatch, snap health
 	ops := u.r.cfg.ops
 	var moves []leaderMove
 	if tps := w.watched(snap); len(tps) > 0 {
-		if prog, err := ops.replicaProgress(ctx, w.node, tps); err == nil {
+		pctx, cancel := context.WithTimeout(ctx, progressTimeout) // a broker just started may not answer yet
+		prog, err := ops.replicaProgress(pctx, w.node, tps)
+		cancel()
+		if err == nil {
 			moves = w.due(snap, prog, u.r.cfg.now())
 		}
 	}
