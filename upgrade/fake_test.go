@@ -308,6 +308,9 @@ func (f *fakeCluster) electPreferred(ctx context.Context, snap health.Snapshot, 
 func (f *fakeCluster) electAll(ctx context.Context) error { return nil }
 
 func (f *fakeCluster) reorderReplicas(ctx context.Context, orders []replicaOrder) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reorders = append(f.reorders, slices.Clone(orders))
@@ -339,6 +342,9 @@ func (f *fakeCluster) replicaProgress(ctx context.Context, id int32, tps []topic
 }
 
 func (f *fakeCluster) electPreferredOf(ctx context.Context, tps []topicPart) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.elections = append(f.elections, slices.Clone(tps))

@@ -324,6 +324,9 @@ func (r *Runner) Run(ctx context.Context, plan Plan) error {
 		msg += fmt.Sprintf(", resuming with %d finished", done)
 	}
 	run.emit(Event{Kind: EventRunStarted, Step: -1, Node: -1, Message: msg})
+	if err := run.restoreLeftOrders(ctx); err != nil {
+		return err
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("upgrade: run stopped: %w", context.Cause(ctx))

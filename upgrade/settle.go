@@ -37,7 +37,8 @@ func (u *run) settle(ctx context.Context, i int, st Step) error {
 		what += " (its change is not in effect, or the node is not back)"
 	}
 	u.emit(Event{Kind: EventWaiting, Step: i, Message: fmt.Sprintf("node %d: the last run stopped during its restart; waiting for that restart to finish before judging the step again", st.Node)})
-	return u.waitFor(ctx, i, EventWaiting, u.r.cfg.restartTimeout, what, func(ctx context.Context) (health.Verdict, error) {
+	stall := u.stallWatch(st)
+	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.restartTimeout, what, func(ctx context.Context) (health.Verdict, error) {
 		v := health.Verdict{Kind: health.KindCaughtUp, Nodes: []int32{st.Node}}
 		if verify {
 			if ok, _ := u.inEffect(ctx, st); !ok {
@@ -58,11 +59,21 @@ func (u *run) settle(ctx context.Context, i int, st Step) error {
 			if err != nil {
 				return health.Verdict{}, err
 			}
-			v.Reasons = append(v.Reasons, health.CaughtUp(snap, st.Node).Reasons...)
+			cv := health.CaughtUp(snap, st.Node)
+			if !cv.OK && stall != nil {
+				if err := u.moveStalled(ctx, i, stall, snap); err != nil {
+					return health.Verdict{}, err
+				}
+			}
+			v.Reasons = append(v.Reasons, cv.Reasons...)
 		}
 		v.OK = len(v.Reasons) == 0
 		return v, nil
 	})
+	if err != nil || stall == nil {
+		return err
+	}
+	return u.restoreOrder(ctx, i, stall)
 }
 
 // verifiable reports whether [run.inEffect] can tell that st's change took

@@ -326,10 +326,7 @@ func (u *run) catchUp(ctx context.Context, i int, st Step) error {
 		opts = append(opts, health.LeadsPreferred())
 	}
 	elected := false
-	var stall *stallWatch // a ZooKeeper-mode broker: leaders that do not take it back lose their leadership
-	if u.plan.Mode == compat.ModeZooKeeper && (slices.Contains(st.Roles, node.RoleBroker) || len(st.Roles) == 0) {
-		stall = newStallWatch(st.Node, u.r.cfg.stallAfter)
-	}
+	stall := u.stallWatch(st)
 	err := u.waitFor(ctx, i, EventWaiting, u.r.cfg.catchUpTimeout, fmt.Sprintf("node %d has not caught up", st.Node),
 		func(ctx context.Context) (health.Verdict, error) {
 			if live, ok := u.r.orch.(node.Liveness); ok {

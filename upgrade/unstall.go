@@ -3,6 +3,7 @@ package upgrade
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,7 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kupgrade/kupgrade/compat"
 	"github.com/kupgrade/kupgrade/health"
+	"github.com/kupgrade/kupgrade/node"
 )
 
 // defaultStallAfter is how long a ZooKeeper-mode leader may keep a
@@ -56,10 +59,14 @@ func (m leaderMove) String() string {
 // A replicaOrder is an assignment of one partition to replicas it already
 // has, in a given order.
 type replicaOrder struct {
-	Topic     string
-	Partition int32
-	Replicas  []int32
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Replicas  []int32 `json:"replicas"`
 }
+
+// leaderMovesKey is the journal's key ([Record.Data]) for the replica
+// orders to restore of the partitions step i moved the leadership of.
+func leaderMovesKey(i int) string { return "leader-moves/" + strconv.Itoa(i) }
 
 // A replicaProgress is where a restarted broker's replica of a partition
 // ends, next to the partition's high watermark on its leader.
@@ -111,6 +118,15 @@ type topicPart struct {
 
 func newStallWatch(node int32, after time.Duration) *stallWatch {
 	return &stallWatch{node: node, after: after, marks: map[topicPart]*stallMark{}, moved: map[topicPart]leaderMove{}}
+}
+
+// stallWatch returns the watch for the catch-up of step st's node: a
+// broker of a ZooKeeper-mode plan; nil for any other.
+func (u *run) stallWatch(st Step) *stallWatch {
+	if u.plan.Mode != compat.ModeZooKeeper || !(slices.Contains(st.Roles, node.RoleBroker) || len(st.Roles) == 0) {
+		return nil
+	}
+	return newStallWatch(st.Node, u.r.cfg.stallAfter)
 }
 
 // watched returns the partitions whose replica progress the watch needs:
@@ -236,6 +252,11 @@ func (u *run) moveStalled(ctx context.Context, i int, w *stallWatch, snap health
 		u.emit(Event{Kind: EventLeadersMoved, Step: i, Message: fmt.Sprintf(
 			"node %d: %s did not take it back into the ISR of %s for %v (its replica caught up but not taken back, or served nothing); moving their leadership to in-sync replicas (%s) by a reassignment to the same replicas and a preferred election; their order is restored once node %d is back",
 			w.node, leaders, partitions(len(moves)), w.after, strings.Join(firstFew(stringsOf(moves)), ", "), w.node)})
+		// The journal first: a run that stops before the restore leaves the
+		// next run the orders to put back.
+		if err := u.journalOrders(ctx, i, w.restores()); err != nil {
+			return err
+		}
 		if err := ops.reorderReplicas(ctx, orders); err != nil {
 			return fmt.Errorf("move the leadership of %d partitions off their stalled leaders: %w", len(moves), err)
 		}
@@ -253,10 +274,7 @@ func (u *run) moveStalled(ctx context.Context, i int, w *stallWatch, snap health
 }
 
 // restoreOrder puts the replicas of the partitions the watch moved back in
-// their order, once the node is back: a reassignment to the same replicas,
-// all in sync, which the controller completes at once; it waits until the
-// brokers' metadata shows the order. The new leaders keep leading until a
-// preferred election.
+// their order, once the node is back (see [run.putBack]).
 func (u *run) restoreOrder(ctx context.Context, i int, w *stallWatch) error {
 	orders := w.restores()
 	if len(orders) == 0 {
@@ -264,6 +282,41 @@ func (u *run) restoreOrder(ctx context.Context, i int, w *stallWatch) error {
 	}
 	what := fmt.Sprintf("node %d is back, but the replicas of the %s whose leadership moved are not back in their order (%s)",
 		w.node, partitions(len(orders)), strings.Join(firstFew(stringsOf(w.sorted())), ", "))
+	if err := u.putBack(ctx, i, orders, what); err != nil {
+		return err
+	}
+	u.emit(Event{Kind: EventLeadersMoved, Step: i, Message: fmt.Sprintf("node %d is back: the replicas of the %s whose leadership moved are in their order again", w.node, partitions(len(orders)))})
+	return nil
+}
+
+// restoreLeftOrders puts back the replica orders an earlier run journaled
+// and did not restore (it stopped during a catch-up that had moved
+// leaders), before anything else; the catch-up, run again, moves them
+// again if their leader still does not take the broker back.
+func (u *run) restoreLeftOrders(ctx context.Context) error {
+	for _, key := range slices.Sorted(maps.Keys(u.rec.Data)) {
+		var i int
+		if _, err := fmt.Sscanf(key, "leader-moves/%d", &i); err != nil || key != leaderMovesKey(i) || i < 0 || i >= len(u.plan.Steps) {
+			continue
+		}
+		var orders []replicaOrder
+		if err := json.Unmarshal(u.rec.Data[key], &orders); err != nil {
+			return fmt.Errorf("upgrade: journal entry %s: %w", key, err)
+		}
+		what := fmt.Sprintf("the replicas of the %s whose leadership the last run moved are not back in their order", partitions(len(orders)))
+		if err := u.putBack(ctx, i, orders, what); err != nil {
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		u.emit(Event{Kind: EventLeadersMoved, Step: i, Message: fmt.Sprintf("the replicas of the %s whose leadership the last run moved are in their order again", partitions(len(orders)))})
+	}
+	return nil
+}
+
+// putBack reassigns the partitions to their replicas in the orders given,
+// waits until the brokers' metadata shows them, then drops step i's journal
+// entry. A reassignment whose replicas are all in sync completes at once;
+// the leaders stay until a preferred election.
+func (u *run) putBack(ctx context.Context, i int, orders []replicaOrder, what string) error {
 	if err := u.r.cfg.ops.reorderReplicas(ctx, orders); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -272,7 +325,7 @@ func (u *run) restoreOrder(ctx context.Context, i int, w *stallWatch) error {
 		if err != nil {
 			return health.Verdict{}, err
 		}
-		v := health.Verdict{Kind: health.Kind("replica-order"), Nodes: []int32{w.node}}
+		v := health.Verdict{Kind: health.Kind("replica-order")}
 		for _, o := range orders {
 			if p, ok := snap.Partition(o.Topic, o.Partition); ok && !slices.Equal(p.Replicas, o.Replicas) {
 				v.Reasons = append(v.Reasons, health.Reason{Rule: "replica-order", Topic: o.Topic, Partition: o.Partition, Leader: p.Leader, Replicas: p.Replicas,
@@ -285,8 +338,29 @@ func (u *run) restoreOrder(ctx context.Context, i int, w *stallWatch) error {
 	if err != nil {
 		return err
 	}
-	u.emit(Event{Kind: EventLeadersMoved, Step: i, Message: fmt.Sprintf("node %d is back: the replicas of the %s whose leadership moved are in their order again", w.node, partitions(len(orders)))})
-	return nil
+	return u.journalOrders(ctx, i, nil)
+}
+
+// journalOrders records the orders to restore for step i (none: drops the
+// entry) and saves the journal.
+func (u *run) journalOrders(ctx context.Context, i int, orders []replicaOrder) error {
+	key := leaderMovesKey(i)
+	if len(orders) == 0 {
+		if _, ok := u.rec.Data[key]; !ok {
+			return nil
+		}
+		delete(u.rec.Data, key)
+		return u.save(ctx)
+	}
+	b, err := json.Marshal(orders)
+	if err != nil {
+		return err
+	}
+	if u.rec.Data == nil {
+		u.rec.Data = map[string]json.RawMessage{}
+	}
+	u.rec.Data[key] = b
+	return u.save(ctx)
 }
 
 // partitions says "1 partition" or "n partitions".

@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -201,5 +202,81 @@ func TestRunnerMovesStalledLeader(t *testing.T) {
 				t.Errorf("Run = %v with reassignments %v: want no leader moved in KRaft mode (the watch is for ZooKeeper controllers)", err, f.reorders)
 			}
 		})
+	})
+}
+
+// TestRunnerRestoresOrderAfterCrash: a run stopped as it moved leaders
+// leaves the orders to put back in its journal; the next run puts them back
+// before anything else, settles the restart in flight (moving the stalled
+// leader's partitions again, since the first run's moves did not happen),
+// finishes the plan with every order as before, and the journal keeps no
+// entry.
+func TestRunnerRestoresOrderAfterCrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeCluster(compat.ModeZooKeeper, "3.8.1", 0, 3)
+		f.stuck = 3
+		orig := map[int32][]int32{}
+		for _, p := range f.parts {
+			orig[p.p] = slices.Clone(p.replicas)
+		}
+		plan := kraftPlan(t, f, "3.9.2", FinalizeLater())
+		j := &MemoryJournal{}
+		ctx, cancel := context.WithCancel(t.Context())
+		stopAtMove := func(e Event) {
+			if e.Kind == EventLeadersMoved {
+				cancel()
+			}
+		}
+		err := mustRunner(t, nil, f, withOps(f), WithJournal(j), OnEvent(stopAtMove), StallAfter(time.Minute), PassHolds()).Run(ctx, plan)
+		if err == nil {
+			t.Fatal("first run finished; want it stopped at the move")
+		}
+		rec, err := j.Load(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for k := range rec.Data {
+			left = append(left, k)
+		}
+		if !slices.Equal(left, []string{"leader-moves/1"}) {
+			t.Fatalf("journal keys %v after the stop, want the first restart's leader moves", left)
+		}
+
+		var log eventLog
+		if err := mustRunner(t, nil, f, withOps(f), WithJournal(j), OnEvent(log.add), StallAfter(time.Minute), PassHolds()).Run(t.Context(), plan); err != nil {
+			t.Fatal(err)
+		}
+		var first string
+		for _, e := range log.ev {
+			if e.Kind == EventLeadersMoved {
+				first = e.Message
+				break
+			}
+		}
+		if !strings.Contains(first, "whose leadership the last run moved are in their order again") {
+			t.Errorf("first leaders-moved event of the second run %q, want the left orders put back", first)
+		}
+		settled := false
+		for _, e := range log.ev {
+			if e.Kind == EventLeadersMoved && e.Step == 1 && strings.Contains(e.Message, "node 1: leader 3 did not take it back") {
+				settled = true
+			}
+		}
+		if !settled {
+			t.Error("no leader moved while the resumed restart of node 1 settled")
+		}
+		for _, p := range f.parts {
+			if !slices.Equal(p.replicas, orig[p.p]) {
+				t.Errorf("orders-%d: replicas %v after the second run, want %v", p.p, p.replicas, orig[p.p])
+			}
+		}
+		rec, err = j.Load(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Data) != 0 {
+			t.Errorf("journal data %v after the run, want none", rec.Data)
+		}
 	})
 }
